@@ -1,0 +1,22 @@
+"""l0bayes: L0 regularization (Louizos, Welling & Kingma, ICLR 2018) as a Bayesian model in Pyro.
+
+Gates are latent variables with a hard concrete guide and a spike-and-slab prior; the gate KL is
+λ·E[L0] (mode "l0") or the full Bernoulli KL (mode "bayes").
+"""
+
+from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
+from l0bayes.linear_model import L0Regression
+from l0bayes.regression import RegressionPrior, regression_guide, regression_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GaussianSlab",
+    "HardConcrete",
+    "L0Regression",
+    "RegressionPrior",
+    "SpikeSlabGate",
+    "gate_kl",
+    "regression_guide",
+    "regression_model",
+]

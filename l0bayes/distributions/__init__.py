@@ -1,0 +1,27 @@
+"""Pyro distributions for L0 gates: the hard concrete guide and the spike-and-slab prior."""
+
+from l0bayes.distributions.hard_concrete import (
+    DEFAULT_STRETCH,
+    DEFAULT_TEMPERATURE,
+    HardConcrete,
+    check_gate_hyperparameters,
+)
+from l0bayes.distributions.spike_slab import (
+    KL_MODES,
+    GaussianSlab,
+    SpikeSlabGate,
+    code_cost,
+    gate_kl,
+)
+
+__all__ = [
+    "DEFAULT_STRETCH",
+    "DEFAULT_TEMPERATURE",
+    "KL_MODES",
+    "GaussianSlab",
+    "HardConcrete",
+    "SpikeSlabGate",
+    "check_gate_hyperparameters",
+    "code_cost",
+    "gate_kl",
+]

@@ -1,0 +1,440 @@
+r"""``L0Regression``: Bayesian variable selection with L0 gates, as a scikit-learn estimator.
+
+Penalties, in log-likelihood units per included coefficient (the intercept is always in):
+
+============  =========================================  ==================================
+penalty       objective minimised over the gates         model chosen
+============  =========================================  ==================================
+``"aic"``     :math:`-\log L + 1\cdot E\|z\|_0`          AIC (:math:`\lambda = 1`)
+``"bic"``     :math:`-\log L + \tfrac12\log n\, E\|z\|_0`  BIC (:math:`\lambda=\tfrac12\log n`)
+float λ ≥ 0   :math:`-\log L + \lambda\, E\|z\|_0`          L0-penalised likelihood
+``"bayes"``   negative ELBO of the spike-and-slab model    median-probability model
+============  =========================================  ==================================
+
+With an information-criterion penalty (``"aic"``, ``"bic"``, float) the coefficients have a
+flat prior (maximum likelihood), the noise scale is estimated, and the relaxed (hard concrete)
+solution is polished by an exact local search on the criterion itself (add / drop / swap one
+feature, each move scored by an exact refit; :func:`l0bayes.selection.local_search`). Relaxed
+gates alone get stuck: a gate that opens early keeps its coefficient, and the coefficient keeps
+the gate open. The polish removes that failure mode; ``relaxed_support_`` keeps the relaxed
+answer for comparison.
+
+With ``penalty="bayes"`` the prior is the one the user writes down, on the coefficients of
+``X`` *as given*: :math:`\beta_j \mid z_j \ne 0 \sim \mathcal N(0, \text{slab\_scale}^2)`,
+:math:`P(z_j \ne 0) = \pi`. Inputs are standardised internally for the optimiser; the slab is
+transformed with them (:math:`\beta^{\rm std}_j = \beta_j\, s_{x_j} / s_y`, so its scale
+becomes :math:`\text{slab\_scale}\cdot s_{x_j}/s_y`), so the posterior is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
+from l0bayes.infer import fit_svi, resolve_device
+from l0bayes.regression import RegressionPrior, regression_guide, regression_model
+from l0bayes.selection import InformationCriteria, information_criteria, local_search
+
+PENALTIES = ("aic", "bic", "bayes")
+METHODS = ("svi", "exact")
+
+
+@dataclass(frozen=True)
+class _Standardizer:
+    """Column centring/scaling of X (and of y for the Gaussian family)."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float
+    y_scale: float
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, family: str) -> _Standardizer:
+        x_scale = X.std(axis=0)
+        if family == "gaussian":
+            return cls(X.mean(axis=0), x_scale, float(y.mean()), float(y.std()) or 1.0)
+        return cls(X.mean(axis=0), x_scale, 0.0, 1.0)
+
+    def coef_to_original(self, coef_std: np.ndarray, intercept_std: float):
+        coef = coef_std * self.y_scale / self.x_scale
+        intercept = self.y_mean + self.y_scale * intercept_std - float(coef @ self.x_mean)
+        return coef, intercept
+
+
+class L0Regression(RegressorMixin, BaseEstimator):
+    r"""Bayesian variable selection for linear and logistic regression with L0 gates.
+
+    Each coefficient :math:`\beta_j = z_j\theta_j` has a gate :math:`z_j` with a hard concrete
+    variational posterior and a spike-and-slab prior; fitting maximises the ELBO with Pyro's
+    SVI (:mod:`l0bayes.regression` holds the model and guide as plain Pyro functions).
+
+    :param family: ``"gaussian"`` (linear regression) or ``"bernoulli"`` (logistic, y in {0,1}).
+    :param penalty: ``"bic"``, ``"aic"``, a float :math:`\lambda \ge 0` (nats per included
+        coefficient), or ``"bayes"`` (full spike-and-slab posterior).
+    :param prior_inclusion: :math:`\pi` for ``"bayes"`` (default 0.5, i.e. uniform over models).
+    :param expected_model_size: alternative to ``prior_inclusion``: :math:`\pi = M / p`.
+    :param slab_scale: prior sd of an included coefficient (``"bayes"``), on X's own scale.
+    :param noise_scale: known noise sd (Gaussian, ``"bayes"``); ``None`` estimates it.
+    :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models; Gaussian,
+        ``"bayes"``, known ``noise_scale``, p ≤ 20; see :func:`l0bayes.exact.exact_posterior`).
+    :param n_steps: SVI steps. :param lr: Adam learning rate.
+    :param num_particles: Monte Carlo gate draws per step (vectorised).
+    :param batch_size: minibatch size for the data plate (``None``: full batch).
+    :param temperature: hard concrete temperature :math:`\beta`.
+    :param polish: exact local search on the criterion after the relaxation (IC penalties).
+    :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
+    :param progress: show a progress bar.
+
+    Fitted attributes: ``inclusion_probs_`` (:math:`P(z_j \ne 0)`), ``selected_``,
+    ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
+    (:class:`~l0bayes.selection.InformationCriteria` of the selected model's refit),
+    ``relaxed_support_``, ``losses_`` (negative ELBO per step), ``lam_`` (λ per coefficient).
+    """
+
+    def __init__(
+        self,
+        family: str = "gaussian",
+        penalty: str | float = "bic",
+        prior_inclusion: float | None = None,
+        expected_model_size: float | None = None,
+        slab_scale: float = 1.0,
+        noise_scale: float | None = None,
+        method: str = "svi",
+        n_steps: int = 1500,
+        lr: float = 0.05,
+        num_particles: int = 8,
+        batch_size: int | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        polish: bool = True,
+        device: str = "cpu",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.family = family
+        self.penalty = penalty
+        self.prior_inclusion = prior_inclusion
+        self.expected_model_size = expected_model_size
+        self.slab_scale = slab_scale
+        self.noise_scale = noise_scale
+        self.method = method
+        self.n_steps = n_steps
+        self.lr = lr
+        self.num_particles = num_particles
+        self.batch_size = batch_size
+        self.temperature = temperature
+        self.polish = polish
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self, n: int, p: int) -> None:
+        if self.family not in ("gaussian", "bernoulli"):
+            raise ValueError(f"family must be 'gaussian' or 'bernoulli', got {self.family!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        _check_penalty(self.penalty)
+        if self.prior_inclusion is not None and self.expected_model_size is not None:
+            raise ValueError(
+                "give prior_inclusion or expected_model_size, not both (expected_model_size=M "
+                "sets prior_inclusion = M / p)"
+            )
+        if self.prior_inclusion is not None and not _in_open_unit(self.prior_inclusion):
+            raise ValueError(
+                f"prior_inclusion must lie strictly in (0, 1), got {self.prior_inclusion!r}"
+            )
+        if self.expected_model_size is not None and not (
+            isinstance(self.expected_model_size, Real) and 0 < self.expected_model_size < p
+        ):
+            raise ValueError(
+                f"expected_model_size must lie strictly between 0 and p = {p}, got "
+                f"{self.expected_model_size!r}"
+            )
+        _check_positive("slab_scale", self.slab_scale)
+        if self.noise_scale is not None:
+            _check_positive("noise_scale", self.noise_scale)
+            if self.penalty != "bayes":
+                raise ValueError(
+                    "noise_scale is used by penalty='bayes'; AIC/BIC-type penalties estimate the "
+                    "noise scale (as the criteria do): drop noise_scale or use penalty='bayes'"
+                )
+            if self.family != "gaussian":
+                raise ValueError("noise_scale applies to family='gaussian' only")
+        for name in ("n_steps", "num_particles"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_positive("lr", self.lr)
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer or None, got {self.batch_size!r}"
+            )
+        check_gate_hyperparameters(self.temperature, (-0.1, 1.1))
+        resolve_device(self.device)
+
+    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        n, p = X.shape
+        if n < 3:
+            raise ValueError(f"L0Regression needs at least 3 samples, got n_samples = {n}")
+        self._check_params(n, p)
+        if self.family == "bernoulli" and not np.isin(y, (0.0, 1.0)).all():
+            raise ValueError(
+                "family='bernoulli' needs y in {0, 1}; got values "
+                f"{np.unique(y)[:5].tolist()} — encode the two classes as 0 and 1"
+            )
+        constant = np.flatnonzero(X.std(axis=0) == 0)
+        if constant.size:
+            raise ValueError(
+                f"X has constant columns {constant.tolist()} (zero variance): they duplicate the "
+                "intercept and carry no information; drop them before fitting"
+            )
+        return X, y
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y) -> L0Regression:
+        """Fit the model to ``X`` (n × p) and ``y`` (n,)."""
+        X, y = self._validate(X, y)
+        self.n_samples_ = X.shape[0]
+        if self.method == "exact":
+            return self._fit_exact(X, y)
+        std = _Standardizer.fit(X, y, self.family)
+        device = resolve_device(self.device)
+        Xt = torch.as_tensor((X - std.x_mean) / std.x_scale, device=device)
+        yt = torch.as_tensor((y - std.y_mean) / std.y_scale, device=device)
+        prior = self._prior(std, X.shape, Xt, yt)
+        result = self._run_svi(Xt, yt, prior, desc="L0Regression")
+        self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
+        selected = self.relaxed_support_
+        if self.penalty != "bayes" and self.polish:
+            selected = local_search(
+                X, y, self.relaxed_support_, criterion=self.lam_, family=self.family
+            ).support
+            if not np.array_equal(selected, self.relaxed_support_):
+                result = self._refine(Xt, yt, prior, selected, result)
+        self._set_fitted(X, y, std, prior, result, selected)
+        return self
+
+    def _prior(self, std, shape, Xt, yt) -> RegressionPrior:
+        n, p = shape
+        lam, kl_mode = _code_cost(self.penalty, n, self._prior_pi(p))
+        self.lam_ = lam
+        bayes = self.penalty == "bayes"
+        precision = (std.y_scale / (self.slab_scale * std.x_scale)) ** 2 if bayes else 0.0
+        noise = None if self.noise_scale is None else self.noise_scale / std.y_scale
+        subsample = None if self.batch_size is None or self.batch_size >= n else self.batch_size
+        return RegressionPrior(
+            family=self.family,
+            lam=lam,
+            kl_mode=kl_mode,
+            slab_precision=torch.as_tensor(precision, dtype=Xt.dtype, device=Xt.device),
+            slab_normalized=bayes,
+            noise_scale=noise,
+            temperature=self.temperature,
+            subsample_size=subsample,
+            weight_guide="normal" if bayes else "delta",
+            init_log_alpha=0.0,
+            init_weight=_ridge(Xt, yt, self.family),
+        )
+
+    def _prior_pi(self, p: int) -> float:
+        if self.expected_model_size is not None:
+            return float(self.expected_model_size) / p
+        return 0.5 if self.prior_inclusion is None else float(self.prior_inclusion)
+
+    def _run_svi(self, Xt, yt, prior, desc, n_steps=None):
+        return fit_svi(
+            regression_model,
+            regression_guide,
+            (Xt, yt, prior),
+            n_steps=n_steps or self.n_steps,
+            lr=self.lr,
+            num_particles=self.num_particles,
+            seed=self.seed,
+            progress=self.progress,
+            desc=desc,
+        )
+
+    def _refine(self, Xt, yt, prior, selected, result):
+        """Restart SVI at the polished support so the gates describe the selected model."""
+        sel = torch.as_tensor(selected, device=Xt.device)
+        init_w = result.params["weight_loc"].clone()
+        init_w[sel] = _ridge(Xt[:, sel], yt, self.family) if sel.any() else init_w[sel]
+        la = torch.where(sel, 3.0, -3.0).to(Xt.dtype)
+        refined = replace(prior, init_log_alpha=la, init_weight=init_w * sel)
+        return self._run_svi(Xt, yt, refined, "L0Regression (refine)", max(self.n_steps // 3, 1))
+
+    def _set_fitted(self, X, y, std, prior, result, selected) -> None:
+        gates = _gates(result, prior)
+        self._standardizer_ = std
+        self.params_ = {k: v.cpu() for k, v in result.params.items()}
+        self.losses_ = result.losses
+        self.inclusion_probs_ = gates.prob_nonzero.cpu().numpy()
+        self.selected_ = np.asarray(selected, dtype=bool)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        if self.penalty == "bayes":
+            coef_std = (gates.mean * result.params["weight_loc"]).cpu().numpy()
+            self.coef_, self.intercept_ = std.coef_to_original(
+                coef_std, float(result.params["intercept"])
+            )
+            if self.family == "gaussian":
+                sigma = self.noise_scale or float(result.params["noise_scale"]) * std.y_scale
+                self.noise_scale_ = float(sigma)
+        else:
+            self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
+            if self.family == "gaussian":
+                resid = y - self.intercept_ - X @ self.coef_
+                self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
+
+    def _fit_exact(self, X, y) -> L0Regression:
+        from l0bayes.exact import exact_posterior
+
+        if self.family != "gaussian" or self.penalty != "bayes" or self.noise_scale is None:
+            raise ValueError(
+                "method='exact' needs family='gaussian', penalty='bayes' and a known "
+                "noise_scale (the conjugate marginal likelihood); use method='svi' otherwise"
+            )
+        post = exact_posterior(
+            X,
+            y,
+            noise_scale=self.noise_scale,
+            slab_scale=self.slab_scale,
+            prior_inclusion=self._prior_pi(X.shape[1]),
+        )
+        self.exact_ = post
+        self.lam_ = _code_cost("bayes", X.shape[0], self._prior_pi(X.shape[1]))[0]
+        self.inclusion_probs_ = post.inclusion_probs
+        self.selected_ = post.inclusion_probs > 0.5
+        self.coef_, self.intercept_ = post.coef_mean, post.intercept
+        self.noise_scale_ = float(self.noise_scale)
+        self.model_size_probs_ = post.model_size_probs
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        return self
+
+    # --------------------------------------------------------------- prediction
+    def _decision(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.intercept_ + X @ self.coef_
+
+    def predict(self, X) -> np.ndarray:
+        """Mean response (Gaussian) or the more probable class, 0 or 1 (Bernoulli)."""
+        eta = self._decision(X)
+        if self.family == "bernoulli":
+            return (eta > 0).astype(np.int64)
+        return eta
+
+    @available_if(lambda self: self.family == "bernoulli")
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``[P(y=0), P(y=1)]`` (Bernoulli family)."""
+        p1 = 1.0 / (1.0 + np.exp(-self._decision(X)))
+        return np.column_stack([1.0 - p1, p1])
+
+    # ----------------------------------------------------------------- reports
+    def information_criteria(self) -> InformationCriteria:
+        """k, log-likelihood, AIC and BIC of the selected model refitted by maximum likelihood
+        with an intercept — the numbers ``statsmodels.OLS``/``Logit`` report for that model."""
+        check_is_fitted(self, "criteria_")
+        return self.criteria_
+
+    def summary(self, names=None):
+        """A table of PIP, coefficient and selection per feature: a pandas ``DataFrame`` when
+        pandas is installed, else plain text."""
+        check_is_fitted(self, "coef_")
+        names = feature_names(self, names)
+        rows = {"pip": self.inclusion_probs_, "coef": self.coef_, "selected": self.selected_}
+        try:
+            import pandas as pd
+        except ImportError:
+            lines = [f"{'feature':>12} {'pip':>7} {'coef':>11} selected"]
+            for i, name in enumerate(names):
+                lines.append(
+                    f"{name:>12} {rows['pip'][i]:7.3f} {rows['coef'][i]:11.4g} "
+                    f"{bool(rows['selected'][i])}"
+                )
+            return "\n".join(lines)
+        return pd.DataFrame(rows, index=pd.Index(names, name="feature"))
+
+    def to_inference_data(self, X, y, num_samples: int = 1000, seed: int = 0):
+        """An ArviZ ``InferenceData`` of the variational posterior: gate, weight and coefficient
+        draws (``posterior``), the pointwise log-likelihood of ``(X, y)`` per draw
+        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``."""
+        from l0bayes.inference_data import regression_inference_data
+
+        check_is_fitted(self, "coef_")
+        return regression_inference_data(self, X, y, num_samples=num_samples, seed=seed)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_penalty(penalty) -> None:
+    if isinstance(penalty, str):
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES} or a float >= 0, got {penalty!r}")
+        return
+    if isinstance(penalty, bool) or not isinstance(penalty, Real) or not math.isfinite(penalty):
+        raise ValueError(f"penalty must be one of {PENALTIES} or a finite float, got {penalty!r}")
+    if penalty < 0:
+        raise ValueError(
+            f"penalty (lambda, nats per coefficient) must be >= 0, got {penalty}; "
+            "use 'aic' (1) or 'bic' (log(n)/2)"
+        )
+
+
+def _code_cost(penalty, n: int, pi: float) -> tuple[float, str]:
+    """λ per coefficient and the KL mode for a penalty."""
+    if penalty == "aic":
+        return 1.0, "l0"
+    if penalty == "bic":
+        return 0.5 * math.log(n), "l0"
+    if penalty == "bayes":
+        return math.log1p(-pi) - math.log(pi), "bayes"
+    return float(penalty), "l0"
+
+
+def _in_open_unit(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and 0.0 < value < 1.0
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < math.inf):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _gates(result, prior: RegressionPrior) -> HardConcrete:
+    return HardConcrete(result.params["gate_log_alpha"], prior.temperature, prior.stretch)
+
+
+def _ridge(Xt: torch.Tensor, yt: torch.Tensor, family: str, alpha: float = 1.0) -> torch.Tensor:
+    """Ridge start for the weights on standardised data (logistic: a scaled linear fit)."""
+    p = Xt.shape[1]
+    target = yt if family == "gaussian" else 4.0 * (yt - yt.mean())
+    gram = Xt.T @ Xt + alpha * torch.eye(p, dtype=Xt.dtype, device=Xt.device)
+    return torch.linalg.solve(gram, Xt.T @ (target - target.mean()))
+
+
+def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str):
+    """Maximum-likelihood coefficients (original scale) of the model on ``support``."""
+    from l0bayes.selection import refit_coefficients
+
+    coef = np.zeros(X.shape[1])
+    intercept, coef[support] = refit_coefficients(X[:, support], y, family)
+    return coef, intercept
+
+
+def feature_names(est, names=None) -> list[str]:
+    """Column names: ``names`` if given, else those seen in ``fit``, else ``x0, x1, ...``."""
+    if names is not None:
+        return [str(n) for n in names]
+    if hasattr(est, "feature_names_in_"):
+        return [str(n) for n in est.feature_names_in_]
+    return [f"x{j}" for j in range(est.n_features_in_)]
