@@ -29,6 +29,7 @@ becomes :math:`\text{slab\_scale}\cdot s_{x_j}/s_y`), so the posterior is unchan
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from numbers import Real
 
@@ -90,6 +91,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
     :param batch_size: minibatch size for the data plate (``None``: full batch).
     :param temperature: hard concrete temperature :math:`\beta`.
     :param polish: exact local search on the criterion after the relaxation (IC penalties).
+    :param importance_samples: for ``family="gaussian"``, ``penalty="bayes"``: correct the
+        variational inclusion probabilities by Pareto-smoothed importance sampling with this
+        many model draws from the guide, weighted by the exact conjugate marginal likelihood
+        (:mod:`l0bayes.importance`); 0 keeps the raw variational probabilities.
     :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
     :param progress: show a progress bar.
 
@@ -97,6 +102,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
     ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
     (:class:`~l0bayes.selection.InformationCriteria` of the selected model's refit),
     ``relaxed_support_``, ``losses_`` (negative ELBO per step), ``lam_`` (λ per coefficient).
+    With the importance correction also ``variational_inclusion_probs_`` (the guide's own),
+    ``pareto_k_``, ``importance_ess_`` and ``model_size_probs_``.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         batch_size: int | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         polish: bool = True,
+        importance_samples: int = 4096,
         device: str = "cpu",
         seed: int = 0,
         progress: bool = True,
@@ -131,6 +139,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.temperature = temperature
         self.polish = polish
+        self.importance_samples = importance_samples
         self.device = device
         self.seed = seed
         self.progress = progress
@@ -168,6 +177,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 )
             if self.family != "gaussian":
                 raise ValueError("noise_scale applies to family='gaussian' only")
+        if (
+            not isinstance(self.importance_samples, (int, np.integer))
+            or self.importance_samples < 0
+        ):
+            raise ValueError(
+                f"importance_samples must be an integer >= 0, got {self.importance_samples!r}"
+            )
         for name in ("n_steps", "num_particles"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -223,7 +239,41 @@ class L0Regression(RegressorMixin, BaseEstimator):
             if not np.array_equal(selected, self.relaxed_support_):
                 result = self._refine(Xt, yt, prior, selected, result)
         self._set_fitted(X, y, std, prior, result, selected)
+        if self.penalty == "bayes" and self.family == "gaussian" and self.importance_samples:
+            self._importance_correct(X, y)
         return self
+
+    def _importance_correct(self, X, y) -> None:
+        """Replace the guide's PIPs by their PSIS-corrected values (:mod:`l0bayes.importance`).
+        With an estimated noise scale the marginal likelihood uses the fitted value."""
+        from l0bayes.importance import psis_inclusion_probs
+
+        res = psis_inclusion_probs(
+            X,
+            y,
+            self.inclusion_probs_,
+            noise_scale=self.noise_scale_,
+            slab_scale=self.slab_scale,
+            prior_inclusion=self._prior_pi(X.shape[1]),
+            num_samples=int(self.importance_samples),
+            seed=self.seed,
+        )
+        self.variational_inclusion_probs_ = self.inclusion_probs_
+        self.inclusion_probs_ = res.inclusion_probs
+        self.selected_ = res.inclusion_probs > 0.5
+        self.coef_ = res.coef_mean
+        self.intercept_ = float(y.mean() - X.mean(axis=0) @ res.coef_mean)
+        self.model_size_probs_ = res.model_size_probs
+        self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        if res.ess < 50:
+            warnings.warn(
+                f"the importance-sampling correction rests on an effective sample size of "
+                f"{res.ess:.0f} (Pareto k = {res.pareto_k:.2f}); raise importance_samples or "
+                "n_steps, or read variational_inclusion_probs_",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _prior(self, std, shape, Xt, yt) -> RegressionPrior:
         n, p = shape

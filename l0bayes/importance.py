@@ -1,0 +1,83 @@
+r"""Pareto-smoothed importance sampling (PSIS) correction of variational inclusion probabilities.
+
+Mean-field variational posteriors over gates are overconfident when features are correlated:
+the guide picks one of two exchangeable features instead of splitting the probability. For the
+Gaussian family with the conjugate slab the marginal likelihood :math:`p(y \mid \gamma)` of a
+model is available in closed form (:func:`l0bayes.exact.score_supports`), so the fitted guide
+can serve as an importance-sampling proposal for the exact posterior (Yao, Vehtari, Simpson &
+Gelman 2018, "Yes, but did it work?: Evaluating variational inference"):
+
+.. math::
+
+    \gamma^{(s)} \sim \tilde q(\gamma) = \prod_j \mathrm{Bernoulli}(\rho_j), \quad
+    \rho_j = \min(1-\delta, \max(\delta, P_q(z_j \ne 0))), \quad
+    \log w_s = \log p(y \mid \gamma^{(s)}) + \log p(\gamma^{(s)}) - \log \tilde q(\gamma^{(s)}),
+
+    \widehat{P}(\gamma_j = 1 \mid y) = \sum_s \bar w_s \gamma^{(s)}_j, \qquad
+    \widehat{E}[\beta \mid y] = \sum_s \bar w_s\, E[\beta \mid y, \gamma^{(s)}],
+
+with Pareto-smoothed, self-normalised weights :math:`\bar w_s`. Clipping the proposal at
+:math:`\delta` (default :math:`\min(0.1, 1/p)`) keeps every model reachable. The estimate
+converges to the exact posterior as the number of draws grows; the Pareto :math:`\hat k`
+diagnostic says whether it can be trusted (:math:`\hat k < 0.7`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from l0bayes.exact import score_supports
+
+
+@dataclass(frozen=True)
+class ImportanceResult:
+    """PSIS estimates of the posterior over models."""
+
+    inclusion_probs: np.ndarray
+    coef_mean: np.ndarray
+    model_size_probs: np.ndarray
+    pareto_k: float
+    ess: float
+    num_samples: int
+
+
+def psis_inclusion_probs(
+    X: np.ndarray,
+    y: np.ndarray,
+    proposal_probs: np.ndarray,
+    *,
+    noise_scale: float,
+    slab_scale: float | np.ndarray,
+    prior_inclusion: float,
+    num_samples: int = 4096,
+    floor: float | None = None,
+    seed: int = 0,
+) -> ImportanceResult:
+    """PSIS estimate of the posterior inclusion probabilities (see the module docstring)."""
+    import arviz as az
+
+    p = len(proposal_probs)
+    delta = min(0.1, 1.0 / p) if floor is None else floor
+    rho = np.clip(np.asarray(proposal_probs, dtype=np.float64), delta, 1.0 - delta)
+    rng = np.random.default_rng(seed)
+    draws = rng.random((num_samples, p)) < rho
+    models, inverse = np.unique(draws, axis=0, return_inverse=True)
+    loglik, cond_mean = score_supports(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
+    size = draws.sum(axis=1)
+    log_prior = size * np.log(prior_inclusion) + (p - size) * np.log1p(-prior_inclusion)
+    log_q = np.where(draws, np.log(rho), np.log1p(-rho)).sum(axis=1)
+    log_w = loglik[inverse.ravel()] + log_prior - log_q
+    with np.errstate(over="ignore"):  # arviz's Pareto fit overflows harmlessly on ties
+        smoothed, k_hat = az.psislw(log_w - log_w.max())
+    w = np.exp(smoothed)
+    w /= w.sum()
+    return ImportanceResult(
+        inclusion_probs=w @ draws,
+        coef_mean=w @ cond_mean[inverse.ravel()],
+        model_size_probs=np.bincount(size, weights=w, minlength=p + 1),
+        pareto_k=float(k_hat),
+        ess=float(1.0 / np.sum(w**2)),
+        num_samples=num_samples,
+    )
