@@ -67,19 +67,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import brentq
-from scipy.special import betainc, betaln, logsumexp
+from scipy.special import logsumexp
+
+from l0bayes.model_size import (
+    PriorInclusion,
+    check_prior_inclusion,
+    log_prior_by_size,
+    pi_posterior,
+)
 
 __all__ = ["ExactPosterior", "exact_posterior", "log_marginal_likelihoods"]
 
 _DTYPE = torch.float64
 # Elements of one batched k-by-k block tensor (x 8 bytes): bounds memory to a few hundred MB.
 _CHUNK_ELEMENTS = 1 << 22
-_INTERVAL_LEVEL = 0.90
 _CALIBRATION_MODELS = 2048
 _CALIBRATION_MAX_K = 20
-
-PriorInclusion = float | tuple[str, float, float]
 
 
 @dataclass
@@ -173,30 +176,6 @@ def _check_slab(slab_scale: float | np.ndarray, p: int) -> np.ndarray:
             f"slab_scale must be finite and > 0 for every feature; got {slab_scale!r}."
         )
     return slab
-
-
-def _check_prior(prior_inclusion: PriorInclusion) -> PriorInclusion:
-    if isinstance(prior_inclusion, (tuple, list)):
-        ok = len(prior_inclusion) == 3 and prior_inclusion[0] == "beta"
-        a, b = (prior_inclusion[1], prior_inclusion[2]) if ok else (0.0, 0.0)
-        if not (ok and all(_is_positive_number(v) for v in (a, b))):
-            raise ValueError(
-                "prior_inclusion as a hyperprior must be ('beta', a, b) with finite a > 0 and "
-                f"b > 0, e.g. ('beta', 1.0, 1.0); got {prior_inclusion!r}."
-            )
-        return ("beta", float(a), float(b))
-    if not (_is_positive_number(prior_inclusion) and float(prior_inclusion) < 1):
-        raise ValueError(
-            "prior_inclusion must be a probability strictly inside (0, 1), e.g. 0.5, or "
-            f"('beta', a, b); got {prior_inclusion!r}."
-        )
-    return float(prior_inclusion)
-
-
-def _is_positive_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return False
-    return math.isfinite(float(value)) and float(value) > 0
 
 
 def _check_count(name: str, value: int) -> int:
@@ -376,21 +355,6 @@ def log_marginal_likelihoods(
 # ------------------------------------------------------------------------------ posterior
 
 
-def _log_prior_by_size(prior: PriorInclusion, p: int) -> np.ndarray:
-    r"""Log prior of one model of each size :math:`k = 0, \dots, p`.
-
-    .. math::
-
-        \log p(\gamma) = k \log \pi + (p - k) \log(1 - \pi)
-        \quad\text{or}\quad \log B(a + k, b + p - k) - \log B(a, b).
-    """
-    k = np.arange(p + 1, dtype=np.float64)
-    if isinstance(prior, tuple):
-        _, a, b = prior
-        return betaln(a + k, b + p - k) - betaln(a, b)
-    return k * math.log(prior) + (p - k) * math.log1p(-prior)
-
-
 class _WeightedMean:
     r"""Streaming :math:`\sum_\gamma w_\gamma m_\gamma` with :math:`w \propto e^{\ell}`.
 
@@ -453,33 +417,6 @@ def _top_models(log_probs: np.ndarray, p: int, top: int) -> list[tuple[np.ndarra
     return [((int(i) & bits) != 0, float(np.exp(log_probs[i]))) for i in best]
 
 
-def _pi_posterior(
-    prior: PriorInclusion, size_probs: np.ndarray
-) -> tuple[float, tuple[float, float]]:
-    r"""Posterior mean and 90% equal-tailed interval of :math:`\pi`.
-
-    .. math::
-
-        p(\pi \mid y) = \sum_k P(k \mid y)\, \mathrm{Beta}(\pi; a + k, b + p - k), \qquad
-        E[\pi \mid y] = \sum_k P(k \mid y) \frac{a + k}{a + b + p}.
-
-    The quantiles solve :math:`\sum_k P(k \mid y)\, I_\pi(a + k, b + p - k) = q` by root finding.
-    For a fixed :math:`\pi` the posterior is a point mass.
-    """
-    if not isinstance(prior, tuple):
-        return prior, (prior, prior)
-    _, a, b = prior
-    p = size_probs.size - 1
-    k = np.arange(p + 1)
-    mean = float(size_probs @ (a + k) / (a + b + p))
-
-    def quantile(q: float) -> float:
-        return brentq(lambda x: size_probs @ betainc(a + k, b + p - k, x) - q, 0.0, 1.0)
-
-    tail = (1 - _INTERVAL_LEVEL) / 2
-    return mean, (quantile(tail), quantile(1 - tail))
-
-
 def exact_posterior(
     X: np.ndarray,
     y: np.ndarray,
@@ -506,16 +443,16 @@ def exact_posterior(
     on invalid input and when ``p > max_features`` (the message estimates the run time).
     """
     start = time.perf_counter()
-    prior = _check_prior(prior_inclusion)
+    prior = check_prior_inclusion(prior_inclusion)
     top = _check_count("top", top)
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     p = stats.h.shape[0]
-    log_post, sizes, coef_mean = _posterior_models(stats, _log_prior_by_size(prior, p))
+    log_post, sizes, coef_mean = _posterior_models(stats, log_prior_by_size(prior, p))
     log_evidence = float(logsumexp(log_post))
     log_probs = log_post - log_evidence
     probs = np.exp(log_probs)
     size_probs = np.bincount(sizes, weights=probs, minlength=p + 1)
-    pi_mean, pi_interval = _pi_posterior(prior, size_probs)
+    pi_mean, pi_interval = pi_posterior(prior, size_probs)
     return ExactPosterior(
         inclusion_probs=_inclusion_probs(probs, p),
         model_size_probs=size_probs,

@@ -16,7 +16,9 @@ Gelman 2018, "Yes, but did it work?: Evaluating variational inference"):
     \widehat{P}(\gamma_j = 1 \mid y) = \sum_s \bar w_s \gamma^{(s)}_j, \qquad
     \widehat{E}[\beta \mid y] = \sum_s \bar w_s\, E[\beta \mid y, \gamma^{(s)}],
 
-with Pareto-smoothed, self-normalised weights :math:`\bar w_s`. Clipping the proposal at
+where :math:`p(\gamma)` is the fixed-:math:`\pi` or beta-binomial prior
+(:func:`l0bayes.model_size.log_prior_by_size`), with Pareto-smoothed, self-normalised weights
+:math:`\bar w_s`. Clipping the proposal at
 :math:`\delta` (default :math:`\min(0.1, 1/p)`) keeps every model reachable. The estimate
 converges to the exact posterior as the number of draws grows; the Pareto :math:`\hat k`
 diagnostic says whether it can be trusted (:math:`\hat k < 0.7`).
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from l0bayes.exact import score_supports
+from l0bayes.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def psis_inclusion_probs(
     *,
     noise_scale: float,
     slab_scale: float | np.ndarray,
-    prior_inclusion: float,
+    prior_inclusion: PriorInclusion,
     num_samples: int = 4096,
     floor: float | None = None,
     seed: int = 0,
@@ -66,7 +69,7 @@ def psis_inclusion_probs(
     models, inverse = np.unique(draws, axis=0, return_inverse=True)
     loglik, cond_mean = score_supports(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
     size = draws.sum(axis=1)
-    log_prior = size * np.log(prior_inclusion) + (p - size) * np.log1p(-prior_inclusion)
+    log_prior = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)[size]
     log_q = np.where(draws, np.log(rho), np.log1p(-rho)).sum(axis=1)
     log_w = loglik[inverse.ravel()] + log_prior - log_q
     with np.errstate(over="ignore"):  # arviz's Pareto fit overflows harmlessly on ties

@@ -41,11 +41,21 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
 from l0bayes.infer import fit_svi, resolve_device
+from l0bayes.model_size import (
+    PriorInclusion,
+    beta_from_model_size,
+    check_prior_inclusion,
+    pi_posterior,
+    pmf_interval,
+    poisson_binomial,
+)
 from l0bayes.regression import RegressionPrior, regression_guide, regression_model
 from l0bayes.selection import InformationCriteria, information_criteria, local_search
 
 PENALTIES = ("aic", "bic", "bayes")
 METHODS = ("svi", "exact")
+#: Below this effective sample size a PIP's Monte Carlo sd can reach 0.5/sqrt(30) ≈ 0.09.
+_MIN_ESS = 30
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
     :param family: ``"gaussian"`` (linear regression) or ``"bernoulli"`` (logistic, y in {0,1}).
     :param penalty: ``"bic"``, ``"aic"``, a float :math:`\lambda \ge 0` (nats per included
         coefficient), or ``"bayes"`` (full spike-and-slab posterior).
-    :param prior_inclusion: :math:`\pi` for ``"bayes"`` (default 0.5, i.e. uniform over models).
-    :param expected_model_size: alternative to ``prior_inclusion``: :math:`\pi = M / p`.
+    :param prior_inclusion: :math:`\pi` for ``"bayes"`` (default 0.5, i.e. uniform over
+        models), or a Beta hyperprior ``("beta", a, b)`` / ``pyro.distributions.Beta(a, b)``
+        (the beta-binomial prior on model size; :math:`\pi` is then a latent variable).
+    :param expected_model_size: "about M of my p features matter": :math:`\pi = M / p`, or with
+        ``concentration`` :math:`c` the hyperprior :math:`\mathrm{Beta}(cM/p, c(1-M/p))`
+        (:func:`l0bayes.model_size.beta_from_model_size`).
     :param slab_scale: prior sd of an included coefficient (``"bayes"``), on X's own scale.
     :param noise_scale: known noise sd (Gaussian, ``"bayes"``); ``None`` estimates it.
     :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models; Gaussian,
@@ -102,8 +116,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
     ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
     (:class:`~l0bayes.selection.InformationCriteria` of the selected model's refit),
     ``relaxed_support_``, ``losses_`` (negative ELBO per step), ``lam_`` (λ per coefficient).
-    With the importance correction also ``variational_inclusion_probs_`` (the guide's own),
-    ``pareto_k_``, ``importance_ess_`` and ``model_size_probs_``.
+    With ``"bayes"``: ``model_size_probs_`` (posterior of :math:`\sum_j 1[z_j \ne 0]`, an array
+    over 0..p), ``model_size_mean_``, ``model_size_interval_`` (90%), ``prior_inclusion_mean_``
+    and ``prior_inclusion_interval_`` (posterior of :math:`\pi`; a point for a fixed
+    :math:`\pi`). With the importance correction also ``variational_inclusion_probs_`` (the
+    guide's own), ``pareto_k_`` and ``importance_ess_``.
     """
 
     def __init__(
@@ -112,6 +129,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         penalty: str | float = "bic",
         prior_inclusion: float | None = None,
         expected_model_size: float | None = None,
+        concentration: float | None = None,
         slab_scale: float = 1.0,
         noise_scale: float | None = None,
         method: str = "svi",
@@ -121,7 +139,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         batch_size: int | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         polish: bool = True,
-        importance_samples: int = 4096,
+        importance_samples: int = 16384,
         device: str = "cpu",
         seed: int = 0,
         progress: bool = True,
@@ -130,6 +148,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.penalty = penalty
         self.prior_inclusion = prior_inclusion
         self.expected_model_size = expected_model_size
+        self.concentration = concentration
         self.slab_scale = slab_scale
         self.noise_scale = noise_scale
         self.method = method
@@ -156,10 +175,14 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 "give prior_inclusion or expected_model_size, not both (expected_model_size=M "
                 "sets prior_inclusion = M / p)"
             )
-        if self.prior_inclusion is not None and not _in_open_unit(self.prior_inclusion):
-            raise ValueError(
-                f"prior_inclusion must lie strictly in (0, 1), got {self.prior_inclusion!r}"
-            )
+        if self.prior_inclusion is not None:
+            prior = check_prior_inclusion(_beta_tuple(self.prior_inclusion))
+            if isinstance(prior, tuple) and self.penalty != "bayes":
+                raise ValueError("a Beta hyperprior on prior_inclusion needs penalty='bayes'")
+        if self.concentration is not None:
+            _check_positive("concentration", self.concentration)
+            if self.expected_model_size is None:
+                raise ValueError("concentration needs expected_model_size (the prior mean of k)")
         if self.expected_model_size is not None and not (
             isinstance(self.expected_model_size, Real) and 0 < self.expected_model_size < p
         ):
@@ -239,9 +262,32 @@ class L0Regression(RegressorMixin, BaseEstimator):
             if not np.array_equal(selected, self.relaxed_support_):
                 result = self._refine(Xt, yt, prior, selected, result)
         self._set_fitted(X, y, std, prior, result, selected)
-        if self.penalty == "bayes" and self.family == "gaussian" and self.importance_samples:
-            self._importance_correct(X, y)
+        if self.penalty == "bayes":
+            self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
+            if self.family == "gaussian" and self.importance_samples:
+                self._importance_correct(X, y)
         return self
+
+    def _set_size_posterior(self, size_probs: np.ndarray, params=None) -> None:
+        r"""Posterior of the model size and of π. From the guide: the Poisson-binomial of the
+        gates and the Beta guide of π; from a model-size posterior (exact or importance
+        weighted): :math:`p(\pi \mid y) = \sum_k P(k \mid y)\,\mathrm{Beta}(a+k, b+p-k)`."""
+        self.model_size_probs_ = size_probs
+        self.model_size_mean_ = float(np.arange(size_probs.size) @ size_probs)
+        self.model_size_interval_ = pmf_interval(size_probs)
+        prior = self._prior_pi(size_probs.size - 1)
+        if params is not None and "inclusion_concentration1" in params:
+            a, b = (
+                float(params[k]) for k in ("inclusion_concentration1", "inclusion_concentration0")
+            )
+            from scipy.stats import beta as beta_dist
+
+            self.prior_inclusion_mean_ = a / (a + b)
+            self.prior_inclusion_interval_ = tuple(beta_dist(a, b).ppf([0.05, 0.95]).tolist())
+        else:
+            self.prior_inclusion_mean_, self.prior_inclusion_interval_ = pi_posterior(
+                prior, size_probs
+            )
 
     def _importance_correct(self, X, y) -> None:
         """Replace the guide's PIPs by their PSIS-corrected values (:mod:`l0bayes.importance`).
@@ -263,10 +309,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.selected_ = res.inclusion_probs > 0.5
         self.coef_ = res.coef_mean
         self.intercept_ = float(y.mean() - X.mean(axis=0) @ res.coef_mean)
-        self.model_size_probs_ = res.model_size_probs
+        self._set_size_posterior(res.model_size_probs)
         self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
-        if res.ess < 50:
+        if res.ess < _MIN_ESS:
             warnings.warn(
                 f"the importance-sampling correction rests on an effective sample size of "
                 f"{res.ess:.0f} (Pareto k = {res.pareto_k:.2f}); raise importance_samples or "
@@ -277,7 +323,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
 
     def _prior(self, std, shape, Xt, yt) -> RegressionPrior:
         n, p = shape
-        lam, kl_mode = _code_cost(self.penalty, n, self._prior_pi(p))
+        pi = self._prior_pi(p)
+        lam, kl_mode = _code_cost(self.penalty, n, pi)
         self.lam_ = lam
         bayes = self.penalty == "bayes"
         precision = (std.y_scale / (self.slab_scale * std.x_scale)) ** 2 if bayes else 0.0
@@ -295,12 +342,16 @@ class L0Regression(RegressorMixin, BaseEstimator):
             weight_guide="normal" if bayes else "delta",
             init_log_alpha=0.0,
             init_weight=_ridge(Xt, yt, self.family),
+            inclusion_beta=pi[1:] if isinstance(pi, tuple) else None,
         )
 
-    def _prior_pi(self, p: int) -> float:
+    def _prior_pi(self, p: int) -> PriorInclusion:
+        """The prior on inclusion: a float π or ``("beta", a, b)``."""
         if self.expected_model_size is not None:
+            if self.concentration is not None:
+                return beta_from_model_size(self.expected_model_size, self.concentration, p)
             return float(self.expected_model_size) / p
-        return 0.5 if self.prior_inclusion is None else float(self.prior_inclusion)
+        return 0.5 if self.prior_inclusion is None else _beta_tuple(self.prior_inclusion)
 
     def _run_svi(self, Xt, yt, prior, desc, n_steps=None):
         return fit_svi(
@@ -367,7 +418,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.selected_ = post.inclusion_probs > 0.5
         self.coef_, self.intercept_ = post.coef_mean, post.intercept
         self.noise_scale_ = float(self.noise_scale)
-        self.model_size_probs_ = post.model_size_probs
+        self.top_models_ = post.top_models
+        self._set_size_posterior(post.model_size_probs)
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
         return self
 
@@ -440,8 +492,10 @@ def _check_penalty(penalty) -> None:
         )
 
 
-def _code_cost(penalty, n: int, pi: float) -> tuple[float, str]:
-    """λ per coefficient and the KL mode for a penalty."""
+def _code_cost(penalty, n: int, pi: PriorInclusion) -> tuple[float, str]:
+    """λ per coefficient and the KL mode for a penalty (for a Beta hyperprior: at its mean)."""
+    if isinstance(pi, tuple):
+        pi = pi[1] / (pi[1] + pi[2])
     if penalty == "aic":
         return 1.0, "l0"
     if penalty == "bic":
@@ -451,8 +505,16 @@ def _code_cost(penalty, n: int, pi: float) -> tuple[float, str]:
     return float(penalty), "l0"
 
 
-def _in_open_unit(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and 0.0 < value < 1.0
+def _beta_tuple(prior_inclusion):
+    """Accept ``pyro.distributions.Beta(a, b)`` as ``("beta", a, b)``; pass others through."""
+    import torch.distributions as tdist
+
+    if isinstance(prior_inclusion, tdist.Beta):
+        if prior_inclusion.batch_shape != ():
+            raise ValueError("a Beta hyperprior on prior_inclusion must be scalar")
+        a, b = prior_inclusion.concentration1, prior_inclusion.concentration0
+        return ("beta", float(a), float(b))
+    return prior_inclusion
 
 
 def _check_positive(name: str, value) -> None:

@@ -70,6 +70,9 @@ class RegressionPrior:
     :param weight_guide: ``"delta"`` (MAP weights) or ``"normal"`` (mean-field Gaussian).
     :param init_log_alpha: initial gate locations (float or ``(p,)``).
     :param init_weight: initial weight locations (``None``: zeros) of shape ``(p,)``.
+    :param inclusion_beta: ``(a, b)`` of a Beta hyperprior on the prior inclusion probability
+        :math:`\\pi` (then ``lam`` is ignored and :math:`\\pi` is a latent site
+        ``"prior_inclusion"`` with a Beta guide).
     """
 
     family: str = "gaussian"
@@ -84,6 +87,7 @@ class RegressionPrior:
     weight_guide: str = "delta"
     init_log_alpha: float | torch.Tensor = 0.0
     init_weight: torch.Tensor | None = field(default=None, compare=False)
+    inclusion_beta: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -107,9 +111,9 @@ def regression_model(
     """The L0-gated regression model (see the module docstring). Returns the coefficients."""
     n, p = X.shape
     intercept = pyro.param("intercept", lambda: X.new_zeros(()))
+    gate_prior = _gate_prior(prior, X)
     with pyro.plate("features", p):
-        gate_prior = SpikeSlabGate(lam=_as_tensor(prior.lam, X), kl_mode=prior.kl_mode)
-        z = pyro.sample("gate", gate_prior.expand([p]))
+        z = pyro.sample("gate", gate_prior)
         slab = GaussianSlab(_as_tensor(prior.slab_precision, X), prior.slab_normalized)
         with poutine.mask(mask=z != 0):  # the spike: an excluded weight costs nothing
             theta = pyro.sample("weight", slab.expand([p]))
@@ -123,6 +127,16 @@ def regression_model(
         else:
             pyro.sample("obs", dist.Bernoulli(logits=eta), obs=obs)
     return coef
+
+
+def _gate_prior(prior: RegressionPrior, like: torch.Tensor) -> SpikeSlabGate:
+    """The gates' prior; with a Beta hyperprior, π is sampled first (a global latent)."""
+    if prior.inclusion_beta is None:
+        return SpikeSlabGate(lam=_as_tensor(prior.lam, like), kl_mode=prior.kl_mode)
+    a, b = (_as_tensor(v, like) for v in prior.inclusion_beta)
+    pi = pyro.sample("prior_inclusion", dist.Beta(a, b))
+    eps = torch.finfo(like.dtype).eps
+    return SpikeSlabGate(prior_inclusion=pi.clamp(eps, 1 - eps), kl_mode=prior.kl_mode)
 
 
 def _noise_scale(prior: RegressionPrior, like: torch.Tensor) -> torch.Tensor:
@@ -143,6 +157,11 @@ def regression_guide(
     log_alpha = pyro.param(
         "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(p).clone()
     )
+    if prior.inclusion_beta is not None:
+        a0, b0 = (_as_tensor(v, X) for v in prior.inclusion_beta)
+        a = pyro.param("inclusion_concentration1", a0, constraint=constraints.positive)
+        b = pyro.param("inclusion_concentration0", b0, constraint=constraints.positive)
+        pyro.sample("prior_inclusion", dist.Beta(a, b))
     init_w = prior.init_weight
     loc = pyro.param(
         "weight_loc", lambda: X.new_zeros(p) if init_w is None else _as_tensor(init_w, X).clone()

@@ -169,8 +169,8 @@ BAD = [
     (dict(family="bernoulli"), lambda X, y: (X, y), r"y in \{0, 1\}"),
     (dict(penalty=-1.0), lambda X, y: (X, y), "must be >= 0"),
     (dict(penalty="mdl"), lambda X, y: (X, y), "penalty must be one of"),
-    (dict(penalty="bayes", prior_inclusion=1.5), lambda X, y: (X, y), r"strictly in \(0, 1\)"),
-    (dict(penalty="bayes", prior_inclusion=0.0), lambda X, y: (X, y), r"strictly in \(0, 1\)"),
+    (dict(penalty="bayes", prior_inclusion=1.5), lambda X, y: (X, y), r"strictly inside \(0, 1\)"),
+    (dict(penalty="bayes", prior_inclusion=0.0), lambda X, y: (X, y), r"strictly inside \(0, 1\)"),
     (dict(prior_inclusion=0.2, expected_model_size=1), lambda X, y: (X, y), "not both"),
     (dict(expected_model_size=9), lambda X, y: (X, y), "between 0 and p"),
     (dict(family="poisson"), lambda X, y: (X, y), "family"),
@@ -191,5 +191,64 @@ def test_bad_input_gets_clear_value_error(kwargs, corrupt, match):
         pytest.skip("CUDA is available here")
     X, y, _ = simulate(n=30, p=4)
     X, y = corrupt(X, y)
+    with pytest.raises(ValueError, match=match):
+        L0Regression(**{**FAST, **kwargs}).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [
+        dict(prior_inclusion=("beta", 1.0, 2.0)),
+        dict(expected_model_size=3, concentration=2.0),
+    ],
+)
+def test_beta_hyperprior_svi_tracks_exact_and_reports_pi_and_size(prior):
+    import pyro.distributions as dist
+
+    prob = simulate_regression(n=100, p=8, k=3, rho=0.0, snr=2.0, seed=0)
+    kw = dict(penalty="bayes", noise_scale=prob.noise_scale, **prior)
+    exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
+    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
+    for fit in (exact, est):
+        lo, hi = fit.prior_inclusion_interval_
+        assert 0 < lo < fit.prior_inclusion_mean_ < hi < 1
+        assert fit.model_size_probs_.shape == (9,)
+        k_lo, k_hi = fit.model_size_interval_
+        assert k_lo <= fit.model_size_mean_ <= k_hi
+    assert abs(est.prior_inclusion_mean_ - exact.prior_inclusion_mean_) < 0.05
+    # a pyro Beta is the same prior as the tuple
+    if "prior_inclusion" in prior:
+        same = L0Regression(
+            method="exact",
+            penalty="bayes",
+            noise_scale=prob.noise_scale,
+            prior_inclusion=dist.Beta(1.0, 2.0),
+        ).fit(prob.X, prob.y)
+        np.testing.assert_allclose(same.inclusion_probs_, exact.inclusion_probs_)
+
+
+def test_fixed_pi_posterior_is_a_point_and_guide_size_is_poisson_binomial():
+    from l0bayes.model_size import poisson_binomial
+
+    X, y, _ = simulate(n=80, p=5)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, importance_samples=0, **FAST)
+    est.fit(X, y)
+    assert est.prior_inclusion_interval_ == (0.3, 0.3)
+    np.testing.assert_allclose(est.model_size_probs_, poisson_binomial(est.inclusion_probs_))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(penalty="bic", prior_inclusion=("beta", 1, 1)), "needs penalty='bayes'"),
+        (dict(penalty="bayes", concentration=2.0), "concentration needs expected_model_size"),
+        (dict(penalty="bayes", prior_inclusion=("beta", -1, 1)), "a > 0"),
+        (dict(penalty="bayes", expected_model_size=2, concentration=0.0), "concentration"),
+        (dict(penalty="bayes", importance_samples=-1), "importance_samples"),
+    ],
+)
+def test_model_size_prior_errors(kwargs, match):
+    X, y, _ = simulate(n=30, p=4)
     with pytest.raises(ValueError, match=match):
         L0Regression(**{**FAST, **kwargs}).fit(X, y)

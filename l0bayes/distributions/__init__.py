@@ -11,6 +11,7 @@ from l0bayes.distributions.spike_slab import (
     GaussianSlab,
     SpikeSlabGate,
     code_cost,
+    expected_gate_kl,
     gate_kl,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "SpikeSlabGate",
     "check_gate_hyperparameters",
     "code_cost",
+    "expected_gate_kl",
     "gate_kl",
 ]

@@ -326,3 +326,19 @@ def test_unknown_kl_mode(kl_mode):
         SpikeSlabGate(prior_inclusion=0.3, kl_mode=kl_mode)
     with pytest.raises(ValueError, match="kl_mode"):
         gate_kl(HardConcrete(0.0), 1.0, kl_mode)
+
+
+@pytest.mark.parametrize("a, b", [(1.0, 1.0), (0.5, 3.0), (20.0, 5.0)])
+def test_expected_gate_kl_under_beta_matches_monte_carlo(a, b):
+    """Closed form (digamma terms) vs the average of the exact KL over π ~ Beta(a, b)."""
+    from l0bayes.distributions import expected_gate_kl
+
+    q = HardConcrete(torch.tensor([-3.0, 0.0, 2.0], dtype=torch.float64))
+    pis = torch.distributions.Beta(
+        torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    ).sample((200_000,))
+    pis = pis.clamp(1e-300, 1 - 1e-16)
+    kls = kl_divergence(q, SpikeSlabGate(prior_inclusion=pis.unsqueeze(-1)))  # (S, 3)
+    mc, se = kls.mean(0), kls.std(0) / math.sqrt(len(pis))
+    exact = expected_gate_kl(q, a, b)
+    assert torch.all((exact - mc).abs() < 5 * se + 1e-12), (exact, mc, se)
