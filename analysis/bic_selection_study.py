@@ -67,9 +67,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--rho", type=float, nargs="+", default=[0.0, 0.5], help="equicorrelation")
+    parser.add_argument("--snr", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--out", default="runs/bic_study.csv")
     args = parser.parse_args(argv)
-    rows = run(args.seeds, args.steps, rhos=(0.0, 0.5), snrs=(0.5, 1.0, 2.0, 4.0))
+    rows = run(args.seeds, args.steps, rhos=args.rho, snrs=args.snr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as fh:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from l0bayes import L0Regression
+from l0bayes.model_size import poisson_binomial
 from l0bayes.plotting import _pyplot, save_figure
 from l0bayes.simulate import Problem, simulate_regression
 
@@ -52,23 +53,17 @@ METRICS = (
 
 
 # ----------------------------------------------------------------------------- metrics
-def poisson_binomial(probs: Sequence[float]) -> np.ndarray:
-    """Distribution of the number of successes of independent Bernoulli(``probs``) trials,
-    by the O(p²) convolution; entry ``k`` is P(k successes), k = 0..p."""
-    dist = np.ones(1)
-    for q in np.asarray(probs, dtype=np.float64):
-        dist = np.concatenate([dist * (1.0 - q), [0.0]]) + np.concatenate([[0.0], dist * q])
-    return dist
-
-
 def overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Overlap Σ_k min(a_k, b_k) of two distributions on {0..p} (1 = identical)."""
     return float(np.minimum(a, b).sum())
 
 
-def covers(pips: np.ndarray, support: np.ndarray) -> bool:
-    """Whether the median-probability model (PIP > 0.5) contains every true feature."""
-    return bool(np.all(pips[support] > 0.5))
+def covers(pips: np.ndarray, support: np.ndarray) -> float:
+    """1.0 if the median-probability model (PIP > 0.5) contains every true feature, else 0.0;
+    NaN if any PIP is NaN (a failed importance correction)."""
+    if np.isnan(pips).any():
+        return float("nan")
+    return float(np.all(pips[support] > 0.5))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -112,9 +107,9 @@ def problem_row(problem_id: int, cell: dict, prob: Problem, exact_fit, svi_fit) 
         pip_mae_raw=float(err_raw.mean()),
         pip_max_err_svi=float(err_svi.max()),
         pip_max_err_raw=float(err_raw.max()),
-        covers_true_svi=int(covers(svi.inclusion_probs_, prob.support)),
-        covers_true_raw=int(covers(svi.variational_inclusion_probs_, prob.support)),
-        covers_true_exact=int(covers(ref, prob.support)),
+        covers_true_svi=covers(svi.inclusion_probs_, prob.support),
+        covers_true_raw=covers(svi.variational_inclusion_probs_, prob.support),
+        covers_true_exact=covers(ref, prob.support),
         size_overlap_svi=overlap(svi.model_size_probs_, exact.model_size_probs_),
         size_overlap_raw=overlap(raw_sizes, exact.model_size_probs_),
         pareto_k=float(svi.pareto_k_),
@@ -190,11 +185,17 @@ def finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if np.isfinite(v)]
 
 
-def nonfinite_note(values: Sequence[float]) -> str:
-    """`` (excl. 1 nan, 2 inf)`` for the values left out of a mean; empty if none."""
+def nonfinite_count(values: Sequence[float]) -> str:
+    """``excl. 1 nan, 2 inf`` for the values left out of a mean; empty if none."""
     counts = {"nan": sum(np.isnan(v) for v in values), "inf": sum(np.isinf(v) for v in values)}
     parts = [f"{c} {name}" for name, c in counts.items() if c]
-    return f" (excl. {', '.join(parts)})" if parts else ""
+    return f"excl. {', '.join(parts)}" if parts else ""
+
+
+def nonfinite_note(values: Sequence[float]) -> str:
+    """`` (excl. 1 nan, 2 inf)``, or empty if every value is finite."""
+    count = nonfinite_count(values)
+    return f" ({count})" if count else ""
 
 
 def mean_sd(values: list[float], fmt: str, pm: str) -> str:
@@ -237,9 +238,10 @@ def to_markdown(problems: list[dict], command: str) -> str:
         "of problems whose PIP > 0.5 model contains all true features. Model-size overlap: "
         "Σ_k min(P_svi(|γ| = k), P_exact(|γ| = k)); for the raw guide, P_svi is the "
         "Poisson-binomial of its inclusion probabilities. Non-finite values are left out of the "
-        "means and counted: Pareto k = inf (arviz: fewer than 5 distinct tail weights, typical "
-        "of a guide concentrated on one model); NaN (the PSIS correction returned NaN "
-        "inclusion probabilities, `psis_failed` in problems.csv).",
+        "means and counted: Pareto k is NaN where the guide concentrates on a few models, so "
+        "the top importance weights tie and no Pareto tail can be fitted (the weights are then "
+        "bounded and used unsmoothed); `psis_failed` in problems.csv flags any non-finite "
+        "corrected PIP.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -279,9 +281,9 @@ def plot_scatter(features: list[dict], problems: list[dict]):
             x, y = [r["exact_pip"] for r in rows], [r[col] for r in rows]
             ax.scatter(x, y, s=16, alpha=0.6, color=f"C{i}", label=f"p = {p} features")
         maes = [r[mae_key] for r in problems]
+        scope = ", ".join(filter(None, ["mean over problems", nonfinite_count(maes)]))
         ax.set_title(
-            f"{name}\nPIP mean abs. error = {np.mean(finite(maes)):.3f} "
-            f"(mean over problems{nonfinite_note(maes)})",
+            f"{name}\nPIP mean abs. error = {np.mean(finite(maes)):.3f} ({scope})",
             fontsize=10,
         )
         ax.set_xlabel("exact posterior inclusion probability")
@@ -294,7 +296,7 @@ def plot_scatter(features: list[dict], problems: list[dict]):
     fig.suptitle(
         f"SVI vs exact PIPs, {len(problems)} simulated Gaussian problems "
         f"({len(features)} features; prior inclusion 0.3, slab sd 1, known noise sd)",
-        fontsize=11,
+        fontsize=10,
     )
     return fig
 

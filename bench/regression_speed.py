@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     ab_support = np.asarray(ab.coef_) != 0
     print(f"abess LinearRegression(ic_type='bic'): {t_ab:.3f} s, selected {ab_support.sum()}")
     print(
-        f"time ratio L0Regression / abess = {t_l0 / t_ab:.0f}x; "
+        f"time ratio L0Regression / abess = {t_l0 / t_ab:.1f}x; "
         f"same support: {np.array_equal(ab_support, est.selected_)}"
     )
 

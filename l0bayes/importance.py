@@ -22,6 +22,12 @@ where :math:`p(\gamma)` is the fixed-:math:`\pi` or beta-binomial prior
 :math:`\delta` (default :math:`\min(0.1, 1/p)`) keeps every model reachable. The estimate
 converges to the exact posterior as the number of draws grows; the Pareto :math:`\hat k`
 diagnostic says whether it can be trusted (:math:`\hat k < 0.7`).
+
+A guide that concentrates on a few models draws the same models again and again, so the
+largest weights are tied; a generalized Pareto distribution cannot be fitted to such a tail
+(arviz then returns no or NaN smoothed weights). The weights are then bounded by construction,
+are used unsmoothed, and :math:`\hat k` is reported as NaN ("not estimable"), see
+:func:`pareto_smooth`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,32 @@ import numpy as np
 
 from l0bayes.exact import score_supports
 from l0bayes.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
+
+#: A generalized Pareto fit needs at least this many distinct values in the tail.
+_MIN_DISTINCT_TAIL = 5
+
+
+def pareto_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
+    r"""Pareto-smoothed, self-normalised log weights and the tail shape :math:`\hat k`.
+
+    Wraps :func:`arviz.psislw`. Where the tail (the :math:`M = \min(S/5, 3\sqrt S)` largest
+    weights) has fewer than five distinct values, or the fit fails, the raw weights are
+    normalised instead and :math:`\hat k` is NaN: tied top weights are bounded, not heavy-tailed.
+    """
+    import arviz as az
+
+    log_w = np.asarray(log_weights, dtype=np.float64)
+    if not np.all(np.isfinite(log_w)):
+        raise ValueError("log importance weights must be finite")
+    log_w = log_w - log_w.max()
+    tail_len = int(min(0.2 * log_w.size, 3.0 * np.sqrt(log_w.size)))
+    tail = np.sort(log_w)[-tail_len:] if tail_len else log_w[:0]
+    if len(np.unique(tail)) >= _MIN_DISTINCT_TAIL:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            smoothed, k_hat = az.psislw(log_w.copy())
+        if np.all(np.isfinite(smoothed)) and np.isfinite(k_hat):
+            return smoothed, float(k_hat)
+    return log_w - np.logaddexp.reduce(log_w), float("nan")
 
 
 @dataclass(frozen=True)
@@ -59,8 +91,6 @@ def psis_inclusion_probs(
     seed: int = 0,
 ) -> ImportanceResult:
     """PSIS estimate of the posterior inclusion probabilities (see the module docstring)."""
-    import arviz as az
-
     p = len(proposal_probs)
     delta = min(0.1, 1.0 / p) if floor is None else floor
     rho = np.clip(np.asarray(proposal_probs, dtype=np.float64), delta, 1.0 - delta)
@@ -72,15 +102,14 @@ def psis_inclusion_probs(
     log_prior = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)[size]
     log_q = np.where(draws, np.log(rho), np.log1p(-rho)).sum(axis=1)
     log_w = loglik[inverse.ravel()] + log_prior - log_q
-    with np.errstate(over="ignore"):  # arviz's Pareto fit overflows harmlessly on ties
-        smoothed, k_hat = az.psislw(log_w - log_w.max())
+    smoothed, k_hat = pareto_smooth(log_w)
     w = np.exp(smoothed)
     w /= w.sum()
     return ImportanceResult(
         inclusion_probs=w @ draws,
         coef_mean=w @ cond_mean[inverse.ravel()],
         model_size_probs=np.bincount(size, weights=w, minlength=p + 1),
-        pareto_k=float(k_hat),
+        pareto_k=k_hat,
         ess=float(1.0 / np.sum(w**2)),
         num_samples=num_samples,
     )

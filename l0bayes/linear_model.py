@@ -120,7 +120,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
     over 0..p), ``model_size_mean_``, ``model_size_interval_`` (90%), ``prior_inclusion_mean_``
     and ``prior_inclusion_interval_`` (posterior of :math:`\pi`; a point for a fixed
     :math:`\pi`). With the importance correction also ``variational_inclusion_probs_`` (the
-    guide's own), ``pareto_k_`` and ``importance_ess_``.
+    guide's own), ``pareto_k_`` (NaN where the guide is so concentrated that the top weights
+    tie and no Pareto tail can be fitted) and ``importance_ess_``.
     """
 
     def __init__(

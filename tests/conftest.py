@@ -1,5 +1,10 @@
 """Shared pytest fixtures for the l0bayes test suite."""
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pyro
 import pytest
 import torch
@@ -24,3 +29,24 @@ def float64():
         yield torch.float64
     finally:
         torch.set_default_dtype(old)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a script of ``models/``, ``analysis/`` or ``bench/`` (not a package) by its path
+    relative to the repository root; it is registered in ``sys.modules`` because dataclasses
+    look their module up there."""
+
+    def load(relative_path: str) -> ModuleType:
+        path = REPO / relative_path
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
