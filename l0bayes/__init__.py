@@ -6,6 +6,7 @@ Gates are latent variables with a hard concrete guide and a spike-and-slab prior
 
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
 from l0bayes.linear_model import L0Regression
+from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
 from l0bayes.regression import RegressionPrior, regression_guide, regression_model
 
 __version__ = "0.1.0"
@@ -13,7 +14,10 @@ __version__ = "0.1.0"
 __all__ = [
     "GaussianSlab",
     "HardConcrete",
+    "L0Conv2d",
+    "L0Linear",
     "L0Regression",
+    "L0Sequential",
     "RegressionPrior",
     "SpikeSlabGate",
     "gate_kl",

@@ -1,0 +1,305 @@
+r"""The pruned architecture of a chain of gated layers: unit counts, FLOPs and compaction.
+
+A chain is an :class:`~l0bayes.nn.L0Sequential` or :class:`torch.nn.Sequential` of
+:class:`~l0bayes.nn.L0Linear`, :class:`~l0bayes.nn.L0Conv2d`, ``nn.Linear``, ``nn.Conv2d``,
+``nn.Flatten`` and zero-preserving maps (``f(0) = 0`` per unit: ReLU, Tanh, max/avg pooling,
+dropout, identity). A unit (a neuron, or a feature map) between two weight layers is **kept**
+when it can be non-zero (its own output gate is open, or its weights or bias are non-zero) and
+is **needed** (some weight of the next layer reads it through an open gate). With the gates fixed
+these are 0/1; under the guide they are probabilities, and for gates independent across layers
+
+.. math::
+
+    E[\text{FLOPs}_k] = \textstyle\sum_{i,j} P(\text{in}_i\ \text{kept})\,
+        P(\text{out}_j\ \text{kept})\,P(w_{ji} \ne 0)\cdot H'_k W'_k,
+
+counted as multiply–accumulates (one multiply and one add = 1 FLOP) for **every** weight layer,
+with the units pruned upstream taken into account (the official code counts only gated layers).
+:func:`compact` removes the pruned units physically and returns a plain ``torch.nn.Sequential``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from l0bayes.nn import L0Conv2d, L0Layer, L0Linear
+
+GATE_STATES = ("dense", "deterministic", "expected")
+#: Maps applied per unit that send 0 to 0 (so a pruned unit stays zero through them).
+ZERO_PRESERVING = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.ELU,
+    nn.GELU,
+    nn.Hardtanh,
+    nn.Identity,
+    nn.Dropout,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+)
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, L0Linear, L0Conv2d)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Units per gated layer and FLOPs of a chain under one gate state.
+
+    ``units``: per gated layer, the input neurons of a fully connected layer or the output maps
+    of a convolution (the paper's architecture strings); ``flops``: multiply–accumulates per
+    forward pass of one example; ``params``: non-zero weights and biases."""
+
+    units: tuple[float, ...]
+    flops: float
+    params: float
+
+    def __str__(self) -> str:
+        return "-".join(f"{u:.0f}" for u in self.units)
+
+
+class SelectInputs(nn.Module):
+    """Keep the input features (or channels) ``index`` along dimension 1."""
+
+    def __init__(self, index: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.index)
+
+
+def _layers(module: nn.Module) -> list[nn.Module]:
+    layers = list(module.layers if hasattr(module, "layers") else module)
+    for layer in layers:
+        if not isinstance(layer, (*WEIGHT_LAYERS, nn.Flatten, SelectInputs, *ZERO_PRESERVING)):
+            raise ValueError(
+                f"{type(layer).__name__} is not supported in a prunable chain: use weight layers, "
+                "nn.Flatten and zero-preserving maps (ReLU, Tanh, pooling, dropout)"
+            )
+    return layers
+
+
+def _shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[torch.Size]:
+    """Output shape (without batch) of every layer, from one forward pass of zeros."""
+    layer = next(m for m in layers if isinstance(m, WEIGHT_LAYERS))
+    x = torch.zeros(1, *input_shape, dtype=layer.weight.dtype, device=layer.weight.device)
+    shapes = []
+    with torch.no_grad():
+        for module in layers:
+            x = module(x)
+            shapes.append(x.shape[1:])
+    return shapes
+
+
+def _gate_values(layer: nn.Module, state: str) -> torch.Tensor | None:
+    """Per-gate keep value: 1 (dense), 1[ẑ ≠ 0] (deterministic) or P(z ≠ 0) (expected)."""
+    if not isinstance(layer, L0Layer):
+        return None
+    with torch.no_grad():
+        if state == "dense":
+            return torch.ones(layer.num_gates, dtype=layer.weight.dtype)
+        if state == "deterministic":
+            return (layer.deterministic_gates() != 0).to(layer.weight.dtype)
+        return layer.inclusion_probs().detach()
+
+
+def _any(keep: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """P(at least one is kept) over ``dims`` for independent keep probabilities (``any`` for
+    0/1 values)."""
+    if not dims:
+        return keep
+    return 1 - torch.prod((1 - keep).flatten(dims[0], dims[-1]), dim=dims[0])
+
+
+@dataclass
+class _WeightLayer:
+    """One weight layer of a chain under a gate state (keep values, ``(out, in)`` unit space)."""
+
+    position: int
+    keep_w: torch.Tensor  # (out, in, *kernel): keep value of each weight from its own gates
+    read_in: torch.Tensor  # (in,): input unit read through an open gate
+    alive_out: torch.Tensor  # (out,): output unit can be non-zero
+    spatial: int  # output positions H'W' (1 for a fully connected layer)
+    alive_in: torch.Tensor | None = None  # (in,): input unit can be non-zero (from upstream)
+    needed_out: torch.Tensor | None = None  # (out,): output unit is read downstream
+
+    @property
+    def kept_in(self) -> torch.Tensor:
+        return self.alive_in * self.read_in
+
+    @property
+    def kept_out(self) -> torch.Tensor:
+        return self.alive_out * self.needed_out
+
+
+def _weight_layer(layer: nn.Module, position: int, state: str, out_shape) -> _WeightLayer:
+    w = layer.weight.detach()
+    if isinstance(layer, L0Linear):
+        w = w.t()  # stored (in, out); the unit space is (out, in) like nn.Linear
+    one = torch.ones((), dtype=w.dtype, device=w.device)
+    keep_w = one.expand(w.shape)
+    read_in, alive_out = one.expand(w.shape[1]), one.expand(w.shape[0])
+    gates = _gate_values(layer, state)
+    if gates is not None:
+        gates = gates.to(w.device)
+        if layer.gate_kind == "weight":
+            stored = gates.reshape(layer.weight.shape)
+            keep_w = stored.t() if isinstance(layer, L0Linear) else stored
+            read_in = _any(keep_w.transpose(0, 1), tuple(range(1, w.dim())))
+        elif isinstance(layer, L0Linear):
+            keep_w, read_in = gates.expand(w.shape), gates
+        else:
+            keep_w, alive_out = gates.reshape(-1, *[1] * (w.dim() - 1)).expand(w.shape), gates
+    spatial = int(torch.tensor(out_shape[1:]).prod()) if len(out_shape) == 3 else 1
+    return _WeightLayer(position, keep_w, read_in, alive_out, spatial)
+
+
+def _flatten_sizes(layers: list[nn.Module], shapes: list[torch.Size]) -> dict[int, int]:
+    """Spatial size H·W that each ``nn.Flatten`` folds into the feature axis."""
+    sizes = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Flatten):
+            before = shapes[i - 1] if i else None
+            if before is None or len(before) != 3:
+                raise ValueError("nn.Flatten must follow a (C, H, W) feature map in the chain")
+            sizes[i] = before[1] * before[2]
+    return sizes
+
+
+def _analyse(module: nn.Module, input_shape: tuple[int, ...], state: str) -> list[_WeightLayer]:
+    """Keep values of every weight layer's units and weights under ``state``."""
+    if state not in GATE_STATES:
+        raise ValueError(f"state must be one of {GATE_STATES}, got {state!r}")
+    layers = _layers(module)
+    shapes = _shapes(layers, tuple(input_shape))
+    flat = _flatten_sizes(layers, shapes)
+    wl = [
+        _weight_layer(m, i, state, shapes[i])
+        for i, m in enumerate(layers)
+        if isinstance(m, WEIGHT_LAYERS)
+    ]
+    for k, cur in enumerate(wl):  # forward: what can be non-zero
+        prev = wl[k - 1] if k else None
+        alive = torch.ones_like(cur.read_in) if prev is None else prev.alive_out
+        for i in range(0 if prev is None else prev.position + 1, cur.position):
+            if i in flat:
+                alive = alive.repeat_interleave(flat[i])
+        cur.alive_in = alive
+    for k in reversed(range(len(wl))):  # backward: what is read
+        cur, nxt = wl[k], wl[k + 1] if k + 1 < len(wl) else None
+        needed = torch.ones_like(cur.alive_out) if nxt is None else nxt.read_in
+        for i in range(cur.position + 1, nxt.position if nxt else cur.position + 1):
+            if i in flat:
+                needed = _any(needed.reshape(-1, flat[i]), (1,))
+        cur.needed_out = needed
+    return wl
+
+
+def architecture(
+    module: nn.Module, input_shape: tuple[int, ...], state: str = "deterministic"
+) -> Architecture:
+    """Units per gated layer, FLOPs and non-zero parameters of a chain.
+
+    :param module: an :class:`~l0bayes.nn.L0Sequential` or ``nn.Sequential`` chain.
+    :param input_shape: one example's shape, e.g. ``(784,)`` or ``(1, 28, 28)``.
+    :param state: ``"dense"`` (every gate open), ``"deterministic"`` (the paper's test-time
+        gates, Eq. 13) or ``"expected"`` (under the guide: :math:`P(z \\ne 0)`).
+    """
+    layers = _layers(module)
+    units, flops, params = [], 0.0, 0.0
+    for wl in _analyse(module, input_shape, state):
+        layer = layers[wl.position]
+        keep_w = wl.keep_w.flatten(2).sum(2) if wl.keep_w.dim() > 2 else wl.keep_w
+        weights = float((wl.needed_out[:, None] * keep_w * wl.alive_in[None, :]).sum())
+        flops += weights * wl.spatial
+        params += weights
+        if layer.bias is not None:
+            params += float(wl.kept_out.sum())
+        if isinstance(layer, L0Linear):
+            units.append(float(wl.kept_in.sum()))
+        elif isinstance(layer, L0Conv2d):
+            units.append(float(wl.kept_out.sum()))
+    return Architecture(tuple(units), flops, params)
+
+
+def _folded(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight in ``nn.Linear``/``nn.Conv2d`` layout and bias, with the deterministic gates
+    multiplied in."""
+    w = layer.weight.detach()
+    b = None if layer.bias is None else layer.bias.detach()
+    if not isinstance(layer, L0Layer):
+        return w, b
+    z = layer.deterministic_gates().detach()
+    if layer.gate_kind == "weight":
+        w = w * z.reshape(w.shape)
+    elif isinstance(layer, L0Linear):
+        w = w * z[:, None]
+    else:
+        w = w * z.reshape(-1, 1, 1, 1)
+        b = None if b is None else b * z
+    return (w.t() if isinstance(layer, L0Linear) else w), b
+
+
+def _dense_copy(layer: nn.Module, keep_in: torch.Tensor, keep_out: torch.Tensor) -> nn.Module:
+    w, b = _folded(layer)
+    w = w[keep_out][:, keep_in]
+    if w.dim() == 2:
+        new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    else:
+        new = nn.Conv2d(
+            w.shape[1],
+            w.shape[0],
+            w.shape[2:],
+            stride=layer.stride,
+            padding=layer.padding,
+            bias=b is not None,
+        )
+    new = new.to(dtype=w.dtype, device=w.device)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if b is not None:
+            new.bias.copy_(b[keep_out])
+    return new
+
+
+def compact(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Sequential:
+    """A plain ``torch.nn.Sequential`` (no Pyro at inference) with the pruned units removed.
+
+    Uses the deterministic test-time gates: they are multiplied into the weights, units whose
+    gate is 0 (and the units that only fed them) are dropped, and the next layer's inputs are
+    sliced to match (through ``nn.Flatten`` by whole feature maps). Input features that no open
+    gate reads are dropped by a leading :class:`SelectInputs`. The outputs equal
+    ``module(x)`` up to float rounding.
+    """
+    layers = _layers(module)
+    analysis = {wl.position: wl for wl in _analyse(module, input_shape, "deterministic")}
+    out: list[nn.Module] = []
+    first = analysis[min(analysis)]
+    first_in = first.kept_in.bool()
+    if not bool(first_in.all()):
+        out.append(SelectInputs(torch.nonzero(first_in).flatten()))
+    for i, layer in enumerate(layers):
+        if i in analysis:
+            wl = analysis[i]
+            keep_in = first_in if i == first.position else _upstream_kept(analysis, layers, i)
+            out.append(_dense_copy(layer, keep_in, wl.kept_out.bool()))
+        else:
+            out.append(copy.deepcopy(layer))
+    return nn.Sequential(*out)
+
+
+def _upstream_kept(analysis: dict[int, _WeightLayer], layers, position: int) -> torch.Tensor:
+    """The input units of the weight layer at ``position`` that the compacted previous layer
+    still produces (whole feature maps through ``nn.Flatten``)."""
+    prev = analysis[max(p for p in analysis if p < position)]
+    kept = prev.kept_out.bool()
+    for i in range(prev.position + 1, position):
+        if isinstance(layers[i], nn.Flatten):
+            size = analysis[position].read_in.numel() // kept.numel()
+            kept = kept.repeat_interleave(size)
+    return kept

@@ -1,0 +1,478 @@
+r"""L0-gated layers for Pyro networks: the paper's group gates as latent variables.
+
+A gated layer has :math:`G` gates, each controlling a group of :math:`S` weights: the input
+neurons of a fully connected layer (a column of :math:`S = \text{out}` weights), the output
+feature maps of a convolution (:math:`S = \text{in}\cdot k_h k_w` weights and the map's bias), or,
+with ``gate="weight"``, every single weight (:math:`S = 1`). The model and guide of one layer are
+
+.. math::
+
+    z_g &\sim \text{SpikeSlabGate}(\lambda_g), \qquad
+    \theta_{g,s} \mid z_g \ne 0 \sim \text{GaussianSlab}(\lambda_2), \\
+    q(z_g) &= \text{HardConcrete}(\log\alpha_g), \qquad
+    q(\theta_{g,s}) = \delta(\tilde\theta_{g,s})\ \text{(MAP, the paper)}
+    \ \text{or}\ \mathcal N(\mu_{g,s}, s_{g,s}^2),
+
+and with :class:`pyro.infer.TraceMeanField_ELBO` the layer's part of the negative ELBO is
+analytic:
+
+.. math::
+
+    \sum_g \mathrm{KL}(q(z_g) \,\|\, p(z_g))
+    + \sum_g P_q(z_g \ne 0) \sum_s \mathrm{KL}(q(\theta_{g,s}) \,\|\, \text{slab}),
+
+which in ``kl_mode="l0"`` with MAP weights is the paper's regularizer
+:math:`\sum_g P(z_g \ne 0)\,(\lambda_g + \tfrac{\lambda_2}{2}\sum_s \tilde\theta_{g,s}^2)` (times
+:math:`N`: the ELBO is per data set, the paper's objective per data point).
+
+**λ's units.** ``lam`` is a code cost *per parameter* in nats of log-likelihood, so a group gate
+pays :math:`\lambda_g = \lambda S` (once for every weight it controls, as the paper's code does);
+:math:`\lambda = 1` is AIC and :math:`\tfrac12 \log N` BIC. The paper's tables write
+:math:`\lambda` per data point: their ":math:`\lambda = 0.1/N`" is ``lam=0.1`` here.
+``prior_inclusion`` :math:`\pi` is instead a probability *per gate*
+(:math:`\lambda_g = \log\frac{1-\pi}{\pi}`).
+
+**Train-time gates.** By default one gate vector is drawn per minibatch (the official code's
+default). ``local_rep=True`` draws a separate gate vector for every example (lower variance, the
+paper's choice). The gates are global latent variables either way: the per-example draws sit in
+a plate of the batch size with scale :math:`1/B`, so their KL is counted once per data set.
+
+**Test-time gates.** ``forward(x)`` without a draw uses the paper's deterministic estimator
+(Eq. 13) :math:`\hat z = \min(1, \max(0, \sigma(\log\alpha)(\zeta - \gamma) + \gamma))` and the
+weights' locations; :meth:`L0Layer.sample` draws gates (and Gaussian weights) from the guide for
+Bayesian model averaging.
+
+**References**
+
+[1] C. Louizos, M. Welling, D. P. Kingma. Learning Sparse Neural Networks through :math:`L_0`
+    Regularization. ICLR 2018, arXiv:1712.01312.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.distributions import constraints
+from pyro.nn import PyroModule
+from pyro.nn.module import pyro_method, to_pyro_module_
+from torch import nn
+
+from l0bayes.distributions import (
+    DEFAULT_STRETCH,
+    DEFAULT_TEMPERATURE,
+    GaussianSlab,
+    HardConcrete,
+    SpikeSlabGate,
+    check_gate_hyperparameters,
+    code_cost,
+)
+from l0bayes.distributions.spike_slab import _check_mode
+
+GATE_KINDS = ("group", "weight")
+#: The paper's MNIST code cost per parameter (its "λ = 0.1/N").
+DEFAULT_LAM = 0.1
+WEIGHT_GUIDES = ("delta", "normal")
+
+
+@dataclass(frozen=True)
+class LayerDraw:
+    """One draw of a layer's latent variables: gates of shape ``(G,)`` (one per minibatch) or
+    ``(B, G)`` (one per example) and the weight tensor in the layer's natural shape."""
+
+    gates: torch.Tensor
+    weight: torch.Tensor
+
+
+def drop_rate_to_log_alpha(drop_rate: float) -> float:
+    r"""The paper's gate initialisation: :math:`\log\alpha = \log\frac{1-r}{r}` for a drop rate
+    :math:`r \in (0, 1)` (0.2 for the MLP's input layer, 0.5 elsewhere)."""
+    if not 0.0 < drop_rate < 1.0:
+        raise ValueError(f"init_drop_rate must lie strictly in (0, 1), got {drop_rate}")
+    return math.log1p(-drop_rate) - math.log(drop_rate)
+
+
+class L0Layer(PyroModule):
+    """Base class of the gated layers: gate and weight sites, priors, guide and draws.
+
+    Subclasses set ``self.weight`` (an ``nn.Parameter`` whose first dimension indexes the gate
+    groups when ``gate="group"``) and implement :meth:`_apply`, the layer's map given gates and
+    weights. Sample sites are named after the layer: ``"<name>.gate"`` (the gates) and
+    ``"<name>.theta"`` (the weights :math:`\theta`, whose guide location is the parameter
+    ``"<name>.weight"``); parameters ``"<name>.log_alpha"`` and ``"<name>.bias"``.
+
+    :param lam: code cost per parameter (nats); a group gate pays ``lam * group_size``
+        (default :data:`DEFAULT_LAM` = 0.1, the paper's MNIST value, when neither ``lam`` nor
+        ``prior_inclusion`` is given).
+    :param prior_inclusion: prior inclusion probability per gate (instead of ``lam``).
+    :param kl_mode: ``"l0"`` (the paper's expected-L0 penalty) or ``"bayes"`` (full gate KL).
+    :param weight_precision: :math:`\\lambda_2` of the Gaussian slab (weight decay); 0 = flat.
+    :param weight_guide: ``"delta"`` (MAP weights, the paper) or ``"normal"`` (mean field).
+    :param init_drop_rate: initial :math:`P(z = 0)`-like drop rate of the gates (the paper's
+        initialisation, :func:`drop_rate_to_log_alpha`, plus :math:`\\mathcal N(0, 0.01^2)`).
+    :param local_rep: one gate draw per example (``True``) or per minibatch (``False``).
+    """
+
+    def __init__(
+        self,
+        gate: str,
+        lam: float | None,
+        prior_inclusion: float | None,
+        kl_mode: str,
+        weight_precision: float,
+        weight_guide: str,
+        init_drop_rate: float,
+        local_rep: bool,
+        temperature: float,
+        stretch: tuple[float, float],
+    ) -> None:
+        super().__init__()
+        if gate not in GATE_KINDS:
+            raise ValueError(f"gate must be one of {GATE_KINDS}, got {gate!r}")
+        if weight_guide not in WEIGHT_GUIDES:
+            raise ValueError(f"weight_guide must be one of {WEIGHT_GUIDES}, got {weight_guide!r}")
+        if lam is not None and prior_inclusion is not None:
+            raise ValueError("give lam or prior_inclusion, not both")
+        if lam is not None and not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"lam must be finite and >= 0, got {lam}")
+        if not (math.isfinite(weight_precision) and weight_precision >= 0):
+            raise ValueError(f"weight_precision must be finite and >= 0, got {weight_precision}")
+        if weight_guide == "normal" and weight_precision <= 0:
+            raise ValueError("weight_guide='normal' needs a proper slab: give weight_precision > 0")
+        if gate == "weight" and local_rep:
+            raise ValueError(
+                "local_rep=True needs group gates: per-example draws of per-weight gates would "
+                "give every example its own weight matrix; use gate='group' or local_rep=False"
+            )
+        check_gate_hyperparameters(temperature, stretch)
+        self.gate_kind = gate
+        self.lam = DEFAULT_LAM if lam is None and prior_inclusion is None else lam
+        self.prior_inclusion = prior_inclusion
+        if prior_inclusion is not None:
+            code_cost(prior_inclusion)  # validates (0, 1)
+        self.kl_mode = _check_mode(kl_mode)
+        self.weight_precision = float(weight_precision)
+        self.weight_guide = weight_guide
+        self.init_log_alpha = drop_rate_to_log_alpha(init_drop_rate)
+        self.local_rep = bool(local_rep)
+        self.temperature = float(temperature)
+        self.stretch = (float(stretch[0]), float(stretch[1]))
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def num_gates(self) -> int:
+        """:math:`G`: one gate per group (``gate="group"``) or per weight."""
+        return self.weight.shape[0] if self.gate_kind == "group" else self.weight.numel()
+
+    @property
+    def group_size(self) -> int:
+        """:math:`S`: the number of weights one gate controls."""
+        return self.weight.numel() // self.num_gates
+
+    def _init_gates(self) -> None:
+        """Create ``log_alpha`` (and the weight scale of a Gaussian guide) once ``weight``
+        exists."""
+        noise = 0.01 * torch.randn(self.num_gates)
+        self.log_alpha = nn.Parameter(self.init_log_alpha + noise)
+        if self.weight_guide == "normal":
+            self.weight_scale = pyro.nn.PyroParam(
+                torch.full_like(self.weight.detach(), 1e-3), constraint=constraints.positive
+            )
+
+    def _site(self, name: str) -> str:
+        return self._pyro_get_fullname(name)
+
+    # ------------------------------------------------------------------ distributions
+    def gate_cost(self) -> float:
+        r""":math:`\lambda_g`, the code cost of one gate: ``lam * group_size`` or
+        :math:`\log\frac{1-\pi}{\pi}`."""
+        if self.prior_inclusion is not None:
+            return code_cost(self.prior_inclusion)
+        return self.lam * self.group_size
+
+    def gate_prior(self) -> SpikeSlabGate:
+        like = self.log_alpha
+        lam = torch.as_tensor(self.gate_cost(), dtype=like.dtype, device=like.device)
+        return SpikeSlabGate(lam=lam, kl_mode=self.kl_mode).expand([self.num_gates])
+
+    def gate_posterior(self) -> HardConcrete:
+        """The guide's gates :math:`q(z) = \\text{HardConcrete}(\\log\\alpha)`, shape ``(G,)``."""
+        return HardConcrete(self.log_alpha, self.temperature, self.stretch)
+
+    def _grouped(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight tensor as ``(G, S)``: gate ``g`` controls row ``g``."""
+        return weight.reshape(self.num_gates, self.group_size)
+
+    def _weight_guide_dist(self) -> dist.Distribution:
+        loc = self._grouped(self.weight)
+        if self.weight_guide == "delta":
+            return dist.Delta(loc).to_event(1)
+        return dist.Normal(loc, self._grouped(self.weight_scale)).to_event(1)
+
+    def _gate_plates(self, num_examples: int | None):
+        """The gates' plate and, for per-example draws, the examples plate with scale 1/B."""
+        gates = pyro.plate(self._site("gate_plate"), self.num_gates, dim=-1)
+        if num_examples is None:
+            return gates, poutine.scale(scale=1.0), None
+        examples = pyro.plate(self._site("example_plate"), num_examples, dim=-2)
+        return gates, poutine.scale(scale=1.0 / num_examples), examples
+
+    def _num_examples(self, batch_size: int | None) -> int | None:
+        return batch_size if self.local_rep else None
+
+    # ------------------------------------------------------------------ model and guide
+    @pyro_method
+    def model(self, batch_size: int | None = None) -> LayerDraw:
+        """Sample the layer's gates and weights from the prior (replayed from the guide in SVI).
+
+        :param batch_size: the minibatch size, used for per-example gates (``local_rep``).
+        """
+        n_ex = self._num_examples(batch_size)
+        prior = self.gate_prior()
+        weight = self.weight
+        slab = GaussianSlab(
+            torch.as_tensor(self.weight_precision, dtype=weight.dtype, device=weight.device),
+            normalized=self.weight_guide == "normal",
+        ).expand([self.num_gates, self.group_size])
+        gates_plate, scale, examples = self._gate_plates(n_ex)
+        with gates_plate:
+            if examples is None:
+                z = pyro.sample(self._site("gate"), prior)
+                included = z != 0
+            else:
+                with examples, scale:
+                    z = pyro.sample(self._site("gate"), prior.expand([n_ex, self.num_gates]))
+                included = (z != 0).any(0)
+            with poutine.mask(mask=included):  # the spike: an excluded group costs nothing
+                w = pyro.sample(self._site("theta"), slab.to_event(1))
+        return LayerDraw(z, w.reshape(weight.shape))
+
+    @pyro_method
+    def guide(self, batch_size: int | None = None) -> LayerDraw:
+        """Sample gates from the hard concrete guide and weights from their guide, the weight
+        site scaled by :math:`P(z_g \\ne 0)` so its KL is the paper's gated weight penalty."""
+        n_ex = self._num_examples(batch_size)
+        q = self.gate_posterior()
+        gates_plate, scale, examples = self._gate_plates(n_ex)
+        with gates_plate:
+            if examples is None:
+                z = pyro.sample(self._site("gate"), q)
+            else:
+                with examples, scale:
+                    z = pyro.sample(self._site("gate"), q.expand([n_ex, self.num_gates]))
+            with poutine.scale(scale=q.prob_nonzero):
+                w = pyro.sample(self._site("theta"), self._weight_guide_dist())
+        return LayerDraw(z, w.reshape(self.weight.shape))
+
+    # ------------------------------------------------------------------ test time
+    def deterministic_gates(self) -> torch.Tensor:
+        """The paper's test-time gates (Eq. 13), shape ``(G,)``."""
+        return self.gate_posterior().deterministic_gate()
+
+    def inclusion_probs(self) -> torch.Tensor:
+        """:math:`P_q(z_g \\ne 0)` per gate, shape ``(G,)``."""
+        return self.gate_posterior().prob_nonzero
+
+    @pyro_method
+    def sample(self, batch_size: int | None = None) -> LayerDraw:
+        """A draw from the guide without Pyro's bookkeeping (for Bayesian model averaging)."""
+        q = self.gate_posterior()
+        shape = () if self._num_examples(batch_size) is None else (batch_size,)
+        z = q.rsample(shape)
+        w = self._weight_guide_dist().rsample().reshape(self.weight.shape)
+        return LayerDraw(z, w)
+
+    def forward(self, x: torch.Tensor, draw: LayerDraw | None = None) -> torch.Tensor:
+        """Apply the layer with ``draw`` (from :meth:`model`, :meth:`guide` or :meth:`sample`),
+        or with the deterministic test-time gates and the weights' locations."""
+        if draw is None:
+            draw = LayerDraw(self.deterministic_gates(), self.weight)
+        return self._apply(x, draw.gates, draw.weight)
+
+    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _gated_weight(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``w`` with every group multiplied by its gate (shared gates only)."""
+        return (self._grouped(w) * z.unsqueeze(-1)).reshape(w.shape)
+
+
+def _layer_kwargs(kwargs: dict) -> dict:
+    defaults = dict(
+        gate="group",
+        lam=None,
+        prior_inclusion=None,
+        kl_mode="l0",
+        weight_precision=0.0,
+        weight_guide="delta",
+        init_drop_rate=0.5,
+        local_rep=False,
+        temperature=DEFAULT_TEMPERATURE,
+        stretch=DEFAULT_STRETCH,
+    )
+    unknown = set(kwargs) - set(defaults)
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {sorted(unknown)}")
+    return {**defaults, **kwargs}
+
+
+class L0Linear(L0Layer):
+    r"""Fully connected layer :math:`y = (x \odot z)\,W + b` with one gate per **input
+    neuron** (the paper's choice), or per weight with ``gate="weight"``.
+
+    The weight is stored as ``(in_features, out_features)`` so that gate ``j`` controls row
+    ``j`` (note: the transpose of :class:`torch.nn.Linear`'s layout). The bias is not gated and
+    carries no prior (a point estimate). Keyword arguments: see :class:`L0Layer`.
+
+    Example::
+
+        layer = L0Linear(784, 300, lam=0.1, init_drop_rate=0.2)
+        draw = layer.guide()          # inside an SVI guide
+        h = layer(x, draw)            # (B, 300)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs) -> None:
+        super().__init__(**_layer_kwargs(kwargs))
+        _check_positive(in_features=in_features, out_features=out_features)
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self._init_gates()
+
+    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"expected {self.in_features} input features, got {x.shape[-1]}")
+        if self.gate_kind == "group":
+            x = x * z  # (B, in) * (in,) or (B, in)
+        else:
+            w = self._gated_weight(z, w)
+        out = x @ w
+        return out if self.bias is None else out + self.bias
+
+
+class L0Conv2d(L0Layer):
+    r"""2-d convolution with one gate per **output feature map** (the paper's choice), or per
+    weight with ``gate="weight"``: :math:`y_c = z_c\,(W_c * x + b_c)`.
+
+    A group gate controls its map's ``in_channels * kh * kw`` weights and its bias (the bias is
+    gated but carries no prior). Keyword arguments: see :class:`L0Layer`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**_layer_kwargs(kwargs))
+        _check_positive(in_channels=in_channels, out_channels=out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = nn.modules.utils._pair(kernel_size)
+        self.stride, self.padding = nn.modules.utils._pair(stride), nn.modules.utils._pair(padding)
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1.0 / math.sqrt(fan_in)
+        shape = (out_channels, in_channels, *self.kernel_size)
+        self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self._init_gates()
+
+    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        if self.gate_kind == "weight":
+            return F.conv2d(x, self._gated_weight(z, w), self.bias, self.stride, self.padding)
+        out = F.conv2d(x, w, self.bias, self.stride, self.padding)  # (B, C, H', W')
+        return out * z[..., None, None]  # (C,) or (B, C) gates on the output maps
+
+
+def _check_positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def l0_layers(module: nn.Module) -> list[L0Layer]:
+    """The gated layers of ``module`` in definition order."""
+    return [m for m in module.modules() if isinstance(m, L0Layer)]
+
+
+class L0Sequential(PyroModule):
+    """A chain of layers (gated or not) as a Pyro classifier: ``model``, ``guide`` and a plain
+    deterministic ``forward``.
+
+    ``model(x, y, num_data)`` samples every gated layer's sites (outside the data plate: they
+    are global), then the categorical likelihood of the minibatch ``x`` (``B`` rows) in
+    ``pyro.plate("data", num_data, subsample=...)``, which scales it by ``num_data / B``.
+    Ungated modules with parameters become :class:`PyroModule` s (point estimates).
+
+    Example::
+
+        net = L0Sequential(L0Linear(784, 300, lam=0.1), nn.ReLU(), L0Linear(300, 10, lam=0.1))
+        svi = SVI(net.model, net.guide, pyro.optim.Adam({"lr": 1e-3}), TraceMeanField_ELBO())
+        svi.step(x_batch, y_batch, num_data=60000)
+        logits = net(x_test)       # deterministic (Eq. 13) gates
+    """
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("L0Sequential needs at least one layer")
+        for layer in layers:
+            if not isinstance(layer, PyroModule) and any(True for _ in layer.parameters()):
+                to_pyro_module_(layer)
+        self.layers = PyroModule[nn.ModuleList](layers)
+
+    def _draws(self, method: str, batch_size: int) -> dict[int, LayerDraw]:
+        return {
+            i: getattr(layer, method)(batch_size)
+            for i, layer in enumerate(self.layers)
+            if isinstance(layer, L0Layer)
+        }
+
+    def _run(self, x: torch.Tensor, draws: dict[int, LayerDraw] | None) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x, draws[i]) if draws is not None and i in draws else layer(x)
+        return x
+
+    @pyro_method
+    def model(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
+    ) -> torch.Tensor:
+        """Prior over gates and weights, then ``y ~ Categorical(logits=net(x))``."""
+        batch = x.shape[0]
+        num_data = batch if num_data is None else num_data
+        if num_data < batch:
+            raise ValueError(f"num_data ({num_data}) is smaller than the batch ({batch})")
+        logits = self._run(x, self._draws("model", batch))
+        subsample = torch.arange(batch, device=x.device)
+        with pyro.plate("data", num_data, subsample=subsample):
+            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
+        return logits
+
+    @pyro_method
+    def guide(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
+    ) -> None:
+        """Hard concrete gates and MAP (or Gaussian) weights for every gated layer."""
+        self._draws("guide", x.shape[0])
+
+    @pyro_method
+    def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with gates and weights drawn from the guide (one draw per call)."""
+        return self._run(x, self._draws("sample", x.shape[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with the paper's deterministic test-time gates (Eq. 13)."""
+        return self._run(x, None)
