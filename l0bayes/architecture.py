@@ -21,6 +21,8 @@ with the units pruned upstream taken into account (the official code counts only
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -127,6 +129,7 @@ class _WeightLayer:
     spatial: int  # output positions H'W' (1 for a fully connected layer)
     alive_in: torch.Tensor | None = None  # (in,): input unit can be non-zero (from upstream)
     needed_out: torch.Tensor | None = None  # (out,): output unit is read downstream
+    produced_in: torch.Tensor | None = None  # (in,): input unit the compacted chain still feeds
 
     @property
     def kept_in(self) -> torch.Tensor:
@@ -155,7 +158,7 @@ def _weight_layer(layer: nn.Module, position: int, state: str, out_shape) -> _We
             keep_w, read_in = gates.expand(w.shape), gates
         else:
             keep_w, alive_out = gates.reshape(-1, *[1] * (w.dim() - 1)).expand(w.shape), gates
-    spatial = int(torch.tensor(out_shape[1:]).prod()) if len(out_shape) == 3 else 1
+    spatial = math.prod(out_shape[1:]) if len(out_shape) == 3 else 1
     return _WeightLayer(position, keep_w, read_in, alive_out, spatial)
 
 
@@ -171,11 +174,30 @@ def _flatten_sizes(layers: list[nn.Module], shapes: list[torch.Size]) -> dict[in
     return sizes
 
 
-def _analyse(module: nn.Module, input_shape: tuple[int, ...], state: str) -> list[_WeightLayer]:
+def _forward_through(units: torch.Tensor, flat: dict[int, int], start: int, stop: int):
+    """Map per-unit values from the output of layer ``start - 1`` to the input of layer
+    ``stop``: every ``nn.Flatten`` in between repeats a feature map's value over its H·W
+    features."""
+    for i in range(start, stop):
+        if i in flat:
+            units = units.repeat_interleave(flat[i])
+    return units
+
+
+def _backward_through(units: torch.Tensor, flat: dict[int, int], start: int, stop: int):
+    """The inverse direction: a feature map is read if any of its H·W features is."""
+    for i in reversed(range(start, stop)):
+        if i in flat:
+            units = _any(units.reshape(-1, flat[i]), (1,))
+    return units
+
+
+def _analyse(
+    layers: list[nn.Module], input_shape: tuple[int, ...], state: str
+) -> list[_WeightLayer]:
     """Keep values of every weight layer's units and weights under ``state``."""
     if state not in GATE_STATES:
         raise ValueError(f"state must be one of {GATE_STATES}, got {state!r}")
-    layers = _layers(module)
     shapes = _shapes(layers, tuple(input_shape))
     flat = _flatten_sizes(layers, shapes)
     wl = [
@@ -183,20 +205,16 @@ def _analyse(module: nn.Module, input_shape: tuple[int, ...], state: str) -> lis
         for i, m in enumerate(layers)
         if isinstance(m, WEIGHT_LAYERS)
     ]
-    for k, cur in enumerate(wl):  # forward: what can be non-zero
-        prev = wl[k - 1] if k else None
-        alive = torch.ones_like(cur.read_in) if prev is None else prev.alive_out
-        for i in range(0 if prev is None else prev.position + 1, cur.position):
-            if i in flat:
-                alive = alive.repeat_interleave(flat[i])
-        cur.alive_in = alive
-    for k in reversed(range(len(wl))):  # backward: what is read
-        cur, nxt = wl[k], wl[k + 1] if k + 1 < len(wl) else None
-        needed = torch.ones_like(cur.alive_out) if nxt is None else nxt.read_in
-        for i in range(cur.position + 1, nxt.position if nxt else cur.position + 1):
-            if i in flat:
-                needed = _any(needed.reshape(-1, flat[i]), (1,))
-        cur.needed_out = needed
+    pairs = list(itertools.pairwise(wl))
+    wl[0].alive_in = torch.ones_like(wl[0].read_in)
+    for prev, cur in pairs:  # forward: what can be non-zero
+        cur.alive_in = _forward_through(prev.alive_out, flat, prev.position + 1, cur.position)
+    wl[-1].needed_out = torch.ones_like(wl[-1].alive_out)
+    for cur, nxt in reversed(pairs):  # backward: what is read
+        cur.needed_out = _backward_through(nxt.read_in, flat, cur.position + 1, nxt.position)
+    wl[0].produced_in = wl[0].kept_in
+    for prev, cur in pairs:  # whole feature maps survive a Flatten
+        cur.produced_in = _forward_through(prev.kept_out, flat, prev.position + 1, cur.position)
     return wl
 
 
@@ -212,7 +230,7 @@ def architecture(
     """
     layers = _layers(module)
     units, flops, params = [], 0.0, 0.0
-    for wl in _analyse(module, input_shape, state):
+    for wl in _analyse(layers, input_shape, state):
         layer = layers[wl.position]
         keep_w = wl.keep_w.flatten(2).sum(2) if wl.keep_w.dim() > 2 else wl.keep_w
         weights = float((wl.needed_out[:, None] * keep_w * wl.alive_in[None, :]).sum())
@@ -235,13 +253,9 @@ def _folded(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not isinstance(layer, L0Layer):
         return w, b
     z = layer.deterministic_gates().detach()
-    if layer.gate_kind == "weight":
-        w = w * z.reshape(w.shape)
-    elif isinstance(layer, L0Linear):
-        w = w * z[:, None]
-    else:
-        w = w * z.reshape(-1, 1, 1, 1)
-        b = None if b is None else b * z
+    w = layer.gated_weight(z, w)
+    if isinstance(layer, L0Conv2d) and layer.gate_kind == "group":
+        b = None if b is None else b * z  # y_c = z_c (W_c * x + b_c)
     return (w.t() if isinstance(layer, L0Linear) else w), b
 
 
@@ -277,29 +291,15 @@ def compact(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Sequential:
     ``module(x)`` up to float rounding.
     """
     layers = _layers(module)
-    analysis = {wl.position: wl for wl in _analyse(module, input_shape, "deterministic")}
+    analysis = {wl.position: wl for wl in _analyse(layers, input_shape, "deterministic")}
     out: list[nn.Module] = []
-    first = analysis[min(analysis)]
-    first_in = first.kept_in.bool()
+    first_in = analysis[min(analysis)].produced_in.bool()
     if not bool(first_in.all()):
         out.append(SelectInputs(torch.nonzero(first_in).flatten()))
     for i, layer in enumerate(layers):
         if i in analysis:
             wl = analysis[i]
-            keep_in = first_in if i == first.position else _upstream_kept(analysis, layers, i)
-            out.append(_dense_copy(layer, keep_in, wl.kept_out.bool()))
+            out.append(_dense_copy(layer, wl.produced_in.bool(), wl.kept_out.bool()))
         else:
             out.append(copy.deepcopy(layer))
     return nn.Sequential(*out)
-
-
-def _upstream_kept(analysis: dict[int, _WeightLayer], layers, position: int) -> torch.Tensor:
-    """The input units of the weight layer at ``position`` that the compacted previous layer
-    still produces (whole feature maps through ``nn.Flatten``)."""
-    prev = analysis[max(p for p in analysis if p < position)]
-    kept = prev.kept_out.bool()
-    for i in range(prev.position + 1, position):
-        if isinstance(layers[i], nn.Flatten):
-            size = analysis[position].read_in.numel() // kept.numel()
-            kept = kept.repeat_interleave(size)
-    return kept

@@ -264,9 +264,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 result = self._refine(Xt, yt, prior, selected, result)
         self._set_fitted(X, y, std, prior, result, selected)
         if self.penalty == "bayes":
-            self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
             if self.family == "gaussian" and self.importance_samples:
                 self._importance_correct(X, y)
+            else:
+                self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
         return self
 
     def _set_size_posterior(self, size_probs: np.ndarray, params=None) -> None:
@@ -276,7 +277,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.model_size_probs_ = size_probs
         self.model_size_mean_ = float(np.arange(size_probs.size) @ size_probs)
         self.model_size_interval_ = pmf_interval(size_probs)
-        prior = self._prior_pi(size_probs.size - 1)
         if params is not None and "inclusion_concentration1" in params:
             a, b = (
                 float(params[k]) for k in ("inclusion_concentration1", "inclusion_concentration0")
@@ -286,6 +286,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             self.prior_inclusion_mean_ = a / (a + b)
             self.prior_inclusion_interval_ = tuple(beta_dist(a, b).ppf([0.05, 0.95]).tolist())
         else:
+            prior = self._prior_pi(size_probs.size - 1)
             self.prior_inclusion_mean_, self.prior_inclusion_interval_ = pi_posterior(
                 prior, size_probs
             )

@@ -214,13 +214,18 @@ class L0Layer(PyroModule):
             return dist.Delta(loc).to_event(1)
         return dist.Normal(loc, self._grouped(self.weight_scale)).to_event(1)
 
-    def _gate_plates(self, num_examples: int | None):
-        """The gates' plate and, for per-example draws, the examples plate with scale 1/B."""
-        gates = pyro.plate(self._site("gate_plate"), self.num_gates, dim=-1)
+    def _sample_gates(self, gate_dist: dist.Distribution, num_examples: int | None):
+        """Sample the gate site in the gates' plate: one draw, or ``num_examples`` draws in an
+        examples plate with scale :math:`1/B` (so the global gates' KL is counted once)."""
+        site = self._site("gate")
         if num_examples is None:
-            return gates, poutine.scale(scale=1.0), None
+            return pyro.sample(site, gate_dist)
         examples = pyro.plate(self._site("example_plate"), num_examples, dim=-2)
-        return gates, poutine.scale(scale=1.0 / num_examples), examples
+        with examples, poutine.scale(scale=1.0 / num_examples):
+            return pyro.sample(site, gate_dist.expand([num_examples, self.num_gates]))
+
+    def _gates_plate(self) -> pyro.plate:
+        return pyro.plate(self._site("gate_plate"), self.num_gates, dim=-1)
 
     def _num_examples(self, batch_size: int | None) -> int | None:
         return batch_size if self.local_rep else None
@@ -239,15 +244,9 @@ class L0Layer(PyroModule):
             torch.as_tensor(self.weight_precision, dtype=weight.dtype, device=weight.device),
             normalized=self.weight_guide == "normal",
         ).expand([self.num_gates, self.group_size])
-        gates_plate, scale, examples = self._gate_plates(n_ex)
-        with gates_plate:
-            if examples is None:
-                z = pyro.sample(self._site("gate"), prior)
-                included = z != 0
-            else:
-                with examples, scale:
-                    z = pyro.sample(self._site("gate"), prior.expand([n_ex, self.num_gates]))
-                included = (z != 0).any(0)
+        with self._gates_plate():
+            z = self._sample_gates(prior, n_ex)
+            included = (z != 0).reshape(-1, self.num_gates).any(0)
             with poutine.mask(mask=included):  # the spike: an excluded group costs nothing
                 w = pyro.sample(self._site("theta"), slab.to_event(1))
         return LayerDraw(z, w.reshape(weight.shape))
@@ -258,13 +257,8 @@ class L0Layer(PyroModule):
         site scaled by :math:`P(z_g \\ne 0)` so its KL is the paper's gated weight penalty."""
         n_ex = self._num_examples(batch_size)
         q = self.gate_posterior()
-        gates_plate, scale, examples = self._gate_plates(n_ex)
-        with gates_plate:
-            if examples is None:
-                z = pyro.sample(self._site("gate"), q)
-            else:
-                with examples, scale:
-                    z = pyro.sample(self._site("gate"), q.expand([n_ex, self.num_gates]))
+        with self._gates_plate():
+            z = self._sample_gates(q, n_ex)
             with poutine.scale(scale=q.prob_nonzero):
                 w = pyro.sample(self._site("theta"), self._weight_guide_dist())
         return LayerDraw(z, w.reshape(self.weight.shape))
@@ -297,8 +291,9 @@ class L0Layer(PyroModule):
     def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _gated_weight(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``w`` with every group multiplied by its gate (shared gates only)."""
+    def gated_weight(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``w`` (in the stored layout) with every group multiplied by its gate, for gates
+        shared by the minibatch, shape ``(G,)``."""
         return (self._grouped(w) * z.unsqueeze(-1)).reshape(w.shape)
 
 
@@ -351,7 +346,7 @@ class L0Linear(L0Layer):
         if self.gate_kind == "group":
             x = x * z  # (B, in) * (in,) or (B, in)
         else:
-            w = self._gated_weight(z, w)
+            w = self.gated_weight(z, w)
         out = x @ w
         return out if self.bias is None else out + self.bias
 
@@ -392,7 +387,7 @@ class L0Conv2d(L0Layer):
                 f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         if self.gate_kind == "weight":
-            return F.conv2d(x, self._gated_weight(z, w), self.bias, self.stride, self.padding)
+            return F.conv2d(x, self.gated_weight(z, w), self.bias, self.stride, self.padding)
         out = F.conv2d(x, w, self.bias, self.stride, self.padding)  # (B, C, H', W')
         return out * z[..., None, None]  # (C,) or (B, C) gates on the output maps
 
