@@ -11,24 +11,24 @@ the exhaustive best subset, and the fit times. Writes a CSV and prints the match
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
 
 from l0bayes import L0Regression
+from l0bayes.comparison import abess_fit
+from l0bayes.report import write_csv
 from l0bayes.selection import best_subset
 from l0bayes.simulate import simulate_regression
 
 
 def abess_support(X, y) -> np.ndarray | None:
+    """abess's BIC support, or None without the abess package."""
     try:
-        from abess.linear import LinearRegression
+        return abess_fit(X, y, ic_type="bic").support
     except ImportError:
         return None
-    model = LinearRegression(ic_type="bic", cv=1).fit(X, y)
-    return np.asarray(model.coef_) != 0
 
 
 def run(seeds: int, n_steps: int, rhos, snrs) -> list[dict]:
@@ -74,10 +74,7 @@ def main(argv=None) -> None:
     rows = run(args.seeds, args.steps, rhos=args.rho, snrs=args.snr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out)
     for key in ("relaxed_match", "polished_match", "abess_match", "true_support_match"):
         vals = [r[key] for r in rows if r[key] is not None]
         if vals:

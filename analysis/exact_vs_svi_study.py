@@ -16,9 +16,7 @@ a PIP scatter figure (PNG + PDF) into ``--out-dir``.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
-import shlex
 import sys
 import time
 import warnings
@@ -27,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import L0Regression
+from l0bayes import L0Regression, report
 from l0bayes.model_size import poisson_binomial
 from l0bayes.plotting import _pyplot, save_figure
+from l0bayes.report import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
 from l0bayes.simulate import Problem, simulate_regression
 
 PRIOR = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0)
@@ -160,13 +159,6 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def groups(problems: list[dict]) -> list[tuple[str, list[dict]]]:
     """(column title, rows) for each p in the grid, then all problems."""
     out = []
@@ -181,59 +173,25 @@ def _count(rows: list[dict]) -> str:
     return f"{len(rows)} problem" + ("s" if len(rows) != 1 else "")
 
 
-def finite(values: Sequence[float]) -> list[float]:
-    return [v for v in values if np.isfinite(v)]
-
-
-def nonfinite_count(values: Sequence[float]) -> str:
-    """``excl. 1 nan, 2 inf`` for the values left out of a mean; empty if none."""
-    counts = {"nan": sum(np.isnan(v) for v in values), "inf": sum(np.isinf(v) for v in values)}
-    parts = [f"{c} {name}" for name, c in counts.items() if c]
-    return f"excl. {', '.join(parts)}" if parts else ""
-
-
-def nonfinite_note(values: Sequence[float]) -> str:
-    """`` (excl. 1 nan, 2 inf)``, or empty if every value is finite."""
-    count = nonfinite_count(values)
-    return f" ({count})" if count else ""
-
-
-def mean_sd(values: list[float], fmt: str, pm: str) -> str:
-    """``mean ± sd`` over the finite values (sample sd; the mean alone for a single value),
-    noting how many non-finite values were left out."""
-    ok = finite(values)
-    if not ok:
-        return "n/a" + nonfinite_note(values)
-    mean = format(float(np.mean(ok)), fmt)
-    sd = f"{pm}{format(float(np.std(ok, ddof=1)), fmt)}" if len(ok) > 1 else ""
-    return mean + sd + nonfinite_note(values)
-
-
-def summary_table(problems: list[dict], pm: str) -> tuple[list[str], list[list[str]]]:
+def summary_table(problems: list[dict]) -> report.Table:
     """Header and body rows of the summary: one row per metric, one column per group."""
     cols = groups(problems)
     header = ["metric (mean ± sd over problems)"] + [title for title, _ in cols]
     body = [
-        [label] + [mean_sd([r[key] for r in rows], fmt, pm) for _, rows in cols]
+        [label] + [mean_sd([r[key] for r in rows], fmt) for _, rows in cols]
         for key, label, fmt in METRICS
     ]
     return header, body
 
 
 def to_markdown(problems: list[dict], command: str) -> str:
-    header, body = summary_table(problems, " ± ")
     lines = [
         "# SVI vs exact posterior inclusion probabilities",
         "",
         "Prior: penalty='bayes', prior_inclusion=0.3, slab_scale=1.0, noise_scale = the "
         f"simulated one (known). Command: `{command}`",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    lines += [
-        "",
+        report.to_markdown(summary_table(problems)),
         "Errors are against the exact (enumerated) posterior of the same prior. Coverage: share "
         "of problems whose PIP > 0.5 model contains all true features. Model-size overlap: "
         "Σ_k min(P_svi(|γ| = k), P_exact(|γ| = k)); for the raw guide, P_svi is the "
@@ -243,25 +201,6 @@ def to_markdown(problems: list[dict], command: str) -> str:
         "bounded and used unsmoothed); `psis_failed` in problems.csv flags any non-finite "
         "corrected PIP.",
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _tex_escape(text: str) -> str:
-    for old, new in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_")):
-        text = text.replace(old, new)
-    return text.replace("±", r"$\pm$").replace("×", r"$\times$")
-
-
-def to_latex(problems: list[dict]) -> str:
-    header, body = summary_table(problems, " ± ")
-    lines = [
-        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
-        r"\hline",
-        " & ".join(_tex_escape(h) for h in header) + r" \\",
-        r"\hline",
-    ]
-    lines += [" & ".join(_tex_escape(cell) for cell in row) + r" \\" for row in body]
-    lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
@@ -299,18 +238,6 @@ def plot_scatter(features: list[dict], problems: list[dict]):
         fontsize=10,
     )
     return fig
-
-
-def command_line(argv: Sequence[str]) -> str:
-    """The shell command that reproduces this run (paths relative to the working directory)."""
-    script = Path(__file__).resolve()
-    exe = Path(sys.executable)
-    try:
-        script = script.relative_to(Path.cwd())
-        exe = exe.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return shlex.join([str(exe), str(script), *argv])
 
 
 def print_headline(problems: list[dict], command: str, out_dir: Path) -> None:
@@ -359,14 +286,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = command_line(argv)
+    command = report.command_line(__file__, argv)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problems, features = run(args)
     write_csv(problems, out_dir / "problems.csv")
     write_csv(features, out_dir / "features.csv")
     (out_dir / "summary.md").write_text(to_markdown(problems, command))
-    (out_dir / "summary.tex").write_text(to_latex(problems))
+    (out_dir / "summary.tex").write_text(report.to_latex(summary_table(problems)))
     save_figure(plot_scatter(features, problems), out_dir / "pip_scatter")
     print_headline(problems, command, out_dir)
 

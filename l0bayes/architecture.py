@@ -99,15 +99,16 @@ def _shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[torch
 
 
 def _gate_values(layer: nn.Module, state: str) -> torch.Tensor | None:
-    """Per-gate keep value: 1 (dense), 1[ẑ ≠ 0] (deterministic) or P(z ≠ 0) (expected)."""
+    """Per-gate keep value: 1 (dense), 1[ẑ ≠ 0] (deterministic) or P(z ≠ 0) (expected, and
+    differentiable in the gates' parameters)."""
     if not isinstance(layer, L0Layer):
         return None
+    if state == "expected":
+        return layer.inclusion_probs()
     with torch.no_grad():
         if state == "dense":
             return torch.ones(layer.num_gates, dtype=layer.weight.dtype)
-        if state == "deterministic":
-            return (layer.deterministic_gates() != 0).to(layer.weight.dtype)
-        return layer.inclusion_probs().detach()
+        return (layer.deterministic_gates() != 0).to(layer.weight.dtype)
 
 
 def _any(keep: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -162,33 +163,42 @@ def _weight_layer(layer: nn.Module, position: int, state: str, out_shape) -> _We
     return _WeightLayer(position, keep_w, read_in, alive_out, spatial)
 
 
-def _flatten_sizes(layers: list[nn.Module], shapes: list[torch.Size]) -> dict[int, int]:
-    """Spatial size H·W that each ``nn.Flatten`` folds into the feature axis."""
-    sizes = {}
+def _unit_maps(layers: list[nn.Module], shapes: list[torch.Size]) -> dict[int, tuple]:
+    """The layers between weight layers that move units: ``nn.Flatten`` (a map's H·W
+    features) and :class:`SelectInputs` (a subset of the features), by position."""
+    maps = {}
     for i, layer in enumerate(layers):
+        before = shapes[i - 1] if i else None
         if isinstance(layer, nn.Flatten):
-            before = shapes[i - 1] if i else None
             if before is None or len(before) != 3:
                 raise ValueError("nn.Flatten must follow a (C, H, W) feature map in the chain")
-            sizes[i] = before[1] * before[2]
-    return sizes
+            maps[i] = ("flatten", before[1] * before[2])
+        elif isinstance(layer, SelectInputs) and i:
+            maps[i] = ("select", layer.index, before[0])
+    return maps
 
 
-def _forward_through(units: torch.Tensor, flat: dict[int, int], start: int, stop: int):
+def _forward_through(units: torch.Tensor, maps: dict[int, tuple], start: int, stop: int):
     """Map per-unit values from the output of layer ``start - 1`` to the input of layer
-    ``stop``: every ``nn.Flatten`` in between repeats a feature map's value over its H·W
-    features."""
+    ``stop``: a Flatten repeats a feature map's value over its H·W features, a selection keeps
+    its features."""
     for i in range(start, stop):
-        if i in flat:
-            units = units.repeat_interleave(flat[i])
+        if i in maps:
+            kind, *arg = maps[i]
+            units = units.repeat_interleave(arg[0]) if kind == "flatten" else units[arg[0]]
     return units
 
 
-def _backward_through(units: torch.Tensor, flat: dict[int, int], start: int, stop: int):
-    """The inverse direction: a feature map is read if any of its H·W features is."""
+def _backward_through(units: torch.Tensor, maps: dict[int, tuple], start: int, stop: int):
+    """The inverse direction: a feature map is read if any of its H·W features is; a feature
+    a selection drops is not read."""
     for i in reversed(range(start, stop)):
-        if i in flat:
-            units = _any(units.reshape(-1, flat[i]), (1,))
+        if i in maps:
+            kind, *arg = maps[i]
+            if kind == "flatten":
+                units = _any(units.reshape(-1, arg[0]), (1,))
+            else:
+                units = units.new_zeros(arg[1]).index_copy(0, arg[0], units)
     return units
 
 
@@ -199,7 +209,7 @@ def _analyse(
     if state not in GATE_STATES:
         raise ValueError(f"state must be one of {GATE_STATES}, got {state!r}")
     shapes = _shapes(layers, tuple(input_shape))
-    flat = _flatten_sizes(layers, shapes)
+    maps = _unit_maps(layers, shapes)
     wl = [
         _weight_layer(m, i, state, shapes[i])
         for i, m in enumerate(layers)
@@ -208,14 +218,35 @@ def _analyse(
     pairs = list(itertools.pairwise(wl))
     wl[0].alive_in = torch.ones_like(wl[0].read_in)
     for prev, cur in pairs:  # forward: what can be non-zero
-        cur.alive_in = _forward_through(prev.alive_out, flat, prev.position + 1, cur.position)
+        cur.alive_in = _forward_through(prev.alive_out, maps, prev.position + 1, cur.position)
     wl[-1].needed_out = torch.ones_like(wl[-1].alive_out)
     for cur, nxt in reversed(pairs):  # backward: what is read
-        cur.needed_out = _backward_through(nxt.read_in, flat, cur.position + 1, nxt.position)
+        cur.needed_out = _backward_through(nxt.read_in, maps, cur.position + 1, nxt.position)
     wl[0].produced_in = wl[0].kept_in
     for prev, cur in pairs:  # whole feature maps survive a Flatten
-        cur.produced_in = _forward_through(prev.kept_out, flat, prev.position + 1, cur.position)
+        cur.produced_in = _forward_through(prev.kept_out, maps, prev.position + 1, cur.position)
     return wl
+
+
+def _summary(
+    module: nn.Module, input_shape: tuple[int, ...], state: str
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Units per gated layer, FLOPs and non-zero parameters as tensors."""
+    layers = _layers(module)
+    units, flops, params = [], 0.0, 0.0
+    for wl in _analyse(layers, input_shape, state):
+        layer = layers[wl.position]
+        keep_w = wl.keep_w.flatten(2).sum(2) if wl.keep_w.dim() > 2 else wl.keep_w
+        weights = (wl.needed_out[:, None] * keep_w * wl.alive_in[None, :]).sum()
+        flops = flops + weights * wl.spatial
+        params = params + weights
+        if layer.bias is not None:
+            params = params + wl.kept_out.sum()
+        if isinstance(layer, L0Linear):
+            units.append(wl.kept_in.sum())
+        elif isinstance(layer, L0Conv2d):
+            units.append(wl.kept_out.sum())
+    return units, flops, params
 
 
 def architecture(
@@ -228,21 +259,22 @@ def architecture(
     :param state: ``"dense"`` (every gate open), ``"deterministic"`` (the paper's test-time
         gates, Eq. 13) or ``"expected"`` (under the guide: :math:`P(z \\ne 0)`).
     """
-    layers = _layers(module)
-    units, flops, params = [], 0.0, 0.0
-    for wl in _analyse(layers, input_shape, state):
-        layer = layers[wl.position]
-        keep_w = wl.keep_w.flatten(2).sum(2) if wl.keep_w.dim() > 2 else wl.keep_w
-        weights = float((wl.needed_out[:, None] * keep_w * wl.alive_in[None, :]).sum())
-        flops += weights * wl.spatial
-        params += weights
-        if layer.bias is not None:
-            params += float(wl.kept_out.sum())
-        if isinstance(layer, L0Linear):
-            units.append(float(wl.kept_in.sum()))
-        elif isinstance(layer, L0Conv2d):
-            units.append(float(wl.kept_out.sum()))
-    return Architecture(tuple(units), flops, params)
+    with torch.no_grad():
+        units, flops, params = _summary(module, input_shape, state)
+    return Architecture(tuple(float(u) for u in units), float(flops), float(params))
+
+
+def expected_cost(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    r"""Expected FLOPs and expected non-zero parameters under the guide, as differentiable
+    tensors of the gates' parameters (for a sparsity or FLOPs constraint).
+
+    With independent gates a weight is used with probability
+    :math:`P(\text{its unit is read}) \cdot P(\text{its input is alive})`, each a product
+    or an "any of" :math:`1 - \prod(1 - p)` of gate inclusion probabilities :math:`P(z \ne 0)`,
+    so the expectations are exact for the independent mean-field guide.
+    """
+    _, flops, params = _summary(module, input_shape, "expected")
+    return flops, params
 
 
 def _folded(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -286,20 +318,27 @@ def compact(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Sequential:
 
     Uses the deterministic test-time gates: they are multiplied into the weights, units whose
     gate is 0 (and the units that only fed them) are dropped, and the next layer's inputs are
-    sliced to match (through ``nn.Flatten`` by whole feature maps). Input features that no open
-    gate reads are dropped by a leading :class:`SelectInputs`. The outputs equal
-    ``module(x)`` up to float rounding.
+    sliced to match (through ``nn.Flatten`` by whole feature maps). Features that reach a fully
+    connected layer (or the chain's input) but that no open gate reads are dropped by a
+    :class:`SelectInputs` in front of it, so the compacted chain computes exactly the FLOPs
+    that :func:`architecture` counts for the deterministic gates (group gates). The outputs
+    equal ``module(x)`` up to float rounding.
     """
     layers = _layers(module)
     analysis = {wl.position: wl for wl in _analyse(layers, input_shape, "deterministic")}
+    first = min(analysis)
     out: list[nn.Module] = []
-    first_in = analysis[min(analysis)].produced_in.bool()
-    if not bool(first_in.all()):
-        out.append(SelectInputs(torch.nonzero(first_in).flatten()))
     for i, layer in enumerate(layers):
-        if i in analysis:
-            wl = analysis[i]
-            out.append(_dense_copy(layer, wl.produced_in.bool(), wl.kept_out.bool()))
-        else:
+        if i not in analysis:
             out.append(copy.deepcopy(layer))
+            continue
+        wl = analysis[i]
+        produced = wl.produced_in.bool()
+        keep_in = produced
+        if i == first or isinstance(layer, (nn.Linear, L0Linear)):
+            keep_in = wl.kept_in.bool() & produced
+            arriving = torch.ones_like(produced) if i == first else produced
+            if not bool((keep_in == arriving).all()):
+                out.append(SelectInputs(torch.nonzero(keep_in[arriving]).flatten()))
+        out.append(_dense_copy(layer, keep_in, wl.kept_out.bool()))
     return nn.Sequential(*out)

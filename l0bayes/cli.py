@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 DESCRIPTION = """\
 l0bayes: L0 regularization (Louizos, Welling & Kingma 2018) as a Bayesian model in Pyro.
@@ -48,7 +49,94 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--prior-inclusion", type=float, default=None, help="pi for 'bayes'")
     select.add_argument("--steps", type=int, default=1500, help="SVI steps")
     select.add_argument("--seed", type=int, default=0)
+    _add_train_parser(sub)
+    from l0bayes.report import add_report_parser
+
+    add_report_parser(sub)
     return parser
+
+
+TRAIN_HELP = """\
+Train one of the paper's networks by Pyro SVI (the ELBO's KL is the paper's L0 penalty).
+
+lambda is given PER DATA POINT as in the paper: the paper's "lambda = 0.1/N" is --lam 0.1.
+Equivalently, --lam is the code cost in nats per parameter in the total log-likelihood: a gate
+that controls S weights pays lam*S, --lam 1 is AIC and --lam log(N)/2 is BIC. Worked example:
+MNIST has N = 60000, so --lam 0.1 adds 0.1/60000 per parameter to the mean training loss, and a
+hidden neuron of the 784-300-100 MLP's second layer (100 outgoing weights) costs 10 nats.
+
+Test error and architecture use the paper's deterministic test-time gates (Eq. 13); metrics.json
+reports the last epoch's error (test_error) and the best over epochs (best_test_error).
+Writes RUN/config.json, RUN/checkpoint.pt (every epoch), RUN/history.csv and, when finished,
+RUN/metrics.json. Ctrl-C saves a checkpoint; continue with --resume.
+"""
+
+
+def _add_train_parser(sub) -> None:
+    from l0bayes.networks import NETWORKS
+
+    train = sub.add_parser(
+        "train",
+        help="train the paper's MLP, LeNet-5 or Wide-ResNet with L0 gates (SVI)",
+        description=TRAIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("network", choices=sorted(NETWORKS), help="which network")
+    train.add_argument("--out", required=True, help="run directory (RUN)")
+    train.add_argument("--epochs", type=int, help="default: 200 (the paper)")
+    train.add_argument("--batch-size", type=int, help="default: 100 (MNIST), 128 (WRN)")
+    train.add_argument(
+        "--lam",
+        type=float,
+        nargs="+",
+        help="lambda per data point x N (= nats per parameter); one value or one per gated "
+        "layer, e.g. --lam 10 0.5 0.1 0.1 for LeNet-5's 'lambda sep.' row (default: 0.1 for "
+        "MNIST, 0.001 for WRN)",
+    )
+    train.add_argument("--lr", type=float, help="learning rate (default: Adam 1e-3; WRN SGD 0.1)")
+    train.add_argument("--optimizer", choices=["adam", "sgd"])
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=5e-4,
+        dest="weight_precision",
+        help="precision of the Gaussian slab on the weights (the paper's weight decay), in the "
+        "per-data-set ELBO (default 5e-4)",
+    )
+    train.add_argument("--init-drop-rate", type=float, nargs="+", help="initial gate drop rate(s)")
+    train.add_argument("--kl-mode", choices=["l0", "bayes"], default="l0")
+    train.add_argument(
+        "--local-rep", action="store_true", help="one gate draw per example (default: per batch)"
+    )
+    train.add_argument("--ema", type=float, help="EMA decay for evaluation; 0 = off")
+    train.add_argument("--no-clamp", action="store_true", help="do not clamp log alpha")
+    train.add_argument("--elbo", choices=["analytic", "trace"], default="analytic")
+    train.add_argument("--target", choices=["params", "flops"], help="constrain sparsity")
+    train.add_argument("--target-fraction", type=float, help="expected fraction kept (0, 1]")
+    train.add_argument("--target-scope", choices=["global", "layer"], default="global")
+    train.add_argument("--lagrange-lr", type=float, default=0.01)
+    train.add_argument(
+        "--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"]
+    )
+    train.add_argument("--data-dir", help="data folder (default: $L0BAYES_DATA, then the cache)")
+    train.add_argument("--train-size", type=int, help="use the first N training examples")
+    train.add_argument("--test-size", type=int, help="use the first N test examples")
+    train.add_argument("--depth", type=int, default=28, help="WRN depth (6n + 4)")
+    train.add_argument("--width", type=int, default=10, help="WRN width factor")
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--checkpoint-every", type=int, default=0, help="also checkpoint every K steps"
+    )
+    train.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        help="data-parallel processes on this machine (gloo on CPU, NCCL on GPU); for several "
+        "nodes launch with torchrun instead (see the README)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _penalty(text: str):
@@ -64,27 +152,51 @@ def _cmd_demo(args) -> None:
     run_demo(out=args.out, n_steps=args.steps, progress=not args.no_progress)
 
 
-def _cmd_select(args) -> None:
+def read_csv_table(path: str) -> tuple[list[str], Any]:
+    """Header and float matrix of a CSV file, with an error that names the file, row and
+    column of anything that is not a rectangular table of numbers."""
+    import csv
+
     import numpy as np
 
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read --csv file {path!r}: {err.strerror}") from None
+    if len(rows) < 2:
+        raise ValueError(f"{path}: needs a header row and at least one data row")
+    header = [name.strip() for name in rows[0]]
+    values = np.empty((len(rows) - 1, len(header)))
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {i}: {len(row)} fields, the header has {len(header)}")
+        for j, cell in enumerate(row):
+            try:
+                values[i - 2, j] = float(cell)
+            except ValueError:
+                raise ValueError(
+                    f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
+                ) from None
+    return header, values
+
+
+def _cmd_select(args) -> None:
     from l0bayes.linear_model import L0Regression
 
-    try:
-        table = np.genfromtxt(args.csv, delimiter=",", names=True, dtype=float)
-    except OSError as err:
-        raise FileNotFoundError(f"cannot read --csv file {args.csv!r}: {err}") from None
-    columns = list(table.dtype.names or ())
+    columns, table = read_csv_table(args.csv)
     if args.target not in columns:
         raise ValueError(f"--target {args.target!r} is not a column of {args.csv}: {columns}")
+    target = columns.index(args.target)
     features = [c for c in columns if c != args.target]
-    X = np.column_stack([table[c] for c in features])
+    X = table[:, [j for j in range(len(columns)) if j != target]]
     est = L0Regression(
         family=args.family,
         penalty=_penalty(args.penalty),
         prior_inclusion=args.prior_inclusion,
         n_steps=args.steps,
         seed=args.seed,
-    ).fit(X, table[args.target])
+    ).fit(X, table[:, target])
     print(est.summary(names=features))
     c = est.information_criteria()
     print(
@@ -92,7 +204,47 @@ def _cmd_select(args) -> None:
     )
 
 
-COMMANDS = {"demo": _cmd_demo, "select": _cmd_select}
+def _cmd_train(args) -> None:
+    import json
+
+    from l0bayes.train import TrainConfig, TrainingInterrupted, train
+
+    progress = not args.no_progress
+    if args.resume:
+        cfg = TrainConfig.from_run(
+            args.out,
+            epochs=args.epochs,
+            num_threads=args.num_threads,
+            data_dir=args.data_dir,
+            progress=progress,
+        )
+    else:
+        names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
+        values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+        values["clamp_log_alpha"] = not args.no_clamp
+        cfg = TrainConfig(network=args.network, out=args.out, progress=progress, **values)
+    try:
+        metrics = train(cfg, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"l0bayes train: {stop}", file=sys.stderr)
+        raise SystemExit(130) from None
+    keys = (
+        "test_error",
+        "best_test_error",
+        "architecture_string",
+        "compact_flops",
+        "train_seconds",
+    )
+    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+
+
+def _cmd_report(args) -> None:
+    from l0bayes.report import run_report_command
+
+    run_report_command(args)
+
+
+COMMANDS = {"demo": _cmd_demo, "select": _cmd_select, "train": _cmd_train, "report": _cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
         if args.debug:
             raise
-        print(f"l0bayes {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"l0bayes {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"l0bayes {args.command}: interrupted", file=sys.stderr)

@@ -58,6 +58,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from l0bayes.validation import resolve_device
+
 __all__ = [
     "ENV_VAR",
     "ChecksumError",
@@ -848,8 +850,9 @@ def to_tensors(
         instead of ``(N, C, H, W)`` (``(N, 1, 28, 28)`` for MNIST, ``(N, 3, 32, 32)`` for CIFAR).
     :returns: images scaled to ``[0, 1]``, labels ``torch.long``.
     """
-    if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating point dtype, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating point torch dtype, got {dtype}")
+    device = resolve_device(device)
     if ds.x_train.dtype != np.uint8 or ds.x_test.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (0..255), got {ds.x_train.dtype}")
     x_train = _images_tensor(ds.x_train, device, dtype, flatten)

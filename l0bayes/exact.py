@@ -75,6 +75,13 @@ from l0bayes.model_size import (
     log_prior_by_size,
     pi_posterior,
 )
+from l0bayes.validation import (
+    as_float_array,
+    check_count,
+    check_positive,
+    check_Xy,
+    resolve_device,
+)
 
 __all__ = ["ExactPosterior", "exact_posterior", "log_marginal_likelihoods"]
 
@@ -128,42 +135,18 @@ class _Block:
 # ----------------------------------------------------------------------------- validation
 
 
-def _check_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if X.ndim != 2 or y.ndim != 1:
-        raise ValueError(
-            f"X must be 2-D (n, p) and y 1-D (n,); got X.shape={X.shape}, y.shape={y.shape}. "
-            "Reshape them, e.g. X.reshape(-1, 1) for a single feature."
-        )
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"X and y have mismatched shapes: X has {X.shape[0]} rows but y has {y.shape[0]} "
-            "entries; pass one response per row of X."
-        )
-    if X.shape[0] < 2:
-        raise ValueError(
-            f"need at least 2 observations to integrate the intercept; got n={len(y)}."
-        )
-    if X.shape[1] == 0:
-        raise ValueError("X has p=0 features; pass at least one column.")
-    for name, arr in (("X", X), ("y", y)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or inf values; drop or impute them first.")
-    return X, y
-
-
 def _check_noise(noise_scale: float) -> float:
-    sigma = float(noise_scale)
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"noise_scale must be a finite number > 0; got {noise_scale!r}.")
+    sigma = check_positive("noise_scale", noise_scale)
+    if not 0.0 < sigma**2 < math.inf:
+        raise ValueError(
+            f"noise_scale={noise_scale!r} is too extreme: its square is not a positive float64; "
+            "rescale y (and noise_scale with it)"
+        )
     return sigma
 
 
 def _check_slab(slab_scale: float | np.ndarray, p: int) -> np.ndarray:
-    slab = np.asarray(slab_scale, dtype=np.float64)
+    slab = as_float_array(slab_scale, "slab_scale")
     if slab.ndim == 0:
         slab = np.full(p, float(slab))
     if slab.shape != (p,):
@@ -178,14 +161,8 @@ def _check_slab(slab_scale: float | np.ndarray, p: int) -> np.ndarray:
     return slab
 
 
-def _check_count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
-    return int(value)
-
-
 def _check_size(p: int, max_features: int, device: torch.device) -> None:
-    if p <= _check_count("max_features", max_features):
+    if p <= check_count("max_features", max_features, minimum=0):
         return
     seconds = _seconds_per_model(device) * 2.0 ** min(p, 1000)
     raise ValueError(
@@ -316,10 +293,10 @@ def _prepare(
     max_features: int | None,
     device: str | torch.device,
 ) -> _Stats:
-    X, y = _check_data(X, y)
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2 to integrate the flat intercept
     sigma = _check_noise(noise_scale)
     slab = _check_slab(slab_scale, X.shape[1])
-    device = torch.device(device)
+    device = resolve_device(device)
     if max_features is not None:  # None: the caller scores chosen models, not all 2^p
         _check_size(X.shape[1], max_features, device)
     return _sufficient_stats(X, y, sigma, slab, device)
@@ -444,7 +421,7 @@ def exact_posterior(
     """
     start = time.perf_counter()
     prior = check_prior_inclusion(prior_inclusion)
-    top = _check_count("top", top)
+    top = check_count("top", top, minimum=0)
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     p = stats.h.shape[0]
     log_post, sizes, coef_mean = _posterior_models(stats, log_prior_by_size(prior, p))

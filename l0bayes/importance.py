@@ -33,11 +33,13 @@ are used unsmoothed, and :math:`\hat k` is reported as NaN ("not estimable"), se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
 from l0bayes.exact import score_supports
 from l0bayes.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
+from l0bayes.validation import as_float_array, check_count, check_Xy
 
 #: A generalized Pareto fit needs at least this many distinct values in the tail.
 _MIN_DISTINCT_TAIL = 5
@@ -91,9 +93,19 @@ def psis_inclusion_probs(
     seed: int = 0,
 ) -> ImportanceResult:
     """PSIS estimate of the posterior inclusion probabilities (see the module docstring)."""
-    p = len(proposal_probs)
+    X, y = check_Xy(X, y)
+    p = X.shape[1]
+    rho = as_float_array(proposal_probs, "proposal_probs")
+    if rho.shape != (p,) or not np.all((rho >= 0) & (rho <= 1)):
+        raise ValueError(
+            f"proposal_probs must hold one probability in [0, 1] per column of X (shape ({p},)),"
+            f" got {np.asarray(proposal_probs)!r}"
+        )
     delta = min(0.1, 1.0 / p) if floor is None else floor
-    rho = np.clip(np.asarray(proposal_probs, dtype=np.float64), delta, 1.0 - delta)
+    if isinstance(delta, bool) or not isinstance(delta, Real) or not 0 < delta < 0.5:
+        raise ValueError(f"floor must lie strictly between 0 and 0.5, got {floor!r}")
+    num_samples = check_count("num_samples", num_samples)
+    rho = np.clip(rho, delta, 1.0 - delta)
     rng = np.random.default_rng(seed)
     draws = rng.random((num_samples, p)) < rho
     models, inverse = np.unique(draws, axis=0, return_inverse=True)

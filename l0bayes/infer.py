@@ -11,8 +11,12 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import SVI, TraceMeanField_ELBO
+from pyro.infer.util import is_validation_enabled
 from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
+
+from l0bayes.validation import check_count, check_positive
+from l0bayes.validation import resolve_device as resolve_device
 
 
 @dataclass
@@ -21,20 +25,6 @@ class SVIResult:
 
     params: dict[str, torch.Tensor]
     losses: np.ndarray
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device`` for ``device``, with a clear error when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available on this machine (torch "
-            f"{torch.__version__}); use device='cpu'"
-        )
-    return dev
 
 
 def fit_svi(
@@ -56,13 +46,21 @@ def fit_svi(
 
     Runs in its own parameter store and forked torch RNG (seeded with ``seed``), so a user's
     store and random state are left untouched (initial values come from the model and guide).
-    Raises ``FloatingPointError`` if the ELBO stops being finite.
+    The first step runs with Pyro's validation as the caller has it (on by default), so the
+    model's and the distributions' argument checks see the data once; the remaining steps run
+    without it. Raises ``ValueError`` for invalid settings and ``FloatingPointError`` if the
+    ELBO stops being finite.
 
     ``num_threads`` (default: 1 for CPU problems under a million tensor elements) sets torch's
     intra-op threads for the loop and restores them afterwards: SVI steps on small tensors are
     dominated by per-op overhead, and several threads spinning on shared cores make them many
     times slower (measured 16x on 2 busy cores).
     """
+    n_steps = check_count("n_steps", n_steps)
+    check_positive("lr", lr)
+    num_particles = check_count("num_particles", num_particles)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     elbo = TraceMeanField_ELBO(
         num_particles=num_particles,
         vectorize_particles=num_particles > 1,
@@ -75,16 +73,17 @@ def fit_svi(
         torch.manual_seed(seed)
         svi = SVI(model, guide, ClippedAdam({"lr": lr, "clip_norm": 100.0}), elbo)
         bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
-        with pyro.validation_enabled(False):
-            for step in bar:
+        validate = is_validation_enabled()
+        for step in bar:
+            with pyro.validation_enabled(validate and step == 0):
                 losses[step] = loss = svi.step(*args)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the ELBO became {loss} at step {step} of {desc}; try a smaller lr "
-                        f"(now {lr}) or check the data for extreme values"
-                    )
-                if progress and step % 50 == 0:
-                    bar.set_postfix(elbo=f"{-loss:.4g}")
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the ELBO became {loss} at step {step} of {desc}; try a smaller lr "
+                    f"(now {lr}) or check the data for extreme values"
+                )
+            if progress and step % 50 == 0:
+                bar.set_postfix(elbo=f"{-loss:.4g}")
         params = {name: store[name].detach().clone() for name in store.keys()}
     return SVIResult(params=params, losses=losses)
 

@@ -2,40 +2,120 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from l0bayes.linear_model import feature_names
 
+if TYPE_CHECKING:
+    import arviz as az
 
-def regression_inference_data(est, X, y, num_samples: int = 1000, seed: int = 0):
-    r"""Posterior draws of a fitted :class:`~l0bayes.L0Regression` as ``InferenceData``.
+    from l0bayes.linear_model import L0Regression
+
+
+def to_inference_data(
+    fit: L0Regression,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    X_holdout: np.ndarray | None = None,
+    y_holdout: np.ndarray | None = None,
+    num_samples: int = 1000,
+    seed: int = 0,
+) -> az.InferenceData:
+    r"""Posterior draws of a fitted :class:`~l0bayes.L0Regression` (SVI) as ``InferenceData``.
 
     Draws come from the variational posterior: gates :math:`z \sim q(z)`, weights
     :math:`\theta \sim q(\theta)` (a point mass for MAP weights), coefficients
-    :math:`\beta = z\theta` mapped to X's scale. ``log_likelihood["obs"]`` holds
-    :math:`\log p(y_i \mid x_i, \beta^{(s)})` per draw and observation (one chain), so
-    ``az.loo`` and ``az.waic`` run; ``observed_data["obs"]`` holds ``y``.
+    :math:`\beta = z\theta` mapped to X's scale (with ``penalty="bayes"`` these are the
+    guide's draws, not reweighted by the importance-sampling correction of the PIPs). Groups:
+
+    * ``posterior``: ``gate``, ``weight``, ``coef`` (dim ``feature``), ``intercept`` and, when
+      estimated, ``noise_scale``; one chain of ``num_samples`` draws.
+    * ``log_likelihood["obs"]``: :math:`\log p(y_i \mid x_i, \beta^{(s)})` per draw s and
+      training point i (dim ``obs_id``), so ``az.loo(idata)`` and ``az.waic(idata)`` run. PSIS-LOO
+      reweights the draws to leave out each *training* point; its Pareto :math:`\hat k`
+      flag the points where that fails. (With a variational posterior the draws are not from
+      the exact posterior, so the estimate inherits the guide's error.)
+    * ``observed_data["obs"]``: ``y``.
+    * With held-out data, ``holdout_log_likelihood["obs"]`` and ``holdout_observed_data["obs"]``
+      (dim ``holdout_id``): the same for the points not used in the fit. They live in groups
+      of their own because ``az.loo`` must not see them: a held-out point is not in the
+      posterior, so "leaving it out" by importance weighting would be wrong. Its predictive
+      density is estimated directly by :func:`holdout_elpd`.
+
+    The data ``X, y`` must be those the model was fitted to for ``az.loo`` to mean LOO.
+    ``idata.to_netcdf(path)`` works with the ``h5netcdf`` backend that arviz installs.
     """
     import arviz as az
 
-    if est.method == "exact":
+    if getattr(fit, "method", "svi") == "exact":
         raise ValueError("to_inference_data needs draws from an SVI fit (method='svi')")
     if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    X, y = _check_xy(est, X, y)
-    draws = _coefficient_draws(est, num_samples, seed)
-    eta = draws["intercept"][:, None] + draws["coef"] @ X.T  # (S, n)
-    loglik = _pointwise_loglik(est, eta, y)
+    if (X_holdout is None) != (y_holdout is None):
+        raise ValueError("give both X_holdout and y_holdout, or neither")
+    X, y = _check_xy(fit, X, y)
+    draws = _coefficient_draws(fit, num_samples, seed)
     posterior = {k: v[None] for k, v in draws.items()}  # add the chain dimension
-    dims = {"gate": ["feature"], "weight": ["feature"], "coef": ["feature"]}
-    return az.from_dict(
+    dims = {"gate": ["feature"], "weight": ["feature"], "coef": ["feature"], "obs": ["obs_id"]}
+    idata = az.from_dict(
         posterior=posterior,
-        log_likelihood={"obs": loglik[None]},
+        log_likelihood={"obs": _pointwise_loglik(fit, draws, X, y)[None]},
         observed_data={"obs": y},
-        coords={"feature": feature_names(est)},
-        dims={**dims, "obs": ["obs_id"]},
+        coords={"feature": feature_names(fit)},
+        dims=dims,
     )
+    if X_holdout is not None:
+        Xh, yh = _check_xy(fit, X_holdout, y_holdout)
+        held = {"obs": ["holdout_id"]}
+        loglik = _pointwise_loglik(fit, draws, Xh, yh)[None]
+        idata.add_groups(
+            holdout_log_likelihood=az.dict_to_dataset({"obs": loglik}, dims=held),
+            holdout_observed_data=az.dict_to_dataset({"obs": yh}, default_dims=[], dims=held),
+        )
+    return idata
+
+
+def regression_inference_data(est, X, y, num_samples: int = 1000, seed: int = 0):
+    """:func:`to_inference_data` without held-out data (``L0Regression.to_inference_data``)."""
+    return to_inference_data(est, X, y, num_samples=num_samples, seed=seed)
+
+
+@dataclass(frozen=True)
+class HoldoutElpd:
+    """Expected log predictive density of held-out points, its standard error and the
+    pointwise values."""
+
+    elpd: float
+    se: float
+    pointwise: np.ndarray
+
+
+def holdout_elpd(idata: az.InferenceData) -> HoldoutElpd:
+    r"""Log predictive density of the held-out points, estimated from the posterior draws:
+
+    .. math::
+
+        \widehat{\mathrm{elpd}} = \sum_{i=1}^m \log \frac1S \sum_{s=1}^S
+            p(\tilde y_i \mid \tilde x_i, \beta^{(s)}), \qquad
+        \mathrm{se} = \sqrt{m\, \widehat{\mathrm{Var}}_i}\,,
+
+    the held-out counterpart of ``az.loo(idata).elpd_loo`` (compare per point: divide by m
+    and by n). Needs an ``idata`` from :func:`to_inference_data` with held-out data.
+    """
+    from scipy.special import logsumexp
+
+    if "holdout_log_likelihood" not in idata.groups():
+        raise ValueError("idata has no holdout_log_likelihood: pass X_holdout and y_holdout")
+    ll = idata["holdout_log_likelihood"]["obs"].values  # (chain, draw, m)
+    ll = ll.reshape(-1, ll.shape[-1])
+    pointwise = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    se = float(np.sqrt(pointwise.size * np.var(pointwise, ddof=1))) if pointwise.size > 1 else 0.0
+    return HoldoutElpd(float(pointwise.sum()), se, pointwise)
 
 
 def _check_xy(est, X, y):
@@ -71,7 +151,9 @@ def _coefficient_draws(est, num_samples: int, seed: int) -> dict[str, np.ndarray
     return out
 
 
-def _pointwise_loglik(est, eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _pointwise_loglik(est, draws: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray):
+    r""":math:`\log p(y_i \mid x_i, \beta^{(s)})`, shape (S, n)."""
+    eta = draws["intercept"][:, None] + draws["coef"] @ X.T  # (S, n)
     if est.family == "bernoulli":
         return y * eta - np.logaddexp(0.0, eta)
     sigma = est.noise_scale_

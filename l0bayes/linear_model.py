@@ -35,6 +35,7 @@ from numbers import Real
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -51,6 +52,14 @@ from l0bayes.model_size import (
 )
 from l0bayes.regression import RegressionPrior, regression_guide, regression_model
 from l0bayes.selection import InformationCriteria, information_criteria, local_search
+from l0bayes.validation import (
+    as_float_array,
+    check_count,
+    check_finite,
+    check_not_constant,
+    check_positive,
+    check_Xy,
+)
 
 PENALTIES = ("aic", "bic", "bayes")
 METHODS = ("svi", "exact")
@@ -86,6 +95,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
     Each coefficient :math:`\beta_j = z_j\theta_j` has a gate :math:`z_j` with a hard concrete
     variational posterior and a spike-and-slab prior; fitting maximises the ELBO with Pyro's
     SVI (:mod:`l0bayes.regression` holds the model and guide as plain Pyro functions).
+
+    The optimiser sees standardised columns (X centred and scaled to unit sd, and y too for the
+    Gaussian family), so features on scales from 1e-3 to 1e3 fit as well as unit-scale ones;
+    every coefficient is reported on X's own scale. A constant column carries nothing the
+    intercept does not: it is left out with a warning (coefficient 0, inclusion probability 0;
+    ``exact_`` describes the fit without it). Invalid data or settings raise ``ValueError``
+    naming the argument before anything is fitted.
 
     :param family: ``"gaussian"`` (linear regression) or ``"bernoulli"`` (logistic, y in {0,1}).
     :param penalty: ``"bic"``, ``"aic"``, a float :math:`\lambda \ge 0` (nats per included
@@ -181,7 +197,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             if isinstance(prior, tuple) and self.penalty != "bayes":
                 raise ValueError("a Beta hyperprior on prior_inclusion needs penalty='bayes'")
         if self.concentration is not None:
-            _check_positive("concentration", self.concentration)
+            check_positive("concentration", self.concentration)
             if self.expected_model_size is None:
                 raise ValueError("concentration needs expected_model_size (the prior mean of k)")
         if self.expected_model_size is not None and not (
@@ -191,9 +207,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 f"expected_model_size must lie strictly between 0 and p = {p}, got "
                 f"{self.expected_model_size!r}"
             )
-        _check_positive("slab_scale", self.slab_scale)
+        check_positive("slab_scale", self.slab_scale)
         if self.noise_scale is not None:
-            _check_positive("noise_scale", self.noise_scale)
+            check_positive("noise_scale", self.noise_scale)
             if self.penalty != "bayes":
                 raise ValueError(
                     "noise_scale is used by penalty='bayes'; AIC/BIC-type penalties estimate the "
@@ -201,53 +217,60 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 )
             if self.family != "gaussian":
                 raise ValueError("noise_scale applies to family='gaussian' only")
-        if (
-            not isinstance(self.importance_samples, (int, np.integer))
-            or self.importance_samples < 0
-        ):
-            raise ValueError(
-                f"importance_samples must be an integer >= 0, got {self.importance_samples!r}"
-            )
-        for name in ("n_steps", "num_particles"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        _check_positive("lr", self.lr)
-        if self.batch_size is not None and (
-            not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer or None, got {self.batch_size!r}"
-            )
+        check_count("importance_samples", self.importance_samples, minimum=0)
+        check_count("n_steps", self.n_steps)
+        check_count("num_particles", self.num_particles)
+        check_count("seed", self.seed, minimum=0)
+        check_positive("lr", self.lr)
+        if self.batch_size is not None:
+            check_count("batch_size", self.batch_size)
         check_gate_hyperparameters(self.temperature, (-0.1, 1.1))
         resolve_device(self.device)
 
-    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        n, p = X.shape
-        if n < 3:
-            raise ValueError(f"L0Regression needs at least 3 samples, got n_samples = {n}")
-        self._check_params(n, p)
-        if self.family == "bernoulli" and not np.isin(y, (0.0, 1.0)).all():
+    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked float64 ``X``, ``y`` and the mask of the non-constant columns of X."""
+        _check_layout(X, y)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite=False)
+        X, y = check_Xy(X, y, family=self.family, min_samples=3)
+        if self.family == "gaussian":
+            check_not_constant(y)
+        keep = np.ptp(X, axis=0) > 0
+        if not keep.any():
             raise ValueError(
-                "family='bernoulli' needs y in {0, 1}; got values "
-                f"{np.unique(y)[:5].tolist()} — encode the two classes as 0 and 1"
+                "every column of X is constant (zero variance): there is nothing to select; the "
+                "model is the intercept alone (the mean of y)"
             )
-        constant = np.flatnonzero(X.std(axis=0) == 0)
-        if constant.size:
-            raise ValueError(
-                f"X has constant columns {constant.tolist()} (zero variance): they duplicate the "
-                "intercept and carry no information; drop them before fitting"
+        self._check_params(X.shape[0], int(keep.sum()))
+        if not keep.all():
+            warnings.warn(
+                f"X has constant columns {np.flatnonzero(~keep).tolist()} (zero variance): they "
+                "duplicate the intercept and carry no information, so they are left out of the "
+                "model (coefficient 0, inclusion probability 0); drop them to silence this",
+                UserWarning,
+                stacklevel=3,
             )
-        return X, y
+        return X, y, keep
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y) -> L0Regression:
-        """Fit the model to ``X`` (n × p) and ``y`` (n,)."""
-        X, y = self._validate(X, y)
+        """Fit the model to ``X`` (n × p) and ``y`` (n,).
+
+        Columns of X are standardised for the optimiser and every coefficient is reported on
+        X's own scale. Constant columns are left out with a warning (coefficient 0, inclusion
+        probability 0)."""
+        for name in [k for k in vars(self) if k.endswith("_")]:  # results of an earlier fit
+            delattr(self, name)
+        X, y, keep = self._validate(X, y)
         self.n_samples_ = X.shape[0]
+        self._fit_columns(X[:, keep], y)
+        if not keep.all():
+            self._restore_constant_columns(X, keep)
+        return self
+
+    def _fit_columns(self, X: np.ndarray, y: np.ndarray) -> None:
         if self.method == "exact":
-            return self._fit_exact(X, y)
+            self._fit_exact(X, y)
+            return
         std = _Standardizer.fit(X, y, self.family)
         device = resolve_device(self.device)
         Xt = torch.as_tensor((X - std.x_mean) / std.x_scale, device=device)
@@ -268,7 +291,46 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 self._importance_correct(X, y)
             else:
                 self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
-        return self
+
+    def _restore_constant_columns(self, X: np.ndarray, keep: np.ndarray) -> None:
+        """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
+        constant column is a closed gate (log α = -inf) with coefficient 0."""
+        p = keep.size
+
+        def widen(values, fill):
+            out = np.full(p, fill, dtype=np.asarray(values).dtype)
+            out[keep] = values
+            return out
+
+        for name, fill in (
+            ("inclusion_probs_", 0.0),
+            ("variational_inclusion_probs_", 0.0),
+            ("coef_", 0.0),
+            ("selected_", False),
+            ("relaxed_support_", False),
+        ):
+            if hasattr(self, name):
+                setattr(self, name, widen(getattr(self, name), fill))
+        if hasattr(self, "model_size_probs_"):
+            sizes = np.zeros(p + 1)
+            sizes[: self.model_size_probs_.size] = self.model_size_probs_
+            self.model_size_probs_ = sizes
+        if hasattr(self, "top_models_"):
+            self.top_models_ = [(widen(s, False), prob) for s, prob in self.top_models_]
+        if hasattr(self, "params_"):
+            std = self._standardizer_
+            fills = {"gate_log_alpha": -math.inf, "weight_scale": self.slab_scale / std.y_scale}
+            index = torch.as_tensor(keep)
+            for name, value in self.params_.items():
+                if value.shape == (int(keep.sum()),):
+                    full = value.new_full((p,), fills.get(name, 0.0))
+                    full[index] = value
+                    self.params_[name] = full
+            self._standardizer_ = replace(
+                std,
+                x_mean=widen(std.x_mean, 0.0) + np.where(keep, 0.0, X[0]),
+                x_scale=widen(std.x_scale, 1.0),
+            )
 
     def _set_size_posterior(self, size_probs: np.ndarray, params=None) -> None:
         r"""Posterior of the model size and of π. From the guide: the Poisson-binomial of the
@@ -399,7 +461,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 resid = y - self.intercept_ - X @ self.coef_
                 self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
 
-    def _fit_exact(self, X, y) -> L0Regression:
+    def _fit_exact(self, X, y) -> None:
         from l0bayes.exact import exact_posterior
 
         if self.family != "gaussian" or self.penalty != "bayes" or self.noise_scale is None:
@@ -423,12 +485,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.top_models_ = post.top_models
         self._set_size_posterior(post.model_size_probs)
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
-        return self
 
     # --------------------------------------------------------------- prediction
     def _decision(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=False)
+        check_finite(X, "X")
         return self.intercept_ + X @ self.coef_
 
     def predict(self, X) -> np.ndarray:
@@ -437,6 +499,14 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if self.family == "bernoulli":
             return (eta > 0).astype(np.int64)
         return eta
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """:math:`R^2` of :meth:`predict` on ``(X, y)`` (scikit-learn's regressor score)."""
+        y = as_float_array(y, "y")
+        check_finite(y, "y")
+        if np.ndim(X) == 2 and len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)} entries")
+        return super().score(X, y, sample_weight=sample_weight)
 
     @available_if(lambda self: self.family == "bernoulli")
     def predict_proba(self, X) -> np.ndarray:
@@ -469,14 +539,26 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return "\n".join(lines)
         return pd.DataFrame(rows, index=pd.Index(names, name="feature"))
 
-    def to_inference_data(self, X, y, num_samples: int = 1000, seed: int = 0):
+    def to_inference_data(
+        self, X, y, num_samples: int = 1000, seed: int = 0, X_holdout=None, y_holdout=None
+    ):
         """An ArviZ ``InferenceData`` of the variational posterior: gate, weight and coefficient
         draws (``posterior``), the pointwise log-likelihood of ``(X, y)`` per draw
-        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``."""
-        from l0bayes.inference_data import regression_inference_data
+        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out
+        data also ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
+        :func:`l0bayes.inference_data.holdout_elpd`)."""
+        from l0bayes.inference_data import to_inference_data
 
         check_is_fitted(self, "coef_")
-        return regression_inference_data(self, X, y, num_samples=num_samples, seed=seed)
+        return to_inference_data(
+            self,
+            X,
+            y,
+            X_holdout=X_holdout,
+            y_holdout=y_holdout,
+            num_samples=num_samples,
+            seed=seed,
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -519,9 +601,47 @@ def _beta_tuple(prior_inclusion):
     return prior_inclusion
 
 
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (0 < value < math.inf):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+def _parses_as_float(a: np.ndarray) -> bool:
+    try:
+        a.astype(np.float64)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_layout(X, y) -> None:
+    """Errors that name X or y for the layouts scikit-learn's ``validate_data`` reports in
+    generic words (text, wrong rank, row counts that differ); ``y=None``, sparse and object
+    arrays are left to it (and to its messages, which scikit-learn's checks expect)."""
+    if y is None or issparse(X):
+        return
+    try:
+        X, y = np.asarray(X), np.asarray(y)
+    except ValueError:  # ragged nested lists: validate_data says so
+        return
+    for name, a in (("X", X), ("y", y)):
+        if a.dtype.kind in "US" and not _parses_as_float(a):
+            raise ValueError(
+                f"{name} holds text (e.g. {a.flat[0]!r}) where numbers are needed; encode it as "
+                "numbers first (categorical features as indicator columns, a binary response "
+                "as 0/1)"
+            )
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}; reshape a "
+            "single feature with X.reshape(-1, 1)"
+        )
+    if not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        raise ValueError(
+            f"y must be 1-D (n_samples,): L0Regression fits one response, got shape {y.shape}"
+        )
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[0]} rows but y has {y.shape[0]} entries; pass one response per "
+            "row of X"
+        )
+    if y.dtype.kind in "biuf":  # validate_data's own check of y has a generic message
+        check_finite(y.astype(np.float64), "y")
 
 
 def _gates(result, prior: RegressionPrior) -> HardConcrete:
@@ -548,7 +668,13 @@ def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str):
 def feature_names(est, names=None) -> list[str]:
     """Column names: ``names`` if given, else those seen in ``fit``, else ``x0, x1, ...``."""
     if names is not None:
-        return [str(n) for n in names]
+        names = [str(n) for n in names]
+        if len(names) != est.n_features_in_:
+            raise ValueError(
+                f"names has {len(names)} entries for the {est.n_features_in_} features the model "
+                "was fitted on; pass one name per column of X"
+            )
+        return names
     if hasattr(est, "feature_names_in_"):
         return [str(n) for n in est.feature_names_in_]
     return [f"x{j}" for j in range(est.n_features_in_)]

@@ -31,6 +31,13 @@ def _is_positive_number(value: object) -> bool:
 
 def beta_from_model_size(expected_model_size: float, concentration: float, p: int):
     """``("beta", a, b)`` with mean ``M / p`` and ``a + b = concentration``."""
+    if not (_is_positive_number(expected_model_size) and expected_model_size < p):
+        raise ValueError(
+            f"expected_model_size must lie strictly between 0 and p = {p}, got "
+            f"{expected_model_size!r}"
+        )
+    if not _is_positive_number(concentration):
+        raise ValueError(f"concentration must be a finite number > 0, got {concentration!r}")
     mean = expected_model_size / p
     return ("beta", concentration * mean, concentration * (1.0 - mean))
 

@@ -62,6 +62,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule
 from pyro.nn.module import pyro_method, to_pyro_module_
 from torch import nn
+from torch.distributions import kl_divergence
 
 from l0bayes.distributions import (
     DEFAULT_STRETCH,
@@ -71,8 +72,9 @@ from l0bayes.distributions import (
     SpikeSlabGate,
     check_gate_hyperparameters,
     code_cost,
+    gate_kl,
 )
-from l0bayes.distributions.spike_slab import _check_mode
+from l0bayes.distributions.spike_slab import _check_mode, point_mass_kl
 
 GATE_KINDS = ("group", "weight")
 #: The paper's MNIST code cost per parameter (its "λ = 0.1/N").
@@ -101,7 +103,7 @@ class L0Layer(PyroModule):
     """Base class of the gated layers: gate and weight sites, priors, guide and draws.
 
     Subclasses set ``self.weight`` (an ``nn.Parameter`` whose first dimension indexes the gate
-    groups when ``gate="group"``) and implement :meth:`_apply`, the layer's map given gates and
+    groups when ``gate="group"``) and implement :meth:`_gated`, the layer's map given gates and
     weights. Sample sites are named after the layer: ``"<name>.gate"`` (the gates) and
     ``"<name>.theta"`` (the weights :math:`\theta`, whose guide location is the parameter
     ``"<name>.weight"``); parameters ``"<name>.log_alpha"`` and ``"<name>.bias"``.
@@ -167,16 +169,20 @@ class L0Layer(PyroModule):
     @property
     def num_gates(self) -> int:
         """:math:`G`: one gate per group (``gate="group"``) or per weight."""
-        return self.weight.shape[0] if self.gate_kind == "group" else self.weight.numel()
+        return self._num_gates
 
     @property
     def group_size(self) -> int:
         """:math:`S`: the number of weights one gate controls."""
-        return self.weight.numel() // self.num_gates
+        return self._group_size
 
     def _init_gates(self) -> None:
         """Create ``log_alpha`` (and the weight scale of a Gaussian guide) once ``weight``
-        exists."""
+        exists; the shapes are cached as integers (a parameter lookup on a ``PyroModule`` is
+        not free, and these are read on every step)."""
+        numel = self.weight.numel()
+        self._num_gates = self.weight.shape[0] if self.gate_kind == "group" else numel
+        self._group_size = numel // self._num_gates
         noise = 0.01 * torch.randn(self.num_gates)
         self.log_alpha = nn.Parameter(self.init_log_alpha + noise)
         if self.weight_guide == "normal":
@@ -199,6 +205,19 @@ class L0Layer(PyroModule):
         like = self.log_alpha
         lam = torch.as_tensor(self.gate_cost(), dtype=like.dtype, device=like.device)
         return SpikeSlabGate(lam=lam, kl_mode=self.kl_mode).expand([self.num_gates])
+
+    def weight_prior(self) -> GaussianSlab:
+        """The slab on the weights, batch shape ``(G, S)``: unnormalized (the paper's weight
+        decay) for MAP weights, a proper Gaussian for a Gaussian weight guide. Built once per
+        dtype and device (it has no learnable parameters)."""
+        like = self.log_alpha
+        key = (like.dtype, like.device)
+        cache = self.__dict__.setdefault("_slab_cache", {})
+        if key not in cache:
+            precision = torch.as_tensor(self.weight_precision, dtype=like.dtype, device=like.device)
+            slab = GaussianSlab(precision, normalized=self.weight_guide == "normal")
+            cache[key] = slab.expand([self.num_gates, self.group_size])
+        return cache[key]
 
     def gate_posterior(self) -> HardConcrete:
         """The guide's gates :math:`q(z) = \\text{HardConcrete}(\\log\\alpha)`, shape ``(G,)``."""
@@ -239,17 +258,13 @@ class L0Layer(PyroModule):
         """
         n_ex = self._num_examples(batch_size)
         prior = self.gate_prior()
-        weight = self.weight
-        slab = GaussianSlab(
-            torch.as_tensor(self.weight_precision, dtype=weight.dtype, device=weight.device),
-            normalized=self.weight_guide == "normal",
-        ).expand([self.num_gates, self.group_size])
+        slab = self.weight_prior()
         with self._gates_plate():
             z = self._sample_gates(prior, n_ex)
             included = (z != 0).reshape(-1, self.num_gates).any(0)
             with poutine.mask(mask=included):  # the spike: an excluded group costs nothing
                 w = pyro.sample(self._site("theta"), slab.to_event(1))
-        return LayerDraw(z, w.reshape(weight.shape))
+        return LayerDraw(z, w.reshape(self.weight.shape))
 
     @pyro_method
     def guide(self, batch_size: int | None = None) -> LayerDraw:
@@ -275,20 +290,49 @@ class L0Layer(PyroModule):
     @pyro_method
     def sample(self, batch_size: int | None = None) -> LayerDraw:
         """A draw from the guide without Pyro's bookkeeping (for Bayesian model averaging)."""
-        q = self.gate_posterior()
+        return self._draw(batch_size)
+
+    def _draw(self, batch_size: int | None, q: HardConcrete | None = None) -> LayerDraw:
+        # the guide's random numbers in the guide's order: gates, then (Gaussian) weights
+        q = self.gate_posterior() if q is None else q
         shape = () if self._num_examples(batch_size) is None else (batch_size,)
         z = q.rsample(shape)
-        w = self._weight_guide_dist().rsample().reshape(self.weight.shape)
-        return LayerDraw(z, w)
+        if self.weight_guide == "delta":  # the point mass's draw is its location
+            return LayerDraw(z, self.weight)
+        return LayerDraw(z, self._weight_guide_dist().rsample().reshape(self.weight.shape))
+
+    def kl_divergence(self, q: HardConcrete | None = None) -> torch.Tensor:
+        r"""The layer's part of the negative ELBO's KL term, in closed form:
+
+        .. math::
+
+            \sum_g \mathrm{KL}(q(z_g)\,\|\,p(z_g))
+            + \sum_g P_q(z_g \ne 0)\,\mathrm{KL}(q(\theta_g)\,\|\,\text{slab}),
+
+        by the same functions as the KLs registered for the ``model``/``guide`` sites that
+        :class:`pyro.infer.TraceMeanField_ELBO` uses (tested equal). In ``kl_mode="l0"`` with
+        MAP weights this is the paper's :math:`\sum_g P(z_g \ne 0)(\lambda_g +
+        \tfrac{\lambda_2}{2}\lVert\tilde\theta_g\rVert^2)`.
+
+        :param q: the gate posterior, when the caller has built it already.
+        """
+        q = self.gate_posterior() if q is None else q
+        gate = gate_kl(q, self.gate_cost(), self.kl_mode)
+        slab = self.weight_prior()
+        if self.weight_guide == "delta":
+            weight = point_mass_kl(self._grouped(self.weight), slab, event_dim=1)
+        else:
+            weight = kl_divergence(self._weight_guide_dist(), slab.to_event(1))
+        return gate.sum() + (q.prob_nonzero * weight).sum()
 
     def forward(self, x: torch.Tensor, draw: LayerDraw | None = None) -> torch.Tensor:
         """Apply the layer with ``draw`` (from :meth:`model`, :meth:`guide` or :meth:`sample`),
         or with the deterministic test-time gates and the weights' locations."""
         if draw is None:
             draw = LayerDraw(self.deterministic_gates(), self.weight)
-        return self._apply(x, draw.gates, draw.weight)
+        return self._gated(x, draw.gates, draw.weight)
 
-    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def gated_weight(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -340,7 +384,7 @@ class L0Linear(L0Layer):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self._init_gates()
 
-    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected {self.in_features} input features, got {x.shape[-1]}")
         if self.gate_kind == "group":
@@ -381,7 +425,7 @@ class L0Conv2d(L0Layer):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self._init_gates()
 
-    def _apply(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
@@ -403,13 +447,108 @@ def l0_layers(module: nn.Module) -> list[L0Layer]:
     return [m for m in module.modules() if isinstance(m, L0Layer)]
 
 
-class L0Sequential(PyroModule):
-    """A chain of layers (gated or not) as a Pyro classifier: ``model``, ``guide`` and a plain
-    deterministic ``forward``.
+class L0Network(PyroModule):
+    """Base class of a gated classifier: ``model``, ``guide``, the closed-form
+    :meth:`differentiable_loss`, draws for model averaging and a deterministic ``forward``.
+
+    Subclasses define :meth:`_run`, the network's map given one :class:`LayerDraw` per gated
+    layer (or ``None`` for the deterministic test-time gates); every :class:`L0Layer` found
+    among the submodules is a gated layer.
 
     ``model(x, y, num_data)`` samples every gated layer's sites (outside the data plate: they
     are global), then the categorical likelihood of the minibatch ``x`` (``B`` rows) in
     ``pyro.plate("data", num_data, subsample=...)``, which scales it by ``num_data / B``.
+    """
+
+    def gated_layers(self) -> list[L0Layer]:
+        """The gated layers in definition order (found once: the structure is fixed)."""
+        cache = self.__dict__.get("_gated_cache")
+        if cache is None:
+            cache = self.__dict__["_gated_cache"] = l0_layers(self)
+        return cache
+
+    def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _call(layer: nn.Module, x: torch.Tensor, draws: dict | None) -> torch.Tensor:
+        """``layer(x)``, with its draw when it is gated and draws are given."""
+        if draws is not None and layer in draws:
+            return layer._gated(x, draws[layer].gates, draws[layer].weight)
+        return layer(x)
+
+    def _draws(self, method: str, batch_size: int) -> dict[L0Layer, LayerDraw]:
+        return {layer: getattr(layer, method)(batch_size) for layer in self.gated_layers()}
+
+    def _num_data(self, x: torch.Tensor, num_data: int | None) -> int:
+        batch = x.shape[0]
+        num_data = batch if num_data is None else num_data
+        if num_data < batch:
+            raise ValueError(f"num_data ({num_data}) is smaller than the batch ({batch})")
+        return num_data
+
+    @pyro_method
+    def model(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
+    ) -> torch.Tensor:
+        """Prior over gates and weights, then ``y ~ Categorical(logits=net(x))``."""
+        num_data = self._num_data(x, num_data)
+        logits = self._run(x, self._draws("model", x.shape[0]))
+        subsample = torch.arange(x.shape[0], device=x.device)
+        with pyro.plate("data", num_data, subsample=subsample):
+            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
+        return logits
+
+    @pyro_method
+    def guide(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
+    ) -> None:
+        """Hard concrete gates and MAP (or Gaussian) weights for every gated layer."""
+        self._draws("guide", x.shape[0])
+
+    def kl_divergence(self) -> torch.Tensor:
+        """The sum of the gated layers' closed-form KL terms (:meth:`L0Layer.kl_divergence`)."""
+        return sum(layer.kl_divergence() for layer in self.gated_layers())
+
+    def differentiable_loss(
+        self, x: torch.Tensor, y: torch.Tensor, num_data: int | None = None
+    ) -> torch.Tensor:
+        r"""The negative ELBO of :meth:`model` and :meth:`guide` for one draw from the guide,
+
+        .. math::
+
+            -\text{ELBO} = \frac{N}{B}\sum_{i \in \text{batch}}
+            -\log p(y_i \mid x_i, z, \theta) + \sum_\text{layers}\mathrm{KL},
+
+        computed directly from the layers rather than by tracing the two programs: it draws
+        the same random numbers in the same order as the guide, so under the same RNG state it
+        equals ``TraceMeanField_ELBO().differentiable_loss(net.model, net.guide, x, y,
+        num_data)``, value and gradients (tested). It is the training engine's default
+        objective: Pyro's per-step tracing (a trace of the guide, a replayed trace of the model,
+        a message stack per sample site and plate) costs more than the network's arithmetic at
+        the paper's batch size of 100. Divide by ``num_data`` for the paper's per-data-point
+        objective.
+        """
+        num_data = self._num_data(x, num_data)
+        batch = x.shape[0]
+        posteriors = {layer: layer.gate_posterior() for layer in self.gated_layers()}
+        logits = self._run(x, {layer: layer._draw(batch, q) for layer, q in posteriors.items()})
+        nll = F.cross_entropy(logits, y, reduction="sum") * (num_data / batch)
+        return nll + sum(layer.kl_divergence(q) for layer, q in posteriors.items())
+
+    @pyro_method
+    def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with gates and weights drawn from the guide (one draw per call)."""
+        return self._run(x, self._draws("sample", x.shape[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits with the paper's deterministic test-time gates (Eq. 13)."""
+        return self._run(x, None)
+
+
+class L0Sequential(L0Network):
+    """A chain of layers (gated or not) as a Pyro classifier (see :class:`L0Network`).
+
     Ungated modules with parameters become :class:`PyroModule` s (point estimates).
 
     Example::
@@ -429,45 +568,7 @@ class L0Sequential(PyroModule):
                 to_pyro_module_(layer)
         self.layers = PyroModule[nn.ModuleList](layers)
 
-    def _draws(self, method: str, batch_size: int) -> dict[int, LayerDraw]:
-        return {
-            i: getattr(layer, method)(batch_size)
-            for i, layer in enumerate(self.layers)
-            if isinstance(layer, L0Layer)
-        }
-
-    def _run(self, x: torch.Tensor, draws: dict[int, LayerDraw] | None) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x, draws[i]) if draws is not None and i in draws else layer(x)
+    def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
+        for layer in self.layers:
+            x = self._call(layer, x, draws)
         return x
-
-    @pyro_method
-    def model(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> torch.Tensor:
-        """Prior over gates and weights, then ``y ~ Categorical(logits=net(x))``."""
-        batch = x.shape[0]
-        num_data = batch if num_data is None else num_data
-        if num_data < batch:
-            raise ValueError(f"num_data ({num_data}) is smaller than the batch ({batch})")
-        logits = self._run(x, self._draws("model", batch))
-        subsample = torch.arange(batch, device=x.device)
-        with pyro.plate("data", num_data, subsample=subsample):
-            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
-        return logits
-
-    @pyro_method
-    def guide(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> None:
-        """Hard concrete gates and MAP (or Gaussian) weights for every gated layer."""
-        self._draws("guide", x.shape[0])
-
-    @pyro_method
-    def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with gates and weights drawn from the guide (one draw per call)."""
-        return self._run(x, self._draws("sample", x.shape[0]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with the paper's deterministic test-time gates (Eq. 13)."""
-        return self._run(x, None)

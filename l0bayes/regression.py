@@ -37,21 +37,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.distributions import constraints
+from pyro.infer.util import is_validation_enabled
 
 from l0bayes.distributions import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
+    KL_MODES,
     GaussianSlab,
     HardConcrete,
     SpikeSlabGate,
+    check_gate_hyperparameters,
 )
+from l0bayes.validation import FAMILIES, check_choice, check_count, check_positive
 
-FAMILIES = ("gaussian", "bernoulli")
 WEIGHT_GUIDES = ("delta", "normal")
 
 
@@ -90,10 +94,83 @@ class RegressionPrior:
     inclusion_beta: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
-        if self.weight_guide not in WEIGHT_GUIDES:
-            raise ValueError(f"weight_guide must be one of {WEIGHT_GUIDES}")
+        check_choice("family", self.family, FAMILIES)
+        check_choice("kl_mode", self.kl_mode, KL_MODES)
+        check_choice("weight_guide", self.weight_guide, WEIGHT_GUIDES)
+        check_gate_hyperparameters(self.temperature, self.stretch)
+        if self.kl_mode == "l0":
+            _check_tensor(
+                "lam",
+                self.lam,
+                0.0,
+                "with kl_mode='l0' (a negative penalty rewards every gate "
+                "for opening; use kl_mode='bayes' for a prior inclusion probability above 1/2)",
+            )
+        else:
+            _check_tensor("lam", self.lam)
+        _check_tensor("slab_precision", self.slab_precision, 0.0)
+        if self.slab_normalized and not bool((torch.as_tensor(self.slab_precision) > 0).all()):
+            raise ValueError("slab_normalized=True needs slab_precision > 0 (a proper Gaussian)")
+        if self.noise_scale is not None:
+            check_positive("noise_scale", self.noise_scale)
+        if self.subsample_size is not None:
+            check_count("subsample_size", self.subsample_size)
+        if self.inclusion_beta is not None:
+            if len(self.inclusion_beta) != 2:
+                raise ValueError(f"inclusion_beta must be a pair (a, b), got {self.inclusion_beta}")
+            for name, value in zip(("a", "b"), self.inclusion_beta, strict=True):
+                check_positive(f"inclusion_beta {name}", value)
+        _check_tensor("init_log_alpha", self.init_log_alpha)
+        if self.init_weight is not None:
+            _check_tensor("init_weight", self.init_weight)
+
+
+def _check_tensor(name: str, value, minimum: float | None = None, why: str = "") -> None:
+    """Refuse a NaN/infinite float or tensor (or one below ``minimum``), naming the field."""
+    try:
+        tensor = torch.as_tensor(value).detach()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be a number or a tensor, got {value!r}") from err
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and not bool((tensor >= minimum).all()):
+        suffix = f" {why}" if why else ""
+        raise ValueError(f"{name} must be >= {minimum:g}{suffix}, got {value!r}")
+
+
+def _check_data(X: torch.Tensor, y: torch.Tensor | None, prior: RegressionPrior) -> None:
+    """Shapes always (cheap: no device synchronisation); values while Pyro validation is on
+    (:func:`l0bayes.infer.fit_svi` keeps it on for the first step)."""
+    if not torch.is_tensor(X) or X.dim() != 2 or not X.is_floating_point():
+        got = f"{X.dtype} tensor of shape {tuple(X.shape)}" if torch.is_tensor(X) else type(X)
+        raise ValueError(
+            f"X must be a 2-D floating-point torch tensor (n, p), got a {got}; convert it with "
+            "torch.as_tensor(X, dtype=torch.float64)"
+        )
+    n, p = X.shape
+    if y is not None and (not torch.is_tensor(y) or tuple(y.shape) != (n,)):
+        got = tuple(y.shape) if torch.is_tensor(y) else type(y)
+        raise ValueError(f"y must be a 1-D tensor with one entry per row of X (n = {n}), got {got}")
+    for name in ("lam", "slab_precision", "init_log_alpha", "init_weight"):
+        value = getattr(prior, name)
+        shape = () if value is None else tuple(np.shape(value))
+        allowed = ((p,),) if name == "init_weight" and value is not None else ((), (1,), (p,))
+        if shape not in allowed:
+            raise ValueError(
+                f"prior.{name} must be a scalar or have shape (p,) = ({p},), got shape {shape}"
+            )
+    if prior.subsample_size is not None and prior.subsample_size > n:
+        raise ValueError(
+            f"prior.subsample_size = {prior.subsample_size} exceeds the n = {n} rows of X; use "
+            "None (full batch) or a smaller minibatch"
+        )
+    if not is_validation_enabled():
+        return
+    for name, value in (("X", X), ("y", y)):
+        if value is not None and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; drop or impute them")
+    if y is not None and prior.family == "bernoulli" and not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError("y must contain only 0 and 1 for family='bernoulli'; recode it as 0/1")
 
 
 def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
@@ -109,6 +186,7 @@ def regression_model(
     X: torch.Tensor, y: torch.Tensor | None = None, prior: RegressionPrior = RegressionPrior()
 ) -> torch.Tensor:
     """The L0-gated regression model (see the module docstring). Returns the coefficients."""
+    _check_data(X, y, prior)
     n, p = X.shape
     intercept = pyro.param("intercept", lambda: X.new_zeros(()))
     gate_prior = _gate_prior(prior, X)
@@ -153,6 +231,7 @@ def regression_guide(
     The weight site is scaled by the gate's :math:`P(z \\ne 0)`, so its KL from the slab
     enters the ELBO as :math:`\\sum_j P(z_j \\ne 0)\\,\\mathrm{KL}(q(\\theta_j)\\|\\text{slab})`
     (analytically, with gradients through :math:`P(z\\ne0)`)."""
+    _check_data(X, y, prior)
     p = X.shape[1]
     log_alpha = pyro.param(
         "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(p).clone()

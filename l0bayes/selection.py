@@ -38,7 +38,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-FAMILIES = ("gaussian", "bernoulli")
+from l0bayes.validation import FAMILIES as FAMILIES
+from l0bayes.validation import check_count, check_not_constant, check_Xy
 
 _PIVOT_RTOL = 1e-10  # column j is collinear if its Schur pivot is below this fraction of G_jj
 _IMPROVE_TOL = 1e-10  # local search stops when no move lowers the criterion by more than this
@@ -82,61 +83,6 @@ class SubsetResult:
 # --------------------------------------------------------------------------- validation
 
 
-def _as_float_array(a: object, name: str) -> np.ndarray:
-    try:
-        return np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a numeric array convertible to float64: {err}") from err
-
-
-def _check_finite(a: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(a)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at index {first});"
-            " drop or impute those rows before fitting"
-        )
-
-
-def _check_binary(y: np.ndarray) -> None:
-    is_binary = (y == 0.0) | (y == 1.0)
-    if not is_binary.all():
-        found = np.unique(y[~is_binary])[:5]
-        raise ValueError(
-            f"y must contain only 0 and 1 for family='bernoulli', found {found.tolist()};"
-            " recode the outcome as 0/1"
-        )
-    if y.min() == y.max():
-        raise ValueError(
-            f"y contains only the class {int(y[0])}: the logistic-regression MLE does not exist"
-            " (the intercept diverges); both classes must be present"
-        )
-
-
-def _check_Xy(X: object, y: object, family: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert ``X`` (n, p) and ``y`` (n,) to finite float64 arrays."""
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    X = _as_float_array(X, "X")
-    y = _as_float_array(y, "y")
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            f"X must be a 2-D array of shape (n, p) with n >= 1 and p >= 1, got shape {X.shape};"
-            " reshape a single feature with X.reshape(-1, 1)"
-        )
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"y must be 1-D with one entry per row of X (n = {X.shape[0]}), got shape {y.shape};"
-            " pass y.ravel() for a column vector"
-        )
-    _check_finite(X, "X")
-    _check_finite(y, "y")
-    if family == "bernoulli":
-        _check_binary(y)
-    return X, y
-
-
 def _check_support(support: object, p: int) -> np.ndarray:
     """Validate a boolean support mask of length ``p``."""
     mask = np.asarray(support)
@@ -156,10 +102,10 @@ def _penalty(criterion: str | float, n: int) -> float:
             raise ValueError(f"criterion must be 'aic', 'bic' or a float λ, got {criterion!r}")
         return named[criterion.lower()]
     if isinstance(criterion, bool) or not isinstance(criterion, (int, float, np.number)):
-        raise TypeError(f"criterion must be 'aic', 'bic' or a float λ, got {criterion!r}")
+        raise ValueError(f"criterion must be 'aic', 'bic' or a float λ, got {criterion!r}")
     lam = float(criterion)
     if not (math.isfinite(lam) and lam >= 0.0):
-        raise ValueError(f"the penalty λ must be finite and non-negative, got {lam}")
+        raise ValueError(f"criterion (the penalty λ) must be finite and >= 0, got {lam}")
     return lam
 
 
@@ -232,9 +178,10 @@ class _Scorer(Protocol):
         """Score the supports ``base`` (B, m) and ``base[b] + [candidates[c]]`` for all b, c.
 
         ``final`` marks the evaluation of a reported model: the base supports are then refit
-        to full accuracy, and one whose MLE does not exist raises ``ValueError`` instead of
-        scoring a log-likelihood of -inf (which keeps it out of every search).
-        """
+        to full accuracy, and one whose MLE does not exist (separated logistic data, or a
+        Gaussian support with k >= n parameters, which fits exactly) raises
+        ``ValueError`` instead of scoring a log-likelihood of -inf (which keeps it out of every
+        search)."""
 
 
 _NO_COLUMNS = np.empty(0, dtype=np.intp)
@@ -280,6 +227,7 @@ class _GaussianScorer:
     family = "gaussian"
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        check_not_constant(y)
         self.n, self.p = X.shape
         self._centred = np.column_stack([X - X.mean(axis=0), y - y.mean()])
         self._gram = self._centred.T @ self._centred
@@ -307,11 +255,26 @@ class _GaussianScorer:
         rank = np.empty((batch, tail.size), dtype=np.int64)
         for rows in _row_chunks(batch, columns.shape[1]):
             rss[rows], rank[rows] = _grown_rss(_gram_blocks(self._gram, columns[rows]), m)
+        k = rank + 1
         if final:
+            for row, k_row in zip(base.astype(np.intp), k[:, -1], strict=True):
+                if k_row >= self.n:
+                    raise ValueError(_saturated_message(row, int(k_row), self.n))
             rss[:, -1] = [self._refit_rss(row) for row in base.astype(np.intp)]
         with np.errstate(divide="ignore"):
             loglik = -0.5 * self.n * (math.log(2.0 * math.pi) + np.log(rss / self.n) + 1.0)
-        return _Scores(loglik[:, -1], rank[:, -1] + 1, loglik[:, :-1], rank[:, :-1] + 1)
+        # k >= n: the fit is exact, the noise MLE is 0 and the log-likelihood unbounded (the
+        # computed RSS is round-off); such supports are left out of every search
+        loglik = np.where(k >= self.n, -math.inf, loglik)
+        return _Scores(loglik[:, -1], k[:, -1], loglik[:, :-1], k[:, :-1])
+
+
+def _saturated_message(columns: np.ndarray, k: int, n: int) -> str:
+    return (
+        f"the support with columns {columns.tolist()} has k = {k} mean parameters for n = {n}"
+        " observations: the least-squares fit is exact, the noise MLE is 0 and the Gaussian"
+        " log-likelihood unbounded (AIC/BIC undefined); choose a support with k < n"
+    )
 
 
 def _grown_rss(A: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -514,10 +477,11 @@ def information_criteria(
     ``OLS(y, add_constant(X_S)).fit()`` and ``Logit(...).fit()`` ``llf``/``aic``/``bic``.
     An empty support is the intercept-only model.
 
-    Raises ``ValueError`` on invalid input, and for the Bernoulli family when the data are
-    (quasi-)separated so that the MLE does not exist.
+    Raises ``ValueError`` on invalid input, and when the MLE does not exist: for the Bernoulli
+    family when the data are (quasi-)separated, for the Gaussian family when y is constant or
+    :math:`k \ge n` (the fit is exact and the log-likelihood unbounded).
     """
-    X, y = _check_Xy(X, y, family)
+    X, y = check_Xy(X, y, family)
     mask = _check_support(support, X.shape[1])
     return _criteria(_make_scorer(X, y, family), np.flatnonzero(mask))
 
@@ -530,8 +494,11 @@ def refit_coefficients(
     Gaussian: least squares on :math:`[\mathbf 1, X_S]`. Bernoulli: the IRLS fit of
     :func:`information_criteria`; the coefficients solve :math:`[\mathbf 1, X_S]\beta =
     \hat\eta` (exact, as :math:`\hat\eta` lies in the column space). Collinear columns get the
-    minimum-norm solution. Raises ``ValueError`` when the logistic MLE does not exist."""
-    Xs = np.asarray(Xs, dtype=np.float64).reshape(len(y), -1)
+    minimum-norm solution. ``Xs`` may have no columns (the intercept-only model) or be 1-D (one
+    column). Raises ``ValueError`` on invalid input and when the logistic MLE does not exist."""
+    if np.ndim(Xs) == 1:
+        Xs = np.reshape(Xs, (-1, 1))
+    Xs, y = check_Xy(Xs, y, family, min_samples=1, min_features=0, x_name="Xs")
     Z = np.column_stack([np.ones(len(y)), Xs])
     target = y
     if family == "bernoulli":
@@ -567,9 +534,9 @@ def best_subset(
 
     Raises ``ValueError`` if ``p > max_features``.
     """
-    X, y = _check_Xy(X, y, family)
+    X, y = check_Xy(X, y, family)
     n, p = X.shape
-    if p > max_features:
+    if p > check_count("max_features", max_features, minimum=0):
         raise ValueError(
             f"best_subset would evaluate 2**{p} = {2**p:,} models, more than max_features ="
             f" {max_features} allows; use local_search from a relaxed solution instead, or raise"
@@ -642,16 +609,21 @@ def local_search(
     :math:`O(p|S|^3)`: each of the |S| + 1 bases S and :math:`S \setminus i` is swept once and
     every outside column is then added in :math:`O(|S|^2)` (see :class:`_GaussianScorer`).  The
     criterion decreases strictly, so the search terminates; ``max_iter`` only caps the number
-    of moves.  The result is never worse than ``start``.  ``n_evaluated`` counts the supports
-    scored, the current one included at every iteration.
+    of moves.  The result is never worse than ``start``.  A start whose MLE does not exist
+    (Gaussian: :math:`k \ge n`, a perfect fit; Bernoulli: separated data) is replaced by the
+    empty support, the intercept-only model.  ``n_evaluated`` counts the supports scored, the
+    start and the current one at every iteration included.
     """
-    X, y = _check_Xy(X, y, family)
+    X, y = check_Xy(X, y, family)
     n, p = X.shape
     mask = _check_support(start, p)
     lam = _penalty(criterion, n)
+    max_iter = check_count("max_iter", max_iter, minimum=0)
     scorer = _make_scorer(X, y, family)
     current = np.flatnonzero(mask)
-    n_evaluated = 0
+    n_evaluated = 1
+    if not np.isfinite(_evaluate(scorer, current[None, :])[0][0]):
+        current = _NO_COLUMNS  # no MLE at the start: search from the intercept-only model
     for _ in range(max_iter):
         move, scored = _best_move(scorer, current, lam)
         n_evaluated += scored

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
+
+from l0bayes.validation import FAMILIES, check_choice, check_count, check_positive
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,19 @@ def simulate_regression(
     :math:`\mathrm{Var}(X\beta)/\mathrm{snr}` (population value, so "snr" is the signal-to-noise
     ratio); Bernoulli: :math:`y \sim \mathrm{Bernoulli}(\sigma(\sqrt{\mathrm{snr}}\,
     x'\beta/\mathrm{sd}(x'\beta)))`."""
-    rng = np.random.default_rng(seed)
+    n, p = check_count("n", n), check_count("p", p)
+    k = check_count("k", k)  # k >= 1: the noise variance is set from the signal's, by snr
+    if k > p:
+        raise ValueError(f"k (the number of non-zero coefficients) must be <= p = {p}, got {k}")
+    check_positive("snr", snr)
+    check_choice("family", family, FAMILIES)
+    low = -1.0 / (p - 1) if p > 1 else -math.inf
+    if isinstance(rho, bool) or not isinstance(rho, Real) or not low <= rho <= 1:
+        raise ValueError(
+            f"rho must lie in [-1/(p-1), 1] = [{low:.3g}, 1] for an equicorrelation matrix to be "
+            f"a covariance, got {rho!r}"
+        )
+    rng = np.random.default_rng(check_count("seed", seed, minimum=0))
     cov = np.full((p, p), rho) + (1.0 - rho) * np.eye(p)
     X = rng.multivariate_normal(np.zeros(p), cov, size=n)
     beta = np.zeros(p)

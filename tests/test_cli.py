@@ -24,6 +24,7 @@ def test_demo_prints_tables_and_saves_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Posterior inclusion probabilities" in out
     assert "best subset BIC" in out and "AIC" in out
+    assert "Method comparison" in out and "| varbvs |" in out and "| lasso-cv |" in out
     assert (tmp_path / "diabetes_pips.png").stat().st_size > 10_000
     assert (tmp_path / "diabetes_pips.pdf").exists()
 

@@ -214,11 +214,11 @@ X_OK = np.random.default_rng(1).standard_normal((20, 4))
 @pytest.mark.parametrize(
     ("X", "y", "kwargs", "match"),
     [
-        (np.where(X_OK > 1.5, np.nan, X_OK), X_OK[:, 0], {}, "X contains NaN or inf"),
-        (X_OK, np.r_[X_OK[1:, 0], np.inf], {}, "y contains NaN or inf"),
-        (X_OK, X_OK[:-1, 0], {}, "mismatched shapes"),
-        (X_OK[:, 0], X_OK[:, 0], {}, "must be 2-D"),
-        (X_OK[:, :0], X_OK[:, 0], {}, "p=0 features"),
+        (np.where(X_OK > 1.5, np.nan, X_OK), X_OK[:, 0], {}, r"X contains \d+ NaN or inf"),
+        (X_OK, np.r_[X_OK[1:, 0], np.inf], {}, r"y contains \d+ NaN or inf"),
+        (X_OK, X_OK[:-1, 0], {}, "y must be 1-D with one entry per row of X"),
+        (X_OK[:, 0], X_OK[:, 0], {}, "X must be a 2-D array"),
+        (X_OK[:, :0], X_OK[:, 0], {}, "X has 0 features"),
         (X_OK, X_OK[:, 0], {"noise_scale": 0.0}, "noise_scale must be"),
         (X_OK, X_OK[:, 0], {"noise_scale": -1.0}, "noise_scale must be"),
         (X_OK, X_OK[:, 0], {"slab_scale": 0.0}, "slab_scale must be finite and > 0"),

@@ -172,3 +172,54 @@ def test_svi_step_on_gpu():
     svi = SVI(net.model, net.guide, pyro.optim.Adam({"lr": 0.01}), TraceMeanField_ELBO())
     assert torch.isfinite(torch.tensor(svi.step(x, y, num_data=80)))
     assert net(x).device.type == "cuda"
+
+
+def _mlp_like(**kwargs) -> L0Sequential:
+    return L0Sequential(
+        L0Linear(6, 5, lam=0.3, weight_precision=0.5, **kwargs),
+        nn.ReLU(),
+        L0Linear(5, 3, lam=0.1, weight_precision=0.5, **kwargs),
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _mlp_like(),
+        lambda: _mlp_like(local_rep=True, kl_mode="bayes"),
+        lambda: _mlp_like(weight_guide="normal"),
+        lambda: _mlp_like(gate="weight"),
+        lambda: L0Sequential(
+            L0Conv2d(2, 3, 3, lam=0.2, weight_precision=1.0, local_rep=True),
+            nn.ReLU(),
+            nn.Flatten(),
+            L0Linear(12, 3, lam=0.2),
+        ),
+    ],
+    ids=["mlp", "local-bayes", "normal-weights", "weight-gates", "conv"],
+)
+def test_closed_form_loss_equals_trace_mean_field_elbo(float64, make):
+    """The engine's objective is Pyro's ELBO: same value and gradients under the same RNG."""
+    net = make()
+    x = torch.randn(4, 6) if isinstance(net.layers[0], L0Linear) else torch.randn(4, 2, 4, 4)
+    y = torch.tensor([0, 1, 2, 1])
+    net.guide(x, y, 50)  # register the parameters
+    params = [p for p in net.parameters() if p.requires_grad]
+    pyro.set_rng_seed(3)
+    traced = TraceMeanField_ELBO(max_plate_nesting=2).differentiable_loss(
+        net.model, net.guide, x, y, 50
+    )
+    traced_grads = torch.autograd.grad(traced, params)
+    pyro.set_rng_seed(3)
+    direct = net.differentiable_loss(x, y, 50)
+    direct_grads = torch.autograd.grad(direct, params)
+    assert direct.item() == pytest.approx(traced.item(), rel=1e-12)
+    for got, want in zip(direct_grads, traced_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_network_moves_between_dtypes_and_devices():
+    """``Module.to`` must reach the gates (a layer method once shadowed ``nn.Module._apply``)."""
+    net = _mlp_like().to(torch.float64).to("cpu")
+    assert all(p.dtype == torch.float64 for p in net.parameters())
+    assert net(torch.randn(2, 6, dtype=torch.float64)).dtype == torch.float64

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from numbers import Real
 
 import numpy as np
 import torch
 from pyro.distributions import TorchDistribution, constraints
-from torch.distributions.utils import broadcast_all
+from torch.distributions.utils import broadcast_all, lazy_property
 
 #: Temperature β of the paper (Louizos et al. 2018, Sec. 4).
 DEFAULT_TEMPERATURE = 2.0 / 3.0
@@ -24,7 +25,12 @@ def check_gate_hyperparameters(temperature: float, stretch: tuple[float, float])
     The stretch must strictly contain [0, 1]; otherwise the clamp creates no atom at 0 or 1 and
     the closed forms below (which take ``log(-γ/ζ)`` and ``log((1-γ)/(ζ-1))``) are undefined.
     """
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature):
+    if isinstance(temperature, bool) or not isinstance(temperature, Real):
+        raise ValueError(
+            f"temperature must be a number (a float, not a tensor or a string), got "
+            f"{temperature!r}; the paper uses 2/3 (the default)"
+        )
+    if not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite positive number, got {temperature!r}")
     if temperature <= 0:
         raise ValueError(
@@ -106,7 +112,17 @@ class HardConcrete(TorchDistribution):
         validate_args: bool | None = None,
     ) -> None:
         check_gate_hyperparameters(temperature, stretch)
-        (self.log_alpha,) = broadcast_all(log_alpha)
+        try:  # a tensor is kept as it is (this runs on every training step)
+            self.log_alpha = (
+                log_alpha if torch.is_tensor(log_alpha) else broadcast_all(log_alpha)[0]
+            )
+        except ValueError as err:
+            raise ValueError(f"log_alpha must be a number or a tensor, got {log_alpha!r}") from err
+        if not self.log_alpha.is_floating_point():
+            raise ValueError(
+                f"log_alpha must be a floating-point tensor, got dtype {self.log_alpha.dtype}; "
+                "convert it with log_alpha.float() or .double()"
+            )
         self.temperature = float(temperature)
         self.stretch = (float(stretch[0]), float(stretch[1]))
         super().__init__(self.log_alpha.shape, validate_args=validate_args)
@@ -139,7 +155,7 @@ class HardConcrete(TorchDistribution):
         r""":math:`P(z = 0) = \sigma(\beta\log(-\gamma/\zeta) - \log\alpha)`."""
         return torch.sigmoid(self._log_ratio_zero - self.log_alpha)
 
-    @property
+    @lazy_property
     def prob_nonzero(self) -> torch.Tensor:
         r""":math:`P(z \ne 0) = \sigma(\log\alpha - \beta\log(-\gamma/\zeta))`, the gate's
         inclusion probability; summed over gates it is the expected :math:`L_0` norm."""

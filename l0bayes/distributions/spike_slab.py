@@ -23,10 +23,11 @@ point-mass guide and the un-normalised slab is the paper's
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import torch
 from pyro.distributions import Delta, Normal, TorchDistribution, constraints
-from torch.distributions import register_kl
+from torch.distributions import Distribution, register_kl
 from torch.distributions.utils import broadcast_all
 
 from l0bayes.distributions.hard_concrete import HardConcrete
@@ -46,6 +47,15 @@ def _check_mode(kl_mode: str) -> str:
     if kl_mode not in KL_MODES:
         raise ValueError(f"kl_mode must be one of {KL_MODES}, got {kl_mode!r}")
     return kl_mode
+
+
+def _checking(argument: object, validate_args: bool | None) -> bool:
+    """Whether to check a constructor argument's values: always for Python numbers; for tensors
+    when validation is on (torch's and Pyro's default), so that training loops run with
+    validation off (``pyro.validation_enabled(False)``) pay no device synchronisation."""
+    if not torch.is_tensor(argument):
+        return True
+    return Distribution._validate_args if validate_args is None else bool(validate_args)
 
 
 class SpikeSlabGate(TorchDistribution):
@@ -106,14 +116,14 @@ class SpikeSlabGate(TorchDistribution):
             raise ValueError("give exactly one of prior_inclusion (pi) or lam (lambda)")
         if prior_inclusion is not None:
             (pi,) = broadcast_all(prior_inclusion)
-            if not bool(((pi > 0) & (pi < 1)).all()):
+            if _checking(prior_inclusion, validate_args) and not bool(((pi > 0) & (pi < 1)).all()):
                 raise ValueError(
                     "prior_inclusion must lie strictly in (0, 1) (pi = 0 or 1 means an "
                     f"infinite code cost); got {prior_inclusion}"
                 )
             lam = torch.log1p(-pi) - torch.log(pi)
         (self.lam,) = broadcast_all(lam)
-        if not bool(torch.isfinite(self.lam).all()):
+        if _checking(lam, validate_args) and not bool(torch.isfinite(self.lam).all()):
             raise ValueError(f"lam must be finite, got {lam}")
         self.kl_mode = _check_mode(kl_mode)
         batch_shape = self.lam.shape
@@ -218,11 +228,17 @@ class GaussianSlab(TorchDistribution):
         validate_args: bool | None = None,
     ) -> None:
         (self.precision,) = broadcast_all(precision)
-        if bool((self.precision < 0).any()) or not bool(torch.isfinite(self.precision).all()):
-            raise ValueError(f"precision must be finite and >= 0, got {precision}")
-        if normalized and bool((self.precision == 0).any()):
-            raise ValueError("a normalized Gaussian slab needs precision > 0 (variance finite)")
+        if _checking(precision, validate_args):
+            if bool((self.precision < 0).any()) or not bool(torch.isfinite(self.precision).all()):
+                raise ValueError(f"precision must be finite and >= 0, got {precision}")
+            if normalized and bool((self.precision == 0).any()):
+                raise ValueError("a normalized Gaussian slab needs precision > 0 (variance finite)")
         self.normalized = bool(normalized)
+        # kept unexpanded: per-weight arithmetic on an expanded copy would materialise it
+        self._base_precision = self.precision
+        self._log_norm = (
+            0.5 * (torch.log(self.precision) - math.log(2 * math.pi)) if normalized else None
+        )
         super().__init__(self.precision.shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None) -> GaussianSlab:
@@ -230,15 +246,16 @@ class GaussianSlab(TorchDistribution):
         batch_shape = torch.Size(batch_shape)
         new.precision = self.precision.expand(batch_shape)
         new.normalized = self.normalized
+        new._base_precision = self._base_precision
+        new._log_norm = None if self._log_norm is None else self._log_norm.expand(batch_shape)
         super(GaussianSlab, new).__init__(batch_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
     @property
-    def _log_normalizer(self) -> torch.Tensor:
-        if not self.normalized:
-            return torch.zeros_like(self.precision)
-        return 0.5 * (torch.log(self.precision) - math.log(2 * math.pi))
+    def _log_normalizer(self) -> torch.Tensor | float:
+        r""":math:`\tfrac12\log(\lambda_2/2\pi)` when normalized, else 0."""
+        return 0.0 if self._log_norm is None else self._log_norm
 
     @property
     def mean(self) -> torch.Tensor:
@@ -255,11 +272,19 @@ class GaussianSlab(TorchDistribution):
         eps = torch.randn(shape, dtype=self.precision.dtype, device=self.precision.device)
         return eps * self.precision.rsqrt()
 
+    def _half_precision_square(self, value: torch.Tensor) -> torch.Tensor:
+        r""":math:`\tfrac{\lambda_2}{2}\theta^2`, broadcast to the batch shape (the weight
+        decay: two passes over the weights, whatever the batch shape)."""
+        out = value.pow(2) * (0.5 * self._base_precision)
+        if out.shape == self.batch_shape:
+            return out
+        return out.expand(torch.broadcast_shapes(out.shape, self.batch_shape))
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        precision, value = broadcast_all(self.precision, value)
-        return -0.5 * precision * value.pow(2) + self._log_normalizer
+        out = -self._half_precision_square(value)
+        return out if self._log_norm is None else out + self._log_norm
 
 
 # --------------------------------------------------------------------------- KL divergences
@@ -273,8 +298,12 @@ def gate_kl(q: HardConcrete, lam: torch.Tensor | float, kl_mode: str = "bayes") 
     :math:`\lambda` (see :class:`SpikeSlabGate`): :math:`\lambda\pi_q` in mode ``"l0"``,
     :math:`\lambda\pi_q - H(\pi_q) - \log(1-\pi)` in mode ``"bayes"``."""
     _check_mode(kl_mode)
-    lam = torch.as_tensor(lam, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
+    if isinstance(lam, Real) and not math.isfinite(lam):
+        raise ValueError(f"lam must be finite, got {lam}")
     pi_q = q.prob_nonzero
+    if kl_mode == "l0" and isinstance(lam, Real):
+        return lam * pi_q
+    lam = torch.as_tensor(lam, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
     if kl_mode == "l0":
         return lam * pi_q
     log_pi = torch.nn.functional.logsigmoid(-lam)
@@ -303,6 +332,9 @@ def expected_gate_kl(
     :math:`q(\pi) = \mathrm{Beta}(a, b)`, the ELBO's prior terms are this expectation summed
     over gates plus :math:`\mathrm{KL}(\mathrm{Beta}(a, b)\,\|\,\mathrm{Beta}(a_0, b_0))`.
     """
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, Real) and not 0 < value < math.inf:
+            raise ValueError(f"the Beta hyperprior's {name} must be finite and > 0, got {value}")
     a = torch.as_tensor(a, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
     b = torch.as_tensor(b, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
     pi_q = q.prob_nonzero
@@ -314,7 +346,8 @@ def expected_gate_kl(
 
 @register_kl(Normal, GaussianSlab)
 def _kl_normal_gaussian_slab(q: Normal, p: GaussianSlab) -> torch.Tensor:
-    cross_entropy = 0.5 * p.precision * (q.loc.pow(2) + q.scale.pow(2)) - p._log_normalizer
+    cross_entropy = p._half_precision_square(q.loc) + 0.5 * p.precision * q.scale.pow(2)
+    cross_entropy = cross_entropy - p._log_normalizer
     return cross_entropy - q.entropy()
 
 
@@ -323,7 +356,29 @@ def _kl_delta_gaussian_slab(q: Delta, p: GaussianSlab) -> torch.Tensor:
     # The point mass's (infinite) self-information is dropped, as for any MAP estimate.
     if q.event_dim:
         raise NotImplementedError("GaussianSlab is univariate; use a univariate Delta")
-    return -p.log_prob(q.v)
+    return point_mass_kl(q.v, p)
+
+
+def point_mass_kl(value: torch.Tensor, p: GaussianSlab, event_dim: int = 0) -> torch.Tensor:
+    r""":math:`\mathrm{KL}(\delta_{\tilde\theta} \,\|\, p) = -\log p(\tilde\theta)
+    = \tfrac{\lambda_2}{2}\tilde\theta^2 - c` (the point mass's infinite self-information
+    dropped, as for any MAP estimate): the registered ``KL(Delta, GaussianSlab)``, callable
+    without building a ``Delta`` around a weight tensor.
+
+    :param event_dim: 1 to sum over the last dimension (a group of weights). With one
+        precision for all weights this sums :math:`\tilde\theta^2` first and scales the sums,
+        one pass over the weights instead of two.
+    """
+    if event_dim == 1 and p._base_precision.numel() == 1:
+        kl = value.pow(2).sum(-1) * (0.5 * p._base_precision.reshape(()))
+        if p._log_norm is not None:
+            kl = kl - value.shape[-1] * p._log_norm.reshape(-1)[0]
+        if kl.shape == p.batch_shape[:-1]:
+            return kl
+        return kl.expand(torch.broadcast_shapes(kl.shape, p.batch_shape[:-1]))
+    kl = p._half_precision_square(value)
+    kl = kl if p._log_norm is None else kl - p._log_norm
+    return kl.sum(-1) if event_dim == 1 else kl
 
 
 __all__ = [
@@ -333,4 +388,5 @@ __all__ = [
     "code_cost",
     "expected_gate_kl",
     "gate_kl",
+    "point_mass_kl",
 ]

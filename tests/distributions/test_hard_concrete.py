@@ -366,6 +366,22 @@ def test_property_rsample_and_log_prob(la, temperature, low, high, dtype):
     assert torch.isfinite(d.log_prob(torch.tensor([[0.5]], dtype=dtype))).all()
 
 
+@settings(max_examples=50, deadline=None)
+@given(log_alphas, temperatures, lows, highs, dtypes)
+def test_property_log_prob_and_cdf_gradients(la, temperature, low, high, dtype):
+    """log_prob and cdf, and their gradients w.r.t. log_alpha, are finite at the atoms, across
+    the interior (up to one float32 ulp from 0 and 1) and at draws."""
+    la = torch.tensor(la, dtype=dtype, requires_grad=True)
+    d = HardConcrete(la, temperature, (low, high))
+    grid = torch.tensor([0.0, 1e-6, 0.25, 0.5, 0.75, 1 - 6e-8, 1.0], dtype=dtype)
+    values = torch.cat([grid.unsqueeze(-1).expand(-1, la.numel()), d.rsample((16,)).detach()])
+    for fn in (d.log_prob, d.cdf):
+        out = fn(values)
+        assert out.dtype == dtype and torch.isfinite(out).all()
+        (grad,) = torch.autograd.grad(out.sum(), la)
+        assert torch.isfinite(grad).all()
+
+
 @PROPERTY_SETTINGS
 @given(log_alphas, temperatures, lows, highs, dtypes)
 def test_property_cdf(la, temperature, low, high, dtype):

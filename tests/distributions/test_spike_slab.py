@@ -28,6 +28,7 @@ from l0bayes.distributions import (
     code_cost,
     gate_kl,
 )
+from l0bayes.distributions.spike_slab import point_mass_kl
 
 Z = 5.0
 P_MIN = 1e-5
@@ -342,3 +343,15 @@ def test_expected_gate_kl_under_beta_matches_monte_carlo(a, b):
     mc, se = kls.mean(0), kls.std(0) / math.sqrt(len(pis))
     exact = expected_gate_kl(q, a, b)
     assert torch.all((exact - mc).abs() < 5 * se + 1e-12), (exact, mc, se)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("per_weight", [False, True])
+def test_point_mass_kl_summed_over_groups_equals_the_registered_kl(normalized, per_weight):
+    torch.manual_seed(0)
+    w = torch.randn(4, 6, dtype=torch.float64)
+    precision = torch.rand(4, 6, dtype=torch.float64) + 0.5 if per_weight else torch.tensor(2.0)
+    slab = GaussianSlab(precision.double(), normalized=normalized).expand([4, 6])
+    registered = kl_divergence(Delta(w).to_event(1), slab.to_event(1))
+    torch.testing.assert_close(point_mass_kl(w, slab, event_dim=1), registered)
+    torch.testing.assert_close(point_mass_kl(w, slab), -slab.log_prob(w))

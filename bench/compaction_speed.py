@@ -1,0 +1,120 @@
+"""Inference speed of compacted networks: dense vs pruned-and-compacted, batch 1024, CPU.
+
+For the MNIST MLP and LeNet-5 the dense network (every gate open) and the compacted one
+(:func:`l0bayes.architecture.compact`: pruned units physically removed) are both plain
+``torch.nn.Sequential`` networks of the same layer types. Their forward passes are timed
+interleaved; the script prints FLOPs, median milliseconds, the speed-up, and the speed-up as a
+fraction of the FLOPs ratio (the issue's target is >= 0.8).
+
+    python bench/compaction_speed.py --mlp-run RUN [--lenet-run RUN]
+
+A network without ``--*-run`` gets the paper's pruned architecture (MLP 219-214-100, LeNet-5
+20-25-45-462) by closing a random subset of its gates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+
+import torch
+
+from l0bayes.architecture import architecture, compact
+from l0bayes.networks import get_network
+from l0bayes.train import load_network
+
+PAPER_UNITS = {"mnist-mlp": (219, 214, 100), "lenet5": (20, 25, 45, 462)}
+
+
+def paper_shaped(name: str, seed: int = 0) -> torch.nn.Module:
+    """The network with gates closed at random so its units are the paper's."""
+    net = get_network(name).make()
+    gen = torch.Generator().manual_seed(seed)
+    layers = net.gated_layers()
+    keeps = [
+        torch.randperm(layer.num_gates, generator=gen)[:u]
+        for layer, u in zip(layers, PAPER_UNITS[name], strict=True)
+    ]
+    if name == "lenet5":  # FC1's inputs must come from the kept conv2 maps (16 features each)
+        maps = keeps[1]
+        features = (maps[:, None] * 16 + torch.arange(16)).flatten()
+        first = maps * 16 + torch.randint(0, 16, (len(maps),), generator=gen)
+        rest = features[~torch.isin(features, first)]
+        extra = rest[torch.randperm(len(rest), generator=gen)[: PAPER_UNITS[name][2] - len(maps)]]
+        keeps[2] = torch.cat([first, extra])
+    with torch.no_grad():
+        for layer, keep in zip(layers, keeps, strict=True):
+            layer.log_alpha.fill_(-10.0)
+            layer.log_alpha[keep] = 5.0
+    return net.eval()
+
+
+def dense_copy(net: torch.nn.Module, shape) -> torch.nn.Sequential:
+    """The same network with every gate open, as a plain chain."""
+    opened = copy.deepcopy(net)
+    with torch.no_grad():
+        for layer in opened.gated_layers():
+            layer.log_alpha.fill_(10.0)
+    return compact(opened, shape)
+
+
+@torch.no_grad()
+def time_forward(nets: dict, x: torch.Tensor, repeats: int) -> dict[str, float]:
+    times = {k: [] for k in nets}
+    for net in nets.values():
+        net(x)  # warm-up
+    for _ in range(repeats):
+        for name, net in nets.items():
+            tic = time.perf_counter()
+            net(x)
+            times[name].append(time.perf_counter() - tic)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def measure(name: str, net: torch.nn.Module, batch: int, repeats: int) -> dict:
+    shape = get_network(name).input_shape
+    nets = {"dense": dense_copy(net, shape), "compact": compact(net, shape)}
+    flops = {k: architecture(v, shape, "dense").flops for k, v in nets.items()}
+    x = torch.randn(batch, *shape)
+    ms = time_forward(nets, x, repeats)
+    speedup = ms["dense"] / ms["compact"]
+    flops_ratio = flops["dense"] / flops["compact"]
+    return {
+        "network": name,
+        "architecture": str(architecture(net, shape)),
+        "dense_flops": flops["dense"],
+        "compact_flops": flops["compact"],
+        "flops_ratio": flops_ratio,
+        "dense_ms": ms["dense"],
+        "compact_ms": ms["compact"],
+        "speedup": speedup,
+        "speedup_over_flops_ratio": speedup / flops_ratio,
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mlp-run", help="run directory of a trained mnist-mlp")
+    parser.add_argument("--lenet-run", help="run directory of a trained lenet5")
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for name, run in (("mnist-mlp", args.mlp_run), ("lenet5", args.lenet_run)):
+        net = load_network(run)[1] if run else paper_shaped(name)
+        result = measure(name, net, args.batch, args.repeats)
+        result["source"] = run or "paper-shaped (random gates closed)"
+        result["threads"] = torch.get_num_threads()
+        results.append(result)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Checks of user input shared by the public entry points.
+
+Each check raises one ``ValueError`` (a ``FileNotFoundError`` is the data loaders' business)
+whose message names the argument, says what was wrong with it and how to fix it, *before* any
+computation starts: bad input gives neither a NaN result nor a traceback from deep inside
+numpy or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+FAMILIES = ("gaussian", "bernoulli")
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_positive(name: str, value: object) -> float:
+    """``float(value)`` for a finite real number > 0 (bools, strings, NaN and inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """``int(value)`` for an integer ``>= minimum`` (bools and floats such as 10.0 refused)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device`` for ``device``, with a clear error when CUDA is asked for but absent."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} but CUDA is not available on this machine (torch "
+            f"{torch.__version__}); use device='cpu'"
+        )
+    return dev
+
+
+# ---------------------------------------------------------------------------- arrays
+def as_float_array(a: object, name: str) -> np.ndarray:
+    """``a`` as a float64 numpy array; text, complex or ragged input gets a ``ValueError``."""
+    try:
+        array = np.asarray(a)
+        if array.dtype.kind == "c":
+            raise TypeError("complex values cannot be converted")
+        return array.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{name} must be a numeric array convertible to float64 ({err}); encode text or "
+            "categorical columns as numbers first"
+        ) from err
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """Refuse NaN and infinite entries, and entries so large that sums of their squares (the
+    Gram matrices and variances every fit forms) overflow float64."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at index {first});"
+            " drop or impute those rows first"
+        )
+    if a.size:
+        largest = float(np.abs(a).max())
+        if largest > math.sqrt(np.finfo(np.float64).max / max(len(a), 1)):
+            raise ValueError(
+                f"{name} has values as large as {largest:.3g}, whose sum of squares overflows "
+                f"float64; rescale {name} (e.g. divide it by its standard deviation)"
+            )
+
+
+def check_binary(y: np.ndarray, name: str = "y") -> None:
+    """Refuse a Bernoulli target that is not 0/1 or holds a single class."""
+    is_binary = (y == 0.0) | (y == 1.0)
+    if not is_binary.all():
+        found = np.unique(y[~is_binary])[:5]
+        raise ValueError(
+            f"{name} must contain only 0 and 1 for family='bernoulli', found {found.tolist()};"
+            " recode the outcome as 0/1"
+        )
+    if y.min() == y.max():
+        raise ValueError(
+            f"{name} contains only the class {int(y[0])}: the logistic-regression MLE does not"
+            " exist (the intercept diverges); both classes must be present"
+        )
+
+
+def check_Xy(
+    X: object,
+    y: object,
+    family: str = "gaussian",
+    min_samples: int = 2,
+    min_features: int = 1,
+    x_name: str = "X",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert ``X`` (n, p) and ``y`` (n,) (or (n, 1)) to finite float64 arrays,
+    with at least ``min_samples`` rows and ``min_features`` columns; for
+    ``family='bernoulli'`` y must hold both classes 0 and 1."""
+    check_choice("family", family, FAMILIES)
+    X = as_float_array(X, x_name)
+    y = as_float_array(y, "y")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{x_name} must be a 2-D array of shape (n_samples, n_features), got shape "
+            f"{X.shape}; reshape a single feature with {x_name}.reshape(-1, 1)"
+        )
+    n, p = X.shape
+    if p < min_features:
+        raise ValueError(f"{x_name} has 0 features (shape {X.shape}); pass at least one column")
+    if n < min_samples:
+        raise ValueError(
+            f"need at least {min_samples} samples (rows of {x_name}), got n_samples = {n}"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(
+            f"y must be 1-D with one entry per row of {x_name} (n = {n}), got shape {y.shape};"
+            " pass y.ravel() for a column vector"
+        )
+    check_finite(X, x_name)
+    check_finite(y, "y")
+    if family == "bernoulli":
+        check_binary(y)
+    return X, y
+
+
+def check_not_constant(y: np.ndarray, name: str = "y") -> None:
+    """Refuse a constant Gaussian response: every model then fits it exactly, the noise scale
+    is 0 and the log-likelihood unbounded."""
+    if y.size and y.min() == y.max():
+        raise ValueError(
+            f"{name} is constant (every value is {y[0]:g}): the Gaussian noise scale is 0 and "
+            "the log-likelihood unbounded, so there is nothing to select; check that the right "
+            "column is the response"
+        )
+
+
+__all__ = [
+    "FAMILIES",
+    "as_float_array",
+    "check_Xy",
+    "check_binary",
+    "check_choice",
+    "check_count",
+    "check_finite",
+    "check_not_constant",
+    "check_positive",
+    "resolve_device",
+]

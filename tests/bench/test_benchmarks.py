@@ -1,0 +1,24 @@
+"""The benchmark scripts run on tiny settings and report what the README quotes."""
+
+import pytest
+
+
+def test_train_speed_reports_both_implementations(load_script, tmp_path):
+    bench = load_script("bench/train_speed.py")
+    out = tmp_path / "speed.json"
+    result = bench.main(["--data-dir", str(tmp_path / "none"), "--examples", "300",
+                         "--repeats", "1", "--out", str(out)])  # fmt: skip
+    assert result["examples"] == 300 and out.is_file()
+    assert result["median_seconds"]["plain"] > 0 and result["median_seconds"]["l0bayes"] > 0
+    assert result["ratio_l0bayes_to_plain"] > 0
+
+
+def test_compaction_speed_uses_the_papers_architectures(load_script):
+    bench = load_script("bench/compaction_speed.py")
+    results = bench.main(["--batch", "16", "--repeats", "2"])
+    by_name = {r["network"]: r for r in results}
+    assert by_name["mnist-mlp"]["architecture"] == "219-214-100"
+    assert by_name["lenet5"]["architecture"] == "20-25-45-462"
+    mlp = by_name["mnist-mlp"]
+    assert mlp["compact_flops"] == 219 * 214 + 214 * 100 + 100 * 10
+    assert mlp["flops_ratio"] == pytest.approx(mlp["dense_flops"] / mlp["compact_flops"])

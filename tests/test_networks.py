@@ -1,0 +1,99 @@
+"""The paper's networks: sizes, FLOPs against hand counts, WRN gate placement, the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from l0bayes.networks import (
+    NETWORKS,
+    WideResNet,
+    get_network,
+    lenet5,
+    mnist_mlp,
+    network_architecture,
+    network_expected_cost,
+)
+
+
+def test_mlp_and_lenet_dense_architectures_match_the_paper():
+    mlp = network_architecture(mnist_mlp(), (784,), "dense")
+    assert mlp.units == (784, 300, 100)
+    assert mlp.flops == 784 * 300 + 300 * 100 + 100 * 10
+    lenet = network_architecture(lenet5(), (1, 28, 28), "dense")
+    assert lenet.units == (20, 50, 800, 500)
+    conv1, conv2 = 24 * 24 * 20 * 25, 8 * 8 * 50 * 20 * 25
+    assert lenet.flops == conv1 + conv2 + 800 * 500 + 500 * 10
+    assert lenet.params == 20 * 25 + 20 + 50 * 500 + 50 + 800 * 500 + 500 + 500 * 10 + 10
+
+
+def test_per_layer_lambda_and_drop_rates_reach_the_layers():
+    net = lenet5(lam=(10, 0.5, 0.1, 0.1), init_drop_rate=0.5)
+    assert [layer.lam for layer in net.gated_layers()] == [10, 0.5, 0.1, 0.1]
+    mlp = mnist_mlp()
+    p_open = [float(layer.deterministic_gates().detach().mean()) for layer in mlp.gated_layers()]
+    assert p_open[0] > p_open[1]  # drop rate 0.2 on the input layer, 0.5 elsewhere
+    with pytest.raises(ValueError, match="lam needs 1 or 4 values"):
+        lenet5(lam=(1.0, 2.0))
+
+
+def wrn_10_1_macs() -> int:
+    """WRN-10-1 (one block per group, widths 16-16-32-64) counted by hand for a 32x32 image."""
+    stem = 32 * 32 * 3 * 16 * 9
+    block1 = 2 * 32 * 32 * 16 * 16 * 9
+    block2 = 16 * 16 * 16 * 32 * 9 + 16 * 16 * 32 * 32 * 9 + 16 * 16 * 16 * 32
+    block3 = 8 * 8 * 32 * 64 * 9 + 8 * 8 * 64 * 64 * 9 + 8 * 8 * 32 * 64
+    return stem + block1 + block2 + block3 + 64 * 10
+
+
+def test_wrn_flops_match_hand_count_and_shrink_with_closed_gates():
+    net = WideResNet(depth=10, width=1)
+    dense = network_architecture(net, (3, 32, 32), "dense")
+    assert dense.units == (16, 32, 64)
+    assert dense.flops == wrn_10_1_macs()
+    block = net.blocks[1]
+    with torch.no_grad():
+        block.conv1.log_alpha[:8] = -10.0  # close 8 of the block's 32 maps
+    pruned = network_architecture(net, (3, 32, 32), "deterministic")
+    assert pruned.units[1] == 24
+    assert dense.flops - pruned.flops == 8 * (16 * 16 * 16 * 9 + 16 * 16 * 32 * 9)
+
+
+def test_wrn_closed_gate_removes_its_channel_exactly():
+    torch.manual_seed(0)
+    net = WideResNet(depth=10, width=1).eval()
+    block = net.blocks[0]
+    with torch.no_grad():
+        block.conv1.log_alpha[3] = -10.0
+    x = torch.randn(2, 16, 32, 32)
+    out = block(x)
+    keep = [c for c in range(16) if c != 3]
+    a = torch.relu(block.bn1(x))
+    h = torch.nn.functional.conv2d(a, block.conv1.weight[keep], None, 1, 1)
+    bn2 = block.bn2
+    h = (h - bn2.running_mean[keep, None, None]) / torch.sqrt(
+        bn2.running_var[keep, None, None] + bn2.eps
+    ) * bn2.weight[keep, None, None] + bn2.bias[keep, None, None]
+    h = torch.relu(h) * block.conv1.deterministic_gates()[keep, None, None]
+    sliced = torch.nn.functional.conv2d(h, block.conv2.weight[:, keep], None, 1, 1) + x
+    torch.testing.assert_close(out, sliced, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_expected_cost_is_differentiable_and_matches_the_analysis(name):
+    spec = get_network(name)
+    net = spec.make(depth=10, width=1) if name == "wrn" else spec.make()
+    flops, params = network_expected_cost(net, spec.input_shape)
+    expected = network_architecture(net, spec.input_shape, "expected")
+    assert flops.item() == pytest.approx(expected.flops, rel=1e-5)
+    assert params.item() == pytest.approx(expected.params, rel=1e-5)
+    flops.backward()
+    grads = [layer.log_alpha.grad for layer in net.gated_layers()]
+    assert all(g is not None and bool((g > 0).all()) for g in grads)  # more open, more FLOPs
+
+
+def test_registry_rejects_unknown_names_and_bad_wrn_depths():
+    with pytest.raises(ValueError, match="unknown network 'resnet'"):
+        get_network("resnet")
+    with pytest.raises(ValueError, match="6n \\+ 4"):
+        WideResNet(depth=12)

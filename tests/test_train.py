@@ -1,0 +1,262 @@
+"""The training engine: metrics and run files, bitwise resume (also after SIGKILL), SIGINT,
+the trace ELBO, the sparsity target and clear errors. All on the synthetic image set."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from l0bayes.checkpoint import load_checkpoint
+from l0bayes.train import TrainConfig, Trainer, epoch_order, synthetic_images, train
+
+ISSUE_METRICS = {
+    "test_error",
+    "architecture",
+    "expected_flops",
+    "compact_flops",
+    "dense_flops",
+    "nonzero_params",
+    "train_seconds",
+    "epochs",
+    "seed",
+    "device",
+    "torch_version",
+}
+
+
+def config(tmp_path: Path, name: str = "run", **kwargs) -> TrainConfig:
+    base = dict(
+        network="mnist-mlp",
+        out=str(tmp_path / name),
+        epochs=2,
+        dataset="synthetic",
+        train_size=400,
+        test_size=200,
+        progress=False,
+        num_threads=1,
+    )
+    base.update(kwargs)
+    return TrainConfig(**base)
+
+
+def test_run_writes_metrics_history_and_config(tmp_path):
+    metrics = train(config(tmp_path, epochs=3))
+    run = tmp_path / "run"
+    assert ISSUE_METRICS <= set(metrics)
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert json.loads((run / "config.json").read_text())["network"] == "mnist-mlp"
+    rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"units_1", "expected_l0_3", "test_error", "train_loss"} <= set(rows[0])
+    # lambda in both forms, and the error definitions
+    assert metrics["lam_per_parameter_nats"] == [0.1]
+    assert metrics["lam_per_data_point"] == [pytest.approx(0.1 / 400)]
+    assert metrics["best_test_error"] <= metrics["test_error"]
+    assert metrics["dense_flops"] == 784 * 300 + 300 * 100 + 100 * 10
+    assert metrics["compact_flops"] <= metrics["dense_flops"]
+    assert metrics["test_error"] < 0.5  # ten classes: chance is 0.9; the set is learnable
+
+
+def test_same_seed_same_result_and_epoch_order_depends_only_on_seed_and_epoch(tmp_path):
+    a = train(config(tmp_path, "a", epochs=1))
+    b = train(config(tmp_path, "b", epochs=1))
+    assert a["test_error"] == b["test_error"] and a["expected_flops"] == b["expected_flops"]
+    assert torch.equal(epoch_order(0, 3, 50), epoch_order(0, 3, 50))
+    assert not torch.equal(epoch_order(0, 3, 50), epoch_order(0, 4, 50))
+
+
+def final_state(run: Path) -> dict:
+    return load_checkpoint(run / "checkpoint.pt")["net"]
+
+
+def assert_same_parameters(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_after_an_epoch_is_bitwise_identical(tmp_path):
+    train(config(tmp_path, "straight", epochs=3))
+    train(config(tmp_path, "split", epochs=1))
+    resumed = TrainConfig.from_run(tmp_path / "split", epochs=3)
+    train(resumed, resume=True)
+    assert_same_parameters(final_state(tmp_path / "straight"), final_state(tmp_path / "split"))
+    history = (tmp_path / "split" / "history.csv").read_text().splitlines()
+    assert len(history) == 4  # header + 3 epochs, none lost or repeated
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "l0bayes.cli", "train", "mnist-mlp", *args]
+
+
+COMMON = [
+    "--dataset", "synthetic", "--train-size", "1000", "--test-size", "100",
+    "--epochs", "2", "--no-progress", "--threads", "1",
+]  # fmt: skip
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the training process did not get there in time")
+        time.sleep(0.05)
+
+
+def checkpoint_step(run: Path) -> int:
+    try:
+        return load_checkpoint(run / "checkpoint.pt")["run"]["global_step"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(cli("--out", str(straight), *COMMON), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        cli("--out", str(killed), "--checkpoint-every", "3", *COMMON),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: checkpoint_step(killed) >= 4)  # step 6 of 10 in the first epoch
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = load_checkpoint(killed / "checkpoint.pt")["run"]
+    assert 0 < state["step_in_epoch"] or state["epoch"] > 0
+    assert not (killed / "metrics.json").exists()  # only a finished run has metrics
+    assert not list(killed.glob(".*.tmp"))  # no half-written file left behind... or renamed
+    subprocess.run(
+        cli("--out", str(killed), "--resume", "--no-progress"),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    assert_same_parameters(final_state(straight), final_state(killed))
+    a = json.loads((straight / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    assert a["test_error"] == b["test_error"] and a["architecture"] == b["architecture"]
+
+
+def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    args = cli("--out", str(run), *COMMON[:-5], "--epochs", "50", "--no-progress")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: checkpoint_step(run) > 0)  # the first epoch is done: mid-run
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "--resume" in err and "Traceback" not in err
+    assert (run / "checkpoint.pt").is_file() and not (run / "metrics.json").exists()
+
+
+def test_trace_elbo_path_takes_the_same_steps(tmp_path):
+    """Pyro's traced TraceMeanField_ELBO and the closed form give the same parameters."""
+    data = synthetic_images((784,), n_train=300, n_test=50)
+    runs = {}
+    for elbo in ("analytic", "trace"):
+        t = Trainer(config(tmp_path, elbo, elbo=elbo, epochs=1), data=data)
+        t.run()
+        runs[elbo] = dict(t.net.named_parameters())
+    for name, value in runs["analytic"].items():
+        torch.testing.assert_close(value, runs["trace"][name], rtol=1e-4, atol=1e-5)
+
+
+def test_target_fraction_of_parameters_is_met(tmp_path):
+    metrics = train(
+        config(
+            tmp_path,
+            epochs=16,
+            batch_size=20,
+            lam=[0.0],
+            ema=0.0,
+            target="params",
+            target_fraction=0.3,
+            lagrange_lr=0.5,
+            lr=3e-2,
+        )
+    )
+    achieved = metrics["target"]["achieved_expected_fraction"][0]
+    assert achieved < 0.3 + 0.05  # from about 0.7 of the parameters at initialisation
+    assert metrics["nonzero_params"] < 0.5 * metrics["dense_params"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(network="resnet"), ValueError, "unknown network 'resnet'"),
+        (dict(lam=[-1.0]), ValueError, "--lam must be finite and >= 0"),
+        (dict(target="params"), ValueError, "--target and --target-fraction go together"),
+        (dict(epochs=0), ValueError, "--epochs must be a positive integer"),
+        (dict(dataset="imagenet"), ValueError, "--dataset must be one of"),
+        (dict(dataset="mnist", data_dir="/nonexistent/dir"), FileNotFoundError, "mnist"),
+    ],
+)
+def test_bad_configurations_get_clear_errors(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train(config(tmp_path, **kwargs))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        train(config(tmp_path, device="cuda"))
+
+
+def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path):
+    train(config(tmp_path, epochs=1))
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(config(tmp_path, epochs=1))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config(tmp_path, "fresh"), resume=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--lam", "-1"], "--lam must be finite and >= 0"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent/dir"], "mnist"),
+        (["--target", "flops"], "--target and --target-fraction go together"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+    ]
+    + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available")]),
+)
+def test_cli_train_errors_are_one_line(tmp_path, capsys, args, match):
+    from l0bayes.cli import main
+
+    code = main(["train", "mnist-mlp", "--out", str(tmp_path / "r"), "--dataset", "synthetic",
+                 "--no-progress", *args])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and match in err, err
+
+
+def test_cli_unknown_network_is_rejected_by_the_parser(capsys):
+    from l0bayes.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "resnet", "--out", "x"])
+    assert stop.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("network", ["mnist-mlp", "lenet5"])
+def test_training_runs_on_gpu(tmp_path, network):
+    metrics = train(config(tmp_path, network=network, device="cuda", epochs=1))
+    assert metrics["device"].startswith("cuda") and metrics["test_error"] < 0.9
