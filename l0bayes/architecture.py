@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,8 @@ ZERO_PRESERVING = (
     nn.AvgPool2d,
 )
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, L0Linear, L0Conv2d)
+#: Gate values by layer (e.g. a draw from the guide), overriding a state for those layers.
+GateValues = Mapping[L0Layer, torch.Tensor] | None
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,13 @@ def _shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[torch
     return shapes
 
 
-def _gate_values(layer: nn.Module, state: str) -> torch.Tensor | None:
+def _gate_values(layer: nn.Module, state: str, gates: GateValues = None) -> torch.Tensor | None:
     """Per-gate keep value: 1 (dense), 1[ẑ ≠ 0] (deterministic) or P(z ≠ 0) (expected, and
-    differentiable in the gates' parameters)."""
+    differentiable in the gates' parameters); 1[z ≠ 0] of given gate values (a draw)."""
     if not isinstance(layer, L0Layer):
         return None
+    if gates is not None and layer in gates:
+        return (gates[layer] != 0).to(layer.weight.dtype)
     if state == "expected":
         return layer.inclusion_probs()
     with torch.no_grad():
@@ -141,14 +146,16 @@ class _WeightLayer:
         return self.alive_out * self.needed_out
 
 
-def _weight_layer(layer: nn.Module, position: int, state: str, out_shape) -> _WeightLayer:
+def _weight_layer(
+    layer: nn.Module, position: int, state: str, out_shape, gates: GateValues = None
+) -> _WeightLayer:
     w = layer.weight.detach()
     if isinstance(layer, L0Linear):
         w = w.t()  # stored (in, out); the unit space is (out, in) like nn.Linear
     one = torch.ones((), dtype=w.dtype, device=w.device)
     keep_w = one.expand(w.shape)
     read_in, alive_out = one.expand(w.shape[1]), one.expand(w.shape[0])
-    gates = _gate_values(layer, state)
+    gates = _gate_values(layer, state, gates)
     if gates is not None:
         gates = gates.to(w.device)
         if layer.gate_kind == "weight":
@@ -203,7 +210,7 @@ def _backward_through(units: torch.Tensor, maps: dict[int, tuple], start: int, s
 
 
 def _analyse(
-    layers: list[nn.Module], input_shape: tuple[int, ...], state: str
+    layers: list[nn.Module], input_shape: tuple[int, ...], state: str, gates: GateValues = None
 ) -> list[_WeightLayer]:
     """Keep values of every weight layer's units and weights under ``state``."""
     if state not in GATE_STATES:
@@ -211,7 +218,7 @@ def _analyse(
     shapes = _shapes(layers, tuple(input_shape))
     maps = _unit_maps(layers, shapes)
     wl = [
-        _weight_layer(m, i, state, shapes[i])
+        _weight_layer(m, i, state, shapes[i], gates)
         for i, m in enumerate(layers)
         if isinstance(m, WEIGHT_LAYERS)
     ]
@@ -229,12 +236,12 @@ def _analyse(
 
 
 def _summary(
-    module: nn.Module, input_shape: tuple[int, ...], state: str
+    module: nn.Module, input_shape: tuple[int, ...], state: str, gates: GateValues = None
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Units per gated layer, FLOPs and non-zero parameters as tensors."""
     layers = _layers(module)
     units, flops, params = [], 0.0, 0.0
-    for wl in _analyse(layers, input_shape, state):
+    for wl in _analyse(layers, input_shape, state, gates):
         layer = layers[wl.position]
         keep_w = wl.keep_w.flatten(2).sum(2) if wl.keep_w.dim() > 2 else wl.keep_w
         weights = (wl.needed_out[:, None] * keep_w * wl.alive_in[None, :]).sum()
@@ -250,7 +257,10 @@ def _summary(
 
 
 def architecture(
-    module: nn.Module, input_shape: tuple[int, ...], state: str = "deterministic"
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    state: str = "deterministic",
+    gates: GateValues = None,
 ) -> Architecture:
     """Units per gated layer, FLOPs and non-zero parameters of a chain.
 
@@ -258,9 +268,11 @@ def architecture(
     :param input_shape: one example's shape, e.g. ``(784,)`` or ``(1, 28, 28)``.
     :param state: ``"dense"`` (every gate open), ``"deterministic"`` (the paper's test-time
         gates, Eq. 13) or ``"expected"`` (under the guide: :math:`P(z \\ne 0)`).
+    :param gates: gate values for some layers (e.g. one draw from the guide), used instead of
+        ``state`` for those layers: the architecture of that draw.
     """
     with torch.no_grad():
-        units, flops, params = _summary(module, input_shape, state)
+        units, flops, params = _summary(module, input_shape, state, gates)
     return Architecture(tuple(float(u) for u in units), float(flops), float(params))
 
 

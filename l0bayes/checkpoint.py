@@ -47,6 +47,15 @@ def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> 
         raise
 
 
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` leaves when its process is killed
+    mid-write (``SIGKILL`` gives it no chance to clean up); the final files are intact."""
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
@@ -104,6 +113,7 @@ def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") ->
 __all__ = [
     "atomic_write",
     "load_checkpoint",
+    "remove_stale_temporaries",
     "rng_state",
     "save_checkpoint",
     "set_rng_state",

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from l0bayes.architecture import Architecture, architecture, expected_cost
+from l0bayes.architecture import Architecture, GateValues, architecture, expected_cost
 from l0bayes.nn import L0Conv2d, L0Layer, L0Linear, L0Network, L0Sequential, LayerDraw
 
 
@@ -192,7 +192,9 @@ class WideResNet(L0Network):
         h = F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1)
         return self.fc(h)
 
-    def summary(self, state: str) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def summary(
+        self, state: str, gates: GateValues = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Kept maps per block, multiply–accumulates and non-zero parameters (convolutions, the
         classifier and batch-norm affine parameters) for one 32×32 image under ``state``."""
         side = 32
@@ -201,7 +203,7 @@ class WideResNet(L0Network):
         units = []
         for block in self.blocks:
             conv = block.conv1
-            kept = _keep(conv, state).sum()
+            kept = _keep(conv, state, gates).sum()
             side = side // conv.stride[0]
             k = conv.kernel_size[0] * conv.kernel_size[1]
             weights = k * conv.in_channels * kept + 9 * kept * block.conv2.out_channels
@@ -214,7 +216,9 @@ class WideResNet(L0Network):
         return units, flops + fc, params + fc + self.fc.out_features + 2 * self.bn.num_features
 
 
-def _keep(layer: L0Layer, state: str) -> torch.Tensor:
+def _keep(layer: L0Layer, state: str, gates: GateValues = None) -> torch.Tensor:
+    if gates is not None and layer in gates:
+        return (gates[layer] != 0).float()
     if state == "dense":
         return torch.ones(layer.num_gates)
     if state == "deterministic":
@@ -246,14 +250,16 @@ def wide_resnet(
 
 
 # ----------------------------------------------------------------------------- analysis
-def network_architecture(net: nn.Module, input_shape: tuple[int, ...], state: str) -> Architecture:
+def network_architecture(
+    net: nn.Module, input_shape: tuple[int, ...], state: str, gates: GateValues = None
+) -> Architecture:
     """:func:`~l0bayes.architecture.architecture` for chains, the network's own ``summary``
-    for networks with skip connections (Wide-ResNet)."""
+    for networks with skip connections (Wide-ResNet); ``gates`` as there."""
     if hasattr(net, "summary"):
         with torch.no_grad():
-            units, flops, params = net.summary(state)
+            units, flops, params = net.summary(state, gates)
         return Architecture(tuple(float(u) for u in units), float(flops), float(params))
-    return architecture(net, input_shape, state)
+    return architecture(net, input_shape, state, gates)
 
 
 def network_expected_cost(net: nn.Module, input_shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:

@@ -541,6 +541,10 @@ class L0Network(PyroModule):
         """Logits with gates and weights drawn from the guide (one draw per call)."""
         return self._run(x, self._draws("sample", x.shape[0]))
 
+    def forward_with(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw]) -> torch.Tensor:
+        """Logits with given draws of the gated layers (e.g. from :meth:`L0Layer.sample`)."""
+        return self._run(x, draws)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits with the paper's deterministic test-time gates (Eq. 13)."""
         return self._run(x, None)

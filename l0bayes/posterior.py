@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,20 +113,6 @@ def _evaluating(net: nn.Module) -> Iterator[None]:
             yield
     finally:
         net.train(was_training)
-
-
-@contextlib.contextmanager
-def _gates_fixed(gates: Mapping[L0Layer, torch.Tensor]) -> Iterator[None]:
-    """Make each layer's test-time gates the given values for the duration of the block, so
-    that the architecture functions count the architecture of a draw (an instance attribute
-    shadows :meth:`L0Layer.deterministic_gates`; removed on exit)."""
-    try:
-        for layer, z in gates.items():
-            layer.__dict__["deterministic_gates"] = lambda z=z: z
-        yield
-    finally:
-        for layer in gates:
-            layer.__dict__.pop("deterministic_gates", None)
 
 
 def _check_count(name: str, value: int) -> int:
@@ -231,8 +217,8 @@ def sample_architectures(
     gates = sample_gates(net, num_samples, seed)
     units, flops, params = [], [], []
     for s in range(num_samples):
-        with _gates_fixed({layer: gates[name][s] for name, layer in layers.items()}):
-            arch = network_architecture(net, input_shape, "deterministic")
+        draw = {layer: gates[name][s] for name, layer in layers.items()}
+        arch = network_architecture(net, input_shape, "deterministic", gates=draw)
         units.append(arch.units)
         flops.append(arch.flops)
         params.append(arch.params)
@@ -376,7 +362,7 @@ def bma_log_probs(
             draws = {layer: layer.sample() for layer in layers}  # one global draw
             logp = torch.cat(
                 [
-                    F.log_softmax(net._run(xb, draws), -1).cpu()
+                    F.log_softmax(net.forward_with(xb, draws), -1).cpu()
                     for xb in _chunks(x, batch_size, device)
                 ]
             )

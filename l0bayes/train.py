@@ -65,6 +65,7 @@ from tqdm.auto import tqdm
 from l0bayes import __version__, distributed
 from l0bayes.checkpoint import (
     load_checkpoint,
+    remove_stale_temporaries,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -620,6 +621,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train (or resume) to the configured number of epochs; write and return metrics."""
         distributed.barrier()  # every rank has checked the run directory
+        if self.rank == 0:
+            remove_stale_temporaries(self.out)
         if self.resume:
             self.restore()
         elif self.rank == 0:

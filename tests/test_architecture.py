@@ -118,3 +118,19 @@ def test_unsupported_layers_and_states_are_rejected():
         architecture(nn.Sequential(nn.Linear(3, 2), nn.Sigmoid()), (3,))
     with pytest.raises(ValueError, match="state"):
         architecture(mlp(), (784,), "mean")
+
+
+def test_given_gate_values_count_like_gates_set_in_the_network():
+    """``gates=`` (a draw) gives the architecture of a network whose test-time gates are
+    those values."""
+    net = mlp()
+    gen = torch.Generator().manual_seed(6)
+    draw = {
+        layer: (torch.rand(layer.num_gates, generator=gen) < 0.5).float() * 0.7
+        for layer in net.layers[::2]
+    }
+    via_argument = architecture(net, (784,), gates=draw)
+    with torch.no_grad():
+        for layer, z in draw.items():
+            layer.log_alpha.copy_(torch.where(z > 0, 10.0, -10.0))
+    assert via_argument == architecture(net, (784,))

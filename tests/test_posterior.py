@@ -161,8 +161,6 @@ def test_draws_are_seeded_and_leave_the_network_and_rng_alone():
     np.testing.assert_array_equal(a.flops, b.flops)
     assert not np.array_equal(a.flops, c.flops)
     assert torch.equal(torch.get_rng_state(), rng)
-    for layer in net.gated_layers():
-        assert "deterministic_gates" not in layer.__dict__  # the draw's gates were removed
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key])
     with pytest.raises(ValueError, match="num_samples"):
