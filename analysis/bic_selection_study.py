@@ -18,9 +18,9 @@ import numpy as np
 
 from l0bayes import L0Regression
 from l0bayes.comparison import abess_fit
-from l0bayes.report import write_csv
 from l0bayes.selection import best_subset
 from l0bayes.simulate import simulate_regression
+from l0bayes.tables import write_csv
 
 
 def abess_support(X, y) -> np.ndarray | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, report
+from l0bayes import comparison, tables
 from l0bayes.plotting import _pyplot, save_figure
 
 #: Figure panels: (row key, axis label, log scale).
@@ -41,7 +41,7 @@ QUICK_DATA = comparison.Simulated(n=100, p=8, k=3, rho=0.0, snr=4.0, n_test=200)
 
 # ---------------------------------------------------------------------------------- figure
 def _group_stats(rows, key, dataset, method):
-    values = report.finite(
+    values = tables.finite(
         [r[key] for r in rows if (r["dataset"], r["method"]) == (dataset, method)]
     )
     if not values:
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.quick:
         args.seeds, args.steps = 1, 200
-    command = report.command_line(__file__, argv)
+    command = tables.command_line(__file__, argv)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     opts = comparison.Options(
@@ -155,13 +155,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         "Bayesian methods select PIP > 0.5. test MSE / σ²: held-out MSE over the noise variance "
         f"(1 for the oracle). Wall time {elapsed:.0f} s. Command: `{command}`\n"
     )
-    report.write_csv(rows, out / "results.csv")
+    tables.write_csv(rows, out / "results.csv")
     (out / "summary.md").write_text(
-        "# Variable selection comparison\n\n" + report.to_markdown(table, 2) + "\n" + note
+        "# Variable selection comparison\n\n" + tables.to_markdown(table, 2) + "\n" + note
     )
-    (out / "summary.tex").write_text(report.to_latex(table, 2))
+    (out / "summary.tex").write_text(tables.to_latex(table, 2))
     save_figure(plot_metrics(rows), out / "metrics")
-    print("\n" + report.to_markdown(table, 2))
+    print("\n" + tables.to_markdown(table, 2))
     print(f"{len(rows)} rows in {elapsed:.0f} s; outputs in {out}\ncommand: {command}")
     return rows
 

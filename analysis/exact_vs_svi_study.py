@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import L0Regression, report
+from l0bayes import L0Regression, tables
 from l0bayes.model_size import poisson_binomial
 from l0bayes.plotting import _pyplot, save_figure
-from l0bayes.report import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
 from l0bayes.simulate import Problem, simulate_regression
+from l0bayes.tables import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
 
 PRIOR = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0)
 #: Text of L0Regression's RuntimeWarning about a low importance-sampling ESS.
@@ -173,7 +173,7 @@ def _count(rows: list[dict]) -> str:
     return f"{len(rows)} problem" + ("s" if len(rows) != 1 else "")
 
 
-def summary_table(problems: list[dict]) -> report.Table:
+def summary_table(problems: list[dict]) -> tables.Table:
     """Header and body rows of the summary: one row per metric, one column per group."""
     cols = groups(problems)
     header = ["metric (mean ± sd over problems)"] + [title for title, _ in cols]
@@ -191,7 +191,7 @@ def to_markdown(problems: list[dict], command: str) -> str:
         "Prior: penalty='bayes', prior_inclusion=0.3, slab_scale=1.0, noise_scale = the "
         f"simulated one (known). Command: `{command}`",
         "",
-        report.to_markdown(summary_table(problems)),
+        tables.to_markdown(summary_table(problems)),
         "Errors are against the exact (enumerated) posterior of the same prior. Coverage: share "
         "of problems whose PIP > 0.5 model contains all true features. Model-size overlap: "
         "Σ_k min(P_svi(|γ| = k), P_exact(|γ| = k)); for the raw guide, P_svi is the "
@@ -286,14 +286,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = report.command_line(__file__, argv)
+    command = tables.command_line(__file__, argv)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problems, features = run(args)
     write_csv(problems, out_dir / "problems.csv")
     write_csv(features, out_dir / "features.csv")
     (out_dir / "summary.md").write_text(to_markdown(problems, command))
-    (out_dir / "summary.tex").write_text(report.to_latex(summary_table(problems)))
+    (out_dir / "summary.tex").write_text(tables.to_latex(summary_table(problems)))
     save_figure(plot_scatter(features, problems), out_dir / "pip_scatter")
     print_headline(problems, command, out_dir)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, report
+from l0bayes import comparison, tables
 from l0bayes.path import LambdaPath, lambda_path, plot_lambda_path
 from l0bayes.plotting import save_figure
 
@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> LambdaPath:
     )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report.write_csv(path.records(), out / "path.csv")
-    command = report.command_line(__file__, argv)
+    tables.write_csv(path.records(), out / "path.csv")
+    command = tables.command_line(__file__, argv)
     text = f"# λ path, {split.name}\n\n{path.to_markdown()}\nCommand: `{command}`\n"
     (out / "path.md").write_text(text)
     save_figure(plot_lambda_path(path, f"L0 path, {split.name}"), out / "lambda_path")

@@ -35,7 +35,7 @@ from functools import partial
 import numpy as np
 from sklearn.linear_model import LassoCV
 
-from l0bayes import report
+from l0bayes import tables
 from l0bayes.exact import exact_posterior
 from l0bayes.linear_model import L0Regression
 from l0bayes.selection import best_subset, refit_coefficients
@@ -325,7 +325,7 @@ def run_split(
             method=name,
             noise_scale=split.noise_scale,
             k=int(fit.support.sum()),
-            support=report.indices(fit.support),
+            support=tables.indices(fit.support),
             **support_metrics(np.asarray(fit.support, bool), split.support),
             **pip_errors(fit, reference),
             **_test_errors(fit, split),
@@ -381,7 +381,7 @@ def summary_table(
     metrics=SUMMARY_METRICS,
     by: Sequence[str] = ("dataset", "method"),
     count_seeds: bool = True,
-) -> report.Table:
+) -> tables.Table:
     """One line per group of rows (keys ``by``, in order of appearance); cells are
     ``mean ± sd`` over the group (the seeds), ``–`` where a metric does not apply (no truth,
     no PIPs). ``count_seeds`` adds a column with the group size."""
@@ -398,4 +398,4 @@ def summary_table(
 
 
 def _cell(values: Sequence[float], fmt: str) -> str:
-    return report.mean_sd(values, fmt) if report.finite(values) else "–"
+    return tables.mean_sd(values, fmt) if tables.finite(values) else "–"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, report
+from l0bayes import comparison, tables
 from l0bayes.linear_model import L0Regression
 from l0bayes.plotting import plot_pips, save_figure
 from l0bayes.selection import best_subset, information_criteria
@@ -75,7 +75,7 @@ def comparison_table(n_steps: int = 1500, seed: int = 0) -> list[dict]:
         f"prior pi = {opts.prior_inclusion}, slab sd {opts.slab_scale}, noise sd "
         f"{split.noise_scale:.3f} from the full OLS fit)"
     )
-    print(report.to_markdown(table, numeric_from=1), end="")
+    print(tables.to_markdown(table, numeric_from=1), end="")
     return rows
 
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from l0bayes.linear_model import L0Regression
 from l0bayes.plotting import _pyplot
-from l0bayes.report import indices
 from l0bayes.selection import SubsetResult, best_subset
+from l0bayes.tables import indices
 
 __all__ = ["LambdaPath", "PathRow", "default_lambdas", "lambda_path", "plot_lambda_path"]
 
