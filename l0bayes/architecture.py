@@ -325,7 +325,19 @@ def _dense_copy(layer: nn.Module, keep_in: torch.Tensor, keep_out: torch.Tensor)
     return new
 
 
-def compact(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Sequential:
+def _input_shape(layers: list[nn.Module]) -> tuple[int, ...]:
+    first = layers[0]
+    if isinstance(first, nn.Linear):
+        return (first.in_features,)
+    if isinstance(first, L0Linear):
+        return (first.in_features,)
+    raise ValueError(
+        f"cannot infer the input shape of a chain that starts with {type(first).__name__}: "
+        "give input_shape, e.g. (1, 28, 28) for MNIST images"
+    )
+
+
+def compact(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn.Sequential:
     """A plain ``torch.nn.Sequential`` (no Pyro at inference) with the pruned units removed.
 
     Uses the deterministic test-time gates: they are multiplied into the weights, units whose
@@ -335,8 +347,12 @@ def compact(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Sequential:
     :class:`SelectInputs` in front of it, so the compacted chain computes exactly the FLOPs
     that :func:`architecture` counts for the deterministic gates (group gates). The outputs
     equal ``module(x)`` up to float rounding.
+
+    :param input_shape: one example's shape; may be omitted when the chain starts with a fully
+        connected layer (it is then ``(in_features,)``).
     """
     layers = _layers(module)
+    input_shape = _input_shape(layers) if input_shape is None else input_shape
     analysis = {wl.position: wl for wl in _analyse(layers, input_shape, "deterministic")}
     first = min(analysis)
     out: list[nn.Module] = []

@@ -576,3 +576,14 @@ class L0Sequential(L0Network):
         for layer in self.layers:
             x = self._call(layer, x, draws)
         return x
+
+
+def __getattr__(name: str):
+    """``l0bayes.nn.compact`` and ``l0bayes.nn.architecture`` are
+    :func:`l0bayes.architecture.compact` and :func:`~l0bayes.architecture.architecture`
+    (imported on first use: that module builds on this one)."""
+    if name in ("compact", "architecture"):
+        from l0bayes import architecture
+
+        return getattr(architecture, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

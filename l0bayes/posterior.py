@@ -68,7 +68,7 @@ from torch import nn
 
 from l0bayes.architecture import Architecture
 from l0bayes.networks import network_architecture
-from l0bayes.nn import L0Layer, L0Linear, L0Network, l0_layers
+from l0bayes.nn import L0Layer, L0Linear, L0Network, LayerDraw, l0_layers
 
 #: Draws of the guide used by default for architecture posteriors and model averaging.
 DEFAULT_SAMPLES = 100
@@ -338,6 +338,34 @@ def deterministic_log_probs(
         )
 
 
+def sampled_log_probs(
+    net: L0Network,
+    x: torch.Tensor,
+    num_samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> Iterator[tuple[dict[str, LayerDraw], torch.Tensor]]:
+    r"""For each of ``num_samples`` draws of every gated layer's gates and weights from the
+    guide (:meth:`L0Layer.sample`): the draw by layer name and
+    :math:`\log p(\cdot \mid x, z^{(s)}, \theta^{(s)})`, shape ``(N, C)`` on the CPU.
+
+    A draw is one network: it is shared by every example (the gates are global latent
+    variables, even for a network trained with per-example gate draws)."""
+    _check_count("num_samples", num_samples)
+    _check_count("batch_size", batch_size)
+    device, named = _device(net), _named_layers(net)
+    with _evaluating(net), _seeded(device, seed):
+        for _ in range(num_samples):
+            draws = {layer: layer.sample() for layer in named.values()}  # one global draw
+            logp = torch.cat(
+                [
+                    F.log_softmax(net.forward_with(xb, draws), -1).cpu()
+                    for xb in _chunks(x, batch_size, device)
+                ]
+            )
+            yield {name: draws[layer] for name, layer in named.items()}, logp
+
+
 def bma_log_probs(
     net: L0Network,
     x: torch.Tensor,
@@ -346,27 +374,12 @@ def bma_log_probs(
     batch_size: int = 1000,
 ) -> torch.Tensor:
     r"""The model average :math:`\log \frac1S\sum_s p(y \mid x, z^{(s)}, \theta^{(s)})` over
-    ``num_samples`` draws of every gated layer's gates and weights from the guide
-    (:meth:`L0Layer.sample`), shape ``(N, C)`` on the CPU.
-
-    A draw is one network: it is shared by every example (the gates are global latent
-    variables, even for a network trained with per-example gate draws). The average is
+    the draws of :func:`sampled_log_probs`, shape ``(N, C)`` on the CPU. The average is
     accumulated in log space (``logaddexp``), so no probability underflows.
     """
-    _check_count("num_samples", num_samples)
-    _check_count("batch_size", batch_size)
-    device, layers = _device(net), l0_layers(net)
     total = None
-    with _evaluating(net), _seeded(device, seed):
-        for _ in range(num_samples):
-            draws = {layer: layer.sample() for layer in layers}  # one global draw
-            logp = torch.cat(
-                [
-                    F.log_softmax(net.forward_with(xb, draws), -1).cpu()
-                    for xb in _chunks(x, batch_size, device)
-                ]
-            )
-            total = logp if total is None else torch.logaddexp(total, logp)
+    for _, logp in sampled_log_probs(net, x, num_samples, seed, batch_size):
+        total = logp if total is None else torch.logaddexp(total, logp)
     return total - math.log(num_samples)
 
 

@@ -134,3 +134,16 @@ def test_given_gate_values_count_like_gates_set_in_the_network():
         for layer, z in draw.items():
             layer.log_alpha.copy_(torch.where(z > 0, 10.0, -10.0))
     assert via_argument == architecture(net, (784,))
+
+
+def test_compact_is_also_l0bayes_nn_compact_and_infers_a_dense_input_shape():
+    import l0bayes.nn
+
+    net = mlp()
+    randomise_gates(net, seed=7)
+    small = l0bayes.nn.compact(net)  # (784,) from the first layer
+    x = torch.randn(4, 784)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), net(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="give input_shape"):
+        l0bayes.nn.compact(lenet5())

@@ -85,3 +85,36 @@ def test_bad_holdout_arguments(fitted):
         to_inference_data(est, X, y, X_holdout=Xh[:, :3], y_holdout=Xh[:, 0])
     with pytest.raises(ValueError, match="holdout_log_likelihood"):
         holdout_elpd(to_inference_data(est, X, y, num_samples=20))
+
+
+# ----------------------------------------------------------------------------- networks
+def test_network_draws_loo_holdout_and_netcdf(tmp_path):
+    import torch
+    from torch import nn
+
+    from l0bayes.nn import L0Linear, L0Sequential
+    from l0bayes.posterior import bma_log_probs
+
+    torch.manual_seed(0)
+    net = L0Sequential(L0Linear(6, 5), nn.ReLU(), L0Linear(5, 3))
+    with torch.no_grad():
+        net.layers[0].log_alpha[:2] = -30.0  # two inputs always pruned
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    xh, yh = torch.randn(15, 6), torch.randint(0, 3, (15,))
+    idata = to_inference_data(net, x, y, X_holdout=xh, y_holdout=yh, num_samples=50, seed=1)
+    gates = idata.posterior["layers.0.gate"].values
+    assert gates.shape == (1, 50, 6) and np.all(gates[..., :2] == 0)
+    assert idata.log_likelihood["obs"].shape == (1, 50, 40)
+    assert np.array_equal(idata.observed_data["obs"].values, y.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few draws: arviz warns about Pareto k
+        loo = az.loo(idata, pointwise=True)
+    assert np.isfinite(loo.elpd_loo) and loo.pareto_k.shape == (40,)  # k reported per point
+    # the held-out elpd is the model average over the same draws
+    bma = bma_log_probs(net, xh, num_samples=50, seed=1)
+    expected = bma[torch.arange(15), yh].numpy()
+    np.testing.assert_allclose(holdout_elpd(idata).pointwise, expected, rtol=1e-5, atol=1e-6)
+    path = tmp_path / "net.nc"
+    idata.to_netcdf(path)
+    back = az.from_netcdf(path)
+    np.testing.assert_array_equal(back.posterior["layers.0.gate"].values, gates)
