@@ -70,8 +70,7 @@ def engine_epoch(ds, device: str, elbo: str, threads: int | None) -> float:
 def plain_epoch(ds, device: str, threads: int | None) -> float:
     dev = resolve_device(device)
     torch.manual_seed(0)
-    stats = Images.channel_stats(ds.x_train, 1)
-    images = Images(ds.x_train, ds.y_train, (784,), dev, stats)
+    images = Images(ds.x_train, ds.y_train, (784,), dev)  # pixels in [0, 1], as the engine
     trainer = PlainTrainer(PlainL0MLP().to(dev), num_data=len(images))
     order = epoch_order(0, 0, len(images)).to(dev)
     before = torch.get_num_threads()

@@ -119,6 +119,13 @@ def _add_train_parser(sub) -> None:
         "--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"]
     )
     train.add_argument("--data-dir", help="data folder (default: $L0BAYES_DATA, then the cache)")
+    train.add_argument(
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="standardise the inputs per channel (default: MNIST networks take pixels in "
+        "[0, 1] as the official code does, the WRN standardised CIFAR images)",
+    )
     train.add_argument("--train-size", type=int, help="use the first N training examples")
     train.add_argument("--test-size", type=int, help="use the first N test examples")
     train.add_argument("--depth", type=int, default=28, help="WRN depth (6n + 4)")

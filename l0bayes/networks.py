@@ -289,6 +289,7 @@ class NetworkSpec:
     optimizer: str = "adam"
     ema: float | None = None
     milestones: tuple[int, ...] = ()
+    standardize: bool = False  # inputs in [0, 1] (the official MNIST code); True: per channel
     notes: dict = field(default_factory=dict)
 
     def make(self, **overrides) -> L0Network:
@@ -316,6 +317,7 @@ NETWORKS: dict[str, NetworkSpec] = {
         optimizer="sgd",
         ema=0.99,
         milestones=(60, 120, 160),
+        standardize=True,
     ),
 }
 

@@ -118,6 +118,7 @@ class TrainConfig:
     target_scope: str = "global"
     lagrange_lr: float = 0.01
     dataset: str | None = None
+    standardize: bool | None = None
     data_dir: str | None = None
     train_size: int | None = None
     test_size: int | None = None
@@ -162,6 +163,7 @@ class TrainConfig:
             else [float(v) for v in self.init_drop_rate],
             ema=spec.ema if self.ema is None else (self.ema or None),
             dataset=spec.dataset if self.dataset is None else self.dataset,
+            standardize=spec.standardize if self.standardize is None else self.standardize,
         )
         cfg._validate()
         return cfg
@@ -251,9 +253,15 @@ def _subset(ds: ImageDataset, n_train: int | None, n_test: int | None) -> ImageD
 
 
 class Images:
-    """A split kept as ``uint8`` on the device (4× less memory than float32), converted and
-    standardised per batch: :math:`(x/255 - m_c)/s_c` with the training set's channel mean and
-    standard deviation; optional CIFAR augmentation (random 4-pixel-padded crop and flip)."""
+    r"""A split kept as ``uint8`` on the device (4× less memory than float32), converted per
+    batch to :math:`x/255 \in [0, 1]` (the official MNIST code) or, given ``stats``,
+    standardised, :math:`(x/255 - m_c)/s_c` with the training set's channel mean and standard
+    deviation (the official CIFAR code); optional CIFAR augmentation (random 4-pixel-padded
+    crop and flip).
+
+    The choice matters for input gates: in [0, 1] an always-black pixel is exactly 0, so its
+    gate gets no gradient from the likelihood and the penalty closes it; standardised, the same
+    pixel is a constant that the first layer can use as a bias, and its gate stays open."""
 
     def __init__(
         self,
@@ -261,13 +269,13 @@ class Images:
         y: np.ndarray,
         shape: tuple[int, ...],
         device: torch.device,
-        stats: tuple[torch.Tensor, torch.Tensor],
+        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         x = torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), -1)
         self.x = x.to(device)
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
         self.shape = shape
-        self.mean, self.std = (s.to(device) for s in stats)
+        self.stats = None if stats is None else tuple(s.to(device) for s in stats)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -291,12 +299,13 @@ class Images:
 
     def batch(self, index: torch.Tensor, augment: bool = False) -> tuple[torch.Tensor, ...]:
         x = self.x[index].float().div_(255.0).reshape(len(index), *self.shape)
-        if len(self.shape) == 3:
-            x = (x - self.mean[:, None, None]) / self.std[:, None, None]
-            if augment:
-                x = _crop_flip(x)
-        else:
-            x = (x - self.mean) / self.std
+        if self.stats is not None:
+            mean, std = self.stats
+            if len(self.shape) == 3:
+                mean, std = mean[:, None, None], std[:, None, None]
+            x = (x - mean) / std
+        if augment and len(self.shape) == 3:
+            x = _crop_flip(x)
         return x, self.y[index]
 
 
@@ -491,7 +500,7 @@ class Trainer:
     def _images(self) -> tuple[Images, Images]:
         ds, shape = self.data, self.spec.input_shape
         channels = shape[0] if len(shape) == 3 else 1
-        stats = Images.channel_stats(ds.x_train, channels)
+        stats = Images.channel_stats(ds.x_train, channels) if self.cfg.standardize else None
         return (
             Images(ds.x_train, ds.y_train, shape, self.device, stats),
             Images(ds.x_test, ds.y_test, shape, self.device, stats),
