@@ -414,26 +414,44 @@ class L0Conv2d(L0Layer):
         **kwargs,
     ) -> None:
         super().__init__(**_layer_kwargs(kwargs))
-        _check_positive(in_channels=in_channels, out_channels=out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = nn.modules.utils._pair(kernel_size)
-        self.stride, self.padding = nn.modules.utils._pair(stride), nn.modules.utils._pair(padding)
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1.0 / math.sqrt(fan_in)
-        shape = (out_channels, in_channels, *self.kernel_size)
-        self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        init_conv(self, in_channels, out_channels, kernel_size, stride, padding, bias)
         self._init_gates()
 
     def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+        check_conv_input(self, x)
         if self.gate_kind == "weight":
             return F.conv2d(x, self.gated_weight(z, w), self.bias, self.stride, self.padding)
         out = F.conv2d(x, w, self.bias, self.stride, self.padding)  # (B, C, H', W')
         return out * z[..., None, None]  # (C,) or (B, C) gates on the output maps
+
+
+def init_conv(
+    module: nn.Module,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    bias: bool,
+) -> None:
+    """Give a convolution module its geometry, a weight ``(out, in, kh, kw)`` drawn from
+    :math:`U(\\pm 1/\\sqrt{\text{fan-in}})` (as ``nn.Conv2d``) and a zero bias."""
+    _check_positive(in_channels=in_channels, out_channels=out_channels)
+    module.in_channels, module.out_channels = in_channels, out_channels
+    module.kernel_size = nn.modules.utils._pair(kernel_size)
+    module.stride, module.padding = nn.modules.utils._pair(stride), nn.modules.utils._pair(padding)
+    bound = 1.0 / math.sqrt(in_channels * module.kernel_size[0] * module.kernel_size[1])
+    shape = (out_channels, in_channels, *module.kernel_size)
+    module.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+    module.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+
+def check_conv_input(module: nn.Module, x: torch.Tensor) -> None:
+    """A clear error unless ``x`` is ``(B, in_channels, H, W)``."""
+    if x.dim() != 4 or x.shape[1] != module.in_channels:
+        raise ValueError(
+            f"expected input of shape (B, {module.in_channels}, H, W), got {tuple(x.shape)}"
+        )
 
 
 def _check_positive(**sizes: int) -> None:

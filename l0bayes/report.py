@@ -190,9 +190,9 @@ def _float(text: str | None) -> float:
 def _test_split(
     cfg: TrainConfig, data: ImageDataset | None, data_dir: str | Path | None
 ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, str | None]:
-    """``((x, y), None)`` for the test split, standardised with the training set's channel
-    statistics as in training; ``(None, reason)`` when the data set cannot be loaded."""
-    from l0bayes.train import Images, load_dataset
+    """``((x, y), None)`` for the test split, scaled as in training; ``(None, reason)`` when
+    the data set cannot be loaded."""
+    from l0bayes.train import image_splits, load_dataset
 
     if data is None:
         if data_dir is not None:
@@ -201,9 +201,7 @@ def _test_split(
             data = load_dataset(cfg)
         except (OSError, ValueError) as err:
             return None, f"the {cfg.dataset} data set could not be loaded ({err})"
-    shape = get_network(cfg.network).input_shape
-    stats = Images.channel_stats(data.x_train, shape[0] if len(shape) == 3 else 1)
-    test = Images(data.x_test, data.y_test, shape, torch.device("cpu"), stats)
+    _, test = image_splits(data, get_network(cfg.network).input_shape, cfg.standardize)
     return test.batch(torch.arange(len(test))), None
 
 

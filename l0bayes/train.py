@@ -141,6 +141,7 @@ class TrainConfig:
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no config.json in {out}; is it a run directory?")
         saved = json.loads(path.read_text())
+        saved.setdefault("standardize", True)  # runs from before the option standardised
         bad = sorted(set(overrides) - _RESUMABLE)
         if bad:
             raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
@@ -307,6 +308,25 @@ class Images:
         if augment and len(self.shape) == 3:
             x = _crop_flip(x)
         return x, self.y[index]
+
+
+def image_splits(
+    data: ImageDataset,
+    input_shape: tuple[int, ...],
+    standardize: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[Images, Images]:
+    """The train and test splits as :class:`Images`, as
+    :class:`Trainer` makes them: pixels in [0, 1] (the networks' default, the
+    official MNIST code) or, with ``standardize``, standardised by the training set's channel
+    statistics."""
+    channels = input_shape[0] if len(input_shape) == 3 else 1
+    stats = Images.channel_stats(data.x_train, channels) if standardize else None
+    device = torch.device(device)
+    return (
+        Images(data.x_train, data.y_train, input_shape, device, stats),
+        Images(data.x_test, data.y_test, input_shape, device, stats),
+    )
 
 
 def _crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
@@ -498,13 +518,7 @@ class Trainer:
         return build_network(self.cfg)
 
     def _images(self) -> tuple[Images, Images]:
-        ds, shape = self.data, self.spec.input_shape
-        channels = shape[0] if len(shape) == 3 else 1
-        stats = Images.channel_stats(ds.x_train, channels) if self.cfg.standardize else None
-        return (
-            Images(ds.x_train, ds.y_train, shape, self.device, stats),
-            Images(ds.x_test, ds.y_test, shape, self.device, stats),
-        )
+        return image_splits(self.data, self.spec.input_shape, self.cfg.standardize, self.device)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         params = list(self.net.parameters())

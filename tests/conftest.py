@@ -31,6 +31,18 @@ def float64():
         torch.set_default_dtype(old)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for one test: tiny networks gain nothing from more, and several threads
+    contend badly on a busy CPU (10x slower on two shared cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

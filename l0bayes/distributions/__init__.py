@@ -1,4 +1,5 @@
-"""Pyro distributions for L0 gates: the hard concrete guide and the spike-and-slab prior."""
+"""Pyro distributions for L0 gates (the hard concrete guide and the spike-and-slab prior) and
+the log-uniform prior of the Sparse Variational Dropout baseline."""
 
 from l0bayes.distributions.hard_concrete import (
     DEFAULT_STRETCH,
@@ -6,6 +7,7 @@ from l0bayes.distributions.hard_concrete import (
     HardConcrete,
     check_gate_hyperparameters,
 )
+from l0bayes.distributions.log_uniform import LogUniform
 from l0bayes.distributions.spike_slab import (
     KL_MODES,
     GaussianSlab,
@@ -21,6 +23,7 @@ __all__ = [
     "KL_MODES",
     "GaussianSlab",
     "HardConcrete",
+    "LogUniform",
     "SpikeSlabGate",
     "check_gate_hyperparameters",
     "code_cost",

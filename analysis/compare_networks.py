@@ -1,0 +1,429 @@
+"""Compare sparse networks: L0 over a λ grid, magnitude pruning at matched sparsity, Sparse VD.
+
+Methods, per seed, all on the same data (the same subset and standardisation) and epochs:
+
+* ``dense``: the network trained by ``l0bayes train`` with ``lam = 0`` (gates, no penalty): the
+  reference, and the network that magnitude pruning starts from;
+* ``l0bayes``: ``l0bayes train`` (:func:`l0bayes.train.train`) with each ``--lams`` value (code
+  cost per parameter; the paper's λ = lam/N); test time: the deterministic Eq. 13 gates;
+* ``magnitude``: the dense network's test-time weights, globally pruned to as many non-zero
+  weights as each l0bayes run's test-time network uses (:func:`l0bayes.pruning.magnitude_prune`;
+  ``nonzero_weights`` counts used weights, :func:`l0bayes.pruning.live_chain`), optionally
+  fine-tuned for ``--fine-tune-epochs`` with the mask fixed;
+* ``svd``: Sparse Variational Dropout (:mod:`l0bayes.sparse_vd`), local reparameterisation,
+  KL weight warmed up linearly over ``--svd-warmup`` epochs; test time: log α > 3 pruned.
+
+Non-zero parameters and FLOPs (multiply–accumulates per example, every weight layer) are those
+of each method's test-time network, counted the same way for all
+(:func:`l0bayes.pruning.masked_architecture`; for l0bayes the run's own ``compact_flops``, equal
+by construction). ``wall_seconds`` is training time (evaluation excluded); for ``magnitude``
+it is the dense run's plus pruning and fine-tuning. Writes into ``--out-dir``: ``results.csv``
+(tidy: one row per method, λ and seed), ``summary.md`` and ``summary.tex`` (mean ± sd over
+seeds), ``pareto.{png,pdf}`` (test error against FLOPs and non-zero parameters) and the L0
+run directories under ``runs/`` (a finished run with the same settings is reused).
+
+    .venv/bin/python analysis/compare_networks.py --data-dir /work/shared/data --out-dir runs/cmp
+    .venv/bin/python analysis/compare_networks.py --quick --out-dir runs/cmp_quick
+
+The default (MLP, full MNIST, 10 epochs, 2 seeds, λ ∈ {0.1, 0.3, 1, 3}; 10 trainings of
+``l0bayes train`` and 2 of Sparse VD) took 450 s on one thread of a 2-core CPU shared with two
+other training jobs (about 30 s per L0 run, 65 s per Sparse VD run); rerunning it reuses the
+finished L0 runs. ``--network lenet5`` is several times slower per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from l0bayes import tables
+from l0bayes.comparison import summary_table
+from l0bayes.fit import error_rate
+from l0bayes.networks import get_network
+from l0bayes.plotting import _pyplot, save_figure
+from l0bayes.pruning import (
+    fine_tune,
+    live_chain,
+    magnitude_prune,
+    masked_architecture,
+    nonzero_weights,
+    plain_chain,
+)
+from l0bayes.sparse_vd import fit_sparse_vd, svd_network
+from l0bayes.train import TrainConfig, image_splits, load_dataset, load_network, train
+
+METHODS = ("l0bayes", "magnitude", "svd")
+NETWORK_CHOICES = ("mnist-mlp", "lenet5")
+#: Columns of ``results.csv``.
+COLUMNS = (
+    "method",
+    "network",
+    "dataset",
+    "seed",
+    "lam",
+    "epochs",
+    "train_size",
+    "fine_tune_epochs",
+    "test_error",
+    "nonzero_params",
+    "nonzero_weights",
+    "flops",
+    "architecture",
+    "wall_seconds",
+)
+#: Summary columns: (row key, title, format).
+SUMMARY = (
+    ("test_error_pct", "test error (%)", ".2f"),
+    ("nonzero_params", "non-zero params", ".0f"),
+    ("flops", "FLOPs", ".0f"),
+    ("wall_seconds", "train time (s)", ".0f"),
+)
+MARKERS = {"dense": "*", "l0bayes": "o", "magnitude": "s", "svd": "^"}
+LABELS = {
+    "dense": "dense (λ = 0)",
+    "l0bayes": "L0 (l0bayes)",
+    "magnitude": "magnitude pruning (matched non-zero weights)",
+    "svd": "Sparse VD",
+}
+
+
+# ------------------------------------------------------------------------------- methods
+def _row(method: str, args, seed: int, lam: float, data, **values) -> dict:
+    row = dict.fromkeys(COLUMNS)
+    row.update(
+        method=method,
+        network=args.network,
+        dataset=data.name,
+        seed=seed,
+        lam=lam,
+        epochs=args.epochs,
+        train_size=len(data.y_train),
+        fine_tune_epochs=args.fine_tune_epochs if method == "magnitude" else 0,
+    )
+    row.update(values)
+    return row
+
+
+def _config(args, seed: int, lam: float, out: Path) -> TrainConfig:
+    return TrainConfig(
+        network=args.network,
+        out=str(out),
+        epochs=args.epochs,
+        lam=[lam],
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        seed=seed,
+        num_threads=args.num_threads,
+        progress=False,
+    )
+
+
+_FREE = {"out", "progress", "num_threads", "data_dir"}  # settings a reused run may differ in
+
+
+def run_l0(args, seed: int, lam: float, data) -> tuple[dict, Path]:
+    """Train (or reuse a finished identical run of) ``l0bayes train`` with ``lam``."""
+    out = Path(args.out_dir) / "runs" / f"{args.network}-lam{lam:g}-s{seed}"
+    cfg = _config(args, seed, lam, out)
+    if (out / "metrics.json").is_file():
+        saved = {k: v for k, v in asdict(TrainConfig.from_run(out)).items() if k not in _FREE}
+        wanted = {k: v for k, v in asdict(cfg.resolved()).items() if k not in _FREE}
+        if saved != wanted:
+            raise ValueError(f"{out} holds a run with other settings; choose another --out-dir")
+        print(f"reusing the finished run {out}")
+        args.reused.append(str(out))
+        return json.loads((out / "metrics.json").read_text()), out
+    return train(cfg, data=data), out
+
+
+def l0_row(args, seed: int, lam: float, data, metrics: dict, method: str, weights: int) -> dict:
+    return _row(
+        method,
+        args,
+        seed,
+        lam,
+        data,
+        test_error=metrics["test_error"],
+        nonzero_params=metrics["nonzero_params"],
+        nonzero_weights=weights,
+        flops=metrics["compact_flops"],
+        architecture="-".join(f"{u:.0f}" for u in metrics["architecture"]),
+        wall_seconds=metrics["train_seconds"],
+    )
+
+
+def pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits) -> dict:
+    """Magnitude pruning of the dense chain to ``target`` non-zero weights (+ fine-tuning)."""
+    shape = get_network(args.network).input_shape
+    tic = time.perf_counter()
+    pruned = magnitude_prune(dense_chain, target)
+    seconds = time.perf_counter() - tic
+    if args.fine_tune_epochs:
+        seconds += fine_tune(pruned, splits[0], args.fine_tune_epochs, seed=seed).train_seconds
+    arch = masked_architecture(pruned, shape)
+    return _row(
+        "magnitude",
+        args,
+        seed,
+        lam,
+        data,
+        test_error=error_rate(pruned, splits[1]),
+        nonzero_params=arch.params,
+        nonzero_weights=nonzero_weights(live_chain(pruned, shape)),
+        flops=arch.flops,
+        architecture=str(arch),
+        wall_seconds=dense_seconds + seconds,
+    )
+
+
+def svd_row(args, seed: int, data, standardize: bool) -> dict:
+    shape = get_network(args.network).input_shape
+    torch.manual_seed(seed)
+    net = svd_network(args.network)
+    fit, error = fit_sparse_vd(
+        net,
+        data,
+        shape,
+        args.epochs,
+        kl_warmup_epochs=args.svd_warmup,
+        standardize=standardize,
+        seed=seed,
+    )
+    chain = plain_chain(net)
+    arch = masked_architecture(chain, shape)
+    return _row(
+        "svd",
+        args,
+        seed,
+        math.nan,
+        data,
+        test_error=error,
+        nonzero_params=arch.params,
+        nonzero_weights=nonzero_weights(live_chain(chain, shape)),
+        flops=arch.flops,
+        architecture=str(arch),
+        wall_seconds=fit.train_seconds,
+    )
+
+
+def run_seed(args, seed: int) -> list[dict]:
+    """Every method for one seed."""
+    cfg = _config(args, seed, 0.0, Path(args.out_dir)).resolved()
+    data = load_dataset(cfg)
+    shape = get_network(args.network).input_shape
+    splits = image_splits(data, shape, cfg.standardize)
+    rows = []
+    dense_metrics, dense_dir = run_l0(args, seed, 0.0, data)
+    _, dense_net = load_network(dense_dir)
+    dense_chain = plain_chain(dense_net)
+    used = nonzero_weights(live_chain(dense_chain, shape))
+    rows.append(l0_row(args, seed, 0.0, data, dense_metrics, "dense", used))
+    if "l0bayes" in args.methods or "magnitude" in args.methods:
+        for lam in args.lams:
+            metrics, run_dir = run_l0(args, seed, lam, data)
+            target = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
+            if "l0bayes" in args.methods:
+                rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", target))
+            if "magnitude" in args.methods:
+                dense_seconds = dense_metrics["train_seconds"]
+                rows.append(
+                    pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits)
+                )
+    if "svd" in args.methods:
+        rows.append(svd_row(args, seed, data, cfg.standardize))
+    return rows
+
+
+# ------------------------------------------------------------------------------- outputs
+def _lam_label(row: dict) -> str:
+    lam = row["lam"]
+    if lam is None or not math.isfinite(lam):
+        return "–"
+    return f"{lam:g}" + (" (matched)" if row["method"] == "magnitude" else "")
+
+
+def summary(rows: Sequence[dict]) -> tables.Table:
+    """Mean ± sd over seeds per network, method, λ and number of epochs."""
+    shown = [{**r, "λ": _lam_label(r), "test_error_pct": 100 * r["test_error"]} for r in rows]
+    return summary_table(shown, SUMMARY, by=("network", "method", "λ", "epochs"))
+
+
+def _points(rows: Sequence[dict], method: str, key: str) -> np.ndarray:
+    """(x mean, error mean %, error sd %) per λ of ``method``, sorted by x."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["method"] == method:
+            groups.setdefault(_lam_label(r), []).append(r)
+    pts = []
+    for group in groups.values():
+        err = 100 * np.array([r["test_error"] for r in group])
+        sd = float(np.std(err, ddof=1)) if len(err) > 1 else 0.0
+        pts.append((np.mean([r[key] for r in group]), err.mean(), sd, group[0]["lam"]))
+    return np.array(sorted(pts, key=lambda p: p[0]), dtype=float).reshape(-1, 4)
+
+
+def _front(points: np.ndarray) -> np.ndarray:
+    """The points no other point beats in both cost and error (sorted by cost)."""
+    order = points[np.argsort(points[:, 0])]
+    front, best = [], np.inf
+    for p in order:
+        if p[1] < best:
+            front.append(p)
+            best = p[1]
+    return np.array(front)
+
+
+def plot_pareto(rows: Sequence[dict], title: str):
+    """Test error against test-time FLOPs and against non-zero parameters (log axes): mean ±
+    sd over seeds per method and λ, the overall Pareto front dashed."""
+    plt = _pyplot()
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, ScalarFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
+    panels = (
+        ("flops", "test-time FLOPs per example (multiply–accumulates, log scale)"),
+        ("nonzero_params", "non-zero parameters at test time (log scale)"),
+    )
+    methods = [m for m in MARKERS if any(r["method"] == m for r in rows)]
+    for ax, (key, xlabel) in zip(axes, panels, strict=True):
+        everything = []
+        for i, method in enumerate(methods):
+            pts = _points(rows, method, key)
+            everything.append(pts)
+            ax.errorbar(
+                pts[:, 0],
+                pts[:, 1],
+                yerr=pts[:, 2],
+                fmt=MARKERS[method] + ("-" if method in ("l0bayes", "magnitude") else ""),
+                ms=11 if method == "dense" else 6,
+                capsize=3,
+                color=f"C{i}",
+                label=LABELS[method],
+                zorder=3 if method == "dense" else 2,
+            )
+            if method in ("l0bayes", "magnitude"):  # l0bayes labels above, magnitude below
+                offset = (4, 5) if method == "l0bayes" else (4, -11)
+                for x, y, _, lam in pts:
+                    ax.annotate(
+                        f"λ={lam:g}",
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=offset,
+                        fontsize=7,
+                        color=f"C{i}",
+                    )
+        front = _front(np.concatenate(everything))
+        ax.step(front[:, 0], front[:, 1], where="post", color="grey", ls="--", lw=1, zorder=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error (%, log scale)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].plot([], [], color="grey", ls="--", lw=1, label="Pareto front (means)")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="mnist-mlp", choices=NETWORK_CHOICES)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every method")
+    parser.add_argument("--train-size", type=int, default=None, help="first N training images")
+    parser.add_argument("--test-size", type=int, default=None, help="first N test images")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..SEEDS-1")
+    parser.add_argument(
+        "--lams", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0], help="λ grid (per param)"
+    )
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument(
+        "--fine-tune-epochs", type=int, default=0, help="fine-tune magnitude-pruned nets"
+    )
+    parser.add_argument(
+        "--svd-warmup", type=float, default=None, help="KL warm-up epochs (default: epochs / 2)"
+    )
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "synthetic"])
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $L0BAYES_DATA)")
+    parser.add_argument("--num-threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out-dir", default="runs/compare_networks")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: synthetic images, 1 epoch, 300 train / 100 test, 1 seed, λ 0.1 and 30",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dataset, args.epochs, args.seeds = "synthetic", 1, 1
+        args.train_size, args.test_size, args.lams = 300, 100, [0.1, 30.0]
+    args.reused = []  # finished L0 runs found in --out-dir
+    if args.svd_warmup is None:
+        args.svd_warmup = args.epochs / 2
+    for name in ("epochs", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    if args.fine_tune_epochs < 0:
+        parser.error("--fine-tune-epochs must be >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = tables.command_line(__file__, argv)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.num_threads)
+    start = time.perf_counter()
+    try:
+        rows = [row for seed in range(args.seeds) for row in run_seed(args, seed)]
+    finally:
+        torch.set_num_threads(threads)
+    elapsed = time.perf_counter() - start
+    table = summary(rows)
+    n = rows[0]["train_size"]
+    note = (
+        f"Mean ± sd over {args.seeds} seed(s); {args.network} on {rows[0]['dataset']} "
+        f"(N = {n} training images), {args.epochs} epochs each. λ: code cost per parameter "
+        f"(the paper's λ = lam/N); magnitude rows are pruned to the number of non-zero weights "
+        f"that the l0bayes run at that λ uses (fine-tuned {args.fine_tune_epochs} epochs). FLOPs: "
+        "multiply–accumulates per example of the test-time network, every weight layer. "
+        "Train time excludes evaluation; for magnitude it includes the dense run's. Wall time "
+        f"of this invocation {elapsed:.0f} s ({len(args.reused)} finished L0 runs reused). "
+        f"Command: `{command}`\n"
+    )
+    tables.write_csv(rows, out / "results.csv")
+    (out / "summary.md").write_text(
+        "# Sparse network comparison\n\n" + tables.to_markdown(table, 4) + "\n" + note
+    )
+    (out / "summary.tex").write_text(tables.to_latex(table, 4))
+    title = (
+        f"{args.network} on {rows[0]['dataset']} (N = {n}), {args.epochs} epoch(s): "
+        f"mean ± sd over {args.seeds} seed(s)"
+    )
+    save_figure(plot_pareto(rows, title), out / "pareto")
+    print("\n" + tables.to_markdown(table, 4))
+    print(f"{len(rows)} rows in {elapsed:.0f} s; outputs in {out}\ncommand: {command}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""``analysis/reproduce_paper.py`` on the finished 200-epoch MLP run and tiny synthetic runs."""
+
+from pathlib import Path
+
+import pytest
+
+from l0bayes.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+MLP_RUN = REPO / "analysis" / "results" / "mnist-mlp-s0"
+
+
+def _tiny_run(path: Path, seed: int) -> Path:
+    cfg = TrainConfig(
+        network="mnist-mlp",
+        out=str(path),
+        epochs=1,
+        dataset="synthetic",
+        train_size=200,
+        test_size=100,
+        seed=seed,
+        num_threads=1,
+        progress=False,
+    )
+    train(cfg)
+    return path
+
+
+@pytest.mark.skipif(not (MLP_RUN / "metrics.json").is_file(), reason="no finished MLP run")
+def test_paper_table_beside_our_runs(tmp_path, load_script, one_thread):
+    script = load_script("analysis/reproduce_paper.py")
+    runs = [_tiny_run(tmp_path / f"syn-s{seed}", seed) for seed in (0, 1)]
+    out = tmp_path / "table"
+    header, body = script.main([str(MLP_RUN), *map(str, runs), "--out-dir", str(out)])
+    assert header == script.HEADER
+    assert (out / "paper_table.md").stat().st_size > 0
+    tex = (out / "paper_table.tex").read_text()
+    assert r"\begin{tabular}" in tex and "219-214-100" in tex
+    cells = [dict(zip(header, row, strict=True)) for row in body]
+    assert len(cells) == 4  # three paper rows, then the synthetic runs in one row
+
+    mlp = cells[0]  # the 200-epoch run beside the paper's MLP row
+    ours = script.read_run(MLP_RUN)
+    assert mlp["paper: architecture"] == "219-214-100"
+    assert mlp["paper: error (%)"] == "1.4"
+    assert mlp["ours: architecture"] == "-".join(f"{u:.0f}" for u in ours["architecture"])
+    assert mlp["ours: error, last epoch (%)"] == f"{100 * ours['test_error']:.2f}"
+    best = f"{100 * ours['best_test_error']:.2f} [{ours['best_epoch']}]"
+    assert mlp["ours: best error (%) [epoch]"] == best
+    assert (mlp["epochs"], mlp["seeds"]) == (str(ours["epochs"]), "1")
+    assert mlp["method"].startswith("L0, λ = 0.1/N")
+    for lenet in cells[1:3]:  # no LeNet-5 runs given: dashes
+        assert lenet["ours: architecture"] == "–" and lenet["paper: error (%)"] in ("0.9", "1.0")
+
+    # same network and λ, but synthetic data: never set beside the paper's MNIST row
+    syn = cells[3]
+    assert (syn["paper: architecture"], syn["paper: error (%)"]) == ("–", "–")
+    assert syn["data set"] == "synthetic (N = 200)"
+    assert syn["seeds"] == "2"
+    errors = [script.read_run(run)["test_error"] * 100 for run in runs]
+    mean = sum(errors) / 2
+    assert syn["ours: error, last epoch (%)"].startswith(f"{mean:.2f} ± ")
+
+
+def test_unfinished_run_is_refused(tmp_path, load_script):
+    script = load_script("analysis/reproduce_paper.py")
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        script.main([str(tmp_path), "--out-dir", str(tmp_path / "out")])
