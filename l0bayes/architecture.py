@@ -101,19 +101,25 @@ def _shapes(layers: list[nn.Module], input_shape: tuple[int, ...]) -> list[torch
     return shapes
 
 
-def _gate_values(layer: nn.Module, state: str, gates: GateValues = None) -> torch.Tensor | None:
-    """Per-gate keep value: 1 (dense), 1[ẑ ≠ 0] (deterministic) or P(z ≠ 0) (expected, and
-    differentiable in the gates' parameters); 1[z ≠ 0] of given gate values (a draw)."""
-    if not isinstance(layer, L0Layer):
-        return None
+def keep_values(layer: L0Layer, state: str, gates: GateValues = None) -> torch.Tensor:
+    """Per-gate keep value of a gated layer: 1 (``"dense"``), 1[ẑ ≠ 0] (``"deterministic"``)
+    or P(z ≠ 0) (``"expected"``, differentiable in the gates' parameters); 1[z ≠ 0] of given
+    gate values (a draw) for the layers in ``gates``."""
     if gates is not None and layer in gates:
         return (gates[layer] != 0).to(layer.weight.dtype)
     if state == "expected":
         return layer.inclusion_probs()
+    if state not in GATE_STATES:
+        raise ValueError(f"state must be one of {GATE_STATES}, got {state!r}")
     with torch.no_grad():
         if state == "dense":
             return torch.ones(layer.num_gates, dtype=layer.weight.dtype)
         return (layer.deterministic_gates() != 0).to(layer.weight.dtype)
+
+
+def _gate_values(layer: nn.Module, state: str, gates: GateValues = None) -> torch.Tensor | None:
+    """:func:`keep_values` for a gated layer, ``None`` for any other layer."""
+    return keep_values(layer, state, gates) if isinstance(layer, L0Layer) else None
 
 
 def _any(keep: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

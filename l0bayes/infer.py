@@ -69,7 +69,7 @@ def fit_svi(
     losses = np.empty(n_steps)
     store = pyro.get_param_store()
     threads = num_threads or _default_threads(args)
-    with store.scope(), torch.random.fork_rng(devices=_cuda_devices(args)), _threads(threads):
+    with store.scope(), torch.random.fork_rng(devices=_cuda_devices(args)), torch_threads(threads):
         torch.manual_seed(seed)
         svi = SVI(model, guide, ClippedAdam({"lr": lr, "clip_norm": 100.0}), elbo)
         bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
@@ -96,9 +96,12 @@ def _default_threads(args: tuple) -> int:
 
 
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Set torch's intra-op threads to ``n`` for the block (``None``: leave them) and restore
+    them afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    if n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:

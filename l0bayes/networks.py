@@ -30,7 +30,13 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from l0bayes.architecture import Architecture, GateValues, architecture, expected_cost
+from l0bayes.architecture import (
+    Architecture,
+    GateValues,
+    architecture,
+    expected_cost,
+    keep_values,
+)
 from l0bayes.nn import L0Conv2d, L0Layer, L0Linear, L0Network, L0Sequential, LayerDraw
 
 
@@ -203,7 +209,7 @@ class WideResNet(L0Network):
         units = []
         for block in self.blocks:
             conv = block.conv1
-            kept = _keep(conv, state, gates).sum()
+            kept = keep_values(conv, state, gates).sum()
             side = side // conv.stride[0]
             k = conv.kernel_size[0] * conv.kernel_size[1]
             weights = k * conv.in_channels * kept + 9 * kept * block.conv2.out_channels
@@ -214,18 +220,6 @@ class WideResNet(L0Network):
             units.append(kept)
         fc = self.fc.weight.numel()
         return units, flops + fc, params + fc + self.fc.out_features + 2 * self.bn.num_features
-
-
-def _keep(layer: L0Layer, state: str, gates: GateValues = None) -> torch.Tensor:
-    if gates is not None and layer in gates:
-        return (gates[layer] != 0).float()
-    if state == "dense":
-        return torch.ones(layer.num_gates)
-    if state == "deterministic":
-        return (layer.deterministic_gates().detach() != 0).float()
-    if state == "expected":
-        return layer.inclusion_probs()
-    raise ValueError(f"state must be 'dense', 'deterministic' or 'expected', got {state!r}")
 
 
 def wide_resnet(

@@ -73,7 +73,7 @@ from l0bayes.checkpoint import (
     write_text,
 )
 from l0bayes.data import ImageDataset, load_cifar, load_fashion_mnist, load_mnist
-from l0bayes.infer import resolve_device
+from l0bayes.infer import resolve_device, torch_threads
 from l0bayes.networks import (
     NETWORKS,
     get_network,
@@ -653,7 +653,7 @@ class Trainer:
         cfg = self.cfg
         n = len(self.train)
         steps = math.ceil(n / cfg.batch_size)
-        with _sigint_flag(self), _threads(cfg.num_threads), pyro.validation_enabled(False):
+        with _sigint_flag(self), torch_threads(cfg.num_threads), pyro.validation_enabled(False):
             while self.state.epoch < cfg.epochs:
                 self._run_epoch(steps, n)
         return self._finish()
@@ -908,17 +908,6 @@ def _sigint_flag(trainer: Trainer) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(cfg: TrainConfig, data: ImageDataset | None = None, resume: bool = False) -> dict:
