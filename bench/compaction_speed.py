@@ -1,13 +1,19 @@
 """Inference speed of compacted networks: dense vs pruned-and-compacted, batch 1024, CPU.
 
 For the MNIST MLP and LeNet-5 the dense network (every gate open) and the compacted one
-(:func:`l0bayes.architecture.compact`: pruned units physically removed) are both plain
-``torch.nn.Sequential`` networks of the same layer types. Their forward passes are timed
-interleaved; the script prints FLOPs, median (and minimum) milliseconds, the speed-up, and the
+(:func:`l0bayes.architecture.compact`: pruned units physically removed) are both built by
+``compact``, so they run on the same engine (:mod:`l0bayes.runtime`: exact pool rewrites and
+batch tiling of the convolutional prefix). Their forward passes are timed interleaved; the script
+prints FLOPs, median (and minimum) milliseconds, the speed-up, the median of the per-repeat
+speed-ups (dense and compact run back to back, so a slow spell of the machine cancels), and the
 speed-up as a fraction of the FLOPs ratio (the issue's target is >= 0.8). On a loaded machine
 the minimum is the steadier figure: a call that is preempted only ever gets slower.
 
-    python bench/compaction_speed.py --mlp-run RUN [--lenet-run RUN]
+Each network is timed with the engine's default tile size and with every ``--tile-bytes``
+given (``0``: whole batches, the plain ``nn.Sequential`` behaviour; ``--plain`` adds the chain
+of plain torch layers without the rewrites).
+
+    python bench/compaction_speed.py --mlp-run RUN [--lenet-run RUN] [--tile-bytes 0 4194304]
 
 A network without ``--*-run`` gets the paper's pruned architecture (MLP 219-214-100, LeNet-5
 20-25-45-462) by closing a random subset of its gates.
@@ -25,6 +31,7 @@ import torch
 
 from l0bayes.architecture import architecture, compact
 from l0bayes.networks import get_network
+from l0bayes.runtime import TILE_BYTES, StridedMaxPool2d
 from l0bayes.train import load_network
 
 PAPER_UNITS = {"mnist-mlp": (219, 214, 100), "lenet5": (20, 25, 45, 462)}
@@ -53,13 +60,23 @@ def paper_shaped(name: str, seed: int = 0) -> torch.nn.Module:
     return net.eval()
 
 
-def dense_copy(net: torch.nn.Module, shape) -> torch.nn.Sequential:
-    """The same network with every gate open, as a plain chain."""
+def dense_copy(net: torch.nn.Module, shape, tile_bytes: int = TILE_BYTES) -> torch.nn.Module:
+    """The same network with every gate open, as a compacted chain."""
     opened = copy.deepcopy(net)
     with torch.no_grad():
         for layer in opened.gated_layers():
             layer.log_alpha.fill_(10.0)
-    return compact(opened, shape)
+    return compact(opened, shape, tile_bytes)
+
+
+def plain(chain: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The chain as plain torch layers: ``nn.MaxPool2d`` kernels, whole batches."""
+    return torch.nn.Sequential(
+        *[
+            torch.nn.MaxPool2d(m.kernel_size, m.stride) if isinstance(m, StridedMaxPool2d) else m
+            for m in chain
+        ]
+    )
 
 
 @torch.no_grad()
@@ -75,19 +92,44 @@ def time_forward(nets: dict, x: torch.Tensor, repeats: int) -> dict[str, list[fl
     return times
 
 
-def measure(name: str, net: torch.nn.Module, batch: int, repeats: int) -> dict:
+def engines(net: torch.nn.Module, shape, tile_bytes: list[int], with_plain: bool) -> dict:
+    """(dense, compact) chains per engine setting, named by their tile size."""
+    out = {}
+    for tb in [TILE_BYTES, *tile_bytes]:
+        dense, small = dense_copy(net, shape, tb), compact(net, shape, tb)
+        out.setdefault(f"tiles of {dense.tile} / {small.tile} images", (dense, small))
+    if with_plain:
+        dense, small = (
+            out["tiles of 0 / 0 images"]
+            if "tiles of 0 / 0 images" in out
+            else (dense_copy(net, shape, 0), compact(net, shape, 0))
+        )
+        out["nn.MaxPool2d kernels, whole batch"] = (plain(dense), plain(small))
+    return out
+
+
+def measure(name: str, net: torch.nn.Module, batch: int, repeats: int, **engine) -> list[dict]:
     shape = get_network(name).input_shape
-    nets = {"dense": dense_copy(net, shape), "compact": compact(net, shape)}
-    flops = {k: architecture(v, shape, "dense").flops for k, v in nets.items()}
     x = torch.randn(batch, *shape)
+    rows = []
+    for label, (dense, small) in engines(net, shape, **engine).items():
+        row = timed(dense, small, x, repeats)
+        row.update(network=name, engine=label, architecture=str(architecture(net, shape)))
+        rows.append(row)
+    return rows
+
+
+def timed(dense, small, x: torch.Tensor, repeats: int) -> dict:
+    shape = tuple(x.shape[1:])
+    nets = {"dense": dense, "compact": small}
+    flops = {k: architecture(v, shape, "dense").flops for k, v in nets.items()}
     times = time_forward(nets, x, repeats)
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     fastest = {k: 1e3 * min(v) for k, v in times.items()}  # the least disturbed run
+    paired = statistics.median(d / c for d, c in zip(times["dense"], times["compact"], strict=True))
     speedup = ms["dense"] / ms["compact"]
     flops_ratio = flops["dense"] / flops["compact"]
     return {
-        "network": name,
-        "architecture": str(architecture(net, shape)),
         "dense_flops": flops["dense"],
         "compact_flops": flops["compact"],
         "flops_ratio": flops_ratio,
@@ -95,6 +137,8 @@ def measure(name: str, net: torch.nn.Module, batch: int, repeats: int) -> dict:
         "compact_ms": ms["compact"],
         "speedup": speedup,
         "speedup_over_flops_ratio": speedup / flops_ratio,
+        "paired_speedup": paired,
+        "paired_speedup_over_flops_ratio": paired / flops_ratio,
         "dense_min_ms": fastest["dense"],
         "compact_min_ms": fastest["compact"],
         "speedup_of_minimums": fastest["dense"] / fastest["compact"],
@@ -109,16 +153,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's)")
+    parser.add_argument(
+        "--tile-bytes",
+        type=int,
+        nargs="*",
+        default=[0],
+        help="tile sizes to time besides the default",
+    )
+    parser.add_argument("--plain", action="store_true", help="also time plain torch layers")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
     for name, run in (("mnist-mlp", args.mlp_run), ("lenet5", args.lenet_run)):
         net = load_network(run)[1] if run else paper_shaped(name)
-        result = measure(name, net, args.batch, args.repeats)
-        result["source"] = run or "paper-shaped (random gates closed)"
-        result["threads"] = torch.get_num_threads()
-        results.append(result)
+        rows = measure(
+            name, net, args.batch, args.repeats, tile_bytes=args.tile_bytes, with_plain=args.plain
+        )
+        for row in rows:
+            row["source"] = run or "paper-shaped (random gates closed)"
+            row["threads"] = torch.get_num_threads()
+        results.extend(rows)
     print(json.dumps(results, indent=2))
     return results
 

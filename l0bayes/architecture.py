@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from l0bayes.nn import L0Conv2d, L0Layer, L0Linear
+from l0bayes.runtime import TILE_BYTES, exact_rewrites, tiled
 
 GATE_STATES = ("dense", "deterministic", "expected")
 #: Maps applied per unit that send 0 to 0 (so a pruned unit stays zero through them).
@@ -311,7 +312,13 @@ def _folded(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def _dense_copy(layer: nn.Module, keep_in: torch.Tensor, keep_out: torch.Tensor) -> nn.Module:
     w, b = _folded(layer)
-    w = w[keep_out][:, keep_in]
+    return dense_layer(layer, w[keep_out][:, keep_in], None if b is None else b[keep_out])
+
+
+def dense_layer(layer: nn.Module, w: torch.Tensor, b: torch.Tensor | None = None) -> nn.Module:
+    """A plain ``nn.Linear`` (``w`` of shape ``(out, in)``) or ``nn.Conv2d`` (``(out, in, kh,
+    kw)``, with ``layer``'s stride and padding) holding ``w`` and ``b``, on their device and
+    dtype."""
     if w.dim() == 2:
         new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     else:
@@ -327,7 +334,7 @@ def _dense_copy(layer: nn.Module, keep_in: torch.Tensor, keep_out: torch.Tensor)
     with torch.no_grad():
         new.weight.copy_(w)
         if b is not None:
-            new.bias.copy_(b[keep_out])
+            new.bias.copy_(b)
     return new
 
 
@@ -343,7 +350,9 @@ def _input_shape(layers: list[nn.Module]) -> tuple[int, ...]:
     )
 
 
-def compact(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn.Sequential:
+def compact(
+    module: nn.Module, input_shape: tuple[int, ...] | None = None, tile_bytes: int = TILE_BYTES
+) -> nn.Module:
     """A plain ``torch.nn.Sequential`` (no Pyro at inference) with the pruned units removed.
 
     Uses the deterministic test-time gates: they are multiplied into the weights, units whose
@@ -354,9 +363,20 @@ def compact(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn
     that :func:`architecture` counts for the deterministic gates (group gates). The outputs
     equal ``module(x)`` up to float rounding.
 
+    For CPU speed the chain is then rewritten exactly (``ReLU → MaxPool2d`` as ``MaxPool2d →
+    ReLU``, max-pools as :class:`~l0bayes.runtime.StridedMaxPool2d`) and returned as a
+    :class:`~l0bayes.runtime.TiledSequential` (an ``nn.Sequential``) that runs the
+    convolutional prefix on tiles of the batch (:mod:`l0bayes.runtime`).
+
     :param input_shape: one example's shape; may be omitted when the chain starts with a fully
         connected layer (it is then ``(in_features,)``).
+    :param tile_bytes: size of a tile's largest feature map; ``0`` runs whole batches.
+
+    A network with skip connections compacts itself: its ``compacted()`` method is called
+    (:meth:`~l0bayes.networks.WideResNet.compacted`).
     """
+    if callable(getattr(module, "compacted", None)):
+        return module.compacted()
     layers = _layers(module)
     input_shape = _input_shape(layers) if input_shape is None else input_shape
     analysis = {wl.position: wl for wl in _analyse(layers, input_shape, "deterministic")}
@@ -375,4 +395,6 @@ def compact(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> nn
             if not bool((keep_in == arriving).all()):
                 out.append(SelectInputs(torch.nonzero(keep_in[arriving]).flatten()))
         out.append(_dense_copy(layer, keep_in, wl.kept_out.bool()))
-    return nn.Sequential(*out)
+    out = exact_rewrites(out)
+    itemsize = layers[first].weight.element_size()
+    return tiled(out, _shapes(out, input_shape), itemsize, tile_bytes)

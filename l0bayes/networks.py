@@ -22,6 +22,7 @@ input slice can all be deleted. The gate still controls the first convolution's 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from l0bayes.architecture import (
     Architecture,
     GateValues,
     architecture,
+    dense_layer,
     expected_cost,
     keep_values,
 )
@@ -148,6 +150,63 @@ class WideBlock(PyroModule):
         return self.conv2(h) + skip
 
 
+class CompactWideBlock(nn.Module):
+    r"""A :class:`WideBlock` with its closed maps removed, in plain torch: ``conv1`` and ``bn2``
+    keep the open maps, ``conv2`` reads only those, with each map's test-time gate
+    :math:`\hat z_c` multiplied into its input slice (:math:`W_2 * (\hat z \odot h) =
+    (W_2 \hat z) * h`). With every map closed the block is its shortcut alone."""
+
+    def __init__(self, block: WideBlock) -> None:
+        super().__init__()
+        if block.conv1.gate_kind != "group":
+            raise ValueError("WRN compaction needs map gates (gate='group') on conv1")
+        z = block.conv1.deterministic_gates().detach()
+        keep = torch.nonzero(z).flatten()
+        self.bn1 = copy.deepcopy(block.bn1)
+        self.shortcut = copy.deepcopy(block.shortcut)
+        self.conv1 = self.bn2 = self.conv2 = None
+        if len(keep):
+            w1, w2 = block.conv1.weight.detach(), block.conv2.weight.detach()
+            self.conv1 = dense_layer(block.conv1, w1[keep])
+            self.bn2 = _sliced_batch_norm(block.bn2, keep)
+            self.conv2 = dense_layer(block.conv2, w2[:, keep] * z[keep][:, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(a)
+        if self.conv1 is None:
+            return skip
+        return self.conv2(F.relu(self.bn2(self.conv1(a)))) + skip
+
+
+def _sliced_batch_norm(bn: nn.BatchNorm2d, keep: torch.Tensor) -> nn.BatchNorm2d:
+    """``bn`` restricted to the channels ``keep`` (affine parameters and running statistics)."""
+    state = bn.state_dict()
+    like = next(v for v in state.values() if v.is_floating_point())
+    out = nn.BatchNorm2d(len(keep), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    out.to(like.device, like.dtype).train(bn.training)
+    out.load_state_dict({k: v if v.dim() == 0 else v[keep] for k, v in state.items()})
+    return out
+
+
+class CompactWideResNet(nn.Module):
+    """A :class:`WideResNet` with its pruned maps removed (:meth:`WideResNet.compacted`)."""
+
+    def __init__(self, net: WideResNet) -> None:
+        super().__init__()
+        self.conv = copy.deepcopy(net.conv)
+        self.blocks = nn.ModuleList(CompactWideBlock(b) for b in net.blocks)
+        self.bn = copy.deepcopy(net.bn)
+        self.fc = copy.deepcopy(net.fc)
+        self.train(net.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1))
+
+
 class WideResNet(L0Network):
     """WRN-``depth``-``width`` for 32×32 images with gated first convolutions (module
     docstring). ``depth = 6n + 4``; the paper's CIFAR network is WRN-28-10."""
@@ -197,6 +256,12 @@ class WideResNet(L0Network):
             h = block(h, None if draws is None else draws[block.conv1])
         h = F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1)
         return self.fc(h)
+
+    def compacted(self) -> CompactWideResNet:
+        """The network with the maps of closed gates removed (plain torch, no Pyro), equal to
+        the deterministic network's output; its multiply–accumulates are
+        ``summary("deterministic")``'s FLOPs."""
+        return CompactWideResNet(self)
 
     def summary(
         self, state: str, gates: GateValues = None

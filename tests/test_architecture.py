@@ -8,6 +8,7 @@ from torch import nn
 
 from l0bayes.architecture import architecture, compact
 from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
+from l0bayes.runtime import TILE_BYTES
 
 
 def mlp(gate: str = "group") -> L0Sequential:
@@ -58,10 +59,13 @@ def test_dense_counts_match_hand_counts():
 @pytest.mark.parametrize("make, shape", [(mlp, (784,)), (lenet5, (1, 28, 28))])
 @pytest.mark.parametrize("gate", ["group", "weight"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_compact_output_equals_gated_deterministic_output(make, shape, gate, seed):
+@pytest.mark.parametrize("tile_bytes", [TILE_BYTES, 4096, 0])
+def test_compact_output_equals_gated_deterministic_output(make, shape, gate, seed, tile_bytes):
     net = make(gate)
     randomise_gates(net, seed)
-    small = compact(net, shape)
+    small = compact(net, shape, tile_bytes)
+    if make is lenet5 and tile_bytes == 4096:  # a 20×24×24 float map exceeds 4 KiB: 1 image
+        assert small.depth == 6 and small.tile == 1
     assert not any(hasattr(m, "log_alpha") for m in small.modules())
     x = torch.randn(16, *shape, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from l0bayes.architecture import compact
 from l0bayes.networks import (
     NETWORKS,
     WideResNet,
@@ -77,6 +78,53 @@ def test_wrn_closed_gate_removes_its_channel_exactly():
     h = torch.relu(h) * block.conv1.deterministic_gates()[keep, None, None]
     sliced = torch.nn.functional.conv2d(h, block.conv2.weight[:, keep], None, 1, 1) + x
     torch.testing.assert_close(out, sliced, rtol=1e-5, atol=1e-5)
+
+
+def multiply_accumulates(net: torch.nn.Module, x: torch.Tensor) -> int:
+    """MACs of every Conv2d and Linear in one forward pass of one example, by hooks."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        w = module.weight
+        per_output = w[0].numel() if isinstance(module, torch.nn.Conv2d) else w.shape[1]
+        total += output[0].numel() * per_output
+
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    with torch.no_grad():
+        net(x[:1])
+    for h in hooks:
+        h.remove()
+    return total
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_wrn_compaction_equals_the_deterministic_network_and_its_counts(dtype):
+    torch.manual_seed(0)
+    net = WideResNet(depth=16, width=2).to(dtype)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for block in net.blocks:
+            block.conv1.log_alpha.copy_(3 * torch.randn(block.conv1.num_gates, generator=gen))
+            for bn in (block.bn1, block.bn2):  # non-trivial running statistics
+                bn.running_mean.normal_(0, 0.3, generator=gen)
+                bn.running_var.uniform_(0.5, 2.0, generator=gen)
+                bn.bias.normal_(0, 0.3, generator=gen)
+        net.blocks[2].conv1.log_alpha.fill_(-10.0)  # a block with every map closed
+    net.eval()
+    small = compact(net)
+    assert not any(hasattr(m, "log_alpha") for m in small.modules())
+    assert small.blocks[2].conv1 is None and not small.training
+    x = torch.randn(3, 3, 32, 32, dtype=dtype)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), net(x), rtol=1e-5, atol=1e-5)
+    counts = network_architecture(net, (3, 32, 32), "deterministic")
+    kept = [b.conv1.out_channels if b.conv1 is not None else 0 for b in small.blocks]
+    assert tuple(float(k) for k in kept) == counts.units
+    assert 0 < sum(kept) < sum(b.conv1.num_gates for b in net.blocks)
+    assert multiply_accumulates(small, x) == counts.flops
+    assert sum(p.numel() for p in small.parameters()) == counts.params
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
