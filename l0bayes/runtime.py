@@ -17,6 +17,10 @@ a convolutional chain, and pruning removes none of them from an unpruned first l
   the whole batch. Per example the arithmetic is unchanged; only the batch a kernel sees
   differs, so outputs agree with the untiled chain to float rounding.
 
+* **Memory layout.** oneDNN's CPU convolutions run faster on channels-last (NHWC) maps; the
+  prefix takes its input in that layout, with its weights converted once. A different
+  convolution algorithm sums in a different order: outputs agree to float rounding.
+
 None of this changes what the chain computes, and :func:`~l0bayes.architecture.compact` applies
 it to dense and pruned chains alike, so a dense-vs-compact timing compares the same engine.
 """
@@ -27,9 +31,11 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-#: Default tile size in bytes of a tile's largest feature map (per example size × tile), about
-#: one core's L2 cache on current x86 CPUs. ``bench/compaction_speed.py --tile-bytes`` sweeps it.
-TILE_BYTES = 1 << 20
+#: Default size in bytes of a tile's largest feature map (per-example size × tile): a few MiB,
+#: so that a tile's maps stay in the shared last-level cache while each convolution still sees
+#: dozens of images. ``bench/compaction_speed.py --tile-bytes`` sweeps it (README: 1 to 4 MiB
+#: within noise of each other on LeNet-5, whole batches and single images clearly slower).
+TILE_BYTES = 4 << 20
 
 
 class StridedMaxPool2d(nn.MaxPool2d):
@@ -37,8 +43,9 @@ class StridedMaxPool2d(nn.MaxPool2d):
     dilation 1, floor mode, no indices), computes the pool on CPU as the running maximum of the
     :math:`k_h k_w` strided slices ``x[..., a::k_h, b::k_w]``. The result is exactly
     ``nn.MaxPool2d``'s (a maximum is exact; a NaN in a window propagates as there). With
-    gradients required, on other devices or for other settings it is ``nn.MaxPool2d``
-    (whose gradient routes ties to one element)."""
+    gradients required (its gradient routes ties to one element), on other devices, under
+    ``torch.jit.trace`` or ONNX export (which have a max-pool operator) and for other settings
+    it is ``nn.MaxPool2d``."""
 
     def _window(self) -> tuple[int, int] | None:
         kernel = _pair(self.kernel_size)
@@ -55,7 +62,12 @@ class StridedMaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         window = self._window()
-        fast = x.device.type == "cpu" and x.dim() in (3, 4) and not x.requires_grad
+        fast = (
+            not torch.jit.is_tracing()
+            and x.device.type == "cpu"
+            and x.dim() in (3, 4)
+            and not x.requires_grad
+        )
         if window is None or not fast or x.shape[-2] < window[0] or x.shape[-1] < window[1]:
             return super().forward(x)
         kh, kw = window
@@ -81,22 +93,38 @@ class StridedMaxPool2d(nn.MaxPool2d):
 
 class TiledSequential(nn.Sequential):
     """``nn.Sequential`` that, on CPU, runs its first ``depth`` layers on tiles of ``tile``
-    examples (concatenated along the batch) and the remaining layers on the whole batch.
+    examples (concatenated along the batch) and the remaining layers on the whole batch; with
+    ``channels_last`` it first puts a 4-D CPU input in channels-last (NHWC) layout, in which
+    oneDNN's convolutions run faster (the maps flow on in that layout; ``nn.Flatten`` still
+    flattens in (C, H, W) order).
 
     ``depth = 0`` or ``tile = 0`` is a plain ``nn.Sequential``; so is a batch no larger than
-    ``tile`` and any tensor on another device (GPUs want whole batches). Iteration, indexing,
-    ``state_dict`` and :func:`~l0bayes.architecture.architecture` see the flat layer list."""
+    ``tile`` and any tensor on another device (GPUs want whole batches), and so is a forward
+    pass traced by ``torch.jit.trace`` or an ONNX export (a trace would fix the batch's
+    split). Iteration, indexing, ``state_dict`` and :func:`~l0bayes.architecture.architecture`
+    see the flat layer list, and the ``state_dict`` loads into an ``nn.Sequential`` of the same
+    layers."""
 
-    def __init__(self, *layers: nn.Module, depth: int = 0, tile: int = 0) -> None:
+    def __init__(
+        self, *layers: nn.Module, depth: int = 0, tile: int = 0, channels_last: bool = False
+    ) -> None:
         super().__init__(*layers)
         if depth < 0 or tile < 0:
             raise ValueError(f"depth and tile must be >= 0, got depth={depth}, tile={tile}")
-        self.depth, self.tile = depth, tile
+        self.depth, self.tile, self.channels_last = depth, tile, channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self._modules.values())
         head, tail = layers[: self.depth], layers[self.depth :]
-        tiled = self.tile and x.device.type == "cpu" and x.dim() > 1 and x.shape[0] > self.tile
+        tiled = (
+            not torch.jit.is_tracing()
+            and self.tile
+            and x.device.type == "cpu"
+            and x.dim() > 1
+            and x.shape[0] > self.tile
+        )
+        if head and self.channels_last and x.dim() == 4 and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         if head and tiled:
             x = torch.cat([_chain(head, part) for part in x.split(self.tile)])
         else:
@@ -104,7 +132,7 @@ class TiledSequential(nn.Sequential):
         return _chain(tail, x)
 
     def extra_repr(self) -> str:
-        return f"depth={self.depth}, tile={self.tile}"
+        return f"depth={self.depth}, tile={self.tile}, channels_last={self.channels_last}"
 
 
 def _chain(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -127,9 +155,10 @@ def tiled(
     layers: list[nn.Module], shapes: list[torch.Size], itemsize: int, tile_bytes: int = TILE_BYTES
 ) -> TiledSequential:
     """Layers as a :class:`TiledSequential` whose tiled prefix is the leading run of layers with
-    feature-map outputs (``shapes[i]``: layer ``i``'s output shape without the batch) and whose
-    tile holds ``tile_bytes`` of the largest of those maps (at least one example).
-    ``tile_bytes = 0``, or a chain that starts with a fully connected layer, tiles nothing."""
+    feature-map outputs (``shapes[i]``: layer ``i``'s output shape without the batch), run in
+    channels-last layout (its weights converted in place), and whose tile holds ``tile_bytes``
+    of the largest of those maps (at least one example). ``tile_bytes = 0``, or a chain that
+    starts with a fully connected layer, is a plain chain."""
     if tile_bytes < 0:
         raise ValueError(f"tile_bytes must be >= 0, got {tile_bytes}")
     depth = 0
@@ -138,4 +167,7 @@ def tiled(
     if not depth or not tile_bytes:
         return TiledSequential(*layers)
     largest = max(s.numel() for s in shapes[:depth]) * itemsize
-    return TiledSequential(*layers, depth=depth, tile=max(1, tile_bytes // largest))
+    for layer in layers[:depth]:
+        layer.to(memory_format=torch.channels_last)
+    tile = max(1, tile_bytes // largest)
+    return TiledSequential(*layers, depth=depth, tile=tile, channels_last=True)

@@ -102,8 +102,10 @@ def test_tiled_prefix_is_the_feature_map_layers_and_the_tile_fills_the_budget():
         shapes.append(x.shape[1:])
     largest = 6 * 12 * 12 * 4  # bytes of the first convolution's output per image
     net = tiled(chain, shapes, itemsize=4, tile_bytes=3 * largest + 1)
-    assert (net.depth, net.tile) == (6, 3)
-    assert tiled(chain, shapes, 4, 0).tile == 0
+    assert (net.depth, net.tile, net.channels_last) == (6, 3, True)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net[-1].weight.is_contiguous()  # the fully connected tail is left alone
+    assert (tiled(chain, shapes, 4, 0).tile, tiled(chain, shapes, 4, 0).channels_last) == (0, False)
     assert tiled(chain, shapes, 4, 1).tile == 1
     mlp = tiled([nn.Linear(3, 2), nn.ReLU()], [torch.Size([2])] * 2, 4)
     assert (mlp.depth, mlp.tile) == (0, 0)
@@ -112,10 +114,11 @@ def test_tiled_prefix_is_the_feature_map_layers_and_the_tile_fills_the_budget():
 
 
 @pytest.mark.parametrize("batch", [1, 3, 7, 10])
-def test_tiled_output_matches_whole_batch(batch):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiled_output_matches_whole_batch(batch, channels_last):
     chain = exact_rewrites(conv_chain())
     whole = TiledSequential(*chain)
-    tiles = TiledSequential(*chain, depth=6, tile=3)
+    tiles = TiledSequential(*chain, depth=6, tile=3, channels_last=channels_last)
     x = torch.randn(batch, 1, 14, 14)
     with torch.no_grad():
         torch.testing.assert_close(tiles(x), whole(x), rtol=1e-6, atol=1e-6)
@@ -128,3 +131,12 @@ def test_tiled_sequential_rejects_negative_settings():
         TiledSequential(nn.ReLU(), depth=-1)
     with pytest.raises(ValueError, match="depth and tile"):
         TiledSequential(nn.ReLU(), tile=-2)
+
+
+def test_a_trace_runs_whole_batches_so_it_works_for_any_batch_size():
+    chain = exact_rewrites(conv_chain())
+    tiles = TiledSequential(*chain, depth=6, tile=2).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(tiles, torch.randn(5, 1, 14, 14))
+        x = torch.randn(9, 1, 14, 14)
+        torch.testing.assert_close(traced(x), tiles(x), rtol=1e-6, atol=1e-6)
