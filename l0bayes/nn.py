@@ -80,6 +80,10 @@ GATE_KINDS = ("group", "weight")
 #: The paper's MNIST code cost per parameter (its "λ = 0.1/N").
 DEFAULT_LAM = 0.1
 WEIGHT_GUIDES = ("delta", "normal")
+#: ``"uniform"``: :math:`U(\pm 1/\sqrt{\text{fan-in}})` and a zero bias (torch's layers);
+#: ``"he"``: :math:`\mathcal N(0, 2/\text{fan-in})` and a :math:`\mathcal N(0, 0.01^2)` bias
+#: (He et al. 2015; the paper's official code).
+WEIGHT_INITS = ("uniform", "he")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class L0Layer(PyroModule):
     :param init_drop_rate: initial :math:`P(z = 0)`-like drop rate of the gates (the paper's
         initialisation, :func:`drop_rate_to_log_alpha`, plus :math:`\\mathcal N(0, 0.01^2)`).
     :param local_rep: one gate draw per example (``True``) or per minibatch (``False``).
+    :param weight_init: the weights' initialisation, one of :data:`WEIGHT_INITS`.
     """
 
     def __init__(
@@ -132,12 +137,15 @@ class L0Layer(PyroModule):
         local_rep: bool,
         temperature: float,
         stretch: tuple[float, float],
+        weight_init: str,
     ) -> None:
         super().__init__()
         if gate not in GATE_KINDS:
             raise ValueError(f"gate must be one of {GATE_KINDS}, got {gate!r}")
         if weight_guide not in WEIGHT_GUIDES:
             raise ValueError(f"weight_guide must be one of {WEIGHT_GUIDES}, got {weight_guide!r}")
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
         if lam is not None and prior_inclusion is not None:
             raise ValueError("give lam or prior_inclusion, not both")
         if lam is not None and not (math.isfinite(lam) and lam >= 0):
@@ -164,6 +172,7 @@ class L0Layer(PyroModule):
         self.local_rep = bool(local_rep)
         self.temperature = float(temperature)
         self.stretch = (float(stretch[0]), float(stretch[1]))
+        self.weight_init = weight_init
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -353,6 +362,7 @@ def _layer_kwargs(kwargs: dict) -> dict:
         local_rep=False,
         temperature=DEFAULT_TEMPERATURE,
         stretch=DEFAULT_STRETCH,
+        weight_init="uniform",
     )
     unknown = set(kwargs) - set(defaults)
     if unknown:
@@ -379,9 +389,8 @@ class L0Linear(L0Layer):
         super().__init__(**_layer_kwargs(kwargs))
         _check_positive(in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        shape = (in_features, out_features)
+        init_weights(self, shape, in_features, bias, self.weight_init, out_dim=1)
         self._init_gates()
 
     def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -414,7 +423,9 @@ class L0Conv2d(L0Layer):
         **kwargs,
     ) -> None:
         super().__init__(**_layer_kwargs(kwargs))
-        init_conv(self, in_channels, out_channels, kernel_size, stride, padding, bias)
+        init_conv(
+            self, in_channels, out_channels, kernel_size, stride, padding, bias, self.weight_init
+        )
         self._init_gates()
 
     def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -433,17 +444,37 @@ def init_conv(
     stride: int | tuple[int, int],
     padding: int | tuple[int, int],
     bias: bool,
+    scheme: str = "uniform",
 ) -> None:
-    """Give a convolution module its geometry, a weight ``(out, in, kh, kw)`` drawn from
-    :math:`U(\\pm 1/\\sqrt{\text{fan-in}})` (as ``nn.Conv2d``) and a zero bias."""
+    """Give a convolution module its geometry and a weight ``(out, in, kh, kw)`` and bias
+    initialised by :func:`init_weights` (fan-in ``in * kh * kw``)."""
     _check_positive(in_channels=in_channels, out_channels=out_channels)
     module.in_channels, module.out_channels = in_channels, out_channels
     module.kernel_size = nn.modules.utils._pair(kernel_size)
     module.stride, module.padding = nn.modules.utils._pair(stride), nn.modules.utils._pair(padding)
-    bound = 1.0 / math.sqrt(in_channels * module.kernel_size[0] * module.kernel_size[1])
-    shape = (out_channels, in_channels, *module.kernel_size)
-    module.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-    module.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+    fan_in = in_channels * module.kernel_size[0] * module.kernel_size[1]
+    init_weights(module, (out_channels, in_channels, *module.kernel_size), fan_in, bias, scheme)
+
+
+def init_weights(
+    module: nn.Module,
+    shape: tuple[int, ...],
+    fan_in: int,
+    bias: bool,
+    scheme: str = "uniform",
+    out_dim: int = 0,
+) -> None:
+    """Set ``module.weight`` of ``shape`` and ``module.bias`` (of size ``shape[out_dim]``) by
+    ``scheme``, one of :data:`WEIGHT_INITS`."""
+    if scheme == "he":
+        weight = torch.randn(shape) * math.sqrt(2.0 / fan_in)
+        b = 0.01 * torch.randn(shape[out_dim])
+    else:
+        bound = 1.0 / math.sqrt(fan_in)
+        weight = torch.empty(shape).uniform_(-bound, bound)
+        b = torch.zeros(shape[out_dim])
+    module.weight = nn.Parameter(weight)
+    module.bias = nn.Parameter(b) if bias else None
 
 
 def check_conv_input(module: nn.Module, x: torch.Tensor) -> None:

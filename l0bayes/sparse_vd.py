@@ -83,7 +83,7 @@ from torch import nn
 from l0bayes.data import ImageDataset
 from l0bayes.distributions.log_uniform import LogUniform, log_alpha_of, sparse_vd_kl
 from l0bayes.fit import FitResult, error_rate, fit
-from l0bayes.nn import _check_positive, check_conv_input, init_conv
+from l0bayes.nn import _check_positive, check_conv_input, init_conv, init_weights
 from l0bayes.train import image_splits
 
 #: Weights with :math:`\log\alpha` above this are pruned at test time [1].
@@ -201,9 +201,7 @@ class SVDLinear(SVDLayer):
         super().__init__(**kwargs)
         _check_positive(in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        init_weights(self, (out_features, in_features), in_features, bias)
         self._init_noise()
 
     def _map(self, x, weight, bias):

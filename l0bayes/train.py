@@ -80,7 +80,7 @@ from l0bayes.networks import (
     network_architecture,
     network_expected_cost,
 )
-from l0bayes.nn import L0Network
+from l0bayes.nn import WEIGHT_INITS, L0Network
 
 ELBOS = ("analytic", "trace")
 TARGETS = (None, "params", "flops")
@@ -110,6 +110,7 @@ class TrainConfig:
     init_drop_rate: list[float] | None = None
     kl_mode: str = "l0"
     local_rep: bool = False
+    weight_init: str = "uniform"
     ema: float | None = None
     clamp_log_alpha: bool = True
     elbo: str = "analytic"
@@ -177,6 +178,10 @@ class TrainConfig:
             raise ValueError(f"--lam must be finite and >= 0 (nats per parameter), got {self.lam}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(
+                f"--weight-init must be one of {WEIGHT_INITS}, got {self.weight_init!r}"
+            )
         if self.elbo not in ELBOS:
             raise ValueError(f"--elbo must be one of {ELBOS}, got {self.elbo!r}")
         if self.dataset not in DATASETS:
@@ -941,6 +946,7 @@ def build_network(cfg: TrainConfig) -> L0Network:
         weight_precision=cfg.weight_precision,
         kl_mode=cfg.kl_mode,
         local_rep=cfg.local_rep,
+        weight_init=cfg.weight_init,
     )
     if cfg.network == "wrn":
         kwargs.update(depth=cfg.depth, width=cfg.width)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pytest
 import torch
@@ -106,6 +108,29 @@ def test_initial_gates_follow_the_drop_rate():
 
 
 @pytest.mark.parametrize(
+    "make, fan_in",
+    [
+        (lambda **kw: L0Linear(784, 300, **kw), 784),
+        (lambda **kw: L0Conv2d(20, 50, 5, **kw), 500),
+    ],
+)
+def test_weight_initialisations_have_their_scales(make, fan_in):
+    torch.manual_seed(0)
+    he, uniform = make(weight_init="he"), make()
+    n = he.weight.numel()
+    # the sample standard deviation's relative standard error is about 1/sqrt(2n); allow 5 of them
+    tol = 5 / math.sqrt(2 * n)
+    assert he.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=tol)
+    assert abs(he.weight.mean().item()) < 5 * math.sqrt(2 / fan_in / n)
+    assert he.bias.std().item() == pytest.approx(0.01, rel=5 / math.sqrt(2 * he.bias.numel()))
+    bound = 1 / math.sqrt(fan_in)
+    assert uniform.weight.abs().max().item() <= bound
+    assert uniform.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=tol)
+    assert torch.equal(uniform.bias, torch.zeros_like(uniform.bias))
+    assert he.bias.shape == uniform.bias.shape == (he.weight.shape[1 if fan_in == 784 else 0],)
+
+
+@pytest.mark.parametrize(
     "kwargs",
     [
         dict(gate="group"),
@@ -146,6 +171,7 @@ def test_svi_steps_run_and_reduce_the_loss(kwargs):
         (dict(weight_guide="normal"), "weight_precision"),
         (dict(gate="neuron"), "gate"),
         (dict(temperature=0.0), "temperature"),
+        (dict(weight_init="xavier"), "weight_init"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, match):

@@ -16,7 +16,14 @@ import pytest
 import torch
 
 from l0bayes.checkpoint import load_checkpoint
-from l0bayes.train import TrainConfig, Trainer, epoch_order, synthetic_images, train
+from l0bayes.train import (
+    TrainConfig,
+    Trainer,
+    build_network,
+    epoch_order,
+    synthetic_images,
+    train,
+)
 
 ISSUE_METRICS = {
     "test_error",
@@ -208,12 +215,21 @@ def test_target_fraction_of_parameters_is_met(tmp_path):
         (dict(target="params"), ValueError, "--target and --target-fraction go together"),
         (dict(epochs=0), ValueError, "--epochs must be a positive integer"),
         (dict(dataset="imagenet"), ValueError, "--dataset must be one of"),
+        (dict(weight_init="xavier"), ValueError, "--weight-init must be one of"),
         (dict(dataset="mnist", data_dir="/nonexistent/dir"), FileNotFoundError, "mnist"),
     ],
 )
 def test_bad_configurations_get_clear_errors(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
         train(config(tmp_path, **kwargs))
+
+
+@pytest.mark.parametrize("network", ["mnist-mlp", "lenet5"])
+def test_weight_init_reaches_every_gated_layer(tmp_path, network):
+    layers = {"mnist-mlp": 3, "lenet5": 4}[network]
+    for scheme in ("uniform", "he"):
+        net = build_network(config(tmp_path, network=network, weight_init=scheme).resolved())
+        assert [layer.weight_init for layer in net.gated_layers()] == [scheme] * layers
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
