@@ -3,9 +3,9 @@
 Reads the ``metrics.json`` (and ``config.json``) of finished ``l0bayes train`` run directories
 (it never trains) and writes ``paper_table.md`` and ``paper_table.tex`` into ``--out-dir``.
 Runs of the same network, data set, λ, epochs, training-set size and variant (kl mode,
-per-example gates, input scaling) are one row, averaged over their seeds; a row is set beside
-the paper's when it is an MNIST run of the same network and λ (per parameter, the paper's
-λ·N). Columns:
+per-example gates, weight initialisation, input scaling) are one row, averaged over their
+seeds; a row is set beside the paper's when it is an MNIST run of the same network and λ (per
+parameter, the paper's λ·N). Columns:
 
 * paper: architecture (units entering each gated layer, Eq. 13 gates) and test error after
   200 epochs;
@@ -110,6 +110,8 @@ def variant(run: dict) -> str:
         notes.append(f"{cfg['kl_mode']} KL")
     if cfg.get("local_rep"):
         notes.append("per-example gates")
+    if cfg.get("weight_init", "uniform") != "uniform":
+        notes.append(f"{cfg['weight_init']} initialisation")
     # a config.json without the key predates pixels in [0, 1]: its inputs were standardised
     if cfg.get("standardize", bool(cfg)):
         notes.append("standardised inputs")

@@ -66,3 +66,12 @@ def test_unfinished_run_is_refused(tmp_path, load_script):
     script = load_script("analysis/reproduce_paper.py")
     with pytest.raises(FileNotFoundError, match="metrics.json"):
         script.main([str(tmp_path), "--out-dir", str(tmp_path / "out")])
+
+
+def test_variant_names_every_departure_from_the_replication(load_script):
+    variant = load_script("analysis/reproduce_paper.py").variant
+    base = {"standardize": False, "kl_mode": "l0", "local_rep": False, "weight_init": "uniform"}
+    assert variant({"config": base}) == ""
+    changed = {**base, "local_rep": True, "weight_init": "he", "kl_mode": "bayes"}
+    assert variant({"config": changed}) == "bayes KL, per-example gates, he initialisation"
+    assert variant({"config": {}}) == ""  # no config.json: nothing known to differ
