@@ -111,9 +111,9 @@ def _add_train_parser(sub) -> None:
     train.add_argument(
         "--weight-init",
         choices=["uniform", "he"],
-        default="uniform",
-        help="gated layers' weights: uniform U(±1/sqrt(fan-in)) as torch's layers (default), or "
-        "he: N(0, 2/fan-in) with N(0, 0.01²) biases, as the paper's official code",
+        help="gated layers' weights: uniform U(±1/sqrt(fan-in)) as torch's layers, or he: "
+        "N(0, 2/fan-in) with N(0, 0.01²) biases, as the paper's official code (default: the "
+        "network's, see --help of models/paper_networks.py)",
     )
     train.add_argument("--ema", type=float, help="EMA decay for evaluation; 0 = off")
     train.add_argument("--no-clamp", action="store_true", help="do not clamp log alpha")

@@ -349,11 +349,15 @@ class NetworkSpec:
     ema: float | None = None
     milestones: tuple[int, ...] = ()
     standardize: bool = False  # inputs in [0, 1] (the official MNIST code); True: per channel
+    weight_init: str = "uniform"  # of the gated layers (l0bayes.nn.WEIGHT_INITS)
     notes: dict = field(default_factory=dict)
 
     def make(self, **overrides) -> L0Network:
-        """Build the network with the paper's λ and drop rates unless overridden."""
-        kwargs = dict(lam=self.lam, init_drop_rate=self.init_drop_rate)
+        """Build the network with the paper's λ, drop rates and weight initialisation unless
+        overridden."""
+        kwargs = dict(
+            lam=self.lam, init_drop_rate=self.init_drop_rate, weight_init=self.weight_init
+        )
         kwargs.update(overrides)
         return self.build(**kwargs)
 

@@ -110,7 +110,7 @@ class TrainConfig:
     init_drop_rate: list[float] | None = None
     kl_mode: str = "l0"
     local_rep: bool = False
-    weight_init: str = "uniform"
+    weight_init: str | None = None
     ema: float | None = None
     clamp_log_alpha: bool = True
     elbo: str = "analytic"
@@ -143,6 +143,7 @@ class TrainConfig:
             raise FileNotFoundError(f"--resume: no config.json in {out}; is it a run directory?")
         saved = json.loads(path.read_text())
         saved.setdefault("standardize", True)  # runs from before the option standardised
+        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
         bad = sorted(set(overrides) - _RESUMABLE)
         if bad:
             raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
@@ -166,6 +167,7 @@ class TrainConfig:
             ema=spec.ema if self.ema is None else (self.ema or None),
             dataset=spec.dataset if self.dataset is None else self.dataset,
             standardize=spec.standardize if self.standardize is None else self.standardize,
+            weight_init=spec.weight_init if self.weight_init is None else self.weight_init,
         )
         cfg._validate()
         return cfg

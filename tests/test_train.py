@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from l0bayes.checkpoint import load_checkpoint
+from l0bayes.networks import get_network
 from l0bayes.train import (
     TrainConfig,
     Trainer,
@@ -99,6 +100,14 @@ def test_resume_after_an_epoch_is_bitwise_identical(tmp_path):
     assert_same_parameters(final_state(tmp_path / "straight"), final_state(tmp_path / "split"))
     history = (tmp_path / "split" / "history.csv").read_text().splitlines()
     assert len(history) == 4  # header + 3 epochs, none lost or repeated
+
+
+def test_a_run_from_before_an_option_keeps_its_old_behaviour(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"network": "mnist-mlp", "out": str(run)}))
+    cfg = TrainConfig.from_run(run).resolved()
+    assert (cfg.standardize, cfg.weight_init) == (True, "uniform")
 
 
 def cli(*args: str) -> list[str]:
@@ -227,6 +236,8 @@ def test_bad_configurations_get_clear_errors(tmp_path, kwargs, error, match):
 @pytest.mark.parametrize("network", ["mnist-mlp", "lenet5"])
 def test_weight_init_reaches_every_gated_layer(tmp_path, network):
     layers = {"mnist-mlp": 3, "lenet5": 4}[network]
+    default = config(tmp_path, network=network).resolved().weight_init
+    assert default == get_network(network).weight_init
     for scheme in ("uniform", "he"):
         net = build_network(config(tmp_path, network=network, weight_init=scheme).resolved())
         assert [layer.weight_init for layer in net.gated_layers()] == [scheme] * layers
