@@ -113,7 +113,7 @@ def _add_train_parser(sub) -> None:
         choices=["uniform", "he"],
         help="gated layers' weights: uniform U(±1/sqrt(fan-in)) as torch's layers, or he: "
         "N(0, 2/fan-in) with N(0, 0.01²) biases, as the paper's official code (default: the "
-        "network's, see --help of models/paper_networks.py)",
+        "network's; uniform for all three)",
     )
     train.add_argument("--ema", type=float, help="EMA decay for evaluation; 0 = off")
     train.add_argument("--no-clamp", action="store_true", help="do not clamp log alpha")

@@ -33,8 +33,8 @@ from torch.nn.modules.utils import _pair
 
 #: Default size in bytes of a tile's largest feature map (per-example size × tile): a few MiB,
 #: so that a tile's maps stay in the shared last-level cache while each convolution still sees
-#: dozens of images. ``bench/compaction_speed.py --tile-bytes`` sweeps it (README: 1 to 4 MiB
-#: within noise of each other on LeNet-5, whole batches and single images clearly slower).
+#: dozens of images. ``bench/compaction_speed.py --tile-bytes`` sweeps it (README: on LeNet-5
+#: tiles of 1 to 16 MiB all beat whole batches clearly, the default by a little).
 TILE_BYTES = 4 << 20
 
 

@@ -15,7 +15,15 @@ def test_train_speed_reports_both_implementations(load_script, tmp_path):
 
 def test_compaction_speed_uses_the_papers_architectures(load_script):
     bench = load_script("bench/compaction_speed.py")
-    results = bench.main(["--batch", "16", "--repeats", "2"])
+    results = bench.main(["--batch", "16", "--repeats", "2", "--plain"])
+    lenet = [r for r in results if r["network"] == "lenet5"]
+    assert [r["engine"] for r in lenet] == [
+        "tiles of 91 / 91 images",  # the default: 4 MiB of 20×24×24 float maps
+        "the same in NCHW layout",
+        "tiles of 0 / 0 images",
+        "nn.MaxPool2d kernels, whole batch",
+    ]
+    assert len({r["compact_flops"] for r in lenet}) == 1  # one network, several engines
     by_name = {r["network"]: r for r in results}
     assert by_name["mnist-mlp"]["architecture"] == "219-214-100"
     assert by_name["lenet5"]["architecture"] == "20-25-45-462"
