@@ -1,7 +1,7 @@
 r"""CPU execution of compacted chains: exact rewrites and batch tiling.
 
-FLOPs count the multiply–accumulates of weight layers; on a CPU three other things cost time in
-a convolutional chain, and pruning removes none of them from an unpruned first layer:
+FLOPs count the multiply–accumulates of weight layers; on a CPU other things cost time in a
+convolutional chain, and pruning removes none of them from an unpruned first layer:
 
 * **Max-pooling kernels.** ``nn.MaxPool2d`` also tracks the arg-max; when the windows tile the
   input (stride = kernel, no padding or dilation) the pool is the element-wise maximum of its
@@ -16,7 +16,6 @@ a convolutional chain, and pruning removes none of them from an unpruned first l
   convolutional prefix (the layers whose outputs are feature maps) tile by tile and the rest on
   the whole batch. Per example the arithmetic is unchanged; only the batch a kernel sees
   differs, so outputs agree with the untiled chain to float rounding.
-
 * **Memory layout.** oneDNN's CPU convolutions run faster on channels-last (NHWC) maps; the
   prefix takes its input in that layout, with its weights converted once. A different
   convolution algorithm sums in a different order: outputs agree to float rounding.
@@ -159,8 +158,8 @@ def tiled(
     channels-last layout (its weights converted in place), and whose tile holds ``tile_bytes``
     of the largest of those maps (at least one example). ``tile_bytes = 0``, or a chain that
     starts with a fully connected layer, is a plain chain."""
-    if tile_bytes < 0:
-        raise ValueError(f"tile_bytes must be >= 0, got {tile_bytes}")
+    if isinstance(tile_bytes, bool) or not isinstance(tile_bytes, int) or tile_bytes < 0:
+        raise ValueError(f"tile_bytes must be an integer >= 0, got {tile_bytes!r}")
     depth = 0
     while depth < len(shapes) and len(shapes[depth]) == 3:
         depth += 1

@@ -109,8 +109,9 @@ def test_tiled_prefix_is_the_feature_map_layers_and_the_tile_fills_the_budget():
     assert tiled(chain, shapes, 4, 1).tile == 1
     mlp = tiled([nn.Linear(3, 2), nn.ReLU()], [torch.Size([2])] * 2, 4)
     assert (mlp.depth, mlp.tile) == (0, 0)
-    with pytest.raises(ValueError, match="tile_bytes"):
-        tiled(chain, shapes, 4, -1)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="tile_bytes must be an integer"):
+            tiled(chain, shapes, 4, bad)
 
 
 @pytest.mark.parametrize("batch", [1, 3, 7, 10])
