@@ -197,7 +197,9 @@ class SpikeSlabGate(TorchDistribution):
         else:
             slab = self.slab
             nonzero = log_pi + slab.log_prob(value.clamp(0.0, 1.0)) - slab.log_prob_nonzero
-        return torch.where(value <= 0.0, log_not_pi, nonzero)
+        out = torch.where(value == 0.0, log_not_pi, nonzero)
+        outside = (value < 0.0) | (value > 1.0)  # -inf off the support, validated or not
+        return torch.where(outside, torch.full_like(out, -math.inf), out)
 
 
 class GaussianSlab(TorchDistribution):
@@ -344,7 +346,7 @@ def expected_gate_kl(
     return neg_entropy - pi_q * e_log_pi - (1 - pi_q) * e_log_not_pi
 
 
-@register_kl(Normal, GaussianSlab)
+@register_kl(torch.distributions.Normal, GaussianSlab)  # torch's Normal and Pyro's subclass
 def _kl_normal_gaussian_slab(q: Normal, p: GaussianSlab) -> torch.Tensor:
     cross_entropy = p._half_precision_square(q.loc) + 0.5 * p.precision * q.scale.pow(2)
     cross_entropy = cross_entropy - p._log_normalizer

@@ -218,6 +218,15 @@ def test_log_prob_normalised_on_mixed_base_measure(float64, with_slab):
     _assert_close(p.log_prob(interior), expected)
 
 
+@pytest.mark.parametrize("with_slab", [False, True])
+def test_log_prob_is_minus_infinity_off_the_support_even_unvalidated(with_slab):
+    slab = HardConcrete(torch.tensor(0.4)) if with_slab else None
+    p = SpikeSlabGate(prior_inclusion=0.3, slab=slab, validate_args=False)
+    out = p.log_prob(torch.tensor([-0.1, -1e-6, 0.0, 1.0, 1.0 + 1e-6, 2.0]))
+    assert (out[[0, 1, 4, 5]] == -math.inf).all()
+    assert torch.isfinite(out[[2, 3]]).all()
+
+
 def test_slab_broadcasts_with_prior(float64):
     slab = HardConcrete(torch.tensor([0.5, -1.0, 2.0]), temperature=0.5)
     p = SpikeSlabGate(prior_inclusion=torch.tensor([[0.2], [0.7]]), slab=slab)
@@ -237,6 +246,8 @@ def test_gaussian_slab_kl_from_normal(float64, precision):
     q = Normal(loc, scale)
     normalized = kl_divergence(q, GaussianSlab(precision))
     _assert_close(normalized, kl_divergence(q, Normal(0.0, precision**-0.5)))
+    plain_torch = torch.distributions.Normal(loc, scale)  # not Pyro's subclass
+    _assert_close(kl_divergence(plain_torch, GaussianSlab(precision)), normalized)
     unnormalized = kl_divergence(q, GaussianSlab(precision, normalized=False))
     log_normalizer = 0.5 * math.log(precision / (2 * math.pi))
     _assert_close(unnormalized - normalized, torch.full((4,), log_normalizer))
