@@ -111,12 +111,11 @@ def engines(net: torch.nn.Module, shape, tile_bytes: list[int], with_plain: bool
         if tb == TILE_BYTES and small.channels_last:
             out["the same in NCHW layout"] = (nchw(dense), nchw(small))
     if with_plain:
-        dense, small = (
-            out["tiles of 0 / 0 images"]
-            if "tiles of 0 / 0 images" in out
-            else (dense_copy(net, shape, 0), compact(net, shape, 0))
+        whole = out.get("tiles of 0 / 0 images") or (
+            dense_copy(net, shape, 0),
+            compact(net, shape, 0),
         )
-        out["nn.MaxPool2d kernels, whole batch"] = (plain(dense), plain(small))
+        out["nn.MaxPool2d kernels, whole batch"] = tuple(plain(chain) for chain in whole)
     return out
 
 

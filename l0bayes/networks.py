@@ -142,12 +142,27 @@ class WideBlock(PyroModule):
     def forward(self, x: torch.Tensor, draw: LayerDraw | None = None) -> torch.Tensor:
         if draw is None:
             draw = LayerDraw(self.conv1.deterministic_gates(), self.conv1.weight)
-        a = F.relu(self.bn1(x))
+        a, skip = _pre_activation(self, x)
         conv = self.conv1
         h = F.conv2d(a, draw.weight, None, conv.stride, conv.padding)
         h = F.relu(self.bn2(h)) * draw.gates[..., None, None]
-        skip = x if self.shortcut is None else self.shortcut(a)
         return self.conv2(h) + skip
+
+
+def _pre_activation(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (gated or compacted) block's first activation ``ReLU(BN1(x))`` and its shortcut."""
+    a = F.relu(block.bn1(x))
+    return a, (x if block.shortcut is None else block.shortcut(a))
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
+        raise ValueError(f"WideResNet expects (B, 3, 32, 32) images, got {tuple(x.shape)}")
+
+
+def _classify(net: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """A (gated or compacted) WRN's head: BN, ReLU, global average pooling, classifier."""
+    return net.fc(F.adaptive_avg_pool2d(F.relu(net.bn(h)), 1).flatten(1))
 
 
 class CompactWideBlock(nn.Module):
@@ -172,8 +187,7 @@ class CompactWideBlock(nn.Module):
             self.conv2 = dense_layer(block.conv2, w2[:, keep] * z[keep][:, None, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(a)
+        a, skip = _pre_activation(self, x)
         if self.conv1 is None:
             return skip
         return self.conv2(F.relu(self.bn2(self.conv1(a)))) + skip
@@ -201,10 +215,11 @@ class CompactWideResNet(nn.Module):
         self.train(net.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x)
         h = self.conv(x)
         for block in self.blocks:
             h = block(h)
-        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1))
+        return _classify(self, h)
 
 
 class WideResNet(L0Network):
@@ -249,13 +264,11 @@ class WideResNet(L0Network):
         self.fc = nn.Linear(widths[3], num_classes)
 
     def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1:] != (3, 32, 32):
-            raise ValueError(f"WideResNet expects (B, 3, 32, 32) images, got {tuple(x.shape)}")
+        _check_images(x)
         h = self.conv(x)
         for block in self.blocks:
             h = block(h, None if draws is None else draws[block.conv1])
-        h = F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1)
-        return self.fc(h)
+        return _classify(self, h)
 
     def compacted(self) -> CompactWideResNet:
         """The network with the maps of closed gates removed (plain torch, no Pyro), equal to

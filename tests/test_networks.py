@@ -125,6 +125,8 @@ def test_wrn_compaction_equals_the_deterministic_network_and_its_counts(dtype):
     assert 0 < sum(kept) < sum(b.conv1.num_gates for b in net.blocks)
     assert multiply_accumulates(small, x) == counts.flops
     assert sum(p.numel() for p in small.parameters()) == counts.params
+    with pytest.raises(ValueError, match="WideResNet expects"):
+        small(torch.randn(2, 1, 28, 28, dtype=dtype))
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
