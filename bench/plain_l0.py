@@ -9,8 +9,10 @@ gate vector per minibatch, and adds
     \\frac{1}{N}\\sum_j P(z_j \\ne 0)
     \\big(\\lambda S + \\tfrac{\\lambda_2}{2}\\lVert\\theta_j\\rVert^2\\big)
 
-to the mean cross-entropy; Adam, the clamp of :math:`\\log\\alpha` to [log 0.01, log 100] and a
-bias-corrected EMA of the parameters after every step, as the official MLP script does.
+to the mean cross-entropy (:math:`\\lambda_2` = ``decay`` is the precision per data set: the
+paper's weight decay 5e-4 per data point is ``decay = 5e-4 * N``); Adam, the clamp of
+:math:`\\log\\alpha` to [log 0.01, log 100] and a bias-corrected EMA of the parameters after
+every step, as the official MLP script does.
 """
 
 from __future__ import annotations

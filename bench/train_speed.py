@@ -71,7 +71,8 @@ def plain_epoch(ds, device: str, threads: int | None) -> float:
     dev = resolve_device(device)
     torch.manual_seed(0)
     images = Images(ds.x_train, ds.y_train, (784,), dev)  # pixels in [0, 1], as the engine
-    trainer = PlainTrainer(PlainL0MLP().to(dev), num_data=len(images))
+    net = PlainL0MLP(decay=5e-4 * len(images))  # the engine's default weight decay
+    trainer = PlainTrainer(net.to(dev), num_data=len(images))
     order = epoch_order(0, 0, len(images)).to(dev)
     before = torch.get_num_threads()
     if threads:

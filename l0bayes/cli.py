@@ -65,6 +65,10 @@ that controls S weights pays lam*S, --lam 1 is AIC and --lam log(N)/2 is BIC. Wo
 MNIST has N = 60000, so --lam 0.1 adds 0.1/60000 per parameter to the mean training loss, and a
 hidden neuron of the 784-300-100 MLP's second layer (100 outgoing weights) costs 10 nats.
 
+--weight-decay is also per data point (an optimizer's weight decay; the paper's 5e-4): the
+Gaussian slab on the weights has precision N * 5e-4 = 30 on MNIST, and a weight w of an open
+gate costs 15 * w^2 nats. --weight-precision gives that precision directly instead.
+
 Test error and architecture use the paper's deterministic test-time gates (Eq. 13); metrics.json
 reports the last epoch's error (test_error) and the best over epochs (best_test_error).
 Writes RUN/config.json, RUN/checkpoint.pt (every epoch), RUN/history.csv and, when finished,
@@ -95,13 +99,19 @@ def _add_train_parser(sub) -> None:
     )
     train.add_argument("--lr", type=float, help="learning rate (default: Adam 1e-3; WRN SGD 0.1)")
     train.add_argument("--optimizer", choices=["adam", "sgd"])
-    train.add_argument(
+    decay = train.add_mutually_exclusive_group()
+    decay.add_argument(
         "--weight-decay",
         type=float,
-        default=5e-4,
-        dest="weight_precision",
-        help="precision of the Gaussian slab on the weights (the paper's weight decay), in the "
-        "per-data-set ELBO (default 5e-4)",
+        help="weight decay PER DATA POINT, as an optimizer's and the paper's (default 5e-4): "
+        "the mean objective pays decay/2 * P(z != 0) * w^2 per weight, so the Gaussian slab's "
+        "precision is N * decay (30 on MNIST)",
+    )
+    decay.add_argument(
+        "--weight-precision",
+        type=float,
+        help="the Gaussian slab's precision per data set instead (the prior's 1/variance); "
+        "--weight-precision 5e-4 is the official LeNet-5 script's unscaled decay",
     )
     train.add_argument("--init-drop-rate", type=float, nargs="+", help="initial gate drop rate(s)")
     train.add_argument("--kl-mode", choices=["l0", "bayes"], default="l0")

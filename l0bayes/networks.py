@@ -16,6 +16,11 @@ zeroes the channel exactly and the map, its batch-norm parameters and the second
 input slice can all be deleted. The gate still controls the first convolution's filter
 (:math:`S = C_\text{in}\cdot 3 \cdot 3` weights, the code cost a gate pays).
 
+**WRN weight decay.** The gated convolutions carry the Gaussian slab of precision
+``weight_precision``, scaled by :math:`P(z \ne 0)`; every other parameter (the stem, each
+block's second convolution and shortcut, the batch norms and the head) gets the same Gaussian
+prior unscaled (:attr:`L0Network.ungated_precision`), as the official code decays them all.
+
 :data:`NETWORKS` maps each name to a :class:`NetworkSpec` with the paper's hyper-parameters
 (:doc:`PAPER.md <../shared/PAPER>`): the models/ scripts and ``l0bayes train`` use them.
 """
@@ -39,7 +44,15 @@ from l0bayes.architecture import (
     expected_cost,
     keep_values,
 )
-from l0bayes.nn import L0Conv2d, L0Layer, L0Linear, L0Network, L0Sequential, LayerDraw
+from l0bayes.nn import (
+    L0Conv2d,
+    L0Layer,
+    L0Linear,
+    L0Network,
+    L0Sequential,
+    LayerDraw,
+    check_precision,
+)
 
 
 def _per_layer(value: float | Sequence[float], count: int, name: str) -> list[float]:
@@ -66,8 +79,10 @@ def mnist_mlp(
 
     :param lam: code cost per parameter (nats), one value or one per layer (the paper's
         ":math:`\\lambda = 0.1/N`" is ``0.1``).
-    :param weight_precision: the slab precision :math:`\\lambda_2` (the paper's weight decay
-        5e-4, in the per-data-set ELBO as the official MLP code).
+    :param weight_precision: the slab precision :math:`\\lambda_2` in the per-data-set ELBO.
+        The paper's weight decay 5e-4 is per data point, so it is :math:`N \\times 5\\cdot
+        10^{-4}` here (30 on MNIST; ``l0bayes train`` passes that); the default 5e-4 is the
+        official LeNet-5 script's unscaled value, almost no decay.
     :param init_drop_rate: initial drop rate per layer (0.2 for the input layer, 0.5 else).
     """
     sizes = [784, *hidden]
@@ -262,6 +277,7 @@ class WideResNet(L0Network):
         self.blocks = PyroModule[nn.ModuleList](blocks)
         self.bn = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
+        self.ungated_precision = check_precision(weight_precision, "weight_precision")
 
     def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
         _check_images(x)
@@ -363,6 +379,7 @@ class NetworkSpec:
     milestones: tuple[int, ...] = ()
     standardize: bool = False  # inputs in [0, 1] (the official MNIST code); True: per channel
     weight_init: str = "uniform"  # of the gated layers (l0bayes.nn.WEIGHT_INITS)
+    weight_decay: float = 5e-4  # per data point: the slab precision is N times it
     notes: dict = field(default_factory=dict)
 
     def make(self, **overrides) -> L0Network:

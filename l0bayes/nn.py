@@ -150,8 +150,7 @@ class L0Layer(PyroModule):
             raise ValueError("give lam or prior_inclusion, not both")
         if lam is not None and not (math.isfinite(lam) and lam >= 0):
             raise ValueError(f"lam must be finite and >= 0, got {lam}")
-        if not (math.isfinite(weight_precision) and weight_precision >= 0):
-            raise ValueError(f"weight_precision must be finite and >= 0, got {weight_precision}")
+        check_precision(weight_precision, "weight_precision")
         if weight_guide == "normal" and weight_precision <= 0:
             raise ValueError("weight_guide='normal' needs a proper slab: give weight_precision > 0")
         if gate == "weight" and local_rep:
@@ -496,8 +495,19 @@ def l0_layers(module: nn.Module) -> list[L0Layer]:
     return [m for m in module.modules() if isinstance(m, L0Layer)]
 
 
+def check_precision(value: float, name: str) -> float:
+    """``value`` as a float when it is a finite precision >= 0; a clear error otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return number
+
+
 class L0Network(PyroModule):
-    """Base class of a gated classifier: ``model``, ``guide``, the closed-form
+    r"""Base class of a gated classifier: ``model``, ``guide``, the closed-form
     :meth:`differentiable_loss`, draws for model averaging and a deterministic ``forward``.
 
     Subclasses define :meth:`_run`, the network's map given one :class:`LayerDraw` per gated
@@ -507,7 +517,15 @@ class L0Network(PyroModule):
     ``model(x, y, num_data)`` samples every gated layer's sites (outside the data plate: they
     are global), then the categorical likelihood of the minibatch ``x`` (``B`` rows) in
     ``pyro.plate("data", num_data, subsample=...)``, which scales it by ``num_data / B``.
+
+    The parameters outside the gated layers (a residual network's ungated convolutions, batch
+    norms and head) are point estimates under the Gaussian prior
+    :math:`\mathcal N(0, 1/\lambda_2)` with :math:`\lambda_2` = ``ungated_precision``, a
+    ``pyro.factor`` of :meth:`ungated_log_prior` in the model: the weight decay the official
+    WRN code gives them. 0 (the default) leaves them flat.
     """
+
+    ungated_precision: float = 0.0
 
     def gated_layers(self) -> list[L0Layer]:
         """The gated layers in definition order (found once: the structure is fixed)."""
@@ -518,6 +536,20 @@ class L0Network(PyroModule):
 
     def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
         raise NotImplementedError
+
+    def ungated_parameters(self) -> list[nn.Parameter]:
+        """The parameters that belong to no gated layer."""
+        gated = {id(p) for layer in self.gated_layers() for p in layer.parameters()}
+        return [p for p in self.parameters() if id(p) not in gated]
+
+    def ungated_log_prior(self) -> torch.Tensor:
+        r""":math:`-\tfrac{\lambda_2}{2}\sum_j \theta_j^2` over :meth:`ungated_parameters`,
+        the log density of their Gaussian prior up to its constant (as the gated layers'
+        slab for MAP weights)."""
+        squares = [p.square().sum() for p in self.ungated_parameters()]
+        if not squares:
+            return torch.zeros(())
+        return -0.5 * self.ungated_precision * torch.stack(squares).sum()
 
     @staticmethod
     def _call(layer: nn.Module, x: torch.Tensor, draws: dict | None) -> torch.Tensor:
@@ -543,6 +575,8 @@ class L0Network(PyroModule):
         """Prior over gates and weights, then ``y ~ Categorical(logits=net(x))``."""
         num_data = self._num_data(x, num_data)
         logits = self._run(x, self._draws("model", x.shape[0]))
+        if self.ungated_precision:
+            pyro.factor("ungated_prior", self.ungated_log_prior())
         subsample = torch.arange(x.shape[0], device=x.device)
         with pyro.plate("data", num_data, subsample=subsample):
             pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
@@ -567,7 +601,8 @@ class L0Network(PyroModule):
         .. math::
 
             -\text{ELBO} = \frac{N}{B}\sum_{i \in \text{batch}}
-            -\log p(y_i \mid x_i, z, \theta) + \sum_\text{layers}\mathrm{KL},
+            -\log p(y_i \mid x_i, z, \theta) + \sum_\text{layers}\mathrm{KL}
+            - \log p(\theta_\text{ungated}),
 
         computed directly from the layers rather than by tracing the two programs: it draws
         the same random numbers in the same order as the guide, so under the same RNG state it
@@ -583,7 +618,8 @@ class L0Network(PyroModule):
         posteriors = {layer: layer.gate_posterior() for layer in self.gated_layers()}
         logits = self._run(x, {layer: layer._draw(batch, q) for layer, q in posteriors.items()})
         nll = F.cross_entropy(logits, y, reduction="sum") * (num_data / batch)
-        return nll + sum(layer.kl_divergence(q) for layer, q in posteriors.items())
+        loss = nll + sum(layer.kl_divergence(q) for layer, q in posteriors.items())
+        return loss - self.ungated_log_prior() if self.ungated_precision else loss
 
     @pyro_method
     def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -612,10 +648,11 @@ class L0Sequential(L0Network):
         logits = net(x_test)       # deterministic (Eq. 13) gates
     """
 
-    def __init__(self, *layers: nn.Module) -> None:
+    def __init__(self, *layers: nn.Module, ungated_precision: float = 0.0) -> None:
         super().__init__()
         if not layers:
             raise ValueError("L0Sequential needs at least one layer")
+        self.ungated_precision = check_precision(ungated_precision, "ungated_precision")
         for layer in layers:
             if not isinstance(layer, PyroModule) and any(True for _ in layer.parameters()):
                 to_pyro_module_(layer)

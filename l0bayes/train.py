@@ -106,7 +106,8 @@ class TrainConfig:
     lam: list[float] | None = None
     lr: float | None = None
     optimizer: str | None = None
-    weight_precision: float = 5e-4
+    weight_decay: float | None = None
+    weight_precision: float | None = None
     init_drop_rate: list[float] | None = None
     kl_mode: str = "l0"
     local_rep: bool = False
@@ -168,9 +169,30 @@ class TrainConfig:
             dataset=spec.dataset if self.dataset is None else self.dataset,
             standardize=spec.standardize if self.standardize is None else self.standardize,
             weight_init=spec.weight_init if self.weight_init is None else self.weight_init,
+            weight_decay=spec.weight_decay
+            if self.weight_decay is None and self.weight_precision is None
+            else self.weight_decay,
         )
         cfg._validate()
         return cfg
+
+    def slab_precision(self, num_train: int | None) -> float:
+        r"""The Gaussian slab's precision :math:`\lambda_2` in the per-data-set ELBO:
+        ``weight_precision`` when given, else :math:`N \times` ``weight_decay``.
+
+        ``weight_decay`` is per data point, as an optimizer's weight decay and the paper's
+        "5e-4": the mean objective pays :math:`\tfrac12 \cdot 5\cdot10^{-4}\,
+        P(z \ne 0)\,\theta^2` per weight, which is :math:`\lambda_2 = 30` nats of prior
+        precision on MNIST's :math:`N = 60000` (the official MLP and WRN code; its LeNet-5
+        script omits the factor :math:`N`, which ``weight_precision=5e-4`` reproduces).
+        """
+        if self.weight_precision is not None:
+            return float(self.weight_precision)
+        if self.weight_decay is None:
+            raise ValueError("resolve the configuration first (TrainConfig.resolved())")
+        if num_train is None:
+            raise ValueError("weight_decay is per data point: give num_train (N) to scale it")
+        return float(self.weight_decay) * num_train
 
     def _validate(self) -> None:
         _positive_int(epochs=self.epochs, batch_size=self.batch_size)
@@ -178,6 +200,15 @@ class TrainConfig:
             raise ValueError(f"--lr must be a finite positive number, got {self.lr}")
         if any(not (math.isfinite(v) and v >= 0) for v in self.lam):
             raise ValueError(f"--lam must be finite and >= 0 (nats per parameter), got {self.lam}")
+        if self.weight_decay is not None and self.weight_precision is not None:
+            raise ValueError(
+                "give --weight-decay (per data point) or --weight-precision (per data set), "
+                "not both: the precision is N times the decay"
+            )
+        for name in ("weight_decay", "weight_precision"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be finite and >= 0, got {value}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.weight_init not in WEIGHT_INITS:
@@ -456,6 +487,7 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     loss_sum: float = 0.0
     loss_count: int = 0
+    num_train: int | None = None
 
 
 class Trainer:
@@ -473,6 +505,7 @@ class Trainer:
         self.data = load_dataset(self.cfg) if data is None else data
         self._check_data()
         torch.manual_seed(self.cfg.seed)
+        self.num_train = len(self.data.y_train)
         self.net = self._build().to(self.device)
         self.input_shape = self.spec.input_shape
         self.train, self.test = self._images()
@@ -482,7 +515,7 @@ class Trainer:
         self.lagrangian = None
         if self.cfg.target is not None:
             self.lagrangian = Lagrangian(self.cfg, self.net, self.input_shape, self.device)
-        self.state = RunState()
+        self.state = RunState(num_train=self.num_train)
         self._elbo = TraceMeanField_ELBO() if self.cfg.elbo == "trace" else None
         self._stop = False
         self._loss_acc = torch.zeros((), device=self.device)
@@ -522,7 +555,7 @@ class Trainer:
                 )
 
     def _build(self) -> L0Network:
-        return build_network(self.cfg)
+        return build_network(self.cfg, self.num_train)
 
     def _images(self) -> tuple[Images, Images]:
         return image_splits(self.data, self.spec.input_shape, self.cfg.standardize, self.device)
@@ -754,6 +787,7 @@ class Trainer:
         best = min(hist, key=lambda r: r["test_error"])
         dense = network_architecture(self.net, self.input_shape, "dense")
         n = len(self.train)
+        precision = self.cfg.slab_precision(self.num_train)
         metrics = {
             "network": self.cfg.network,
             "dataset": self.data.name,
@@ -777,6 +811,8 @@ class Trainer:
             "lam_per_data_point": [v / n for v in self.cfg.lam],
             "lam_note": "the paper's lambda = lam / N per data point; lam nats per parameter "
             "in the total log-likelihood (1 = AIC, log(N)/2 = BIC)",
+            "weight_precision_per_data_set": precision,
+            "weight_decay_per_data_point": precision / n,
             "num_train": n,
             "num_test": len(self.test),
             "train_seconds": self.state.train_seconds,
@@ -940,12 +976,13 @@ def _train_rank(cfg: TrainConfig, data: ImageDataset | None, resume: bool) -> di
         distributed.shutdown()
 
 
-def build_network(cfg: TrainConfig) -> L0Network:
-    """A freshly initialised network as a (resolved) configuration describes it."""
+def build_network(cfg: TrainConfig, num_train: int | None = None) -> L0Network:
+    """A freshly initialised network as a (resolved) configuration describes it; ``num_train``
+    (N) turns a per-data-point ``weight_decay`` into the slab's precision."""
     kwargs = dict(
         lam=cfg.lam,
         init_drop_rate=cfg.init_drop_rate,
-        weight_precision=cfg.weight_precision,
+        weight_precision=cfg.slab_precision(num_train),
         kl_mode=cfg.kl_mode,
         local_rep=cfg.local_rep,
         weight_init=cfg.weight_init,
@@ -959,8 +996,8 @@ def load_network(out: str | Path, device: str = "cpu") -> tuple[TrainConfig, L0N
     """The trained network of a run directory, with the parameters that its metrics were
     computed with (the EMA average when the run kept one), in evaluation mode."""
     cfg = TrainConfig.from_run(out).resolved()
-    net = build_network(cfg).to(device)
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt", device)
+    net = build_network(cfg, ckpt["run"].get("num_train")).to(device)
     net.load_state_dict(ckpt["net"])
     if ckpt["ema"] is not None:
         ema = ParameterEMA(net, ckpt["ema"]["beta"])

@@ -10,7 +10,9 @@ being last), so a row can be run on another seed, device or data folder::
     python models/paper_networks.py --list
 
 Settings (``shared/PAPER.md``): 200 epochs, batch 100, Adam with learning rate 1e-3, weight
-decay 5e-4 as the slab's precision, λ = 0.1/N (``--lam 0.1``), gates initialised at drop
+decay 5e-4 per data point (the Gaussian slab's precision is N × 5e-4 = 30 on MNIST; the official
+LeNet-5 script leaves out the factor N, which ``--weight-precision 5e-4`` reproduces and which
+then replaces the row's ``--weight-decay``), λ = 0.1/N (``--lam 0.1``), gates initialised at drop
 rate 0.2 for the MLP's input layer and 0.5 elsewhere, one gate draw per minibatch, and an EMA
 (β = 0.999) of the parameters for the MLP's evaluation as in the official code (not for
 LeNet-5). WRN-28-10 on CIFAR-10: SGD with Nesterov momentum 0.9, learning rate 0.1 times 0.2
@@ -85,10 +87,15 @@ ROWS: dict[str, tuple[str, list[str]]] = {
 
 
 def command(row: str, extra: list[str]) -> list[str]:
-    """The ``l0bayes`` argument list of a row, with ``extra`` arguments appended."""
+    """The ``l0bayes`` argument list of a row, with ``extra`` arguments appended (a
+    ``--weight-precision`` among them replaces the row's ``--weight-decay``)."""
     if row not in ROWS:
         raise SystemExit(f"unknown row {row!r}; choose one of {sorted(ROWS)}")
-    return ["train", *ROWS[row][1], *extra]
+    args = list(ROWS[row][1])
+    if "--weight-precision" in extra and "--weight-decay" in args:
+        i = args.index("--weight-decay")
+        del args[i : i + 2]
+    return ["train", *args, *extra]
 
 
 def run(argv: list[str]) -> int:

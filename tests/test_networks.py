@@ -60,6 +60,18 @@ def test_wrn_flops_match_hand_count_and_shrink_with_closed_gates():
     assert dense.flops - pruned.flops == 8 * (16 * 16 * 16 * 9 + 16 * 16 * 32 * 9)
 
 
+def test_wrn_decays_every_ungated_parameter_like_the_gated_slab():
+    net = WideResNet(depth=10, width=1, weight_precision=25.0)
+    gated = [layer.weight_precision for layer in net.gated_layers()]
+    assert gated == [25.0] * 3 and net.ungated_precision == 25.0
+    ungated = {id(p) for p in net.ungated_parameters()}
+    for module in (net.conv, net.bn, net.fc, net.blocks[1].conv2, net.blocks[1].bn1):
+        assert {id(p) for p in module.parameters()} <= ungated
+    gated_ids = {id(p) for layer in net.gated_layers() for p in layer.parameters()}
+    assert ungated.isdisjoint(gated_ids)
+    assert len(ungated) + len(gated_ids) == len(list(net.parameters()))
+
+
 def test_wrn_closed_gate_removes_its_channel_exactly():
     torch.manual_seed(0)
     net = WideResNet(depth=10, width=1).eval()

@@ -221,8 +221,14 @@ def _mlp_like(**kwargs) -> L0Sequential:
             nn.Flatten(),
             L0Linear(12, 3, lam=0.2),
         ),
+        lambda: L0Sequential(
+            L0Linear(6, 5, lam=0.3, weight_precision=0.5),
+            nn.ReLU(),
+            nn.Linear(5, 3),
+            ungated_precision=0.7,
+        ),
     ],
-    ids=["mlp", "local-bayes", "normal-weights", "weight-gates", "conv"],
+    ids=["mlp", "local-bayes", "normal-weights", "weight-gates", "conv", "ungated-prior"],
 )
 def test_closed_form_loss_equals_trace_mean_field_elbo(float64, make):
     """The engine's objective is Pyro's ELBO: same value and gradients under the same RNG."""
@@ -242,6 +248,22 @@ def test_closed_form_loss_equals_trace_mean_field_elbo(float64, make):
     assert direct.item() == pytest.approx(traced.item(), rel=1e-12)
     for got, want in zip(direct_grads, traced_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_ungated_parameters_get_the_gaussian_prior(float64):
+    head = nn.Linear(5, 3)
+    net = L0Sequential(L0Linear(6, 5, lam=0.3), nn.ReLU(), head, ungated_precision=0.7)
+    assert {id(p) for p in net.ungated_parameters()} == {id(head.weight), id(head.bias)}
+    want = -0.35 * (head.weight.square().sum() + head.bias.square().sum())
+    torch.testing.assert_close(net.ungated_log_prior(), want)
+    x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, 1])
+    pyro.set_rng_seed(0)
+    with_prior = net.differentiable_loss(x, y, 50)
+    net.ungated_precision = 0.0
+    pyro.set_rng_seed(0)
+    torch.testing.assert_close(with_prior - net.differentiable_loss(x, y, 50), -want)
+    with pytest.raises(ValueError, match="ungated_precision must be finite and >= 0"):
+        L0Sequential(L0Linear(6, 5), ungated_precision=-1.0)
 
 
 def test_network_moves_between_dtypes_and_devices():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from l0bayes.train import (
     Trainer,
     build_network,
     epoch_order,
+    load_network,
     synthetic_images,
     train,
 )
@@ -57,21 +59,27 @@ def config(tmp_path: Path, name: str = "run", **kwargs) -> TrainConfig:
 
 
 def test_run_writes_metrics_history_and_config(tmp_path):
-    metrics = train(config(tmp_path, epochs=3))
+    metrics = train(config(tmp_path, epochs=8))  # 32 steps: 3 epochs left seed 1 at chance
     run = tmp_path / "run"
     assert ISSUE_METRICS <= set(metrics)
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert json.loads((run / "config.json").read_text())["network"] == "mnist-mlp"
     rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert {"units_1", "expected_l0_3", "test_error", "train_loss"} <= set(rows[0])
     # lambda in both forms, and the error definitions
     assert metrics["lam_per_parameter_nats"] == [0.1]
     assert metrics["lam_per_data_point"] == [pytest.approx(0.1 / 400)]
+    # weight decay in both forms: 5e-4 per data point is a slab precision of N * 5e-4
+    assert metrics["weight_decay_per_data_point"] == pytest.approx(5e-4)
+    assert metrics["weight_precision_per_data_set"] == pytest.approx(400 * 5e-4)
     assert metrics["best_test_error"] <= metrics["test_error"]
     assert metrics["dense_flops"] == 784 * 300 + 300 * 100 + 100 * 10
     assert metrics["compact_flops"] <= metrics["dense_flops"]
     assert metrics["test_error"] < 0.5  # ten classes: chance is 0.9; the set is learnable
+    # the trained network is rebuilt with the run's N-scaled slab
+    _, net = load_network(run)
+    assert [layer.weight_precision for layer in net.gated_layers()] == pytest.approx([0.2] * 3)
 
 
 def test_same_seed_same_result_and_epoch_order_depends_only_on_seed_and_epoch(tmp_path):
@@ -108,6 +116,11 @@ def test_a_run_from_before_an_option_keeps_its_old_behaviour(tmp_path):
     (run / "config.json").write_text(json.dumps({"network": "mnist-mlp", "out": str(run)}))
     cfg = TrainConfig.from_run(run).resolved()
     assert (cfg.standardize, cfg.weight_init) == (True, "uniform")
+    # before --weight-decay was per data point, runs saved the slab precision itself
+    config = {"network": "mnist-mlp", "out": str(run), "weight_precision": 5e-4}
+    (run / "config.json").write_text(json.dumps(config))
+    cfg = TrainConfig.from_run(run).resolved()
+    assert cfg.weight_decay is None and cfg.slab_precision(60000) == 5e-4
 
 
 def cli(*args: str) -> list[str]:
@@ -225,6 +238,9 @@ def test_target_fraction_of_parameters_is_met(tmp_path):
         (dict(epochs=0), ValueError, "--epochs must be a positive integer"),
         (dict(dataset="imagenet"), ValueError, "--dataset must be one of"),
         (dict(weight_init="xavier"), ValueError, "--weight-init must be one of"),
+        (dict(weight_decay=1e-4, weight_precision=6.0), ValueError, "not both"),
+        (dict(weight_decay=-1e-4), ValueError, "--weight-decay must be finite and >= 0"),
+        (dict(weight_precision=math.inf), ValueError, "--weight-precision must be finite"),
         (dict(dataset="mnist", data_dir="/nonexistent/dir"), FileNotFoundError, "mnist"),
     ],
 )
@@ -239,8 +255,24 @@ def test_weight_init_reaches_every_gated_layer(tmp_path, network):
     default = config(tmp_path, network=network).resolved().weight_init
     assert default == get_network(network).weight_init
     for scheme in ("uniform", "he"):
-        net = build_network(config(tmp_path, network=network, weight_init=scheme).resolved())
+        cfg = config(tmp_path, network=network, weight_init=scheme).resolved()
+        net = build_network(cfg, num_train=400)
         assert [layer.weight_init for layer in net.gated_layers()] == [scheme] * layers
+
+
+@pytest.mark.parametrize("network", ["mnist-mlp", "lenet5", "wrn"])
+def test_weight_decay_is_per_data_point_and_precision_per_data_set(tmp_path, network):
+    def precisions(num_train, **kwargs):
+        cfg = config(tmp_path, network=network, depth=10, width=1, **kwargs).resolved()
+        values = [layer.weight_precision for layer in build_network(cfg, num_train).gated_layers()]
+        assert len(set(values)) == 1, values
+        return values[0]
+
+    assert precisions(60000) == pytest.approx(60000 * get_network(network).weight_decay)
+    assert precisions(1000, weight_decay=1e-3) == pytest.approx(1.0)
+    assert precisions(1000, weight_precision=7.0) == precisions(60000, weight_precision=7.0) == 7.0
+    with pytest.raises(ValueError, match="give num_train"):
+        precisions(None)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -264,6 +296,7 @@ def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path)
         (["--dataset", "mnist", "--data-dir", "/nonexistent/dir"], "mnist"),
         (["--target", "flops"], "--target and --target-fraction go together"),
         (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--weight-decay", "nan"], "--weight-decay must be finite and >= 0"),
     ]
     + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available")]),
 )
@@ -283,6 +316,15 @@ def test_cli_unknown_network_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["train", "resnet", "--out", "x"])
     assert stop.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_cli_weight_decay_and_precision_are_exclusive(capsys):
+    from l0bayes.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "lenet5", "--out", "x", "--weight-decay", "5e-4", "--weight-precision", "1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "not allowed with argument --weight-decay" in err
 
 
 @pytest.mark.gpu

@@ -71,7 +71,17 @@ def test_unfinished_run_is_refused(tmp_path, load_script):
 def test_variant_names_every_departure_from_the_replication(load_script):
     variant = load_script("analysis/reproduce_paper.py").variant
     base = {"standardize": False, "kl_mode": "l0", "local_rep": False, "weight_init": "uniform"}
-    assert variant({"config": base}) == ""
+    base["weight_decay"] = 5e-4  # per data point, the paper's
+    assert variant({"config": base, "num_train": 60000}) == ""
     changed = {**base, "local_rep": True, "weight_init": "he", "kl_mode": "bayes"}
-    assert variant({"config": changed}) == "bayes KL, per-example gates, he initialisation"
-    assert variant({"config": {}}) == ""  # no config.json: nothing known to differ
+    want = "bayes KL, per-example gates, he initialisation"
+    assert variant({"config": changed, "num_train": 60000}) == want
+    assert variant({"config": {}, "num_train": 60000}) == ""  # no config.json: nothing known
+    # runs from before --weight-decay was per data point saved the slab's precision
+    legacy = {**base, "weight_decay": None, "weight_precision": 5e-4}
+    assert variant({"config": legacy, "num_train": 60000}) == "weight decay 0.0005/N"
+    scaled = {**legacy, "weight_precision": 30.0}
+    assert variant({"config": scaled, "num_train": 60000}) == ""
+    # finished runs record it in metrics.json, which wins
+    run = {"config": legacy, "num_train": 60000, "weight_precision_per_data_set": 30.0}
+    assert variant(run) == ""

@@ -29,6 +29,14 @@ def test_paper_row_trains_with_the_papers_settings(tmp_path, load_script, row, e
     assert metrics["compact_flops"] <= metrics["dense_flops"]
 
 
+def test_rows_use_the_papers_weight_decay_unless_a_precision_is_given(load_script):
+    script = load_script("models/paper_networks.py")
+    args = script.command("lenet5", [])
+    assert args[args.index("--weight-decay") + 1] == "5e-4"
+    args = script.command("lenet5", ["--weight-precision", "5e-4"])
+    assert "--weight-decay" not in args and args[-2:] == ["--weight-precision", "5e-4"]
+
+
 def test_unknown_row_is_a_clear_error(load_script):
     script = load_script("models/paper_networks.py")
     with pytest.raises(SystemExit, match="unknown row 'vgg'"):
