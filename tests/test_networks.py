@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pyro
 import pytest
 import torch
+from pyro.infer import TraceMeanField_ELBO
 
 from l0bayes.architecture import compact
 from l0bayes.networks import (
@@ -70,6 +72,15 @@ def test_wrn_decays_every_ungated_parameter_like_the_gated_slab():
     gated_ids = {id(p) for layer in net.gated_layers() for p in layer.parameters()}
     assert ungated.isdisjoint(gated_ids)
     assert len(ungated) + len(gated_ids) == len(list(net.parameters()))
+    # the prior enters Pyro's ELBO (a factor in the model) as the engine's closed form
+    net = net.double()
+    x, y = torch.randn(3, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 1, 2])
+    pyro.set_rng_seed(1)
+    elbo = TraceMeanField_ELBO(max_plate_nesting=2)
+    traced = elbo.differentiable_loss(net.model, net.guide, x, y, 100)
+    pyro.set_rng_seed(1)
+    assert net.differentiable_loss(x, y, 100).item() == pytest.approx(traced.item(), rel=1e-12)
+    assert -net.ungated_log_prior().item() > 0.01 * traced.item()  # a visible part of it
 
 
 def test_wrn_closed_gate_removes_its_channel_exactly():
