@@ -80,7 +80,7 @@ from l0bayes.networks import (
     network_architecture,
     network_expected_cost,
 )
-from l0bayes.nn import WEIGHT_INITS, L0Network
+from l0bayes.nn import WEIGHT_INITS, L0Network, check_precision
 
 ELBOS = ("analytic", "trace")
 TARGETS = (None, "params", "flops")
@@ -206,9 +206,8 @@ class TrainConfig:
                 "not both: the precision is N times the decay"
             )
         for name in ("weight_decay", "weight_precision"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"--{name.replace('_', '-')} must be finite and >= 0, got {value}")
+            if getattr(self, name) is not None:
+                check_precision(getattr(self, name), f"--{name.replace('_', '-')}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.weight_init not in WEIGHT_INITS:
