@@ -25,8 +25,10 @@ environment variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` 
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
+import sys
 from collections.abc import Callable
 
 import torch
@@ -72,6 +74,12 @@ def _worker(rank: int, nproc: int, port: int, fn: Callable, args: tuple) -> None
         WORLD_SIZE=str(nproc),
     )
     fn(*args)
+    # Leave without the interpreter's finalization: gloo objects still alive while modules are
+    # torn down can abort a worker that has finished its work (SIGABRT, "terminate called
+    # without an active exception"). The run's files are written and closed by now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn(fn: Callable, args: tuple, nproc: int) -> None:
@@ -98,13 +106,17 @@ def allreduce_gradients(params: list[torch.Tensor], extras: torch.Tensor, weight
 
 
 def barrier() -> None:
+    """Wait until every rank gets here (nothing to do in a single process)."""
     if world()[1] > 1:
         dist.barrier()
 
 
 def shutdown() -> None:
+    """Leave the process group. Call it on every rank after a :func:`barrier`: a rank that
+    tears its connections down while a peer is still working can abort that peer."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()  # free the group's C++ objects now, not during interpreter shutdown
 
 
 __all__ = [

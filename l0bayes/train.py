@@ -970,7 +970,9 @@ def train(cfg: TrainConfig, data: ImageDataset | None = None, resume: bool = Fal
 def _train_rank(cfg: TrainConfig, data: ImageDataset | None, resume: bool) -> dict:
     device = distributed.init_from_env(cfg.device)
     try:
-        return Trainer(replace(cfg, device=device), data=data, resume=resume).run()
+        metrics = Trainer(replace(cfg, device=device), data=data, resume=resume).run()
+        distributed.barrier()  # no rank tears the group down while another still works
+        return metrics
     finally:
         distributed.shutdown()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from l0bayes.checkpoint import load_checkpoint
+from l0bayes.distributed import spawn
 from l0bayes.train import TrainConfig, train
 
 
@@ -36,3 +39,13 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 def test_bad_process_count_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--nproc must be a positive integer"):
         train(TrainConfig(out=str(tmp_path / "r"), nproc=0, dataset="synthetic"))
+
+
+def _raise_in_rank_one() -> None:
+    if int(os.environ["RANK"]) == 1:
+        raise RuntimeError("rank one failed")
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    with pytest.raises(Exception, match="rank one failed"):
+        spawn(_raise_in_rank_one, (), 2)
