@@ -112,8 +112,9 @@ def barrier() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group. Call it on every rank after a :func:`barrier`: a rank that
-    tears its connections down while a peer is still working can abort that peer."""
+    """Leave the process group. After a clean finish every rank should first meet at a
+    :func:`barrier` (a rank that tears its connections down while a peer still works can abort
+    that peer); after an error it is called at once, as the peers are being stopped anyway."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
         gc.collect()  # free the group's C++ objects now, not during interpreter shutdown

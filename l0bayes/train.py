@@ -206,8 +206,9 @@ class TrainConfig:
                 "not both: the precision is N times the decay"
             )
         for name in ("weight_decay", "weight_precision"):
-            if getattr(self, name) is not None:
-                check_precision(getattr(self, name), f"--{name.replace('_', '-')}")
+            value = getattr(self, name)
+            if value is not None:
+                check_precision(value, f"--{name.replace('_', '-')}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.weight_init not in WEIGHT_INITS:
