@@ -361,7 +361,11 @@ def compact(
     connected layer (or the chain's input) but that no open gate reads are dropped by a
     :class:`SelectInputs` in front of it, so the compacted chain computes exactly the FLOPs
     that :func:`architecture` counts for the deterministic gates (group gates). The outputs
-    equal ``module(x)`` up to float rounding.
+    equal ``module(x)`` up to float rounding. On a GPU, cuDNN's convolutions run in TF32 by
+    default (``torch.backends.cudnn.allow_tf32``), rounding every product to a 10-bit
+    mantissa, and the two networks round differently (their convolutions differ in shape, so
+    cuDNN may pick other algorithms): they then agree to TF32's precision (about 1e-4
+    relative; measured on an H100), and to float32's with TF32 off.
 
     For CPU speed the chain is then rewritten exactly (``ReLU → MaxPool2d`` as ``MaxPool2d →
     ReLU``, max-pools as :class:`~l0bayes.runtime.StridedMaxPool2d`) and returned as a

@@ -87,12 +87,13 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the generators saved by :func:`rng_state`."""
-    torch.set_rng_state(state["torch"])
+    """Restore the generators saved by :func:`rng_state`. The states are byte tensors on the
+    CPU, as torch wants them, also when the checkpoint was loaded onto a GPU."""
+    torch.set_rng_state(state["torch"].cpu())
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:

@@ -20,6 +20,15 @@ def _fresh_pyro_state():
     pyro.clear_param_store()
 
 
+_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, _CUDA])])
+def device(request) -> str:
+    """Run a test on the CPU and, marked ``gpu`` (skipped without CUDA), on the GPU."""
+    return request.param
+
+
 @pytest.fixture
 def float64():
     """Make float64 the default dtype for one test, restoring the previous default after."""

@@ -38,10 +38,10 @@ def test_clone_pipeline_and_grid_search():
 
 
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
-def test_information_criteria_match_statsmodels(family):
+def test_information_criteria_match_statsmodels(family, device):
     sm = pytest.importorskip("statsmodels.api")
     X, y, _ = simulate(n=300, p=6, family=family, seed=3)
-    est = L0Regression(family=family, penalty="bic", **FAST).fit(X, y)
+    est = L0Regression(family=family, penalty="bic", device=device, **FAST).fit(X, y)
     ic = est.information_criteria()
     Xs = sm.add_constant(X[:, est.selected_])
     ref = (sm.OLS(y, Xs) if family == "gaussian" else sm.Logit(y, Xs)).fit(disp=0)

@@ -139,7 +139,7 @@ def test_weight_initialisations_have_their_scales(make, fan_in):
         dict(weight_guide="normal", weight_precision=1.0, kl_mode="bayes", prior_inclusion=0.3),
     ],
 )
-def test_svi_steps_run_and_reduce_the_loss(kwargs):
+def test_svi_steps_run_and_reduce_the_loss(kwargs, device):
     pyro.set_rng_seed(1)
     net = L0Sequential(
         L0Conv2d(1, 4, 3, **kwargs),
@@ -149,8 +149,8 @@ def test_svi_steps_run_and_reduce_the_loss(kwargs):
         L0Linear(4 * 3 * 3, 8, **kwargs),
         nn.ReLU(),
         nn.Linear(8, 2),
-    )
-    x = torch.randn(32, 1, 8, 8)
+    ).to(device)
+    x = torch.randn(32, 1, 8, 8, device=device)
     y = (x.mean((1, 2, 3)) > 0).long()
     svi = SVI(net.model, net.guide, pyro.optim.Adam({"lr": 0.02}), TraceMeanField_ELBO())
     losses = [svi.step(x, y, num_data=320) for _ in range(60)]
@@ -230,11 +230,12 @@ def _mlp_like(**kwargs) -> L0Sequential:
     ],
     ids=["mlp", "local-bayes", "normal-weights", "weight-gates", "conv", "ungated-prior"],
 )
-def test_closed_form_loss_equals_trace_mean_field_elbo(float64, make):
+def test_closed_form_loss_equals_trace_mean_field_elbo(float64, make, device):
     """The engine's objective is Pyro's ELBO: same value and gradients under the same RNG."""
-    net = make()
-    x = torch.randn(4, 6) if isinstance(net.layers[0], L0Linear) else torch.randn(4, 2, 4, 4)
-    y = torch.tensor([0, 1, 2, 1])
+    net = make().to(device)
+    shape = (4, 6) if isinstance(net.layers[0], L0Linear) else (4, 2, 4, 4)
+    x = torch.randn(shape, device=device)
+    y = torch.tensor([0, 1, 2, 1], device=device)
     net.guide(x, y, 50)  # register the parameters
     params = [p for p in net.parameters() if p.requires_grad]
     pyro.set_rng_seed(3)

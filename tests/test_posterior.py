@@ -211,29 +211,33 @@ def test_classification_metrics_by_hand():
 
 # ----------------------------------------------------------------------------- BMA
 @pytest.mark.parametrize("name", ["mlp", "lenet5", "wrn"])
-def test_bma_with_saturated_open_gates_is_the_deterministic_network(name):
+def test_bma_with_saturated_open_gates_is_the_deterministic_network(name, device):
     net = make(name)
     set_gates(net, 30.0)
-    x = inputs(name, 6)
+    net.to(device)
+    x = inputs(name, 6).to(device)
     bma = posterior.bma_log_probs(net, x, num_samples=3, seed=0, batch_size=4)
     det = posterior.deterministic_log_probs(net, x, batch_size=4)
     torch.testing.assert_close(bma, det, rtol=0, atol=1e-5)
-    torch.testing.assert_close(det, F.log_softmax(net(x), -1).detach())
+    assert bma.device.type == det.device.type == "cpu"  # results come back to the CPU
+    torch.testing.assert_close(det, F.log_softmax(net(x), -1).detach().cpu())
 
 
-def test_bma_is_the_naive_average_with_one_draw_shared_by_all_chunks():
+def test_bma_is_the_naive_average_with_one_draw_shared_by_all_chunks(device):
     """Reference: the same S draws (same RNG order), each applied to the whole test set at
     once, and the probabilities averaged directly."""
     net = make("mlp")
     spread_gates(net, scale=1.0)
-    x, S = inputs("mlp", 10), 4
-    with torch.random.fork_rng(), torch.no_grad():
+    net.to(device)
+    x, S = inputs("mlp", 10).to(device), 4
+    cuda = [torch.device(device).index or 0] if device == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), torch.no_grad():
         torch.manual_seed(5)
         probs = [
             F.softmax(net._run(x, {layer: layer.sample() for layer in net.gated_layers()}), -1)
             for _ in range(S)
         ]
-    naive = torch.stack(probs).mean(0).log()
+    naive = torch.stack(probs).mean(0).log().cpu()
     fast = posterior.bma_log_probs(net, x, num_samples=S, seed=5, batch_size=3)
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
     det = posterior.deterministic_log_probs(net, x)

@@ -85,3 +85,25 @@ def test_variant_names_every_departure_from_the_replication(load_script):
     # finished runs record it in metrics.json, which wins
     run = {"config": legacy, "num_train": 60000, "weight_precision_per_data_set": 30.0}
     assert variant(run) == ""
+
+
+RESULTS = REPO / "analysis" / "results"
+CPU_GPU = [
+    RESULTS / "mnist-mlp-wd-s0",
+    RESULTS / "mnist-mlp-wd-gpu-s0",
+    RESULTS / "mnist-mlp-wd-s1",
+]
+
+
+@pytest.mark.skipif(
+    not all((run / "metrics.json").is_file() for run in CPU_GPU), reason="no finished runs"
+)
+def test_gpu_runs_of_the_same_setting_are_a_row_of_their_own(load_script):
+    script = load_script("analysis/reproduce_paper.py")
+    runs = [script.read_run(run) for run in CPU_GPU]
+    groups = list(script.group_runs(runs).values())
+    assert [[run["device"] for run in group] for group in groups] == [["cpu", "cpu"], ["cuda"]]
+    _, body = script.paper_table(runs)
+    mlp = [row for row in body if row[0].startswith("MLP")]
+    assert [row[-1].split(" ")[0] for row in mlp] == ["cpu", "cuda"]
+    assert [row[-3] for row in mlp] == ["2", "1"]  # seeds per row
