@@ -141,7 +141,8 @@ def variant(run: dict) -> str:
 
 def group_runs(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
     """Runs that differ only in their seed, keyed by (network, data set, λ, epochs, training
-    set size, variant), in order of appearance."""
+    set size, variant, device type), in order of appearance: runs on a GPU get their own row
+    (their training time is not the CPU's)."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         key = (
@@ -151,6 +152,7 @@ def group_runs(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
             run["epochs"],
             run["num_train"],
             variant(run),
+            str(run.get("device", "cpu")).split(":")[0],
         )
         groups.setdefault(key, []).append(run)
     return groups
@@ -254,7 +256,7 @@ NOTE = (
     "mean ± sd over seeds. Rows without a paper value are other data sets, λ values or "
     "settings. 'weight decay p/N' marks runs whose Gaussian slab had precision p per data set "
     "instead of the paper's weight decay 5e-4 per data point (p = 30 on MNIST); p = 0.0005 is "
-    "the official LeNet-5 script's unscaled decay."
+    "the official LeNet-5 script's unscaled decay. Runs on a GPU are rows of their own."
 )
 
 
