@@ -78,6 +78,7 @@ RUN/metrics.json. Ctrl-C saves a checkpoint; continue with --resume.
 
 def _add_train_parser(sub) -> None:
     from l0bayes.networks import NETWORKS
+    from l0bayes.train import SYNTHETIC_SIZES
 
     train = sub.add_parser(
         "train",
@@ -143,8 +144,16 @@ def _add_train_parser(sub) -> None:
         help="standardise the inputs per channel (default: MNIST networks take pixels in "
         "[0, 1] as the official code does, the WRN standardised CIFAR images)",
     )
-    train.add_argument("--train-size", type=int, help="use the first N training examples")
-    train.add_argument("--test-size", type=int, help="use the first N test examples")
+    train.add_argument(
+        "--train-size",
+        type=int,
+        help=f"use the first N training examples (synthetic: N drawn if over {SYNTHETIC_SIZES[0]})",
+    )
+    train.add_argument(
+        "--test-size",
+        type=int,
+        help=f"use the first N test examples (synthetic: N drawn if over {SYNTHETIC_SIZES[1]})",
+    )
     train.add_argument("--depth", type=int, default=28, help="WRN depth (6n + 4)")
     train.add_argument("--width", type=int, default=10, help="WRN width factor")
     train.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -246,8 +246,12 @@ def _positive_int(**values: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- data
+SYNTHETIC_SIZES = (2000, 500)  # the synthetic set's train and test sizes unless asked for more
+
+
 def load_dataset(cfg: TrainConfig) -> ImageDataset:
-    """The configured data set, cut to ``train_size``/``test_size`` examples when given."""
+    """The configured data set, cut to ``train_size``/``test_size`` examples when given (the
+    synthetic set is drawn that large when it asks for more than its default sizes)."""
     name = cfg.dataset
     if name == "mnist":
         ds = load_mnist(cfg.data_dir)
@@ -257,7 +261,9 @@ def load_dataset(cfg: TrainConfig) -> ImageDataset:
         ds = load_cifar(cfg.data_dir, num_classes=10 if name == "cifar10" else 100)
     else:
         spec = get_network(cfg.network)
-        ds = synthetic_images(spec.input_shape, spec.num_classes, seed=cfg.seed)
+        n_train = max(SYNTHETIC_SIZES[0], cfg.train_size or 0)
+        n_test = max(SYNTHETIC_SIZES[1], cfg.test_size or 0)
+        ds = synthetic_images(spec.input_shape, spec.num_classes, n_train, n_test, cfg.seed)
     return _subset(ds, cfg.train_size, cfg.test_size)
 
 
@@ -285,6 +291,12 @@ def synthetic_images(
 def _subset(ds: ImageDataset, n_train: int | None, n_test: int | None) -> ImageDataset:
     if n_train is None and n_test is None:
         return ds
+    for flag, asked, have in (
+        ("--train-size", n_train, len(ds.y_train)),
+        ("--test-size", n_test, len(ds.y_test)),
+    ):
+        if asked is not None and asked > have:
+            raise ValueError(f"{flag} {asked} is more than the {have} examples {ds.name} has")
     tr, te = slice(0, n_train), slice(0, n_test)
     return ImageDataset(
         ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], ds.name, ds.num_classes

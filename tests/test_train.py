@@ -4,6 +4,7 @@ the trace ELBO, the sparsity target and clear errors. All on the synthetic image
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,6 +25,7 @@ from l0bayes.train import (
     Trainer,
     build_network,
     epoch_order,
+    load_dataset,
     load_network,
     synthetic_images,
     train,
@@ -228,6 +231,22 @@ def test_target_fraction_of_parameters_is_met(tmp_path, device):
     achieved = metrics["target"]["achieved_expected_fraction"][0]
     assert achieved < 0.3 + 0.05  # from about 0.7 of the parameters at initialisation
     assert metrics["nonzero_params"] < 0.5 * metrics["dense_params"]
+
+
+def test_sizes_beyond_a_data_set_are_drawn_when_synthetic_and_refused_when_real(
+    tmp_path, monkeypatch
+):
+    big = load_dataset(config(tmp_path, train_size=2500, test_size=600))
+    assert (len(big.y_train), len(big.y_test)) == (2500, 600)
+    # within the default sizes the synthetic set is the default one, cut: old runs stay as they were
+    full = load_dataset(config(tmp_path, train_size=None, test_size=None))
+    assert np.array_equal(load_dataset(config(tmp_path)).x_train, full.x_train[:400])
+    tiny = dataclasses.replace(synthetic_images((784,), n_train=50, n_test=20), name="mnist")
+    monkeypatch.setattr("l0bayes.train.load_mnist", lambda data_dir: tiny)
+    with pytest.raises(ValueError, match="--train-size 60 is more than the 50 examples mnist"):
+        load_dataset(config(tmp_path, dataset="mnist", train_size=60))
+    with pytest.raises(ValueError, match="--test-size 21 is more than the 20 examples mnist"):
+        load_dataset(config(tmp_path, dataset="mnist", train_size=None, test_size=21))
 
 
 @pytest.mark.parametrize(
