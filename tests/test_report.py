@@ -7,6 +7,7 @@ import re
 import shutil
 
 import pytest
+import torch
 
 from l0bayes import report
 from l0bayes.train import TrainConfig, train
@@ -92,6 +93,19 @@ def test_report_without_the_data_set_keeps_what_needs_no_data(tiny_run, tmp_path
     assert (out / "figures" / "pips.png").is_file() and (out / "tables" / "costs.tex").is_file()
     assert not (out / "figures" / "reliability.png").exists()
     assert not (out / "tables" / "bma.csv").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_report_on_the_gpu_re_evaluates_the_runs_error(tiny_run, tmp_path):
+    run, metrics = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
+    out = report.make_report(copy, num_samples=4, batch_size=25, device="cuda")
+    with (out / "tables" / "bma.csv").open(newline="") as fh:
+        bma = {r["predictor"]: r for r in csv.DictReader(fh)}
+    assert float(bma["deterministic"]["error"]) == pytest.approx(metrics["test_error"])
+    assert float(bma["bma"]["nll"]) > 0 and (out / "figures" / "pips.png").is_file()
 
 
 def test_bad_run_directories_get_clear_errors(tmp_path):
