@@ -48,10 +48,9 @@ fi
 pids=()
 for seed in $SEEDS; do
     run=$RUNS/mlp-s$seed
-    if [ "$RESUME" = 1 ]; then
-        args=(--out "$run" --resume --epochs "$EPOCHS" --no-progress)
-        $PY -m l0bayes.cli train mnist-mlp "${args[@]}" --data-dir "$DATA" \
-            >"$run.log" 2>&1 &
+    if [ "$RESUME" = 1 ]; then  # the run's config.json holds the device and the seed
+        $PY -m l0bayes.cli train mnist-mlp --out "$run" --resume --epochs "$EPOCHS" \
+            --data-dir "$DATA" --no-progress >"$run.log" 2>&1 &
     else
         $PY models/paper_networks.py mlp --out "$run" --data-dir "$DATA" --device "$DEVICE" \
             --seed "$seed" --epochs "$EPOCHS" --no-progress >"$run.log" 2>&1 &

@@ -103,7 +103,8 @@ def test_gpu_runs_of_the_same_setting_are_a_row_of_their_own(load_script):
     runs = [script.read_run(run) for run in CPU_GPU]
     groups = list(script.group_runs(runs).values())
     assert [[run["device"] for run in group] for group in groups] == [["cpu", "cpu"], ["cuda"]]
-    _, body = script.paper_table(runs)
-    mlp = [row for row in body if row[0].startswith("MLP")]
-    assert [row[-1].split(" ")[0] for row in mlp] == ["cpu", "cuda"]
-    assert [row[-3] for row in mlp] == ["2", "1"]  # seeds per row
+    header, body = script.paper_table(runs)
+    cells = [dict(zip(header, row, strict=True)) for row in body]
+    mlp = [cell for cell in cells if cell["network"].startswith("MLP")]
+    assert [cell["device"].split(" ")[0] for cell in mlp] == ["cpu", "cuda"]
+    assert [cell["seeds"] for cell in mlp] == ["2", "1"]
