@@ -3,8 +3,8 @@
 Reads the ``metrics.json`` (and ``config.json``) of finished ``l0bayes train`` run directories
 (it never trains) and writes ``paper_table.md`` and ``paper_table.tex`` into ``--out-dir``.
 Runs of the same network, data set, λ, epochs, training-set size and variant (weight decay
-other than the paper's 5e-4 per data point, kl mode, per-example gates, weight initialisation,
-input scaling) are one row, averaged over their
+other than the paper's 5e-4 per data point, parameter averaging other than the paper's, kl mode,
+per-example gates, weight initialisation, input scaling) are one row, averaged over their
 seeds; a row is set beside the paper's when it is an MNIST run of the same network and λ (per
 parameter, the paper's λ·N). Columns:
 
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from l0bayes import tables
+from l0bayes.networks import NETWORKS
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ def variant(run: dict) -> str:
     precision = weight_precision(run)
     if precision is not None and not np.isclose(precision, PAPER_WEIGHT_DECAY * run["num_train"]):
         notes.append(f"weight decay {precision:g}/N")
+    if cfg.get("network") in NETWORKS and "ema" in cfg:
+        paper_ema = NETWORKS[cfg["network"]].ema or 0.0  # the paper's temporal averaging
+        if (cfg["ema"] or 0.0) != paper_ema:
+            notes.append(f"EMA β = {cfg['ema']:g}" if cfg["ema"] else "no EMA")
     if cfg.get("kl_mode", "l0") != "l0":
         notes.append(f"{cfg['kl_mode']} KL")
     if cfg.get("local_rep"):
@@ -256,7 +261,9 @@ NOTE = (
     "mean ± sd over seeds. Rows without a paper value are other data sets, λ values or "
     "settings. 'weight decay p/N' marks runs whose Gaussian slab had precision p per data set "
     "instead of the paper's weight decay 5e-4 per data point (p = 30 on MNIST); p = 0.0005 is "
-    "the official LeNet-5 script's unscaled decay. Runs on a GPU are rows of their own."
+    "the official LeNet-5 script's unscaled decay. 'no EMA' marks runs evaluated at the last "
+    "iterate instead of with the paper's temporal averaging (an EMA of the parameters, β = "
+    "0.999 on MNIST), as the official LeNet-5 script does. Runs on a GPU are rows of their own."
 )
 
 

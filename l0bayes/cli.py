@@ -126,7 +126,13 @@ def _add_train_parser(sub) -> None:
         "N(0, 2/fan-in) with N(0, 0.01²) biases, as the paper's official code (default: the "
         "network's; uniform for all three)",
     )
-    train.add_argument("--ema", type=float, help="EMA decay for evaluation; 0 = off")
+    train.add_argument(
+        "--ema",
+        type=float,
+        help="decay β of the parameters' EMA used for evaluation (the paper's temporal "
+        "averaging); 0 = off, the last iterate (default: the network's; 0.999 for the MNIST "
+        "networks, 0.99 for the WRN)",
+    )
     train.add_argument("--no-clamp", action="store_true", help="do not clamp log alpha")
     train.add_argument("--elbo", choices=["analytic", "trace"], default="analytic")
     train.add_argument("--target", choices=["params", "flops"], help="constrain sparsity")

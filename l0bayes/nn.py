@@ -82,7 +82,8 @@ DEFAULT_LAM = 0.1
 WEIGHT_GUIDES = ("delta", "normal")
 #: ``"uniform"``: :math:`U(\pm 1/\sqrt{\text{fan-in}})` and a zero bias (torch's layers);
 #: ``"he"``: :math:`\mathcal N(0, 2/\text{fan-in})` and a :math:`\mathcal N(0, 0.01^2)` bias
-#: (He et al. 2015; the paper's official code).
+#: (He et al. 2015; the paper's official code: its gated layers' weights, its ungated layers'
+#: biases; its gated layers start their biases at zero).
 WEIGHT_INITS = ("uniform", "he")
 
 

@@ -21,8 +21,9 @@ gate that controls :math:`S` weights pays :math:`\lambda S`. ``lam=1`` is AIC an
 :math:`\tfrac12\log N` BIC.
 
 **Test time.** Test error and architecture use the paper's deterministic gates (Eq. 13) and,
-when an exponential moving average of the parameters is kept (the official MLP and WRN code:
-β = 0.999 and 0.99, bias-corrected), the averaged parameters.
+when an exponential moving average of the parameters is kept, the averaged parameters
+(bias-corrected; the paper's temporal averaging: β = 0.999 for the MNIST networks, 0.99 for
+the WRN as in the official code, whose LeNet-5 script leaves it out).
 
 **Targets.** With ``target="params"`` or ``"flops"`` and ``target_fraction`` :math:`t`, the
 expected fraction :math:`c(\phi)` of non-zero parameters (or of the dense network's FLOPs) is

@@ -280,6 +280,16 @@ def test_weight_init_reaches_every_gated_layer(tmp_path, network):
         assert [layer.weight_init for layer in net.gated_layers()] == [scheme] * layers
 
 
+@pytest.mark.parametrize(
+    ("network", "beta"), [("mnist-mlp", 0.999), ("lenet5", 0.999), ("wrn", 0.99)]
+)
+def test_parameters_are_averaged_as_the_paper_unless_turned_off(tmp_path, network, beta):
+    """The paper's temporal averaging is every network's default; ``--ema 0`` turns it off."""
+    assert config(tmp_path, network=network).resolved().ema == beta
+    assert config(tmp_path, network=network, ema=0.0).resolved().ema is None
+    assert config(tmp_path, network=network, ema=0.9).resolved().ema == 0.9
+
+
 @pytest.mark.parametrize("network", ["mnist-mlp", "lenet5", "wrn"])
 def test_weight_decay_is_per_data_point_and_precision_per_data_set(tmp_path, network):
     def precisions(num_train, **kwargs):

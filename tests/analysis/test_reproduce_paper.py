@@ -87,6 +87,22 @@ def test_variant_names_every_departure_from_the_replication(load_script):
     assert variant(run) == ""
 
 
+@pytest.mark.parametrize(
+    ("network", "ema", "want"),
+    [
+        ("mnist-mlp", 0.999, ""),
+        ("lenet5", 0.999, ""),  # the paper's temporal averaging, on every MNIST network
+        ("lenet5", None, "no EMA"),  # the official LeNet-5 script: the last iterate
+        ("mnist-mlp", 0.99, "EMA β = 0.99"),
+        ("wrn", 0.99, ""),
+    ],
+)
+def test_variant_names_parameter_averaging_other_than_the_papers(load_script, network, ema, want):
+    variant = load_script("analysis/reproduce_paper.py").variant
+    config = {"network": network, "ema": ema, "weight_decay": 5e-4, "standardize": False}
+    assert variant({"config": config, "num_train": 60000}) == want
+
+
 RESULTS = REPO / "analysis" / "results"
 CPU_GPU = [
     RESULTS / "mnist-mlp-wd-s0",
