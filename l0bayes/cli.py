@@ -123,8 +123,8 @@ def _add_train_parser(sub) -> None:
         "--weight-init",
         choices=["uniform", "he"],
         help="gated layers' weights: uniform U(±1/sqrt(fan-in)) as torch's layers, or he: "
-        "N(0, 2/fan-in) with N(0, 0.01²) biases, as the paper's official code (default: the "
-        "network's; uniform for all three)",
+        "N(0, 2/fan-in) weights as the paper's official code, with N(0, 0.01²) biases (its "
+        "gated layers start theirs at zero) (default: the network's; uniform for all three)",
     )
     train.add_argument(
         "--ema",
