@@ -23,8 +23,8 @@ with :math:`P(z_j \\ne 0) = \\sigma(\\log\\alpha_j - \\beta\\log(-\\gamma/\\zeta
 LeNet-5 script's :math:`\\lambda_2` = ``--weight-decay``) and, as the official layers, an
 ungated decay on the biases (the ``library`` variants drop it, as l0bayes's layers do).
 Adam (lr 1e-3), the clamp of :math:`\\log\\alpha` to [log 0.01, log 100] after every step,
-and a bias-corrected EMA of all parameters (β = 0.999) used for evaluation with the paper's
-Eq. 13 gates
+and a bias-corrected EMA of all parameters (β = 0.999; l0bayes's ``ParameterEMA``, the official
+rule) used for evaluation with the paper's Eq. 13 gates
 :math:`\\hat z = \\min(1, \\max(0, \\sigma(\\log\\alpha)(\\zeta-\\gamma)+\\gamma))`.
 
 The replicates are stacked along a leading dimension and trained with batched matrix products;
@@ -48,7 +48,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from l0bayes.data import load_mnist
 from l0bayes.tables import write_csv
-from l0bayes.train import synthetic_images
+from l0bayes.train import ParameterEMA, synthetic_images
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 #: :math:`\beta \log(-\gamma/\zeta)`: :math:`P(z \ne 0) = \sigma(\log\alpha - \text{this})`.
@@ -192,38 +192,6 @@ class StackedL0MLP(nn.Module):
         return units, (widths[:, :-1] * widths[:, 1:]).sum(1)
 
 
-class StackedEMA:
-    """Bias-corrected EMA :math:`m_t = \\beta m_{t-1} + (1-\\beta)\\theta_t`, read as
-    :math:`m_t/(1-\\beta^t)` (β = 0 reads the last iterate)."""
-
-    def __init__(self, params: Sequence[torch.Tensor], beta: float) -> None:
-        self.params, self.beta, self.steps = list(params), beta, 0
-        self.shadow = [torch.zeros_like(p) for p in self.params]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.steps += 1
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - self.beta)
-
-    @contextlib.contextmanager
-    def applied(self) -> Iterator[None]:
-        """Evaluate with the bias-corrected averages inside the block; restore after."""
-        if self.beta == 0.0 or self.steps == 0:
-            yield
-            return
-        saved = [p.detach().clone() for p in self.params]
-        scale = 1.0 - self.beta**self.steps
-        with torch.no_grad():
-            for p, m in zip(self.params, self.shadow, strict=True):
-                p.copy_(m / scale)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, kept in zip(self.params, saved, strict=True):
-                    p.copy_(kept)
-
-
 def load_data(s: Settings, data_dir: str | None, device: torch.device):
     """Train and test tensors: images as ``float32`` rows in [0, 1], labels ``int64``."""
     if s.dataset == "mnist":
@@ -264,7 +232,7 @@ def train(s: Settings, data_dir: str | None, device: str, out: Path, progress: b
     net = StackedL0MLP([VARIANTS[v].init for v in labels], gen).to(dev)
     dev_gen = torch.Generator(device=dev).manual_seed(s.seed + 1)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-    ema = StackedEMA(list(net.parameters()), s.ema)
+    ema = ParameterEMA(net, s.ema) if s.ema else None  # l0bayes's, the official code's rule
     lo, hi = math.log(1e-2), math.log(1e2)
     precision, bias_precision = (t.to(dev) for t in s.precisions(n))
     out.mkdir(parents=True, exist_ok=True)
@@ -287,13 +255,14 @@ def train(s: Settings, data_dir: str | None, device: str, out: Path, progress: b
             with torch.no_grad():
                 torch._foreach_clamp_min_(list(net.log_alpha), lo)
                 torch._foreach_clamp_max_(list(net.log_alpha), hi)
-            ema.update()
+            if ema is not None:
+                ema.update(net)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss.item()} in epoch {epoch}")
         if dev.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - start
-        with ema.applied():
+        with ema.applied(net) if ema else contextlib.nullcontext():
             errors, (units, macs) = test_errors(net, x_test, y_test), net.architecture()
         history += [
             {

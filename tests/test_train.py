@@ -21,6 +21,7 @@ import torch
 from l0bayes.checkpoint import load_checkpoint
 from l0bayes.networks import get_network
 from l0bayes.train import (
+    ParameterEMA,
     TrainConfig,
     Trainer,
     build_network,
@@ -288,6 +289,20 @@ def test_parameters_are_averaged_as_the_paper_unless_turned_off(tmp_path, networ
     assert config(tmp_path, network=network).resolved().ema == beta
     assert config(tmp_path, network=network, ema=0.0).resolved().ema is None
     assert config(tmp_path, network=network, ema=0.9).resolved().ema == 0.9
+
+
+def test_ema_is_read_bias_corrected_and_restored():
+    """Inside ``applied`` the parameters are the bias-corrected averages; after it, restored."""
+    module = torch.nn.Linear(2, 1, bias=False)
+    ema = ParameterEMA(module, 0.9)
+    for value in (1.0, 3.0):
+        with torch.no_grad():
+            module.weight.fill_(value)
+        ema.update(module)
+    average = (0.9 * 0.1 * 1.0 + 0.1 * 3.0) / (1 - 0.9**2)
+    with ema.applied(module):
+        torch.testing.assert_close(module.weight.detach(), torch.full((1, 2), average))
+    torch.testing.assert_close(module.weight.detach(), torch.full((1, 2), 3.0))
 
 
 @pytest.mark.parametrize("network", ["mnist-mlp", "lenet5", "wrn"])

@@ -106,19 +106,6 @@ def test_stacked_networks_train_independently(ref):
         assert alone[1].abs().sum() > 0 and alone[[0, 2]].abs().sum() == 0
 
 
-def test_ema_is_read_bias_corrected_and_restored(ref):
-    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    ema = ref.StackedEMA([p], 0.9)
-    for value in (1.0, 3.0):
-        with torch.no_grad():
-            p.fill_(value)
-        ema.update()
-    average = (0.9 * 0.1 * 1.0 + 0.1 * 3.0) / (1 - 0.9**2)
-    with ema.applied():
-        torch.testing.assert_close(p.detach(), torch.full((2,), average))
-    torch.testing.assert_close(p.detach(), torch.full((2,), 3.0))
-
-
 def test_study_writes_one_row_per_network_and_a_summary_per_variant(ref, tmp_path, one_thread):
     out = tmp_path / "plain"
     rows = ref.main(["--dataset", "synthetic", "--train-size", "400", "--test-size", "200",
