@@ -11,6 +11,16 @@ stopped (on the same device and versions): the network's and optimizer's state, 
 Lagrange multipliers, the epoch and step counters, the training history so far, and the states
 of torch's CPU (and CUDA) generators, numpy's and Python's. The data order of an epoch is a
 function of the seed and the epoch number, so it needs no saving.
+
+**Files from others are untrusted input.** A checkpoint is read with
+``torch.load(weights_only=True)``: only tensors and plain Python containers and numbers are
+unpickled, so a crafted ``checkpoint.pt`` cannot run code. The random-number states are stored
+as plain types for that reason (checkpoints of earlier versions, which hold numpy arrays, are
+read with exactly numpy's array-rebuilding globals allow-listed, nothing else).
+
+**Nothing of the user's is touched.** Temporary files are named ``.l0bayes-tmp.<name>.<random>``
+(see :data:`TEMP_PREFIX`) so that :func:`remove_stale_temporaries` can never delete a file that
+l0bayes did not create.
 """
 
 from __future__ import annotations
@@ -29,13 +39,19 @@ import torch
 
 PathLike = str | os.PathLike
 
+#: Prefix of every temporary file :func:`atomic_write` creates (and the only files
+#: :func:`remove_stale_temporaries` deletes).
+TEMP_PREFIX = ".l0bayes-tmp."
+#: Keys every checkpoint of :class:`l0bayes.train.Trainer` holds.
+CHECKPOINT_KEYS = frozenset({"version", "config", "net", "optimizer", "run", "rng"})
+
 
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write a file atomically: ``write(f)`` fills a temporary file in the same folder, which
     is fsynced and renamed onto ``path``. The temporary file is removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -56,8 +72,16 @@ def _umask() -> int:
 
 def remove_stale_temporaries(folder: PathLike) -> list[Path]:
     """Delete the temporary files that :func:`atomic_write` leaves when its process is killed
-    mid-write (``SIGKILL`` gives it no chance to clean up); the final files are intact."""
-    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    mid-write (``SIGKILL`` gives it no chance to clean up); the final files are intact. Only
+    regular files named with :data:`TEMP_PREFIX` are removed: never a file of the user's."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(
+        path
+        for path in folder.glob(f"{TEMP_PREFIX}*.tmp")
+        if path.is_file() and not path.is_symlink()
+    )
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -75,11 +99,20 @@ def write_text(path: PathLike, text: str) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The states of torch's CPU and CUDA generators, numpy's global and Python's."""
+    """The states of torch's CPU and CUDA generators, numpy's global and Python's, as tensors
+    and plain Python types (so that a checkpoint loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [int(version), [int(v) for v in internal], gauss_next],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -90,8 +123,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the generators saved by :func:`rng_state`. The states are byte tensors on the
     CPU, as torch wants them, also when the checkpoint was loaded onto a GPU."""
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    saved = state["numpy"]
+    if isinstance(saved, dict):
+        keys = saved["keys"].cpu().numpy().astype(np.uint32)
+        saved = (saved["bit_generator"], keys, saved["pos"], saved["has_gauss"],
+                 saved["cached_gaussian"])  # fmt: skip
+    np.random.set_state(saved)
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
@@ -101,24 +140,59 @@ def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+def load_checkpoint(
+    path: PathLike,
+    map_location: str | torch.device = "cpu",
+    required: frozenset[str] = CHECKPOINT_KEYS,
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, safely.
 
+    The file is read with ``weights_only=True``: tensors, numbers, strings and containers only,
+    so a crafted file cannot execute code. Checkpoints of l0bayes versions that stored numpy's
+    random state as an array are read with numpy's array-rebuilding globals allow-listed (and
+    nothing else).
+
+    :param path: the checkpoint file.
+    :param map_location: where the tensors go.
+    :param required: keys the checkpoint must hold (a torch file that is not an l0bayes
+        checkpoint is rejected with the name of the file).
     :raises FileNotFoundError: no checkpoint at ``path``.
-    :raises ValueError: the file is not a readable checkpoint.
+    :raises ValueError: the file is not a readable, safe l0bayes checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
     try:
-        # weights_only=False: the state holds numpy's and Python's RNG states; only load
-        # checkpoints you wrote yourself.
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, foreign or unsafe: say which file, in one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in reason or "Unsupported global" in str(err):
+            reason = "it holds Python objects other than tensors and plain data (refused: "
+            reason += "loading it could run code)"
+        raise ValueError(f"cannot read checkpoint {path}: {reason}") from None
+    missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
+    if missing:
+        raise ValueError(f"{path} is not an l0bayes checkpoint (it lacks {', '.join(missing)})")
+    return state
+
+
+def _legacy_numpy_globals() -> list:
+    """The globals a pickled numpy array needs: numpy's array reconstructor, ``ndarray`` and
+    the dtypes of the arrays earlier checkpoints held (numpy's MT19937 key is ``uint32``)."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+_LEGACY_NUMPY_GLOBALS = _legacy_numpy_globals()
 
 
 __all__ = [
+    "CHECKPOINT_KEYS",
+    "TEMP_PREFIX",
     "atomic_write",
     "load_checkpoint",
     "remove_stale_temporaries",

@@ -193,19 +193,32 @@ def _cmd_demo(args) -> None:
 
 def read_csv_table(path: str) -> tuple[list[str], Any]:
     """Header and float matrix of a CSV file, with an error that names the file, row and
-    column of anything that is not a rectangular table of numbers."""
+    column of anything that is not a rectangular table of numbers with distinct column
+    names."""
     import csv
+    import io
 
     import numpy as np
 
     try:
-        with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f) if row]
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
     except OSError as err:
         raise FileNotFoundError(f"cannot read --csv file {path!r}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text CSV file (it is not UTF-8 text)") from None
+    if "\x00" in text:
+        raise ValueError(f"{path} is not a readable CSV file: it holds NUL bytes (binary data)")
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as err:
+        raise ValueError(f"{path} is not a readable CSV file: {err}") from None
     if len(rows) < 2:
         raise ValueError(f"{path}: needs a header row and at least one data row")
     header = [name.strip() for name in rows[0]]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header names these columns more than once: {repeated}")
     values = np.empty((len(rows) - 1, len(header)))
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -223,6 +236,11 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
 def _cmd_select(args) -> None:
     from l0bayes.linear_model import L0Regression
 
+    if args.prior_inclusion is not None and args.penalty != "bayes":
+        raise ValueError(
+            f"--prior-inclusion sets the prior of --penalty bayes; with --penalty "
+            f"{args.penalty} it would be ignored (drop it, or use --penalty bayes)"
+        )
     columns, table = read_csv_table(args.csv)
     if args.target not in columns:
         raise ValueError(f"--target {args.target!r} is not a column of {args.csv}: {columns}")
@@ -243,6 +261,29 @@ def _cmd_select(args) -> None:
     )
 
 
+def _given_train_options(argv: list[str]) -> dict[str, Any]:
+    """The ``train`` options typed on the command line (not argparse's defaults), as
+    :class:`~l0bayes.train.TrainConfig` fields."""
+    parser = build_parser()
+    for action in _subcommand(parser, "train")._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    if "no_clamp" in given:
+        given["clamp_log_alpha"] = not given.pop("no_clamp")
+    if "no_progress" in given:
+        given["progress"] = not given.pop("no_progress")
+    for key in ("command", "debug", "resume", "network", "out", "help"):
+        given.pop(key, None)
+    return given
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
 def _cmd_train(args) -> None:
     import json
 
@@ -250,13 +291,9 @@ def _cmd_train(args) -> None:
 
     progress = not args.no_progress
     if args.resume:
-        cfg = TrainConfig.from_run(
-            args.out,
-            epochs=args.epochs,
-            num_threads=args.num_threads,
-            data_dir=args.data_dir,
-            progress=progress,
-        )
+        given = _given_train_options(args.argv)
+        given.setdefault("progress", progress)
+        cfg = TrainConfig.for_resume(args.out, network=args.network, **given)
     else:
         names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
@@ -287,20 +324,32 @@ COMMANDS = {"demo": _cmd_demo, "select": _cmd_select, "train": _cmd_train, "repo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from l0bayes.distributed import DistributedError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, OSError, FloatingPointError, DistributedError) as err:
         if args.debug:
             raise
-        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"l0bayes {args.command}: error: {message}", file=sys.stderr)
+        print(f"l0bayes {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"l0bayes {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one line; an ``OSError`` from the system names its file."""
+    if isinstance(err, OSError) and err.strerror and not isinstance(err, FileNotFoundError):
+        where = f" {err.filename}" if err.filename else ""
+        return f"cannot write or read{where}: {err.strerror}"
+    text = str(err) or type(err).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -255,8 +255,9 @@ def _mismatch(source: object, algorithm: str, expected: str, got: str, fix: str)
 
 
 _FIX_FILE = (
-    "The file is corrupt, truncated or not the expected data set. Fix: delete it and load again "
-    "with download=True (or re-download it by hand), or pass verify=False to skip the check."
+    "The file is corrupt, truncated or not the expected data set. Fix: delete it and download "
+    "it again (from Python: load again with download=True; the command line never downloads: "
+    "put the file in --data-dir by hand). Only from Python, verify=False skips the check."
 )
 
 

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from l0bayes import plotting, posterior
+from l0bayes.checkpoint import write_text
 from l0bayes.networks import get_network
 from l0bayes.nn import L0Conv2d, L0Layer, L0Network, l0_layers
+from l0bayes.run_directory import prepare_output_dir
 from l0bayes.tables import Table, to_latex, to_markdown, write_csv
 from l0bayes.validation import resolve_device
 
@@ -139,9 +141,10 @@ def make_report(
     if test is not None:
         rep.bma = posterior.compare_bma(net, *test, num_samples, seed, batch_size)
         rep.test_y = test[1].numpy()
-    for folder in ("figures", "tables"):
-        (rep.out / folder).mkdir(parents=True, exist_ok=True)
-    (rep.out / "report.md").write_text(_markdown(rep, _figures(rep), _tables(rep)))
+    for folder in ("figures", "tables"):  # no symlink on the way or inside: nothing leaves RUN
+        prepare_output_dir(run, REPORT_DIR, folder)
+    prepare_output_dir(run, REPORT_DIR)
+    write_text(rep.out / "report.md", _markdown(rep, _figures(rep), _tables(rep)))
     return rep.out
 
 
@@ -155,18 +158,19 @@ def _check_run_dir(run_dir: str | Path) -> Path:
                 f"{run} has no {name}: not a run directory written by `l0bayes train --out "
                 f"{run}`, or the run stopped before its first checkpoint"
             )
-    try:
-        json.loads((run / "config.json").read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{run / 'config.json'} is not valid JSON: {err}") from None
+    from l0bayes.train import TrainConfig
+
+    TrainConfig.from_run(run)  # untrusted: a one-line error naming a bad config.json
     return run
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``; ``None`` when the file is missing or is not one."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def read_history(path: str | Path) -> dict[str, np.ndarray]:
@@ -175,8 +179,13 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         return {}
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path} is not a readable history CSV file ({err})") from None
+    if rows and any(None in row or None in row.values() for row in rows):
+        raise ValueError(f"{path} is not a history written by l0bayes (ragged rows)")
     return {key: np.array([_float(row[key]) for row in rows]) for key in rows[0]} if rows else {}
 
 

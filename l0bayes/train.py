@@ -66,7 +66,6 @@ from tqdm.auto import tqdm
 from l0bayes import __version__, distributed
 from l0bayes.checkpoint import (
     load_checkpoint,
-    remove_stale_temporaries,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -82,6 +81,7 @@ from l0bayes.networks import (
     network_expected_cost,
 )
 from l0bayes.nn import WEIGHT_INITS, L0Network, check_precision
+from l0bayes.run_directory import MARKER, open_run, prepare_new_run, run_lock, write_marker
 
 ELBOS = ("analytic", "trace")
 TARGETS = (None, "params", "flops")
@@ -137,21 +137,74 @@ class TrainConfig:
 
     @classmethod
     def from_run(cls, out: str | Path, **overrides: Any) -> TrainConfig:
-        """The configuration saved in ``out/config.json``, with ``overrides`` (only the
-        fields a resumed run may change: ``epochs``, ``progress``, ``num_threads``,
-        ``data_dir``, ``checkpoint_every``)."""
-        path = Path(out) / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"--resume: no config.json in {out}; is it a run directory?")
-        saved = json.loads(path.read_text())
-        saved.setdefault("standardize", True)  # runs from before the option standardised
-        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
-        bad = sorted(set(overrides) - _RESUMABLE)
+        """The configuration saved in ``out/config.json``, with ``overrides`` of the settings
+        a resumed run may change (:data:`RESUMABLE`: ``epochs``, ``checkpoint_every``,
+        ``num_threads``, ``device``, ``progress``, ``data_dir``; ``None`` keeps the saved one).
+
+        ``config.json`` is untrusted input (the run may come from someone else): a file that
+        is not a JSON object of valid settings is a one-line error naming it.
+
+        :raises FileNotFoundError: no ``config.json`` in ``out``.
+        :raises ValueError: an unreadable or invalid ``config.json``, or an override of a
+            setting that a resumed run keeps (see :meth:`for_resume`).
+        """
+        bad = sorted(set(overrides) - RESUMABLE)
         if bad:
             raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
+        path = Path(out) / "config.json"
+        saved = _read_config(path)
+        saved.setdefault("standardize", True)  # runs from before the option standardised
+        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
         saved.update({k: v for k, v in overrides.items() if v is not None})
         saved["out"] = str(out)
-        return cls(**{k: v for k, v in saved.items() if k in {f.name for f in fields(cls)}})
+        names = {f.name for f in fields(cls)}
+        try:
+            cfg = cls(**{k: v for k, v in saved.items() if k in names})
+            cfg.resolved()
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{path} holds an invalid configuration: {err}") from None
+        return cfg
+
+    @classmethod
+    def for_resume(cls, out: str | Path, network: str | None = None, **given: Any) -> TrainConfig:
+        """The saved configuration of the run in ``out`` for ``--resume``, checked against the
+        settings ``given`` on the command line.
+
+        A given setting in :data:`RESUMABLE` is applied; any other must equal the saved
+        (resolved) value, else the resume is refused naming the flags, since it would
+        silently train with the saved one. ``network`` must be the run's network.
+
+        :raises ValueError: a given setting differs from the run's, or the network does.
+        """
+        saved = cls.from_run(out)
+        if network is not None and network != saved.network:
+            raise ValueError(
+                f"--resume: {out} is a {saved.network} run, not {network}; resume it with "
+                f"`l0bayes train {saved.network} --out {out} --resume`"
+            )
+        resumable = {k: v for k, v in given.items() if k in RESUMABLE}
+        fixed = {k: v for k, v in given.items() if k not in RESUMABLE and v is not None}
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(fixed) - names)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}")
+        base = saved.resolved()
+        try:
+            asked = asdict(replace(base, **fixed).resolved())
+        except ValueError as err:
+            raise ValueError(f"--resume: {err}") from None
+        kept = asdict(base)
+        changed = sorted(k for k in fixed if asked[k] != kept[k])
+        if changed:
+            flags = ", ".join(
+                f"{_flag(k)} {_show(asked[k])} (the run has {_show(kept[k])})" for k in changed
+            )
+            raise ValueError(
+                f"--resume keeps the run's settings, but {flags} differ; only "
+                f"{', '.join(sorted(_flag(k) for k in RESUMABLE - {'out', 'progress'}))} and "
+                "the progress options may change on resume"
+            )
+        return cls.from_run(out, **resumable)
 
     def resolved(self) -> TrainConfig:
         """A copy with the network's defaults filled in, validated (clear errors)."""
@@ -231,11 +284,44 @@ class TrainConfig:
         if self.target_scope not in ("global", "layer"):
             raise ValueError(f"--target-scope must be 'global' or 'layer', got {self.target_scope}")
         _positive_int(nproc=self.nproc)
+        if self.num_threads is not None:
+            _positive_int(threads=self.num_threads)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None:
                 _positive_int(**{name: getattr(self, name)})
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in a run's ``config.json``, with one-line errors naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--resume: no config.json in {path.parent}; is it a run directory?"
+        )
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file (not UTF-8): not an l0bayes config") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} does not hold a JSON object of settings")
+    return saved
+
+
+def _flag(name: str) -> str:
+    return "--threads" if name == "num_threads" else f"--{name.replace('_', '-')}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 def _positive_int(**values: Any) -> None:
@@ -536,20 +622,16 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up
     def _check_run_dir(self) -> None:
-        config = self.out / "config.json"
+        """A resumed run must be one of ours with a checkpoint; a new run needs a new or empty
+        folder, or one of ours without a checkpoint (see :mod:`l0bayes.run_directory`)."""
         if self.resume:
+            open_run(self.out)
             if not (self.out / "checkpoint.pt").is_file():
                 raise FileNotFoundError(
                     f"--resume: no checkpoint in {self.out}; start the run without --resume"
                 )
-            return
-        if (self.out / "checkpoint.pt").exists() or (self.out / "metrics.json").exists():
-            raise ValueError(
-                f"--out {self.out} already holds a run; pass --resume to continue it, or "
-                "choose another --out"
-            )
-        if config.exists() and self.rank == 0:
-            config.unlink()  # a run that never reached its first checkpoint
+        elif self.rank == 0:
+            prepare_new_run(self.out)
 
     def _check_data(self) -> None:
         shape = tuple(self.data.image_shape)
@@ -608,15 +690,30 @@ class Trainer:
             save_checkpoint(self.out / "checkpoint.pt", self.checkpoint_state())
 
     def restore(self) -> None:
-        ckpt = load_checkpoint(self.out / "checkpoint.pt", self.device)
-        saved = {k: v for k, v in ckpt["config"].items() if k not in _RESUMABLE}
-        now = {k: v for k, v in asdict(self.cfg).items() if k not in _RESUMABLE}
+        """Load ``checkpoint.pt`` (safely: tensors and plain data only) into the trainer.
+
+        :raises ValueError: the checkpoint is unreadable, belongs to another configuration,
+            or does not fit the network (the message names the file).
+        """
+        path = self.out / "checkpoint.pt"
+        ckpt = load_checkpoint(path, self.device)
+        if not isinstance(ckpt["config"], dict):
+            raise ValueError(f"{path} is not an l0bayes checkpoint (no configuration)")
+        saved = {k: v for k, v in ckpt["config"].items() if k not in RESUMABLE}
+        now = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}
         changed = sorted(k for k in now if saved.get(k) != now[k])
         if changed:
             raise ValueError(
-                f"--resume with a different configuration ({', '.join(changed)}); resume "
-                "with the run's own settings (see config.json)"
+                f"--resume: {path} was written with another configuration than "
+                f"{self.out / 'config.json'} ({', '.join(changed)})"
             )
+        try:
+            self._load_state(ckpt)
+        except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
+            reason = " ".join(str(err).split())[:300]
+            raise ValueError(f"{path} does not fit the run's network: {reason}") from None
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
         self.net.load_state_dict(ckpt["net"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None:
@@ -697,12 +794,17 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train (or resume) to the configured number of epochs; write and return metrics."""
         distributed.barrier()  # every rank has checked the run directory
-        if self.rank == 0:
-            remove_stale_temporaries(self.out)
+        lock = run_lock(self.out) if self.rank == 0 else contextlib.nullcontext()
+        with lock:
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         if self.resume:
             self.restore()
-        elif self.rank == 0:
+        if self.rank == 0:  # a resume records the settings it changed (RESUMABLE)
             write_json(self.out / "config.json", asdict(self.cfg))
+            if not (self.out / MARKER).is_file():  # a run of a version before the marker
+                write_marker(self.out)
         cfg = self.cfg
         n = len(self.train)
         steps = math.ceil(n / cfg.batch_size)
@@ -849,7 +951,11 @@ class Trainer:
         return metrics
 
 
-_RESUMABLE = {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every"}
+#: The settings a resumed run may change (applied, and recorded in ``config.json``); every
+#: other one must equal the saved configuration.
+RESUMABLE = frozenset(
+    {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every", "device"}
+)
 
 
 def _postfix(loss: float, last: dict | None) -> dict[str, str]:
@@ -1011,18 +1117,26 @@ def load_network(out: str | Path, device: str = "cpu") -> tuple[TrainConfig, L0N
     """The trained network of a run directory, with the parameters that its metrics were
     computed with (the EMA average when the run kept one), in evaluation mode."""
     cfg = TrainConfig.from_run(out).resolved()
-    ckpt = load_checkpoint(Path(out) / "checkpoint.pt", device)
-    net = build_network(cfg, ckpt["run"].get("num_train")).to(device)
-    net.load_state_dict(ckpt["net"])
-    if ckpt["ema"] is not None:
-        ema = ParameterEMA(net, ckpt["ema"]["beta"])
-        ema.load_state_dict(ckpt["ema"])
-        ema.copy_to(net)
+    path = Path(out) / "checkpoint.pt"
+    ckpt = load_checkpoint(path, device)
+    try:
+        net = build_network(cfg, ckpt["run"].get("num_train")).to(device)
+        net.load_state_dict(ckpt["net"])
+        if ckpt.get("ema") is not None:
+            ema = ParameterEMA(net, ckpt["ema"]["beta"])
+            ema.load_state_dict(ckpt["ema"])
+            ema.copy_to(net)
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise ValueError(
+            f"{path} does not fit the network of {out}/config.json: {reason}"
+        ) from None
     return cfg, net.eval()
 
 
 __all__ = [
     "NETWORKS",
+    "RESUMABLE",
     "ParameterEMA",
     "TrainConfig",
     "Trainer",
