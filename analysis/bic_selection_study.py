@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from l0bayes import L0Regression
-from l0bayes.comparison import abess_fit
-from l0bayes.selection import best_subset
-from l0bayes.simulate import simulate_regression
-from l0bayes.tables import write_csv
+from l0bayes.data.simulate import simulate_regression
+from l0bayes.linear_model.selection import best_subset
+from l0bayes.reporting.comparison import abess_fit
+from l0bayes.viz.tables import write_csv
 
 
 def abess_support(X, y) -> np.ndarray | None:

@@ -1,6 +1,7 @@
 """Compare variable-selection methods: methods x seeds x data sets -> CSV, tables, figures.
 
-Methods (``l0bayes.comparison.METHODS``): L0Regression with the AIC and BIC penalties and in
+Methods (``l0bayes.reporting.comparison.METHODS``): L0Regression with the AIC and BIC penalties and
+in
 "bayes" mode, LassoCV, abess, exhaustive best subset (AIC, BIC; p <= 20), the varbvs CAVI and
 the exact posterior (the reference for PIP errors). Data sets: simulated settings
 (``--datasets sim-indep sim-corr sim-p16``, or ``--sim N P RHO SNR``) and scikit-learn's
@@ -24,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, tables
-from l0bayes.plotting import _pyplot, save_figure
+from l0bayes.reporting import comparison
+from l0bayes.viz import tables
+from l0bayes.viz.plotting import pyplot, save_figure
 
 #: Figure panels: (row key, axis label, log scale).
 PANELS = (
@@ -51,7 +53,7 @@ def _group_stats(rows, key, dataset, method):
 
 def plot_metrics(rows: Sequence[dict]):
     """One panel per metric: mean ± sd over seeds per data set (x) and method (marker)."""
-    plt = _pyplot()
+    plt = pyplot()
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, axes = plt.subplots(2, 3, figsize=(14, 8.5))

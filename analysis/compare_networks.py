@@ -4,18 +4,22 @@ Methods, per seed, all on the same data (the same subset and standardisation) an
 
 * ``dense``: the network trained by ``l0bayes train`` with ``lam = 0`` (gates, no penalty): the
   reference, and the network that magnitude pruning starts from;
-* ``l0bayes``: ``l0bayes train`` (:func:`l0bayes.train.train`) with each ``--lams`` value (code
+* ``l0bayes``: ``l0bayes train`` (:func:`l0bayes.training.trainer.train`) with each ``--lams``
+value (code
   cost per parameter; the paper's λ = lam/N); test time: the deterministic Eq. 13 gates;
 * ``magnitude``: the dense network's test-time weights, globally pruned to as many non-zero
-  weights as each l0bayes run's test-time network uses (:func:`l0bayes.pruning.magnitude_prune`;
-  ``nonzero_weights`` counts used weights, :func:`l0bayes.pruning.live_chain`), optionally
+  weights as each l0bayes run's test-time network uses
+  (:func:`l0bayes.baselines.pruning.magnitude_prune`;
+  ``nonzero_weights`` counts used weights, :func:`l0bayes.baselines.pruning.live_chain`), optionally
   fine-tuned for ``--fine-tune-epochs`` with the mask fixed;
-* ``svd``: Sparse Variational Dropout (:mod:`l0bayes.sparse_vd`), local reparameterisation,
+* ``svd``: Sparse Variational Dropout (:mod:`l0bayes.baselines.sparse_vd`), local
+reparameterisation,
   KL weight warmed up linearly over ``--svd-warmup`` epochs; test time: log α > 3 pruned.
 
 Non-zero parameters and FLOPs (multiply–accumulates per example, every weight layer) are those
 of each method's test-time network, counted the same way for all
-(:func:`l0bayes.pruning.masked_architecture`; for l0bayes the run's own ``compact_flops``, equal
+(:func:`l0bayes.baselines.pruning.masked_architecture`; for l0bayes the run's own
+``compact_flops``, equal
 by construction). ``wall_seconds`` is training time (evaluation excluded); for ``magnitude``
 it is the dense run's plus pruning and fine-tuning. Writes into ``--out-dir``: ``results.csv``
 (tidy: one row per method, λ and seed), ``summary.md`` and ``summary.tex`` (mean ± sd over
@@ -45,12 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from l0bayes import tables
-from l0bayes.comparison import summary_table
-from l0bayes.fit import error_rate
-from l0bayes.networks import get_network
-from l0bayes.plotting import _pyplot, save_figure
-from l0bayes.pruning import (
+from l0bayes.baselines.pruning import (
     fine_tune,
     live_chain,
     magnitude_prune,
@@ -58,8 +57,16 @@ from l0bayes.pruning import (
     nonzero_weights,
     plain_chain,
 )
-from l0bayes.sparse_vd import fit_sparse_vd, svd_network
-from l0bayes.train import TrainConfig, image_splits, load_dataset, load_network, train
+from l0bayes.baselines.sparse_vd import fit_sparse_vd, svd_network
+from l0bayes.data.images import image_splits
+from l0bayes.nn.networks import get_network
+from l0bayes.reporting.comparison import summary_table
+from l0bayes.training.config import TrainConfig
+from l0bayes.training.datasets import load_dataset
+from l0bayes.training.loop import error_rate
+from l0bayes.training.trainer import load_network, train
+from l0bayes.viz import tables
+from l0bayes.viz.plotting import pyplot, save_figure
 
 METHODS = ("l0bayes", "magnitude", "svd")
 NETWORK_CHOICES = ("mnist-mlp", "lenet5")
@@ -287,7 +294,7 @@ def _front(points: np.ndarray) -> np.ndarray:
 def plot_pareto(rows: Sequence[dict], title: str):
     """Test error against test-time FLOPs and against non-zero parameters (log axes): mean ±
     sd over seeds per method and λ, the overall Pareto front dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")

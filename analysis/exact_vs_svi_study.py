@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import L0Regression, tables
-from l0bayes.model_size import poisson_binomial
-from l0bayes.plotting import _pyplot, save_figure
-from l0bayes.simulate import Problem, simulate_regression
-from l0bayes.tables import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
+from l0bayes import L0Regression
+from l0bayes.data.simulate import Problem, simulate_regression
+from l0bayes.linear_model.model_size import poisson_binomial
+from l0bayes.viz import tables
+from l0bayes.viz.plotting import pyplot, save_figure
+from l0bayes.viz.tables import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
 
 PRIOR = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0)
 #: Text of L0Regression's RuntimeWarning about a low importance-sampling ESS.
@@ -206,7 +207,7 @@ def to_markdown(problems: list[dict], command: str) -> str:
 
 def plot_scatter(features: list[dict], problems: list[dict]):
     """SVI PIP against exact PIP, one panel per SVI estimate, coloured by p."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 5.0), sharex=True, sharey=True)
     panels = (
         ("svi_pip", "pip_mae_svi", "PSIS-corrected (inclusion_probs_)"),

@@ -1,6 +1,7 @@
 """The λ path: L0Regression over a grid of λ (AIC and BIC marked) -> table and figure.
 
-The training part of a data set (``l0bayes.comparison.DATASETS``) is split again into a fit
+The training part of a data set (``l0bayes.reporting.comparison.DATASETS``) is split again into a
+fit
 part and a validation part (``--val-fraction``); the test part gives the test error. Writes
 ``path.csv``, ``path.md`` and ``lambda_path.{png,pdf}`` into ``--out-dir``.
 
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, tables
-from l0bayes.path import LambdaPath, lambda_path, plot_lambda_path
-from l0bayes.plotting import save_figure
+from l0bayes.linear_model.path import LambdaPath, lambda_path, plot_lambda_path
+from l0bayes.reporting import comparison
+from l0bayes.viz import tables
+from l0bayes.viz.plotting import save_figure
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -58,9 +58,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from l0bayes.data import load_mnist
-from l0bayes.tables import write_csv
-from l0bayes.train import ParameterEMA, synthetic_images
+from l0bayes.data.files import load_mnist
+from l0bayes.data.images import synthetic_images
+from l0bayes.training.averaging import ParameterEMA
+from l0bayes.viz.tables import write_csv
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 #: :math:`\beta \log(-\gamma/\zeta)`: :math:`P(z \ne 0) = \sigma(\log\alpha - \text{this})`.

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import tables
-from l0bayes.networks import NETWORKS
+from l0bayes.nn.networks import NETWORKS
+from l0bayes.viz import tables
 
 
 @dataclass(frozen=True)

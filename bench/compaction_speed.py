@@ -1,8 +1,8 @@
 """Inference speed of compacted networks: dense vs pruned-and-compacted, batch 1024, CPU.
 
 For the MNIST MLP and LeNet-5 the dense network (every gate open) and the compacted one
-(:func:`l0bayes.architecture.compact`: pruned units physically removed) are both built by
-``compact``, so they run on the same engine (:mod:`l0bayes.runtime`: exact pool rewrites, batch
+(:func:`l0bayes.nn.architecture.compact`: pruned units physically removed) are both built by
+``compact``, so they run on the same engine (:mod:`l0bayes.nn.runtime`: exact pool rewrites, batch
 tiling and channels-last layout of the convolutional prefix). Their forward passes are timed
 interleaved, each after an untimed pass of the same network (steady state: its weights in
 cache). The script prints FLOPs, median (and minimum) milliseconds, the speed-up, the median of
@@ -31,10 +31,10 @@ import time
 
 import torch
 
-from l0bayes.architecture import architecture, compact
-from l0bayes.networks import get_network
-from l0bayes.runtime import TILE_BYTES, StridedMaxPool2d, TiledSequential
-from l0bayes.train import load_network
+from l0bayes.nn.architecture import architecture, compact
+from l0bayes.nn.networks import get_network
+from l0bayes.nn.runtime import TILE_BYTES, StridedMaxPool2d, TiledSequential
+from l0bayes.training.trainer import load_network
 
 PAPER_UNITS = {"mnist-mlp": (219, 214, 100), "lenet5": (20, 25, 45, 462)}
 

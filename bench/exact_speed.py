@@ -1,4 +1,5 @@
-"""Wall time of the exact 2^p enumeration, n = 1,000: the bare ``l0bayes.exact.exact_posterior``
+"""Wall time of the exact 2^p enumeration, n = 1,000: the bare
+``l0bayes.linear_model.exact.exact_posterior``
 and the estimator ``L0Regression(method="exact").fit`` (which adds input checks and the
 posterior-mean coefficients).
 
@@ -11,8 +12,8 @@ import argparse
 import time
 
 from l0bayes import L0Regression
-from l0bayes.exact import exact_posterior
-from l0bayes.simulate import simulate_regression
+from l0bayes.data.simulate import simulate_regression
+from l0bayes.linear_model.exact import exact_posterior
 
 
 def main(argv=None) -> None:

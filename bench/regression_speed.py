@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from l0bayes import L0Regression
-from l0bayes.simulate import simulate_regression
+from l0bayes.data.simulate import simulate_regression
 
 
 def timed(fn):

@@ -29,9 +29,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_l0 import PlainL0MLP, PlainTrainer  # noqa: E402
 
-from l0bayes.data import load_mnist  # noqa: E402
-from l0bayes.infer import resolve_device  # noqa: E402
-from l0bayes.train import Images, TrainConfig, Trainer, epoch_order, synthetic_images  # noqa: E402
+from l0bayes.data.files import load_mnist  # noqa: E402
+from l0bayes.data.images import Images, epoch_order, synthetic_images
+from l0bayes.device import resolve_device
+from l0bayes.training.config import TrainConfig
+from l0bayes.training.trainer import Trainer
 
 
 def load(data_dir: str | None, n: int):

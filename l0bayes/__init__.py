@@ -2,17 +2,36 @@
 
 Gates are latent variables with a hard concrete guide and a spike-and-slab prior; the gate KL is
 λ·E[L0] (mode "l0") or the full Bernoulli KL (mode "bayes").
+
+Subpackages, each layer importing only from those below it:
+
+* :mod:`l0bayes.distributions`: the hard concrete guide, the gate prior, slabs and their KLs;
+* :mod:`l0bayes.data`: data files, image batches, simulated problems;
+* :mod:`l0bayes.linear_model`: variable selection (:class:`L0Regression`, PIPs, AIC/BIC);
+* :mod:`l0bayes.nn`: gated layers and networks, architectures and compaction;
+* :mod:`l0bayes.training`: the training loop, checkpoints and run directories;
+* :mod:`l0bayes.baselines`: Sparse VD and magnitude pruning;
+* :mod:`l0bayes.reporting`: run reports, studies, the ArviZ export;
+* :mod:`l0bayes.viz`: figures and tables.
 """
 
+from l0bayes import _compat
+from l0bayes._version import __version__
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
-from l0bayes.inference_data import holdout_elpd, to_inference_data
-from l0bayes.linear_model import L0Regression
+from l0bayes.linear_model import (
+    L0Regression,
+    LambdaPath,
+    RegressionPrior,
+    VarbvsFit,
+    lambda_path,
+    regression_guide,
+    regression_model,
+    varbvs,
+)
 from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
-from l0bayes.path import LambdaPath, lambda_path
-from l0bayes.regression import RegressionPrior, regression_guide, regression_model
-from l0bayes.varbvs import VarbvsFit, varbvs
+from l0bayes.reporting.inference_data import holdout_elpd, to_inference_data
 
-__version__ = "0.1.0"
+_compat.install()
 
 __all__ = [
     "GaussianSlab",
@@ -25,6 +44,7 @@ __all__ = [
     "RegressionPrior",
     "SpikeSlabGate",
     "VarbvsFit",
+    "__version__",
     "gate_kl",
     "holdout_elpd",
     "lambda_path",

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--steps", type=int, default=1500, help="SVI steps")
     select.add_argument("--seed", type=int, default=0)
     _add_train_parser(sub)
-    from l0bayes.report import add_report_parser
+    from l0bayes.reporting.report import add_report_parser
 
     add_report_parser(sub)
     return parser
@@ -77,8 +77,8 @@ RUN/metrics.json. Ctrl-C saves a checkpoint; continue with --resume.
 
 
 def _add_train_parser(sub) -> None:
-    from l0bayes.networks import NETWORKS
-    from l0bayes.train import SYNTHETIC_SIZES
+    from l0bayes.data.images import SYNTHETIC_SIZES
+    from l0bayes.nn.networks import NETWORKS
 
     train = sub.add_parser(
         "train",
@@ -234,7 +234,7 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
 
 
 def _cmd_select(args) -> None:
-    from l0bayes.linear_model import L0Regression
+    from l0bayes.linear_model.estimator import L0Regression
 
     if args.prior_inclusion is not None and args.penalty != "bayes":
         raise ValueError(
@@ -263,7 +263,7 @@ def _cmd_select(args) -> None:
 
 def _given_train_options(argv: list[str]) -> dict[str, Any]:
     """The ``train`` options typed on the command line (not argparse's defaults), as
-    :class:`~l0bayes.train.TrainConfig` fields."""
+    :class:`~l0bayes.training.config.TrainConfig` fields."""
     parser = build_parser()
     for action in _subcommand(parser, "train")._actions:
         action.default = argparse.SUPPRESS
@@ -287,7 +287,8 @@ def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
 def _cmd_train(args) -> None:
     import json
 
-    from l0bayes.train import TrainConfig, TrainingInterrupted, train
+    from l0bayes.training.config import TrainConfig
+    from l0bayes.training.trainer import TrainingInterrupted, train
 
     progress = not args.no_progress
     if args.resume:
@@ -315,7 +316,7 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_report(args) -> None:
-    from l0bayes.report import run_report_command
+    from l0bayes.reporting.report import run_report_command
 
     run_report_command(args)
 
@@ -324,7 +325,7 @@ COMMANDS = {"demo": _cmd_demo, "select": _cmd_select, "train": _cmd_train, "repo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from l0bayes.distributed import DistributedError
+    from l0bayes.training.distributed import DistributedError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()

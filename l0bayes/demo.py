@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes import comparison, tables
-from l0bayes.linear_model import L0Regression
-from l0bayes.plotting import plot_pips, save_figure
-from l0bayes.selection import best_subset, information_criteria
+import l0bayes.reporting.comparison as comparison
+import l0bayes.viz.tables as tables
+from l0bayes.linear_model.estimator import L0Regression
+from l0bayes.linear_model.selection import best_subset, information_criteria
+from l0bayes.viz.plotting import plot_pips, save_figure
 
 
 def load_diabetes_standardized() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -63,7 +64,7 @@ DEMO_METRICS = tuple(
 
 
 def comparison_table(n_steps: int = 1500, seed: int = 0) -> list[dict]:
-    """Print and return :func:`l0bayes.comparison.run_split` on one diabetes split."""
+    """Print and return :func:`l0bayes.reporting.comparison.run_split` on one diabetes split."""
     split = comparison.DATASETS["diabetes"](seed)
     opts = comparison.Options(seed=seed, n_steps=n_steps)
     rows = comparison.run_split(split, DEMO_METHODS, opts)
@@ -99,3 +100,12 @@ def _criteria_table(X, y, fits) -> str:
     for name, c in rows.items():
         lines.append(f"{name:>18} {c.k:3d} {c.log_likelihood:10.2f} {c.aic:10.2f} {c.bic:10.2f}")
     return "\n".join(lines)
+
+
+__all__ = [
+    "DEMO_METHODS",
+    "DEMO_METRICS",
+    "comparison_table",
+    "load_diabetes_standardized",
+    "run_demo",
+]

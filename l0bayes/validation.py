@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 
 FAMILIES = ("gaussian", "bernoulli")
 
@@ -40,20 +39,6 @@ def check_count(name: str, value: object, minimum: int = 1) -> int:
         )
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     return int(value)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device`` for ``device``, with a clear error when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} but CUDA is not available on this machine (torch "
-            f"{torch.__version__}); use device='cpu'"
-        )
-    return dev
 
 
 # ---------------------------------------------------------------------------- arrays
@@ -157,6 +142,21 @@ def check_not_constant(y: np.ndarray, name: str = "y") -> None:
         )
 
 
+def feature_names(est, names=None) -> list[str]:
+    """Column names: ``names`` if given, else those seen in ``fit``, else ``x0, x1, ...``."""
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != est.n_features_in_:
+            raise ValueError(
+                f"names has {len(names)} entries for the {est.n_features_in_} features the model "
+                "was fitted on; pass one name per column of X"
+            )
+        return names
+    if hasattr(est, "feature_names_in_"):
+        return [str(n) for n in est.feature_names_in_]
+    return [f"x{j}" for j in range(est.n_features_in_)]
+
+
 __all__ = [
     "FAMILIES",
     "as_float_array",
@@ -167,5 +167,5 @@ __all__ = [
     "check_finite",
     "check_not_constant",
     "check_positive",
-    "resolve_device",
+    "feature_names",
 ]

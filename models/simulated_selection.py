@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from l0bayes import L0Regression
-from l0bayes.simulate import simulate_regression
+from l0bayes.data.simulate import simulate_regression
 
 
 @dataclass

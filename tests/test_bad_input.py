@@ -34,7 +34,7 @@ from l0bayes import (
     regression_model,
 )
 from l0bayes.cli import main
-from l0bayes.data import (
+from l0bayes.data.files import (
     IDX_FILES,
     ChecksumError,
     ImageDataset,
@@ -44,13 +44,19 @@ from l0bayes.data import (
     to_tensors,
     verify_file,
 )
+from l0bayes.data.simulate import simulate_regression
+from l0bayes.device import resolve_device
 from l0bayes.distributions import code_cost, expected_gate_kl
-from l0bayes.exact import exact_posterior, log_marginal_likelihoods, score_supports
-from l0bayes.importance import psis_inclusion_probs
-from l0bayes.infer import fit_svi, resolve_device
-from l0bayes.model_size import beta_from_model_size, check_prior_inclusion
-from l0bayes.selection import best_subset, information_criteria, local_search, refit_coefficients
-from l0bayes.simulate import simulate_regression
+from l0bayes.linear_model.exact import exact_posterior, log_marginal_likelihoods, score_supports
+from l0bayes.linear_model.importance import psis_inclusion_probs
+from l0bayes.linear_model.model_size import beta_from_model_size, check_prior_inclusion
+from l0bayes.linear_model.selection import (
+    best_subset,
+    information_criteria,
+    local_search,
+    refit_coefficients,
+)
+from l0bayes.linear_model.svi import fit_svi
 
 FAST = dict(n_steps=30, num_particles=2, progress=False)
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

@@ -267,3 +267,11 @@ class HardConcrete(TorchDistribution):
     def second_moment(self) -> torch.Tensor:
         r""":math:`E[z^2]` (same quadrature as :attr:`mean`)."""
         return self._moment(2)
+
+
+__all__ = [
+    "DEFAULT_STRETCH",
+    "DEFAULT_TEMPERATURE",
+    "HardConcrete",
+    "check_gate_hyperparameters",
+]

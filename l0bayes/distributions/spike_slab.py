@@ -14,7 +14,7 @@ The gate site's analytic KL, registered below for ``(HardConcrete, SpikeSlabGate
 with :math:`\pi_q = P_q(z \ne 0)` and :math:`\lambda = \log\frac{1-\pi}{\pi}`. Summed over gates,
 :math:`\lambda \sum_j \pi_{q,j} = \lambda\, E_q\|z\|_0`: the paper's expected-:math:`L_0`
 penalty. The weights' slab enters through the *guide's* weight site, scaled by
-:math:`P_q(z \ne 0)` (see :func:`l0bayes.regression.regression_guide`), so that the weight
+:math:`P_q(z \ne 0)` (see :func:`l0bayes.linear_model.model.regression_guide`), so that the weight
 KL is :math:`\sum_j \pi_{q,j}\, \mathrm{KL}(q(\theta_j) \,\|\, \text{slab})`, which for a
 point-mass guide and the un-normalised slab is the paper's
 :math:`\sum_j \pi_{q,j} \tfrac{\lambda_2}{2}\tilde\theta_j^2`.
@@ -43,7 +43,7 @@ def code_cost(prior_inclusion: float) -> float:
     return math.log1p(-prior_inclusion) - math.log(prior_inclusion)
 
 
-def _check_mode(kl_mode: str) -> str:
+def check_kl_mode(kl_mode: str) -> str:
     if kl_mode not in KL_MODES:
         raise ValueError(f"kl_mode must be one of {KL_MODES}, got {kl_mode!r}")
     return kl_mode
@@ -125,7 +125,7 @@ class SpikeSlabGate(TorchDistribution):
         (self.lam,) = broadcast_all(lam)
         if _checking(lam, validate_args) and not bool(torch.isfinite(self.lam).all()):
             raise ValueError(f"lam must be finite, got {lam}")
-        self.kl_mode = _check_mode(kl_mode)
+        self.kl_mode = check_kl_mode(kl_mode)
         batch_shape = self.lam.shape
         if slab is not None:
             batch_shape = torch.broadcast_shapes(batch_shape, slab.batch_shape)
@@ -299,7 +299,7 @@ def gate_kl(q: HardConcrete, lam: torch.Tensor | float, kl_mode: str = "bayes") 
     r"""The KL of a hard concrete gate from the spike-and-slab gate prior with code cost
     :math:`\lambda` (see :class:`SpikeSlabGate`): :math:`\lambda\pi_q` in mode ``"l0"``,
     :math:`\lambda\pi_q - H(\pi_q) - \log(1-\pi)` in mode ``"bayes"``."""
-    _check_mode(kl_mode)
+    check_kl_mode(kl_mode)
     if isinstance(lam, Real) and not math.isfinite(lam):
         raise ValueError(f"lam must be finite, got {lam}")
     pi_q = q.prob_nonzero

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 
-from l0bayes.comparison import METHODS
+from l0bayes.reporting.comparison import METHODS
 
 COLUMNS = [
     "dataset", "seed", "n", "p", "rho", "snr", "method", "noise_scale", "k", "support", "tpr",

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from l0bayes.networks import mnist_mlp
+from l0bayes.nn.networks import mnist_mlp
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from l0bayes.train import TrainConfig, train
+from l0bayes.training.config import TrainConfig
+from l0bayes.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 MLP_RUN = REPO / "analysis" / "results" / "mnist-mlp-s0"

@@ -1,0 +1,268 @@
+r"""Test-time networks as plain chains, their sparse architecture, and magnitude pruning.
+
+**Test-time chains.** :func:`plain_chain` turns a trained chain (an
+:class:`~l0bayes.nn.layers.L0Sequential` with its deterministic Eq. 13 gates folded into the
+weights,
+an :class:`~l0bayes.baselines.sparse_vd.SVDSequential` with its :math:`\log\alpha > 3` weights set
+to
+zero, or a plain ``nn.Sequential``) into a ``torch.nn.Sequential`` of ``nn.Linear`` and
+``nn.Conv2d`` layers holding the test-time weights: the same function, no Pyro, and every
+method's sparsity in one form.
+
+**Architecture of a sparse chain.** :func:`masked_architecture` counts what such a chain
+computes, by :func:`l0bayes.architecture.architecture`: each weight layer is copied into a
+per-weight-gated :class:`~l0bayes.nn.layers.L0Linear`/:class:`~l0bayes.nn.layers.L0Conv2d` whose
+gates are
+``weight != 0``. Hence FLOPs are multiply–accumulates of the non-zero weights whose input
+unit can be non-zero and whose output unit is read, for every weight layer (one example's
+forward pass); an input neuron or feature map none of whose outgoing weights survives is
+removed with the work of the weights that produce it. Before that, :func:`live_chain` zeroes
+the outgoing weights of a unit that is identically zero (all its incoming weights and its bias
+zero, e.g. a feature map closed by an L0 gate), so they are not counted either (nor the
+weights and bias of a unit nothing reads, which the analysis drops anyway). Parameters are the
+counted weights plus the biases of the kept units; units (the architecture string) count the
+input neurons of fully connected layers and the output maps of convolutions, as the paper does.
+For an L0 chain this equals ``architecture(net, input_shape, "deterministic")`` (tested).
+
+**Magnitude pruning.** :func:`magnitude_prune` keeps the ``num_weights`` largest weights in
+absolute value over all weight layers together (global pruning; biases are kept), and
+:func:`fine_tune` retrains the survivors with the pruned weights held at zero.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from l0bayes.data.images import Images
+from l0bayes.nn.architecture import Architecture, architecture, folded_chain
+from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Linear
+from l0bayes.training.loop import FitResult, fit
+
+PLAIN = (nn.Linear, nn.Conv2d)
+
+
+def _chain(module: nn.Module) -> list[nn.Module]:
+    return list(module.layers if hasattr(module, "layers") else module)
+
+
+def _plain_copy(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """``nn.Linear``/``nn.Conv2d`` with ``weight`` (in that layout) and ``bias``."""
+    if weight.dim() == 2:
+        new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    else:
+        new = nn.Conv2d(
+            weight.shape[1],
+            weight.shape[0],
+            tuple(weight.shape[2:]),
+            stride=layer.stride,
+            padding=layer.padding,
+            bias=bias is not None,
+        )
+    new = new.to(dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
+
+
+@torch.no_grad()
+def plain_chain(net: nn.Module) -> nn.Sequential:
+    """The test-time network of a chain as a plain ``nn.Sequential`` (module docstring): weight
+    layers become ``nn.Linear``/``nn.Conv2d`` with the test-time weights; other modules are
+    copied. Its outputs equal ``net(x)`` up to float rounding.
+
+    :raises ValueError: a layer with skip connections or a weight layer of unknown kind.
+    """
+    out: list[nn.Module] = []
+    for layer in _chain(net):
+        if hasattr(layer, "test_time_parameters"):  # Sparse VD layers
+            weight, bias = layer.test_time_parameters()
+        elif isinstance(layer, (L0Linear, L0Conv2d, *PLAIN)):
+            weight, bias = folded_chain(layer)
+        elif any(True for _ in layer.parameters()):
+            raise ValueError(f"cannot make a test-time chain with a {type(layer).__name__}")
+        else:
+            out.append(copy.deepcopy(layer))
+            continue
+        out.append(_plain_copy(layer, weight.detach(), None if bias is None else bias.detach()))
+    return nn.Sequential(*out)
+
+
+def weight_layers(chain: nn.Module) -> list[nn.Module]:
+    """The ``nn.Linear``/``nn.Conv2d`` layers of a plain chain, in order."""
+    return [m for m in _chain(chain) if isinstance(m, PLAIN)]
+
+
+def nonzero_weights(chain: nn.Module) -> int:
+    """The number of non-zero weights (biases not counted) of a plain chain."""
+    return sum(int((m.weight != 0).sum()) for m in weight_layers(chain))
+
+
+@torch.no_grad()
+def live_chain(chain: nn.Sequential, input_shape: tuple[int, ...]) -> nn.Sequential:
+    """A copy of the plain chain with the weights that do no work set to zero: those reading a
+    unit that is zero whatever the input (all its incoming weights from live units and its bias
+    zero; ReLU and pooling preserve zeros, ``nn.Flatten`` makes a zero map H·W zero features),
+    and the weights and bias of a unit that no non-zero weight downstream reads (the outputs
+    are read). The function is unchanged; :func:`nonzero_weights` of the copy counts the
+    weights that are used."""
+    chain = copy.deepcopy(chain)
+    first = weight_layers(chain)[0]
+    x = torch.zeros(1, *input_shape, dtype=first.weight.dtype, device=first.weight.device)
+    alive: torch.Tensor | None = None  # (units,) of the current activation; None: all
+    maps: dict[int, tuple[int, int]] = {}  # position of a Flatten -> (C, H·W)
+    for i, module in enumerate(chain):  # forward: what can be non-zero
+        if isinstance(module, PLAIN):
+            if alive is not None:
+                module.weight[:, ~alive] = 0
+            alive = (module.weight != 0).flatten(1).any(1)
+            if module.bias is not None:
+                alive = alive | (module.bias != 0)
+        elif isinstance(module, nn.Flatten) and x.dim() == 4:
+            maps[i] = (x.shape[1], x.shape[2] * x.shape[3])
+            alive = None if alive is None else alive.repeat_interleave(maps[i][1])
+        x = module(x)
+    read: torch.Tensor | None = None  # (units,) read downstream; None: all (the outputs)
+    for i in reversed(range(len(chain))):  # backward: what is read
+        module = chain[i]
+        if isinstance(module, PLAIN):
+            if read is not None:
+                module.weight[~read] = 0
+                if module.bias is not None:
+                    module.bias[~read] = 0
+            read = (module.weight != 0).transpose(0, 1).flatten(1).any(1)
+        elif i in maps and read is not None:
+            read = read.reshape(maps[i]).any(1)
+    return chain
+
+
+def _weight_gated(layer: nn.Module) -> L0Layer:
+    """An ``L0Linear``/``L0Conv2d`` with one gate per weight and ``layer``'s weights."""
+    bias = layer.bias is not None
+    if isinstance(layer, nn.Linear):
+        gated = L0Linear(layer.in_features, layer.out_features, bias, gate="weight")
+        weight = layer.weight.t()  # L0Linear stores (in, out)
+    else:
+        gated = L0Conv2d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            bias,
+            gate="weight",
+        )
+        weight = layer.weight
+    gated = gated.to(dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        gated.weight.copy_(weight)
+        if bias:
+            gated.bias.copy_(layer.bias)
+    return gated
+
+
+def masked_architecture(chain: nn.Sequential, input_shape: tuple[int, ...]) -> Architecture:
+    """Units, FLOPs (multiply–accumulates) and non-zero parameters of the sparse plain chain
+    ``chain`` for one example of shape ``input_shape`` (module docstring)."""
+    live = live_chain(chain, tuple(input_shape))
+    modules, gates = [], {}
+    for module in live:
+        if isinstance(module, PLAIN):
+            module = _weight_gated(module)
+            gates[module] = (module.weight != 0).flatten()
+        modules.append(module)
+    return architecture(nn.Sequential(*modules), input_shape, "dense", gates)
+
+
+def sparse_architecture(net: nn.Module, input_shape: tuple[int, ...]) -> Architecture:
+    """:func:`masked_architecture` of :func:`plain_chain`: the architecture of any
+    supported chain (L0, Sparse VD, plain) at test time."""
+    return masked_architecture(plain_chain(net), input_shape)
+
+
+# ----------------------------------------------------------------------------- pruning
+@torch.no_grad()
+def magnitude_prune(chain: nn.Module, num_weights: int) -> nn.Sequential:
+    """A copy of the plain chain with all but the ``num_weights`` largest weights in absolute
+    value (over all weight layers together) set to zero; biases are kept. Ties at the
+    threshold are broken by position (``torch.topk``), so exactly ``min(num_weights,
+    non-zero weights)`` weights stay non-zero."""
+    if isinstance(num_weights, bool) or not isinstance(num_weights, int) or num_weights < 0:
+        raise ValueError(f"num_weights must be a non-negative integer, got {num_weights!r}")
+    pruned = copy.deepcopy(chain if isinstance(chain, nn.Sequential) else plain_chain(chain))
+    layers = weight_layers(pruned)
+    flat = torch.cat([m.weight.abs().flatten() for m in layers])
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep[torch.topk(flat, min(num_weights, flat.numel())).indices] = True
+    keep &= flat != 0
+    start = 0
+    for m in layers:
+        n = m.weight.numel()
+        m.weight.mul_(keep[start : start + n].reshape(m.weight.shape))
+        start += n
+    return pruned
+
+
+def _masks(chain: nn.Module) -> Iterator[tuple[nn.Parameter, torch.Tensor]]:
+    for m in weight_layers(chain):
+        yield m.weight, (m.weight != 0).to(m.weight.dtype)
+
+
+def fine_tune(
+    chain: nn.Sequential,
+    train: Images,
+    epochs: int,
+    *,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> FitResult:
+    """Retrain the plain chain in place by cross-entropy (Adam), every pruned (zero) weight held
+    at zero: its gradient is masked and the mask is re-applied after every step."""
+    masks = list(_masks(chain))
+    hooks = [weight.register_hook(lambda grad, mask=mask: grad * mask) for weight, mask in masks]
+
+    @torch.no_grad()
+    def reapply() -> None:
+        for weight, mask in masks:
+            weight.mul_(mask)
+
+    def loss(x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+        return F.cross_entropy(chain(x), y)
+
+    chain.train()
+    torch.manual_seed(seed)
+    try:
+        result = fit(
+            loss,
+            chain.parameters(),
+            train,
+            epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            after_step=reapply,
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+        chain.eval()
+    return result
+
+
+__all__ = [
+    "fine_tune",
+    "live_chain",
+    "magnitude_prune",
+    "masked_architecture",
+    "nonzero_weights",
+    "sparse_architecture",
+    "plain_chain",
+    "weight_layers",
+]

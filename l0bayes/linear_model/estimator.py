@@ -1,0 +1,677 @@
+r"""``L0Regression``: Bayesian variable selection with L0 gates, as a scikit-learn estimator.
+
+Penalties, in log-likelihood units per included coefficient (the intercept is always in):
+
+============  =========================================  ==================================
+penalty       objective minimised over the gates         model chosen
+============  =========================================  ==================================
+``"aic"``     :math:`-\log L + 1\cdot E\|z\|_0`          AIC (:math:`\lambda = 1`)
+``"bic"``     :math:`-\log L + \tfrac12\log n\, E\|z\|_0`  BIC (:math:`\lambda=\tfrac12\log n`)
+float λ ≥ 0   :math:`-\log L + \lambda\, E\|z\|_0`          L0-penalised likelihood
+``"bayes"``   negative ELBO of the spike-and-slab model    median-probability model
+============  =========================================  ==================================
+
+With an information-criterion penalty (``"aic"``, ``"bic"``, float) the coefficients have a
+flat prior (maximum likelihood), the noise scale is estimated, and the relaxed (hard concrete)
+solution is polished by an exact local search on the criterion itself (add / drop / swap one
+feature, each move scored by an exact refit; :func:`l0bayes.linear_model.selection.local_search`).
+Relaxed
+gates alone get stuck: a gate that opens early keeps its coefficient, and the coefficient keeps
+the gate open. The polish removes that failure mode; ``relaxed_support_`` keeps the relaxed
+answer for comparison.
+
+With ``penalty="bayes"`` the prior is the one the user writes down, on the coefficients of
+``X`` *as given*: :math:`\beta_j \mid z_j \ne 0 \sim \mathcal N(0, \text{slab\_scale}^2)`,
+:math:`P(z_j \ne 0) = \pi`. Inputs are standardised internally for the optimiser; the slab is
+transformed with them (:math:`\beta^{\rm std}_j = \beta_j\, s_{x_j} / s_y`, so its scale
+becomes :math:`\text{slab\_scale}\cdot s_{x_j}/s_y`), so the posterior is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from numbers import Real
+
+import numpy as np
+import torch
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from l0bayes.device import resolve_device
+from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
+from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+from l0bayes.linear_model.model_size import (
+    PriorInclusion,
+    beta_from_model_size,
+    check_prior_inclusion,
+    pi_posterior,
+    pmf_interval,
+    poisson_binomial,
+)
+from l0bayes.linear_model.selection import InformationCriteria, information_criteria, local_search
+from l0bayes.linear_model.svi import fit_svi
+from l0bayes.validation import (
+    as_float_array,
+    check_count,
+    check_finite,
+    check_not_constant,
+    check_positive,
+    check_Xy,
+    feature_names,
+)
+
+PENALTIES = ("aic", "bic", "bayes")
+METHODS = ("svi", "exact")
+#: Below this effective sample size a PIP's Monte Carlo sd can reach 0.5/sqrt(30) ≈ 0.09.
+_MIN_ESS = 30
+
+
+@dataclass(frozen=True)
+class _Standardizer:
+    """Column centring/scaling of X (and of y for the Gaussian family)."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float
+    y_scale: float
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, family: str) -> _Standardizer:
+        x_scale = X.std(axis=0)
+        if family == "gaussian":
+            return cls(X.mean(axis=0), x_scale, float(y.mean()), float(y.std()) or 1.0)
+        return cls(X.mean(axis=0), x_scale, 0.0, 1.0)
+
+    def coef_to_original(self, coef_std: np.ndarray, intercept_std: float):
+        coef = coef_std * self.y_scale / self.x_scale
+        intercept = self.y_mean + self.y_scale * intercept_std - float(coef @ self.x_mean)
+        return coef, intercept
+
+
+class L0Regression(RegressorMixin, BaseEstimator):
+    r"""Bayesian variable selection for linear and logistic regression with L0 gates.
+
+    Each coefficient :math:`\beta_j = z_j\theta_j` has a gate :math:`z_j` with a hard concrete
+    variational posterior and a spike-and-slab prior; fitting maximises the ELBO with Pyro's
+    SVI (:mod:`l0bayes.linear_model.model` holds the model and guide as plain Pyro functions).
+
+    The optimiser sees standardised columns (X centred and scaled to unit sd, and y too for the
+    Gaussian family), so features on scales from 1e-3 to 1e3 fit as well as unit-scale ones;
+    every coefficient is reported on X's own scale. A constant column carries nothing the
+    intercept does not: it is left out with a warning (coefficient 0, inclusion probability 0;
+    ``exact_`` describes the fit without it). Invalid data or settings raise ``ValueError``
+    naming the argument before anything is fitted.
+
+    :param family: ``"gaussian"`` (linear regression) or ``"bernoulli"`` (logistic, y in {0,1}).
+    :param penalty: ``"bic"``, ``"aic"``, a float :math:`\lambda \ge 0` (nats per included
+        coefficient), or ``"bayes"`` (full spike-and-slab posterior).
+    :param prior_inclusion: :math:`\pi` for ``"bayes"`` (default 0.5, i.e. uniform over
+        models), or a Beta hyperprior ``("beta", a, b)`` / ``pyro.distributions.Beta(a, b)``
+        (the beta-binomial prior on model size; :math:`\pi` is then a latent variable).
+    :param expected_model_size: "about M of my p features matter": :math:`\pi = M / p`, or with
+        ``concentration`` :math:`c` the hyperprior :math:`\mathrm{Beta}(cM/p, c(1-M/p))`
+        (:func:`l0bayes.linear_model.model_size.beta_from_model_size`).
+    :param slab_scale: prior sd of an included coefficient (``"bayes"``), on X's own scale.
+    :param noise_scale: known noise sd (Gaussian, ``"bayes"``); ``None`` estimates it.
+    :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models; Gaussian,
+        ``"bayes"``, known ``noise_scale``, p ≤ 20; see
+        :func:`l0bayes.linear_model.exact.exact_posterior`).
+    :param n_steps: SVI steps. :param lr: Adam learning rate.
+    :param num_particles: Monte Carlo gate draws per step (vectorised).
+    :param batch_size: minibatch size for the data plate (``None``: full batch).
+    :param temperature: hard concrete temperature :math:`\beta`.
+    :param polish: exact local search on the criterion after the relaxation (IC penalties).
+    :param importance_samples: for ``family="gaussian"``, ``penalty="bayes"``: correct the
+        variational inclusion probabilities by Pareto-smoothed importance sampling with this
+        many model draws from the guide, weighted by the exact conjugate marginal likelihood
+        (:mod:`l0bayes.linear_model.importance`); 0 keeps the raw variational probabilities.
+    :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
+    :param progress: show a progress bar.
+
+    Fitted attributes: ``inclusion_probs_`` (:math:`P(z_j \ne 0)`), ``selected_``,
+    ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
+    (:class:`~l0bayes.linear_model.selection.InformationCriteria` of the selected model's refit),
+    ``relaxed_support_``, ``losses_`` (negative ELBO per step), ``lam_`` (λ per coefficient).
+    With ``"bayes"``: ``model_size_probs_`` (posterior of :math:`\sum_j 1[z_j \ne 0]`, an array
+    over 0..p), ``model_size_mean_``, ``model_size_interval_`` (90%), ``prior_inclusion_mean_``
+    and ``prior_inclusion_interval_`` (posterior of :math:`\pi`; a point for a fixed
+    :math:`\pi`). With the importance correction also ``variational_inclusion_probs_`` (the
+    guide's own), ``pareto_k_`` (NaN where the guide is so concentrated that the top weights
+    tie and no Pareto tail can be fitted) and ``importance_ess_``.
+    """
+
+    def __init__(
+        self,
+        family: str = "gaussian",
+        penalty: str | float = "bic",
+        prior_inclusion: float | None = None,
+        expected_model_size: float | None = None,
+        concentration: float | None = None,
+        slab_scale: float = 1.0,
+        noise_scale: float | None = None,
+        method: str = "svi",
+        n_steps: int = 1500,
+        lr: float = 0.05,
+        num_particles: int = 8,
+        batch_size: int | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        polish: bool = True,
+        importance_samples: int = 16384,
+        device: str = "cpu",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.family = family
+        self.penalty = penalty
+        self.prior_inclusion = prior_inclusion
+        self.expected_model_size = expected_model_size
+        self.concentration = concentration
+        self.slab_scale = slab_scale
+        self.noise_scale = noise_scale
+        self.method = method
+        self.n_steps = n_steps
+        self.lr = lr
+        self.num_particles = num_particles
+        self.batch_size = batch_size
+        self.temperature = temperature
+        self.polish = polish
+        self.importance_samples = importance_samples
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self, n: int, p: int) -> None:
+        if self.family not in ("gaussian", "bernoulli"):
+            raise ValueError(f"family must be 'gaussian' or 'bernoulli', got {self.family!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        _check_penalty(self.penalty)
+        if self.prior_inclusion is not None and self.expected_model_size is not None:
+            raise ValueError(
+                "give prior_inclusion or expected_model_size, not both (expected_model_size=M "
+                "sets prior_inclusion = M / p)"
+            )
+        if self.prior_inclusion is not None:
+            prior = check_prior_inclusion(_beta_tuple(self.prior_inclusion))
+            if isinstance(prior, tuple) and self.penalty != "bayes":
+                raise ValueError("a Beta hyperprior on prior_inclusion needs penalty='bayes'")
+        if self.concentration is not None:
+            check_positive("concentration", self.concentration)
+            if self.expected_model_size is None:
+                raise ValueError("concentration needs expected_model_size (the prior mean of k)")
+        if self.expected_model_size is not None and not (
+            isinstance(self.expected_model_size, Real) and 0 < self.expected_model_size < p
+        ):
+            raise ValueError(
+                f"expected_model_size must lie strictly between 0 and p = {p}, got "
+                f"{self.expected_model_size!r}"
+            )
+        check_positive("slab_scale", self.slab_scale)
+        if self.noise_scale is not None:
+            check_positive("noise_scale", self.noise_scale)
+            if self.penalty != "bayes":
+                raise ValueError(
+                    "noise_scale is used by penalty='bayes'; AIC/BIC-type penalties estimate the "
+                    "noise scale (as the criteria do): drop noise_scale or use penalty='bayes'"
+                )
+            if self.family != "gaussian":
+                raise ValueError("noise_scale applies to family='gaussian' only")
+        check_count("importance_samples", self.importance_samples, minimum=0)
+        check_count("n_steps", self.n_steps)
+        check_count("num_particles", self.num_particles)
+        check_count("seed", self.seed, minimum=0)
+        check_positive("lr", self.lr)
+        if self.batch_size is not None:
+            check_count("batch_size", self.batch_size)
+        check_gate_hyperparameters(self.temperature, (-0.1, 1.1))
+        resolve_device(self.device)
+
+    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked float64 ``X``, ``y`` and the mask of the non-constant columns of X."""
+        _check_layout(X, y)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite=False)
+        X, y = check_Xy(X, y, family=self.family, min_samples=3)
+        if self.family == "gaussian":
+            check_not_constant(y)
+        keep = np.ptp(X, axis=0) > 0
+        if not keep.any():
+            raise ValueError(
+                "every column of X is constant (zero variance): there is nothing to select; the "
+                "model is the intercept alone (the mean of y)"
+            )
+        self._check_params(X.shape[0], int(keep.sum()))
+        if not keep.all():
+            warnings.warn(
+                f"X has constant columns {np.flatnonzero(~keep).tolist()} (zero variance): they "
+                "duplicate the intercept and carry no information, so they are left out of the "
+                "model (coefficient 0, inclusion probability 0); drop them to silence this",
+                UserWarning,
+                stacklevel=3,
+            )
+        return X, y, keep
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y) -> L0Regression:
+        """Fit the model to ``X`` (n × p) and ``y`` (n,).
+
+        Columns of X are standardised for the optimiser and every coefficient is reported on
+        X's own scale. Constant columns are left out with a warning (coefficient 0, inclusion
+        probability 0)."""
+        for name in [k for k in vars(self) if k.endswith("_")]:  # results of an earlier fit
+            delattr(self, name)
+        X, y, keep = self._validate(X, y)
+        self.n_samples_ = X.shape[0]
+        self._fit_columns(X[:, keep], y)
+        if not keep.all():
+            self._restore_constant_columns(X, keep)
+        return self
+
+    def _fit_columns(self, X: np.ndarray, y: np.ndarray) -> None:
+        if self.method == "exact":
+            self._fit_exact(X, y)
+            return
+        std = _Standardizer.fit(X, y, self.family)
+        device = resolve_device(self.device)
+        Xt = torch.as_tensor((X - std.x_mean) / std.x_scale, device=device)
+        yt = torch.as_tensor((y - std.y_mean) / std.y_scale, device=device)
+        prior = self._prior(std, X.shape, Xt, yt)
+        result = self._run_svi(Xt, yt, prior, desc="L0Regression")
+        self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
+        selected = self.relaxed_support_
+        if self.penalty != "bayes" and self.polish:
+            selected = local_search(
+                X, y, self.relaxed_support_, criterion=self.lam_, family=self.family
+            ).support
+            if not np.array_equal(selected, self.relaxed_support_):
+                result = self._refine(Xt, yt, prior, selected, result)
+        self._set_fitted(X, y, std, prior, result, selected)
+        if self.penalty == "bayes":
+            if self.family == "gaussian" and self.importance_samples:
+                self._importance_correct(X, y)
+            else:
+                self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
+
+    def _restore_constant_columns(self, X: np.ndarray, keep: np.ndarray) -> None:
+        """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
+        constant column is a closed gate (log α = -inf) with coefficient 0."""
+        p = keep.size
+
+        def widen(values, fill):
+            out = np.full(p, fill, dtype=np.asarray(values).dtype)
+            out[keep] = values
+            return out
+
+        for name, fill in (
+            ("inclusion_probs_", 0.0),
+            ("variational_inclusion_probs_", 0.0),
+            ("coef_", 0.0),
+            ("selected_", False),
+            ("relaxed_support_", False),
+        ):
+            if hasattr(self, name):
+                setattr(self, name, widen(getattr(self, name), fill))
+        if hasattr(self, "model_size_probs_"):
+            sizes = np.zeros(p + 1)
+            sizes[: self.model_size_probs_.size] = self.model_size_probs_
+            self.model_size_probs_ = sizes
+        if hasattr(self, "top_models_"):
+            self.top_models_ = [(widen(s, False), prob) for s, prob in self.top_models_]
+        if hasattr(self, "params_"):
+            std = self._standardizer_
+            fills = {"gate_log_alpha": -math.inf, "weight_scale": self.slab_scale / std.y_scale}
+            index = torch.as_tensor(keep)
+            for name, value in self.params_.items():
+                if value.shape == (int(keep.sum()),):
+                    full = value.new_full((p,), fills.get(name, 0.0))
+                    full[index] = value
+                    self.params_[name] = full
+            self._standardizer_ = replace(
+                std,
+                x_mean=widen(std.x_mean, 0.0) + np.where(keep, 0.0, X[0]),
+                x_scale=widen(std.x_scale, 1.0),
+            )
+
+    def _set_size_posterior(self, size_probs: np.ndarray, params=None) -> None:
+        r"""Posterior of the model size and of π. From the guide: the Poisson-binomial of the
+        gates and the Beta guide of π; from a model-size posterior (exact or importance
+        weighted): :math:`p(\pi \mid y) = \sum_k P(k \mid y)\,\mathrm{Beta}(a+k, b+p-k)`."""
+        self.model_size_probs_ = size_probs
+        self.model_size_mean_ = float(np.arange(size_probs.size) @ size_probs)
+        self.model_size_interval_ = pmf_interval(size_probs)
+        if params is not None and "inclusion_concentration1" in params:
+            a, b = (
+                float(params[k]) for k in ("inclusion_concentration1", "inclusion_concentration0")
+            )
+            from scipy.stats import beta as beta_dist
+
+            self.prior_inclusion_mean_ = a / (a + b)
+            self.prior_inclusion_interval_ = tuple(beta_dist(a, b).ppf([0.05, 0.95]).tolist())
+        else:
+            prior = self._prior_pi(size_probs.size - 1)
+            self.prior_inclusion_mean_, self.prior_inclusion_interval_ = pi_posterior(
+                prior, size_probs
+            )
+
+    def _importance_correct(self, X, y) -> None:
+        """Replace the guide's PIPs by their PSIS-corrected values
+        (:mod:`l0bayes.linear_model.importance`).
+        With an estimated noise scale the marginal likelihood uses the fitted value."""
+        from l0bayes.linear_model.importance import psis_inclusion_probs
+
+        res = psis_inclusion_probs(
+            X,
+            y,
+            self.inclusion_probs_,
+            noise_scale=self.noise_scale_,
+            slab_scale=self.slab_scale,
+            prior_inclusion=self._prior_pi(X.shape[1]),
+            num_samples=int(self.importance_samples),
+            seed=self.seed,
+        )
+        self.variational_inclusion_probs_ = self.inclusion_probs_
+        self.inclusion_probs_ = res.inclusion_probs
+        self.selected_ = res.inclusion_probs > 0.5
+        self.coef_ = res.coef_mean
+        self.intercept_ = float(y.mean() - X.mean(axis=0) @ res.coef_mean)
+        self._set_size_posterior(res.model_size_probs)
+        self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        if res.ess < _MIN_ESS:
+            warnings.warn(
+                f"the importance-sampling correction rests on an effective sample size of "
+                f"{res.ess:.0f} (Pareto k = {res.pareto_k:.2f}); raise importance_samples or "
+                "n_steps, or read variational_inclusion_probs_",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _prior(self, std, shape, Xt, yt) -> RegressionPrior:
+        n, p = shape
+        pi = self._prior_pi(p)
+        lam, kl_mode = _code_cost(self.penalty, n, pi)
+        self.lam_ = lam
+        bayes = self.penalty == "bayes"
+        precision = (std.y_scale / (self.slab_scale * std.x_scale)) ** 2 if bayes else 0.0
+        noise = None if self.noise_scale is None else self.noise_scale / std.y_scale
+        subsample = None if self.batch_size is None or self.batch_size >= n else self.batch_size
+        return RegressionPrior(
+            family=self.family,
+            lam=lam,
+            kl_mode=kl_mode,
+            slab_precision=torch.as_tensor(precision, dtype=Xt.dtype, device=Xt.device),
+            slab_normalized=bayes,
+            noise_scale=noise,
+            temperature=self.temperature,
+            subsample_size=subsample,
+            weight_guide="normal" if bayes else "delta",
+            init_log_alpha=0.0,
+            init_weight=_ridge(Xt, yt, self.family),
+            inclusion_beta=pi[1:] if isinstance(pi, tuple) else None,
+        )
+
+    def _prior_pi(self, p: int) -> PriorInclusion:
+        """The prior on inclusion: a float π or ``("beta", a, b)``."""
+        if self.expected_model_size is not None:
+            if self.concentration is not None:
+                return beta_from_model_size(self.expected_model_size, self.concentration, p)
+            return float(self.expected_model_size) / p
+        return 0.5 if self.prior_inclusion is None else _beta_tuple(self.prior_inclusion)
+
+    def _run_svi(self, Xt, yt, prior, desc, n_steps=None):
+        return fit_svi(
+            regression_model,
+            regression_guide,
+            (Xt, yt, prior),
+            n_steps=n_steps or self.n_steps,
+            lr=self.lr,
+            num_particles=self.num_particles,
+            seed=self.seed,
+            progress=self.progress,
+            desc=desc,
+        )
+
+    def _refine(self, Xt, yt, prior, selected, result):
+        """Restart SVI at the polished support so the gates describe the selected model."""
+        sel = torch.as_tensor(selected, device=Xt.device)
+        init_w = result.params["weight_loc"].clone()
+        init_w[sel] = _ridge(Xt[:, sel], yt, self.family) if sel.any() else init_w[sel]
+        la = torch.where(sel, 3.0, -3.0).to(Xt.dtype)
+        refined = replace(prior, init_log_alpha=la, init_weight=init_w * sel)
+        return self._run_svi(Xt, yt, refined, "L0Regression (refine)", max(self.n_steps // 3, 1))
+
+    def _set_fitted(self, X, y, std, prior, result, selected) -> None:
+        gates = _gates(result, prior)
+        self._standardizer_ = std
+        self.params_ = {k: v.cpu() for k, v in result.params.items()}
+        self.losses_ = result.losses
+        self.inclusion_probs_ = gates.prob_nonzero.cpu().numpy()
+        self.selected_ = np.asarray(selected, dtype=bool)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        if self.penalty == "bayes":
+            coef_std = (gates.mean * result.params["weight_loc"]).cpu().numpy()
+            self.coef_, self.intercept_ = std.coef_to_original(
+                coef_std, float(result.params["intercept"])
+            )
+            if self.family == "gaussian":
+                sigma = self.noise_scale or float(result.params["noise_scale"]) * std.y_scale
+                self.noise_scale_ = float(sigma)
+        else:
+            self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
+            if self.family == "gaussian":
+                resid = y - self.intercept_ - X @ self.coef_
+                self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
+
+    def _fit_exact(self, X, y) -> None:
+        from l0bayes.linear_model.exact import exact_posterior
+
+        if self.family != "gaussian" or self.penalty != "bayes" or self.noise_scale is None:
+            raise ValueError(
+                "method='exact' needs family='gaussian', penalty='bayes' and a known "
+                "noise_scale (the conjugate marginal likelihood); use method='svi' otherwise"
+            )
+        post = exact_posterior(
+            X,
+            y,
+            noise_scale=self.noise_scale,
+            slab_scale=self.slab_scale,
+            prior_inclusion=self._prior_pi(X.shape[1]),
+        )
+        self.exact_ = post
+        self.lam_ = _code_cost("bayes", X.shape[0], self._prior_pi(X.shape[1]))[0]
+        self.inclusion_probs_ = post.inclusion_probs
+        self.selected_ = post.inclusion_probs > 0.5
+        self.coef_, self.intercept_ = post.coef_mean, post.intercept
+        self.noise_scale_ = float(self.noise_scale)
+        self.top_models_ = post.top_models
+        self._set_size_posterior(post.model_size_probs)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+
+    # --------------------------------------------------------------- prediction
+    def _decision(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=False)
+        check_finite(X, "X")
+        return self.intercept_ + X @ self.coef_
+
+    def predict(self, X) -> np.ndarray:
+        """Mean response (Gaussian) or the more probable class, 0 or 1 (Bernoulli)."""
+        eta = self._decision(X)
+        if self.family == "bernoulli":
+            return (eta > 0).astype(np.int64)
+        return eta
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """:math:`R^2` of :meth:`predict` on ``(X, y)`` (scikit-learn's regressor score)."""
+        y = as_float_array(y, "y")
+        check_finite(y, "y")
+        if np.ndim(X) == 2 and len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)} entries")
+        return super().score(X, y, sample_weight=sample_weight)
+
+    @available_if(lambda self: self.family == "bernoulli")
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``[P(y=0), P(y=1)]`` (Bernoulli family)."""
+        p1 = 1.0 / (1.0 + np.exp(-self._decision(X)))
+        return np.column_stack([1.0 - p1, p1])
+
+    # ----------------------------------------------------------------- reports
+    def information_criteria(self) -> InformationCriteria:
+        """k, log-likelihood, AIC and BIC of the selected model refitted by maximum likelihood
+        with an intercept — the numbers ``statsmodels.OLS``/``Logit`` report for that model."""
+        check_is_fitted(self, "criteria_")
+        return self.criteria_
+
+    def summary(self, names=None):
+        """A table of PIP, coefficient and selection per feature: a pandas ``DataFrame`` when
+        pandas is installed, else plain text."""
+        check_is_fitted(self, "coef_")
+        names = feature_names(self, names)
+        rows = {"pip": self.inclusion_probs_, "coef": self.coef_, "selected": self.selected_}
+        try:
+            import pandas as pd
+        except ImportError:
+            lines = [f"{'feature':>12} {'pip':>7} {'coef':>11} selected"]
+            for i, name in enumerate(names):
+                lines.append(
+                    f"{name:>12} {rows['pip'][i]:7.3f} {rows['coef'][i]:11.4g} "
+                    f"{bool(rows['selected'][i])}"
+                )
+            return "\n".join(lines)
+        return pd.DataFrame(rows, index=pd.Index(names, name="feature"))
+
+    def to_inference_data(
+        self, X, y, num_samples: int = 1000, seed: int = 0, X_holdout=None, y_holdout=None
+    ):
+        """An ArviZ ``InferenceData`` of the variational posterior: gate, weight and coefficient
+        draws (``posterior``), the pointwise log-likelihood of ``(X, y)`` per draw
+        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out
+        data also ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
+        :func:`l0bayes.reporting.inference_data.holdout_elpd`)."""
+        from l0bayes.linear_model.inference_data import to_inference_data
+
+        check_is_fitted(self, "coef_")
+        return to_inference_data(
+            self,
+            X,
+            y,
+            X_holdout=X_holdout,
+            y_holdout=y_holdout,
+            num_samples=num_samples,
+            seed=seed,
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_penalty(penalty) -> None:
+    if isinstance(penalty, str):
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES} or a float >= 0, got {penalty!r}")
+        return
+    if isinstance(penalty, bool) or not isinstance(penalty, Real) or not math.isfinite(penalty):
+        raise ValueError(f"penalty must be one of {PENALTIES} or a finite float, got {penalty!r}")
+    if penalty < 0:
+        raise ValueError(
+            f"penalty (lambda, nats per coefficient) must be >= 0, got {penalty}; "
+            "use 'aic' (1) or 'bic' (log(n)/2)"
+        )
+
+
+def _code_cost(penalty, n: int, pi: PriorInclusion) -> tuple[float, str]:
+    """λ per coefficient and the KL mode for a penalty (for a Beta hyperprior: at its mean)."""
+    if isinstance(pi, tuple):
+        pi = pi[1] / (pi[1] + pi[2])
+    if penalty == "aic":
+        return 1.0, "l0"
+    if penalty == "bic":
+        return 0.5 * math.log(n), "l0"
+    if penalty == "bayes":
+        return math.log1p(-pi) - math.log(pi), "bayes"
+    return float(penalty), "l0"
+
+
+def _beta_tuple(prior_inclusion):
+    """Accept ``pyro.distributions.Beta(a, b)`` as ``("beta", a, b)``; pass others through."""
+    import torch.distributions as tdist
+
+    if isinstance(prior_inclusion, tdist.Beta):
+        if prior_inclusion.batch_shape != ():
+            raise ValueError("a Beta hyperprior on prior_inclusion must be scalar")
+        a, b = prior_inclusion.concentration1, prior_inclusion.concentration0
+        return ("beta", float(a), float(b))
+    return prior_inclusion
+
+
+def _parses_as_float(a: np.ndarray) -> bool:
+    try:
+        a.astype(np.float64)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_layout(X, y) -> None:
+    """Errors that name X or y for the layouts scikit-learn's ``validate_data`` reports in
+    generic words (text, wrong rank, row counts that differ); ``y=None``, sparse and object
+    arrays are left to it (and to its messages, which scikit-learn's checks expect)."""
+    if y is None or issparse(X):
+        return
+    try:
+        X, y = np.asarray(X), np.asarray(y)
+    except ValueError:  # ragged nested lists: validate_data says so
+        return
+    for name, a in (("X", X), ("y", y)):
+        if a.dtype.kind in "US" and not _parses_as_float(a):
+            raise ValueError(
+                f"{name} holds text (e.g. {a.flat[0]!r}) where numbers are needed; encode it as "
+                "numbers first (categorical features as indicator columns, a binary response "
+                "as 0/1)"
+            )
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}; reshape a "
+            "single feature with X.reshape(-1, 1)"
+        )
+    if not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        raise ValueError(
+            f"y must be 1-D (n_samples,): L0Regression fits one response, got shape {y.shape}"
+        )
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[0]} rows but y has {y.shape[0]} entries; pass one response per "
+            "row of X"
+        )
+    if y.dtype.kind in "biuf":  # validate_data's own check of y has a generic message
+        check_finite(y.astype(np.float64), "y")
+
+
+def _gates(result, prior: RegressionPrior) -> HardConcrete:
+    return HardConcrete(result.params["gate_log_alpha"], prior.temperature, prior.stretch)
+
+
+def _ridge(Xt: torch.Tensor, yt: torch.Tensor, family: str, alpha: float = 1.0) -> torch.Tensor:
+    """Ridge start for the weights on standardised data (logistic: a scaled linear fit)."""
+    p = Xt.shape[1]
+    target = yt if family == "gaussian" else 4.0 * (yt - yt.mean())
+    gram = Xt.T @ Xt + alpha * torch.eye(p, dtype=Xt.dtype, device=Xt.device)
+    return torch.linalg.solve(gram, Xt.T @ (target - target.mean()))
+
+
+def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str):
+    """Maximum-likelihood coefficients (original scale) of the model on ``support``."""
+    from l0bayes.linear_model.selection import refit_coefficients
+
+    coef = np.zeros(X.shape[1])
+    intercept, coef[support] = refit_coefficients(X[:, support], y, family)
+    return coef, intercept
+
+
+__all__ = [
+    "L0Regression",
+    "METHODS",
+    "PENALTIES",
+]

@@ -1,0 +1,270 @@
+r"""L0-gated linear and logistic regression as an ordinary Pyro model and guide.
+
+The model, for :math:`n` rows of :math:`X \in \mathbb R^{n\times p}`:
+
+.. math::
+
+    z_j &\sim \text{SpikeSlabGate}(\lambda_j), &\quad j = 1..p \\
+    \theta_j \mid z_j \ne 0 &\sim \text{GaussianSlab}(\lambda_{2,j}) \\
+    \eta_i &= b + \textstyle\sum_j x_{ij}\, z_j \theta_j \\
+    y_i &\sim \mathcal N(\eta_i, \sigma^2) \ \text{or}\ \text{Bernoulli}(\text{logit} = \eta_i).
+
+The guide is mean field: :math:`q(z_j) = \text{HardConcrete}(\log\alpha_j)` and
+:math:`q(\theta_j) = \delta(\tilde\theta_j)` (MAP, ``weight_guide="delta"``) or
+:math:`\mathcal N(\mu_j, s_j^2)` (``"normal"``). The intercept :math:`b` and, when not fixed,
+:math:`\sigma` are point estimates (``pyro.param`` in the model).
+
+Fitted with ``pyro.infer.TraceMeanField_ELBO`` the negative ELBO is
+
+.. math::
+
+    -\mathcal L = -E_q[\log p(y \mid X, z\odot\theta)]
+        + \sum_j \mathrm{KL}\big(q(z_j) \,\|\, p(z_j)\big)
+        + \sum_j P_q(z_j \ne 0)\, \mathrm{KL}\big(q(\theta_j) \,\|\, \text{slab}_j\big),
+
+where the last term comes from the guide's weight site being scaled by
+:math:`P_q(z_j \ne 0)` (an excluded weight's prior is its guide — the "spike" — and costs
+nothing; in the model the same fact is the mask ``z != 0``). With ``kl_mode="l0"``, a
+point-mass guide and the un-normalised slab, the penalty is exactly the paper's
+:math:`\sum_j P(z_j \ne 0)(\lambda_j + \tfrac{\lambda_2}{2}\tilde\theta_j^2)`; with
+:math:`\lambda_2 = 0` and :math:`\lambda = 1` or :math:`\tfrac12\log n` it is AIC/2 or BIC/2.
+
+The likelihood sits in a ``pyro.plate("data", n, subsample_size=...)``, so minibatches are
+scaled by :math:`n/B` automatically; the gates are global and their KL is counted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.distributions import constraints
+from pyro.infer.util import is_validation_enabled
+
+from l0bayes.distributions import (
+    DEFAULT_STRETCH,
+    DEFAULT_TEMPERATURE,
+    KL_MODES,
+    GaussianSlab,
+    HardConcrete,
+    SpikeSlabGate,
+    check_gate_hyperparameters,
+)
+from l0bayes.validation import FAMILIES, check_choice, check_count, check_positive
+
+WEIGHT_GUIDES = ("delta", "normal")
+
+
+@dataclass(frozen=True)
+class RegressionPrior:
+    """Everything the model and guide need besides the data.
+
+    :param family: ``"gaussian"`` or ``"bernoulli"``.
+    :param lam: per-gate code cost :math:`\\lambda` (float or a tensor of shape ``(p,)``).
+    :param kl_mode: ``"l0"`` (the paper's penalty) or ``"bayes"`` (full gate KL).
+    :param slab_precision: :math:`\\lambda_2` of the weight slab (float or ``(p,)``); 0 = flat.
+    :param slab_normalized: whether the slab is the proper Gaussian (Bayesian weights) or the
+        paper's weight-decay term without its normalizing constant.
+    :param noise_scale: fixed :math:`\\sigma` (Gaussian); ``None`` learns it.
+    :param subsample_size: minibatch size of the data plate (``None``: all rows).
+    :param weight_guide: ``"delta"`` (MAP weights) or ``"normal"`` (mean-field Gaussian).
+    :param init_log_alpha: initial gate locations (float or ``(p,)``).
+    :param init_weight: initial weight locations (``None``: zeros) of shape ``(p,)``.
+    :param inclusion_beta: ``(a, b)`` of a Beta hyperprior on the prior inclusion probability
+        :math:`\\pi` (then ``lam`` is ignored and :math:`\\pi` is a latent site
+        ``"prior_inclusion"`` with a Beta guide).
+    """
+
+    family: str = "gaussian"
+    lam: float | torch.Tensor = 1.0
+    kl_mode: str = "l0"
+    slab_precision: float | torch.Tensor = 0.0
+    slab_normalized: bool = False
+    noise_scale: float | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    stretch: tuple[float, float] = DEFAULT_STRETCH
+    subsample_size: int | None = None
+    weight_guide: str = "delta"
+    init_log_alpha: float | torch.Tensor = 0.0
+    init_weight: torch.Tensor | None = field(default=None, compare=False)
+    inclusion_beta: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("family", self.family, FAMILIES)
+        check_choice("kl_mode", self.kl_mode, KL_MODES)
+        check_choice("weight_guide", self.weight_guide, WEIGHT_GUIDES)
+        check_gate_hyperparameters(self.temperature, self.stretch)
+        if self.kl_mode == "l0":
+            _check_tensor(
+                "lam",
+                self.lam,
+                0.0,
+                "with kl_mode='l0' (a negative penalty rewards every gate "
+                "for opening; use kl_mode='bayes' for a prior inclusion probability above 1/2)",
+            )
+        else:
+            _check_tensor("lam", self.lam)
+        _check_tensor("slab_precision", self.slab_precision, 0.0)
+        if self.slab_normalized and not bool((torch.as_tensor(self.slab_precision) > 0).all()):
+            raise ValueError("slab_normalized=True needs slab_precision > 0 (a proper Gaussian)")
+        if self.noise_scale is not None:
+            check_positive("noise_scale", self.noise_scale)
+        if self.subsample_size is not None:
+            check_count("subsample_size", self.subsample_size)
+        if self.inclusion_beta is not None:
+            if len(self.inclusion_beta) != 2:
+                raise ValueError(f"inclusion_beta must be a pair (a, b), got {self.inclusion_beta}")
+            for name, value in zip(("a", "b"), self.inclusion_beta, strict=True):
+                check_positive(f"inclusion_beta {name}", value)
+        _check_tensor("init_log_alpha", self.init_log_alpha)
+        if self.init_weight is not None:
+            _check_tensor("init_weight", self.init_weight)
+
+
+def _check_tensor(name: str, value, minimum: float | None = None, why: str = "") -> None:
+    """Refuse a NaN/infinite float or tensor (or one below ``minimum``), naming the field."""
+    try:
+        tensor = torch.as_tensor(value).detach()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be a number or a tensor, got {value!r}") from err
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and not bool((tensor >= minimum).all()):
+        suffix = f" {why}" if why else ""
+        raise ValueError(f"{name} must be >= {minimum:g}{suffix}, got {value!r}")
+
+
+def _check_data(X: torch.Tensor, y: torch.Tensor | None, prior: RegressionPrior) -> None:
+    """Shapes always (cheap: no device synchronisation); values while Pyro validation is on
+    (:func:`l0bayes.linear_model.svi.fit_svi` keeps it on for the first step)."""
+    if not torch.is_tensor(X) or X.dim() != 2 or not X.is_floating_point():
+        got = f"{X.dtype} tensor of shape {tuple(X.shape)}" if torch.is_tensor(X) else type(X)
+        raise ValueError(
+            f"X must be a 2-D floating-point torch tensor (n, p), got a {got}; convert it with "
+            "torch.as_tensor(X, dtype=torch.float64)"
+        )
+    n, p = X.shape
+    if y is not None and (not torch.is_tensor(y) or tuple(y.shape) != (n,)):
+        got = tuple(y.shape) if torch.is_tensor(y) else type(y)
+        raise ValueError(f"y must be a 1-D tensor with one entry per row of X (n = {n}), got {got}")
+    for name in ("lam", "slab_precision", "init_log_alpha", "init_weight"):
+        value = getattr(prior, name)
+        shape = () if value is None else tuple(np.shape(value))
+        allowed = ((p,),) if name == "init_weight" and value is not None else ((), (1,), (p,))
+        if shape not in allowed:
+            raise ValueError(
+                f"prior.{name} must be a scalar or have shape (p,) = ({p},), got shape {shape}"
+            )
+    if prior.subsample_size is not None and prior.subsample_size > n:
+        raise ValueError(
+            f"prior.subsample_size = {prior.subsample_size} exceeds the n = {n} rows of X; use "
+            "None (full batch) or a smaller minibatch"
+        )
+    if not is_validation_enabled():
+        return
+    for name, value in (("X", X), ("y", y)):
+        if value is not None and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; drop or impute them")
+    if y is not None and prior.family == "bernoulli" and not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError("y must contain only 0 and 1 for family='bernoulli'; recode it as 0/1")
+
+
+def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def linear_predictor(X: torch.Tensor, intercept: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """:math:`\\eta = b + X\\,\\beta` for coefficient draws of shape ``(..., p)`` → ``(..., n)``."""
+    return intercept + coef @ X.transpose(-1, -2)
+
+
+def regression_model(
+    X: torch.Tensor, y: torch.Tensor | None = None, prior: RegressionPrior = RegressionPrior()
+) -> torch.Tensor:
+    """The L0-gated regression model (see the module docstring). Returns the coefficients."""
+    _check_data(X, y, prior)
+    n, p = X.shape
+    intercept = pyro.param("intercept", lambda: X.new_zeros(()))
+    gate_prior = _gate_prior(prior, X)
+    with pyro.plate("features", p):
+        z = pyro.sample("gate", gate_prior)
+        slab = GaussianSlab(_as_tensor(prior.slab_precision, X), prior.slab_normalized)
+        with poutine.mask(mask=z != 0):  # the spike: an excluded weight costs nothing
+            theta = pyro.sample("weight", slab.expand([p]))
+    coef = z * theta
+    with pyro.plate("data", n, subsample_size=prior.subsample_size) as idx:
+        eta = linear_predictor(X[idx], intercept, coef)
+        obs = None if y is None else y[idx]
+        if prior.family == "gaussian":
+            sigma = _noise_scale(prior, X)
+            pyro.sample("obs", dist.Normal(eta, sigma), obs=obs)
+        else:
+            pyro.sample("obs", dist.Bernoulli(logits=eta), obs=obs)
+    return coef
+
+
+def _gate_prior(prior: RegressionPrior, like: torch.Tensor) -> SpikeSlabGate:
+    """The gates' prior; with a Beta hyperprior, π is sampled first (a global latent)."""
+    if prior.inclusion_beta is None:
+        return SpikeSlabGate(lam=_as_tensor(prior.lam, like), kl_mode=prior.kl_mode)
+    a, b = (_as_tensor(v, like) for v in prior.inclusion_beta)
+    pi = pyro.sample("prior_inclusion", dist.Beta(a, b))
+    eps = torch.finfo(like.dtype).eps
+    return SpikeSlabGate(prior_inclusion=pi.clamp(eps, 1 - eps), kl_mode=prior.kl_mode)
+
+
+def _noise_scale(prior: RegressionPrior, like: torch.Tensor) -> torch.Tensor:
+    if prior.noise_scale is not None:
+        return _as_tensor(prior.noise_scale, like)
+    return pyro.param("noise_scale", lambda: like.new_ones(()), constraint=constraints.positive)
+
+
+def regression_guide(
+    X: torch.Tensor, y: torch.Tensor | None = None, prior: RegressionPrior = RegressionPrior()
+) -> None:
+    """Mean-field guide: hard concrete gates, point-mass or Gaussian weights.
+
+    The weight site is scaled by the gate's :math:`P(z \\ne 0)`, so its KL from the slab
+    enters the ELBO as :math:`\\sum_j P(z_j \\ne 0)\\,\\mathrm{KL}(q(\\theta_j)\\|\\text{slab})`
+    (analytically, with gradients through :math:`P(z\\ne0)`)."""
+    _check_data(X, y, prior)
+    p = X.shape[1]
+    log_alpha = pyro.param(
+        "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(p).clone()
+    )
+    if prior.inclusion_beta is not None:
+        a0, b0 = (_as_tensor(v, X) for v in prior.inclusion_beta)
+        a = pyro.param("inclusion_concentration1", a0, constraint=constraints.positive)
+        b = pyro.param("inclusion_concentration0", b0, constraint=constraints.positive)
+        pyro.sample("prior_inclusion", dist.Beta(a, b))
+    init_w = prior.init_weight
+    loc = pyro.param(
+        "weight_loc", lambda: X.new_zeros(p) if init_w is None else _as_tensor(init_w, X).clone()
+    )
+    with pyro.plate("features", p):
+        q_gate = HardConcrete(log_alpha, prior.temperature, prior.stretch)
+        pyro.sample("gate", q_gate)
+        with poutine.scale(scale=q_gate.prob_nonzero):
+            pyro.sample("weight", _weight_guide(prior, loc))
+
+
+def _weight_guide(prior: RegressionPrior, loc: torch.Tensor) -> dist.Distribution:
+    if prior.weight_guide == "delta":
+        return dist.Delta(loc)
+    scale = pyro.param(
+        "weight_scale", lambda: torch.full_like(loc, 0.1), constraint=constraints.positive
+    )
+    return dist.Normal(loc, scale)
+
+
+__all__ = [
+    "RegressionPrior",
+    "WEIGHT_GUIDES",
+    "linear_predictor",
+    "regression_guide",
+    "regression_model",
+]

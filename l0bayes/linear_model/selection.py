@@ -1,0 +1,643 @@
+r"""Exact information criteria of refit models and best-subset search (numpy, float64).
+
+An L0-regularised fit with penalty :math:`\lambda` per included parameter minimises
+
+.. math::
+
+    \mathcal{C}_\lambda(S) = -\ell(\hat\beta_S) + \lambda\, k(S),
+
+where :math:`\ell(\hat\beta_S)` is the maximised log-likelihood of the model refit with an
+intercept on the columns :math:`S` and :math:`k(S) = \operatorname{rank}[\mathbf 1, X_S]`
+is the number of estimated mean parameters (statsmodels' ``df_model + k_constant``).
+Hence :math:`\lambda = 1` is :math:`\mathrm{AIC}/2` and :math:`\lambda = \tfrac12\log n` is
+:math:`\mathrm{BIC}/2`:
+
+.. math::
+
+    \mathrm{AIC} = -2\ell + 2k, \qquad \mathrm{BIC} = -2\ell + k\log n.
+
+This module computes these criteria exactly as statsmodels does (``OLS`` for the Gaussian
+family, ``Logit`` for the Bernoulli family), finds the exhaustive best subset, and polishes
+a relaxed solution by a best-improvement local search on the exact criterion.
+
+All three public functions score supports through one private *scorer* object
+(:class:`_GaussianScorer` or :class:`_BernoulliScorer`), whose ``extend`` method maps a
+batch of supports, and each of them grown by one candidate column, to their log-likelihoods
+and parameter counts.  Both scorers detect
+collinear columns with the same pivoted Cholesky sweep (:func:`_partial_cholesky`) of the
+centred Gram matrix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from l0bayes.validation import FAMILIES as FAMILIES
+from l0bayes.validation import check_count, check_not_constant, check_Xy
+
+_PIVOT_RTOL = 1e-10  # column j is collinear if its Schur pivot is below this fraction of G_jj
+_IMPROVE_TOL = 1e-10  # local search stops when no move lowers the criterion by more than this
+_BATCH_ELEMENTS = 1 << 22  # float64 entries of one batch of Gram blocks (32 MiB)
+_NEWTON_TOL = 1e-6  # IRLS has converged when the Newton step moves no linear predictor further
+_NEWTON_FLOOR = 1e-3  # ... or when the likelihood stalls at a step this small (round-off floor)
+_NEWTON_MAX_ITER = 100
+_NEWTON_STALL = 5  # stalled iterations with a larger step: a direction of recession (separation)
+
+
+@dataclass(frozen=True)
+class InformationCriteria:
+    r"""Log-likelihood and information criteria of a model refit on one support.
+
+    ``k`` counts the estimated mean parameters, :math:`k = \operatorname{rank}[\mathbf 1, X_S]`
+    (the intercept included), ``aic`` is :math:`-2\ell + 2k` and ``bic`` is
+    :math:`-2\ell + k \log n`.
+    """
+
+    k: int
+    log_likelihood: float
+    aic: float
+    bic: float
+    n: int
+    family: str
+
+    def penalized(self, lam: float) -> float:
+        r"""The L0-penalised objective :math:`-\ell + \lambda k` (``lam = 1`` gives AIC/2)."""
+        return -self.log_likelihood + lam * self.k
+
+
+@dataclass(frozen=True)
+class SubsetResult:
+    """A selected support (boolean mask of length p), its criteria and the search effort."""
+
+    support: np.ndarray
+    criteria: InformationCriteria
+    n_evaluated: int
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_support(support: object, p: int) -> np.ndarray:
+    """Validate a boolean support mask of length ``p``."""
+    mask = np.asarray(support)
+    if mask.dtype != np.bool_ or mask.shape != (p,):
+        raise ValueError(
+            f"support must be a boolean mask of length p = {p}, got dtype {mask.dtype} and shape"
+            f" {mask.shape}; convert column indices with np.isin(np.arange({p}), indices)"
+        )
+    return mask
+
+
+def _penalty(criterion: str | float, n: int) -> float:
+    r"""The per-parameter penalty :math:`\lambda`: 1 for AIC, :math:`\tfrac12\log n` for BIC."""
+    if isinstance(criterion, str):
+        named = {"aic": 1.0, "bic": 0.5 * math.log(n)}
+        if criterion.lower() not in named:
+            raise ValueError(f"criterion must be 'aic', 'bic' or a float λ, got {criterion!r}")
+        return named[criterion.lower()]
+    if isinstance(criterion, bool) or not isinstance(criterion, (int, float, np.number)):
+        raise ValueError(f"criterion must be 'aic', 'bic' or a float λ, got {criterion!r}")
+    lam = float(criterion)
+    if not (math.isfinite(lam) and lam >= 0.0):
+        raise ValueError(f"criterion (the penalty λ) must be finite and >= 0, got {lam}")
+    return lam
+
+
+# ------------------------------------------------------------------------ linear algebra
+
+
+def _partial_cholesky(A: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Batched Cholesky sweep of the first ``m`` columns, dropping (numerically) dependent ones.
+
+    For each symmetric positive semi-definite block ``A[b]`` of shape (q, q), column j < m has
+    the pivot (Schur complement)
+
+    .. math::
+
+        d_j = A_{jj} - \lVert L_{j,<j} \rVert^2
+            = \min_c \lVert a_j - A_{<j} c \rVert^2 \quad (A = Z^\top Z),
+
+    the squared residual of column j regressed on the *accepted* columns before it.  Column j is
+    accepted iff :math:`d_j > \tau A_{jj}` (:math:`\tau` = ``_PIVOT_RTOL``), i.e. iff
+    :math:`1 - R_j^2 > \tau`; a rejected column gets a zero column in L and so changes no later
+    pivot.  The number of accepted columns is the rank of the first m columns, and the Schur
+    complement of the remaining columns is :math:`A_{>m,>m} - L_{>m} L_{>m}^\top`.
+
+    Returns ``L`` of shape (B, q, m) and ``accepted`` of shape (B, m).
+    """
+    batch, q, _ = A.shape
+    L = np.zeros((batch, q, m))
+    accepted = np.zeros((batch, m), dtype=bool)
+    for j in range(m):
+        row = L[:, j, :j]
+        pivot = A[:, j, j] - np.einsum("bk,bk->b", row, row)
+        accepted[:, j] = pivot > _PIVOT_RTOL * A[:, j, j]
+        root = np.sqrt(np.where(accepted[:, j], pivot, 1.0))
+        L[:, j, j] = np.where(accepted[:, j], root, 0.0)
+        below = A[:, j + 1 :, j] - (L[:, j + 1 :, :j] @ row[:, :, None])[:, :, 0]
+        L[:, j + 1 :, j] = np.where(accepted[:, j, None], below / root[:, None], 0.0)
+    return L, accepted
+
+
+def _gram_blocks(gram: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The principal sub-matrices ``gram[idx[b]][:, idx[b]]`` for every row b of ``idx``."""
+    return gram[idx[:, :, None], idx[:, None, :]]
+
+
+def _row_chunks(n_rows: int, width: int) -> Iterator[slice]:
+    """Slices of at most ``_BATCH_ELEMENTS / width**2`` rows covering ``range(n_rows)``."""
+    step = max(1, _BATCH_ELEMENTS // max(width * width, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+# ------------------------------------------------------------------------------ scorers
+
+
+class _Scores(NamedTuple):
+    """Scores of B base supports and of each base grown by one of C candidate columns."""
+
+    loglik: np.ndarray  # (B,) maximised log-likelihood of each base support
+    k: np.ndarray  # (B,) its number of mean parameters, rank [1, X_S]
+    grown_loglik: np.ndarray  # (B, C) the same for base b plus candidate c
+    grown_k: np.ndarray  # (B, C)
+
+
+class _Scorer(Protocol):
+    n: int
+    p: int
+    family: str
+
+    def extend(self, base: np.ndarray, candidates: np.ndarray, final: bool = False) -> _Scores:
+        """Score the supports ``base`` (B, m) and ``base[b] + [candidates[c]]`` for all b, c.
+
+        ``final`` marks the evaluation of a reported model: the base supports are then refit
+        to full accuracy, and one whose MLE does not exist (separated logistic data, or a
+        Gaussian support with k >= n parameters, which fits exactly) raises
+        ``ValueError`` instead of scoring a log-likelihood of -inf (which keeps it out of every
+        search)."""
+
+
+_NO_COLUMNS = np.empty(0, dtype=np.intp)
+
+
+def _evaluate(
+    scorer: _Scorer, idx: np.ndarray, final: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihoods (B,) and parameter counts (B,) of the supports ``idx`` (B, m)."""
+    scores = scorer.extend(idx, _NO_COLUMNS, final)
+    return scores.loglik, scores.k
+
+
+class _GaussianScorer:
+    r"""Exact OLS log-likelihoods of many supports from one centred Gram matrix.
+
+    With the intercept absorbed by centring (:math:`X_c = X - \bar X`, :math:`y_c = y - \bar y`)
+    the augmented Gram matrix of :math:`[X_c, y_c]` holds :math:`G = X_c^\top X_c`,
+    :math:`g = X_c^\top y_c` and :math:`y_c^\top y_c`, and for a support S
+
+    .. math::
+
+        \mathrm{RSS}(S) = y_c^\top y_c - g_S^\top G_{SS}^{-1} g_S,
+
+    the Schur complement of :math:`y_c` after sweeping the columns S (:func:`_partial_cholesky`),
+    at cost :math:`O(|S|^3)`.  Adding a candidate column j to S costs :math:`O(|S|^2)` more:
+    with :math:`r_j` and :math:`e_j` the residual variance of column j and its residual
+    covariance with y after the sweep,
+    :math:`\mathrm{RSS}(S \cup j) = \mathrm{RSS}(S) - e_j^2 / r_j` (the next sweep step).
+    The log-likelihood is statsmodels' OLS ``llf``
+
+    .. math::
+
+        \ell = -\tfrac n2 \left(\log 2\pi + \log(\mathrm{RSS}/n) + 1\right),
+
+    and :math:`k = 1 + \operatorname{rank} X_{c,S} = \operatorname{rank}[\mathbf 1, X_S]`.
+    The difference :math:`y_c^\top y_c - g_S^\top G_{SS}^{-1} g_S` loses relative accuracy
+    :math:`\approx \epsilon / (1 - R^2)` when the fit is nearly perfect, so a *final*
+    evaluation recomputes the RSS from the residuals :math:`y_c - X_{c,S}\hat\beta_S`
+    (:meth:`_refit_rss`), which is what statsmodels reports.
+    """
+
+    family = "gaussian"
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        check_not_constant(y)
+        self.n, self.p = X.shape
+        self._centred = np.column_stack([X - X.mean(axis=0), y - y.mean()])
+        self._gram = self._centred.T @ self._centred
+
+    def _refit_rss(self, columns: np.ndarray) -> float:
+        r"""RSS from the residuals of the least-squares fit on the accepted ``columns``.
+
+        With :math:`L` the Cholesky factor of the accepted block and :math:`c` the
+        corresponding part of the response row of the sweep,
+        :math:`\hat\beta = L^{-\top} c`.
+        """
+        block = _gram_blocks(self._gram, np.append(columns, self.p)[None, :])
+        L, accepted = _partial_cholesky(block, columns.size)
+        keep = accepted[0]
+        beta = np.linalg.solve(L[0, :-1][np.ix_(keep, keep)].T, L[0, -1, keep])
+        residual = self._centred[:, -1] - self._centred[:, columns[keep]] @ beta
+        return float(residual @ residual)
+
+    def extend(self, base: np.ndarray, candidates: np.ndarray, final: bool = False) -> _Scores:
+        """Score ``base`` (B, m) and every ``base[b] + [candidates[c]]`` (see :class:`_Scorer`)."""
+        batch, m = base.shape
+        tail = np.append(candidates, self.p).astype(np.intp)  # the candidates, then y
+        columns = np.column_stack([base.astype(np.intp), np.tile(tail, (batch, 1))])
+        rss = np.empty((batch, tail.size))
+        rank = np.empty((batch, tail.size), dtype=np.int64)
+        for rows in _row_chunks(batch, columns.shape[1]):
+            rss[rows], rank[rows] = _grown_rss(_gram_blocks(self._gram, columns[rows]), m)
+        k = rank + 1
+        if final:
+            for row, k_row in zip(base.astype(np.intp), k[:, -1], strict=True):
+                if k_row >= self.n:
+                    raise ValueError(_saturated_message(row, int(k_row), self.n))
+            rss[:, -1] = [self._refit_rss(row) for row in base.astype(np.intp)]
+        with np.errstate(divide="ignore"):
+            loglik = -0.5 * self.n * (math.log(2.0 * math.pi) + np.log(rss / self.n) + 1.0)
+        # k >= n: the fit is exact, the noise MLE is 0 and the log-likelihood unbounded (the
+        # computed RSS is round-off); such supports are left out of every search
+        loglik = np.where(k >= self.n, -math.inf, loglik)
+        return _Scores(loglik[:, -1], k[:, -1], loglik[:, :-1], k[:, :-1])
+
+
+def _saturated_message(columns: np.ndarray, k: int, n: int) -> str:
+    return (
+        f"the support with columns {columns.tolist()} has k = {k} mean parameters for n = {n}"
+        " observations: the least-squares fit is exact, the noise MLE is 0 and the Gaussian"
+        " log-likelihood unbounded (AIC/BIC undefined); choose a support with k < n"
+    )
+
+
+def _grown_rss(A: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""RSS and rank of the first ``m`` columns of each Gram block grown by each later column.
+
+    ``A`` (B, q, q) is the Gram matrix of [base (m), candidates (q - m - 1), y].  Entry c of the
+    results is for the base plus candidate c; the last entry is for the base alone.  A candidate
+    that is collinear with the base (:math:`r_j \le \tau A_{jj}`) leaves RSS and rank unchanged.
+    """
+    L, accepted = _partial_cholesky(A, m)
+    tail = L[:, m:, :]
+    diagonal = np.diagonal(A, axis1=1, axis2=2)[:, m:]
+    variance = diagonal - np.einsum("bck,bck->bc", tail, tail)  # r_j; last entry RSS(base)
+    covariance = A[:, m:, -1] - (tail @ tail[:, -1, :, None])[:, :, 0]  # e_j
+    new = variance > _PIVOT_RTOL * diagonal
+    new[:, -1] = False
+    gain = np.where(new, covariance**2 / np.where(new, variance, 1.0), 0.0)
+    rss = np.maximum(variance[:, -1:] - gain, 0.0)
+    return rss, accepted.sum(axis=1)[:, None] + new
+
+
+class _SeparationError(ValueError):
+    """The logistic-regression MLE does not exist: the data are (quasi-)separated."""
+
+
+def _expit(eta: np.ndarray) -> np.ndarray:
+    """Overflow-free logistic function."""
+    e = np.exp(-np.abs(eta))
+    return np.where(eta >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _bernoulli_loglik(eta: np.ndarray, y: np.ndarray) -> float:
+    r""":math:`\ell = \sum_i y_i\eta_i - \log(1 + e^{\eta_i})`, evaluated without overflow."""
+    softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
+    return float(np.sum(y * eta - softplus))
+
+
+def _newton_step(Z: np.ndarray, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    r"""Newton/IRLS step :math:`(Z^\top W Z)^{-1} Z^\top (y - \mu)`, :math:`W = \mu(1-\mu)`."""
+    mu = _expit(eta)
+    hessian = Z.T @ ((mu * (1.0 - mu))[:, None] * Z)
+    score = Z.T @ (y - mu)
+    try:
+        chol = np.linalg.cholesky(hessian)
+        return np.linalg.solve(chol.T, np.linalg.solve(chol, score))
+    except np.linalg.LinAlgError:  # weights underflowed: minimum-norm step
+        return np.linalg.lstsq(hessian, score, rcond=None)[0]
+
+
+def _halving_update(
+    eta: np.ndarray, delta: np.ndarray, y: np.ndarray, loglik: float
+) -> tuple[np.ndarray, float]:
+    """Largest step ``eta + t * delta``, t = 1, 1/2, ..., that does not lower the likelihood."""
+    t = 1.0
+    while t > 1e-10:
+        candidate = eta + t * delta
+        value = _bernoulli_loglik(candidate, y)
+        if value >= loglik:
+            return candidate, value
+        t *= 0.5
+    return eta, loglik
+
+
+def _separation_message(step: np.ndarray, Xs: np.ndarray, columns: np.ndarray) -> str:
+    """Name the columns along which the coefficients diverge (largest effect on the fit)."""
+    effect = np.abs(step[1:]) * Xs.std(axis=0)
+    diverging = columns[effect > 1e-3 * effect.max()] if effect.size and effect.max() > 0 else []
+    return (
+        f"the logistic-regression MLE does not exist for the support with columns"
+        f" {columns.tolist()}: the data are (quasi-)perfectly separated and the coefficients of"
+        f" columns {list(map(int, diverging))} diverge (fitted probabilities tend to 0/1);"
+        " drop or merge those columns, or use a penalised fit"
+    )
+
+
+def _logistic_loglik(Xs: np.ndarray, y: np.ndarray, columns: np.ndarray) -> float:
+    """Maximised Bernoulli log-likelihood of a logistic regression of y on [1, Xs]."""
+    return _logistic_fit(Xs, y, columns)[1]
+
+
+def _logistic_fit(Xs: np.ndarray, y: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, float]:
+    r"""Fitted linear predictor and maximised log-likelihood of a logistic regression of y on
+    [1, Xs].
+
+    Newton/IRLS with step halving from the intercept-only fit
+    :math:`\eta = \operatorname{logit}\bar y`.  Convergence is judged on the change
+    :math:`\delta = Z\,\Delta\beta` of the linear predictor (affine invariant): the fit has
+    converged once :math:`\max|\delta|` is below ``_NEWTON_TOL`` (the final step then leaves
+    an error of order :math:`\delta^2 \approx 10^{-12}` in :math:`\beta`, far less in
+    :math:`\ell`), or once the likelihood no longer increases (:math:`|\Delta\ell| \le
+    10^{-12}(1 + |\ell|)`) with :math:`\max|\delta|` at the round-off floor below
+    ``_NEWTON_FLOOR``.  Under (quasi-)separation the likelihood stalls too, but the Newton step
+    keeps moving the linear predictor by O(1) or more along a direction of recession: after
+    ``_NEWTON_STALL`` such iterations, or ``_NEWTON_MAX_ITER`` iterations in all,
+    :class:`_SeparationError` is raised.  ``Xs`` must have linearly independent columns.
+    """
+    Z = np.column_stack([np.ones(len(y)), Xs])
+    ybar = y.mean()
+    eta = np.full(len(y), math.log(ybar / (1.0 - ybar)))
+    loglik = _bernoulli_loglik(eta, y)
+    stalled = 0
+    for _ in range(_NEWTON_MAX_ITER):
+        step = _newton_step(Z, y, eta)
+        delta = Z @ step
+        size = np.max(np.abs(delta))
+        if size <= _NEWTON_TOL:
+            final = _bernoulli_loglik(eta + delta, y)
+            return (eta + delta, final) if final >= loglik else (eta, loglik)
+        eta, new_loglik = _halving_update(eta, delta, y, loglik)
+        gained = new_loglik - loglik > 1e-12 * (1.0 + abs(loglik))
+        loglik = new_loglik
+        if not gained and size <= _NEWTON_FLOOR:
+            return eta, loglik
+        stalled = 0 if gained else stalled + 1
+        if stalled >= _NEWTON_STALL:
+            break
+    raise _SeparationError(_separation_message(step, Xs, columns))
+
+
+class _BernoulliScorer:
+    r"""Exact logistic-regression log-likelihoods, refitting by IRLS for every support.
+
+    Collinear columns are removed with the same pivoted sweep of the centred Gram matrix as in
+    the Gaussian case, so :math:`k = \operatorname{rank}[\mathbf 1, X_S]` as in statsmodels'
+    ``Logit`` (``df_model + 1``).  Each support costs a full IRLS fit, :math:`O(n|S|^2)` per
+    Newton iteration, which is fine for small p.
+    """
+
+    family = "bernoulli"
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.n, self.p = X.shape
+        self._centred = X - X.mean(axis=0)
+        self._gram = self._centred.T @ self._centred
+        self._y = y
+
+    def _fit(self, columns: np.ndarray, final: bool) -> tuple[float, int]:
+        _, accepted = _partial_cholesky(_gram_blocks(self._gram, columns[None, :]), columns.size)
+        kept = columns[accepted[0]]
+        try:
+            return _logistic_loglik(self._centred[:, kept], self._y, kept), kept.size + 1
+        except _SeparationError:
+            if final:
+                raise
+            return -math.inf, kept.size + 1
+
+    def _fit_each(self, idx: np.ndarray, final: bool) -> tuple[np.ndarray, np.ndarray]:
+        fits = [self._fit(columns, final) for columns in idx]
+        return np.array([f[0] for f in fits]), np.array([f[1] for f in fits], dtype=np.int64)
+
+    def extend(self, base: np.ndarray, candidates: np.ndarray, final: bool = False) -> _Scores:
+        """Score ``base`` (B, m) and every ``base[b] + [candidates[c]]``, one IRLS fit each."""
+        batch, width = len(base), len(candidates)
+        grown = np.column_stack([np.repeat(base, width, axis=0), np.tile(candidates, batch)])
+        loglik, k = self._fit_each(base.astype(np.intp), final)
+        grown_loglik, grown_k = self._fit_each(grown.astype(np.intp), final)
+        return _Scores(loglik, k, grown_loglik.reshape(batch, width), grown_k.reshape(batch, width))
+
+
+def _make_scorer(X: np.ndarray, y: np.ndarray, family: str) -> _Scorer:
+    return _GaussianScorer(X, y) if family == "gaussian" else _BernoulliScorer(X, y)
+
+
+def _penalised(loglik: np.ndarray, k: np.ndarray, lam: float) -> np.ndarray:
+    r"""The L0-penalised objective :math:`-\ell + \lambda k` (+inf where the MLE does not exist)."""
+    return -loglik + lam * k
+
+
+def _criteria(scorer: _Scorer, columns: np.ndarray) -> InformationCriteria:
+    loglik, k = _evaluate(scorer, columns[None, :], final=True)
+    llf, k_int = float(loglik[0]), int(k[0])
+    return InformationCriteria(
+        k=k_int,
+        log_likelihood=llf,
+        aic=-2.0 * llf + 2.0 * k_int,
+        bic=-2.0 * llf + math.log(scorer.n) * k_int,
+        n=scorer.n,
+        family=scorer.family,
+    )
+
+
+def _result(scorer: _Scorer, columns: np.ndarray, n_evaluated: int) -> SubsetResult:
+    support = np.zeros(scorer.p, dtype=bool)
+    support[columns] = True
+    return SubsetResult(support, _criteria(scorer, np.flatnonzero(support)), n_evaluated)
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def information_criteria(
+    X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str = "gaussian"
+) -> InformationCriteria:
+    r"""Log-likelihood, AIC and BIC of the model refit with an intercept on ``X[:, support]``.
+
+    Gaussian: OLS, :math:`\ell = -\tfrac n2(\log 2\pi + \log(\mathrm{RSS}/n) + 1)`.
+    Bernoulli: the logistic-regression MLE by Newton/IRLS.  In both cases
+    :math:`k = \operatorname{rank}[\mathbf 1, X_S]`, :math:`\mathrm{AIC} = -2\ell + 2k` and
+    :math:`\mathrm{BIC} = -2\ell + k\log n`, matching statsmodels'
+    ``OLS(y, add_constant(X_S)).fit()`` and ``Logit(...).fit()`` ``llf``/``aic``/``bic``.
+    An empty support is the intercept-only model.
+
+    Raises ``ValueError`` on invalid input, and when the MLE does not exist: for the Bernoulli
+    family when the data are (quasi-)separated, for the Gaussian family when y is constant or
+    :math:`k \ge n` (the fit is exact and the log-likelihood unbounded).
+    """
+    X, y = check_Xy(X, y, family)
+    mask = _check_support(support, X.shape[1])
+    return _criteria(_make_scorer(X, y, family), np.flatnonzero(mask))
+
+
+def refit_coefficients(
+    Xs: np.ndarray, y: np.ndarray, family: str = "gaussian"
+) -> tuple[float, np.ndarray]:
+    r"""Maximum-likelihood intercept and coefficients of the refit on the columns ``Xs``.
+
+    Gaussian: least squares on :math:`[\mathbf 1, X_S]`. Bernoulli: the IRLS fit of
+    :func:`information_criteria`; the coefficients solve :math:`[\mathbf 1, X_S]\beta =
+    \hat\eta` (exact, as :math:`\hat\eta` lies in the column space). Collinear columns get the
+    minimum-norm solution. ``Xs`` may have no columns (the intercept-only model) or be 1-D (one
+    column). Raises ``ValueError`` on invalid input and when the logistic MLE does not exist."""
+    if np.ndim(Xs) == 1:
+        Xs = np.reshape(Xs, (-1, 1))
+    Xs, y = check_Xy(Xs, y, family, min_samples=1, min_features=0, x_name="Xs")
+    Z = np.column_stack([np.ones(len(y)), Xs])
+    target = y
+    if family == "bernoulli":
+        target, _ = _logistic_fit(Xs, y, np.arange(Xs.shape[1]))
+    params = np.linalg.lstsq(Z, target, rcond=None)[0]
+    return float(params[0]), params[1:]
+
+
+def _combination_batches(p: int, size: int) -> Iterator[np.ndarray]:
+    """All ``size``-subsets of ``range(p)`` in lexicographic order, as (B, size) index arrays."""
+    combos = itertools.combinations(range(p), size)
+    rows = max(1, _BATCH_ELEMENTS // (size + 1) ** 2)
+    while block := list(itertools.islice(combos, rows)):
+        yield np.array(block, dtype=np.intp).reshape(len(block), size)
+
+
+def best_subset(
+    X: np.ndarray,
+    y: np.ndarray,
+    criterion: str | float = "bic",
+    family: str = "gaussian",
+    max_features: int = 20,
+) -> SubsetResult:
+    r"""Exhaustive search over all :math:`2^p` supports for the minimum criterion.
+
+    Minimises :math:`-\ell(S) + \lambda k(S)` with :math:`\lambda = 1` for ``"aic"``,
+    :math:`\tfrac12\log n` for ``"bic"``, or ``criterion`` itself when it is a number.
+    Supports are enumerated by model size m = 0, ..., p; all :math:`\binom pm` supports of one
+    size are scored together by a batched (numpy-vectorised) Cholesky sweep of their
+    :math:`(m+1)\times(m+1)` augmented Gram blocks (Gaussian), or by one IRLS fit each
+    (Bernoulli; supports whose MLE does not exist are skipped).  Ties go to the first support
+    found, hence to the smallest model.
+
+    Raises ``ValueError`` if ``p > max_features``.
+    """
+    X, y = check_Xy(X, y, family)
+    n, p = X.shape
+    if p > check_count("max_features", max_features, minimum=0):
+        raise ValueError(
+            f"best_subset would evaluate 2**{p} = {2**p:,} models, more than max_features ="
+            f" {max_features} allows; use local_search from a relaxed solution instead, or raise"
+            " max_features if you can afford the enumeration"
+        )
+    lam = _penalty(criterion, n)
+    scorer = _make_scorer(X, y, family)
+    best_value, best_columns = math.inf, _NO_COLUMNS
+    for size in range(p + 1):
+        for idx in _combination_batches(p, size):
+            values = _penalised(*_evaluate(scorer, idx), lam)
+            i = int(np.argmin(values))
+            if values[i] < best_value:
+                best_value, best_columns = values[i], idx[i]
+    return _result(scorer, best_columns, n_evaluated=2**p)
+
+
+def _drop_one(columns: np.ndarray) -> np.ndarray:
+    """Row i is ``columns`` without its i-th entry, shape (k, k - 1)."""
+    k = columns.size
+    return np.tile(columns, (k, 1))[~np.eye(k, dtype=bool)].reshape(k, max(k - 1, 0))
+
+
+def _best_move(scorer: _Scorer, current: np.ndarray, lam: float) -> tuple[np.ndarray | None, int]:
+    r"""The best neighbour of ``current`` if it improves by more than 1e-10, and the count scored.
+
+    The neighbours are :math:`S \cup j` (add), :math:`S \setminus i` (drop) and
+    :math:`S \setminus i \cup j` (swap) for :math:`i \in S`, :math:`j \notin S`.  Two calls of
+    the scorer cover them all: the base S grown by every outside column, and the k bases
+    :math:`S \setminus i` alone and grown by every outside column.  Ties go to the first
+    neighbour in the order adds, drops, swaps.
+    """
+    outside = np.setdiff1d(np.arange(scorer.p), current)
+    dropped = _drop_one(current)
+    here = scorer.extend(current[None, :], outside)
+    there = scorer.extend(dropped, outside)
+    moves = [
+        (here.grown_loglik[0], here.grown_k[0], lambda i: np.append(current, outside[i])),
+        (there.loglik, there.k, lambda i: dropped[i]),
+        (
+            there.grown_loglik.ravel(),
+            there.grown_k.ravel(),
+            lambda i: np.append(dropped[i // outside.size], outside[i % outside.size]),
+        ),
+    ]
+    best_value = _penalised(here.loglik, here.k, lam)[0] - _IMPROVE_TOL
+    best_support = None
+    for loglik, k, support_of in moves:
+        values = _penalised(loglik, k, lam)
+        if values.size and values.min() < best_value:
+            i = int(np.argmin(values))
+            best_value, best_support = values[i], support_of(i)
+    return best_support, 1 + sum(move[0].size for move in moves)
+
+
+def local_search(
+    X: np.ndarray,
+    y: np.ndarray,
+    start: np.ndarray,
+    criterion: str | float = "bic",
+    family: str = "gaussian",
+    max_iter: int = 1000,
+) -> SubsetResult:
+    r"""Best-improvement local search on the exact criterion from the support ``start``.
+
+    Each iteration scores every neighbour of the current support S (add one column, drop one,
+    swap one in for one out: :math:`p + |S|(p-|S|)` supports) and moves to the one with the
+    smallest :math:`-\ell + \lambda k` if that improves on S by more than 1e-10; otherwise S is
+    a local optimum and is returned.  For the Gaussian family one iteration costs
+    :math:`O(p|S|^3)`: each of the |S| + 1 bases S and :math:`S \setminus i` is swept once and
+    every outside column is then added in :math:`O(|S|^2)` (see :class:`_GaussianScorer`).  The
+    criterion decreases strictly, so the search terminates; ``max_iter`` only caps the number
+    of moves.  The result is never worse than ``start``.  A start whose MLE does not exist
+    (Gaussian: :math:`k \ge n`, a perfect fit; Bernoulli: separated data) is replaced by the
+    empty support, the intercept-only model.  ``n_evaluated`` counts the supports scored, the
+    start and the current one at every iteration included.
+    """
+    X, y = check_Xy(X, y, family)
+    n, p = X.shape
+    mask = _check_support(start, p)
+    lam = _penalty(criterion, n)
+    max_iter = check_count("max_iter", max_iter, minimum=0)
+    scorer = _make_scorer(X, y, family)
+    current = np.flatnonzero(mask)
+    n_evaluated = 1
+    if not np.isfinite(_evaluate(scorer, current[None, :])[0][0]):
+        current = _NO_COLUMNS  # no MLE at the start: search from the intercept-only model
+    for _ in range(max_iter):
+        move, scored = _best_move(scorer, current, lam)
+        n_evaluated += scored
+        if move is None:
+            break
+        current = np.sort(move)
+    return _result(scorer, current, n_evaluated)
+
+
+__all__ = [
+    "InformationCriteria",
+    "SubsetResult",
+    "best_subset",
+    "information_criteria",
+    "local_search",
+    "refit_coefficients",
+]

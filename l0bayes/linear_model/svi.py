@@ -1,0 +1,106 @@
+"""Running Pyro SVI: a fresh parameter store, a seeded RNG, a progress bar, clear failures."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyro
+import torch
+from pyro.infer import SVI, TraceMeanField_ELBO
+from pyro.infer.util import is_validation_enabled
+from pyro.optim import ClippedAdam
+from tqdm.auto import tqdm
+
+from l0bayes.device import torch_threads
+from l0bayes.validation import check_count, check_positive
+
+
+@dataclass
+class SVIResult:
+    """Parameters (constrained values, detached) and the loss (negative ELBO) per step."""
+
+    params: dict[str, torch.Tensor]
+    losses: np.ndarray
+
+
+def fit_svi(
+    model: Callable,
+    guide: Callable,
+    args: tuple,
+    *,
+    n_steps: int,
+    lr: float,
+    num_particles: int = 1,
+    seed: int = 0,
+    progress: bool = False,
+    desc: str = "SVI",
+    max_plate_nesting: int = 1,
+    num_threads: int | None = None,
+) -> SVIResult:
+    """Maximise the ELBO of ``model``/``guide`` with Adam, using analytic KLs where registered
+    (``TraceMeanField_ELBO``, particles vectorised).
+
+    Runs in its own parameter store and forked torch RNG (seeded with ``seed``), so a user's
+    store and random state are left untouched (initial values come from the model and guide).
+    The first step runs with Pyro's validation as the caller has it (on by default), so the
+    model's and the distributions' argument checks see the data once; the remaining steps run
+    without it. Raises ``ValueError`` for invalid settings and ``FloatingPointError`` if the
+    ELBO stops being finite.
+
+    ``num_threads`` (default: 1 for CPU problems under a million tensor elements) sets torch's
+    intra-op threads for the loop and restores them afterwards: SVI steps on small tensors are
+    dominated by per-op overhead, and several threads spinning on shared cores make them many
+    times slower (measured 16x on 2 busy cores).
+    """
+    n_steps = check_count("n_steps", n_steps)
+    check_positive("lr", lr)
+    num_particles = check_count("num_particles", num_particles)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    elbo = TraceMeanField_ELBO(
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+        max_plate_nesting=max_plate_nesting,
+    )
+    losses = np.empty(n_steps)
+    store = pyro.get_param_store()
+    threads = num_threads or _default_threads(args)
+    with store.scope(), torch.random.fork_rng(devices=_cuda_devices(args)), torch_threads(threads):
+        torch.manual_seed(seed)
+        svi = SVI(model, guide, ClippedAdam({"lr": lr, "clip_norm": 100.0}), elbo)
+        bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
+        validate = is_validation_enabled()
+        for step in bar:
+            with pyro.validation_enabled(validate and step == 0):
+                losses[step] = loss = svi.step(*args)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the ELBO became {loss} at step {step} of {desc}; try a smaller lr "
+                    f"(now {lr}) or check the data for extreme values"
+                )
+            if progress and step % 50 == 0:
+                bar.set_postfix(elbo=f"{-loss:.4g}")
+        params = {name: store[name].detach().clone() for name in store.keys()}
+    return SVIResult(params=params, losses=losses)
+
+
+def _default_threads(args: tuple) -> int:
+    tensors = [a for a in args if torch.is_tensor(a)]
+    if any(a.device.type != "cpu" for a in tensors) or sum(a.numel() for a in tensors) > 1e6:
+        return torch.get_num_threads()
+    return 1
+
+
+def _cuda_devices(args: tuple) -> list[int]:
+    return sorted(
+        {a.device.index or 0 for a in args if torch.is_tensor(a) and a.device.type == "cuda"}
+    )
+
+
+__all__ = [
+    "SVIResult",
+    "fit_svi",
+]

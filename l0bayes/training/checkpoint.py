@@ -1,0 +1,204 @@
+"""Nothing lost: atomic file writes, random-number-generator state, training checkpoints.
+
+Every file a run writes goes through :func:`atomic_write`: the bytes go to a temporary file
+in the destination folder, are flushed to disk (``fsync``), and the temporary file is renamed
+over the destination with :func:`os.replace`, which is atomic on POSIX and Windows. A reader
+(or a run resumed after ``SIGKILL``) therefore sees either the old file or the new one, never a
+half-written one.
+
+A checkpoint holds everything a resumed run needs to continue *bitwise* as if it had never
+stopped (on the same device and versions): the network's and optimizer's state, the EMA and
+Lagrange multipliers, the epoch and step counters, the training history so far, and the states
+of torch's CPU (and CUDA) generators, numpy's and Python's. The data order of an epoch is a
+function of the seed and the epoch number, so it needs no saving.
+
+**Files from others are untrusted input.** A checkpoint is read with
+``torch.load(weights_only=True)``: only tensors and plain Python containers and numbers are
+unpickled, so a crafted ``checkpoint.pt`` cannot run code. The random-number states are stored
+as plain types for that reason (checkpoints of earlier versions, which hold numpy arrays, are
+read with exactly numpy's array-rebuilding globals allow-listed, nothing else).
+
+**Nothing of the user's is touched.** Temporary files are named ``.l0bayes-tmp.<name>.<random>``
+(see :data:`TEMP_PREFIX`) so that :func:`remove_stale_temporaries` can never delete a file that
+l0bayes did not create.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PathLike = str | os.PathLike
+
+#: Prefix of every temporary file :func:`atomic_write` creates (and the only files
+#: :func:`remove_stale_temporaries` deletes).
+TEMP_PREFIX = ".l0bayes-tmp."
+#: Keys every checkpoint of :class:`l0bayes.training.trainer.Trainer` holds.
+CHECKPOINT_KEYS = frozenset({"version", "config", "net", "optimizer", "run", "rng"})
+
+
+def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file in the same folder, which
+    is fsynced and renamed onto ``path``. The temporary file is removed on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it open()'s mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` leaves when its process is killed
+    mid-write (``SIGKILL`` gives it no chance to clean up); the final files are intact. Only
+    regular files named with :data:`TEMP_PREFIX` are removed: never a file of the user's."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(
+        path
+        for path in folder.glob(f"{TEMP_PREFIX}*.tmp")
+        if path.is_file() and not path.is_symlink()
+    )
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_text(path: PathLike, text: str) -> None:
+    """Atomically write a text file."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of torch's CPU and CUDA generators, numpy's global and Python's, as tensors
+    and plain Python types (so that a checkpoint loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [int(version), [int(v) for v in internal], gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators saved by :func:`rng_state`. The states are byte tensors on the
+    CPU, as torch wants them, also when the checkpoint was loaded onto a GPU."""
+    torch.set_rng_state(state["torch"].cpu())
+    saved = state["numpy"]
+    if isinstance(saved, dict):
+        keys = saved["keys"].cpu().numpy().astype(np.uint32)
+        saved = (saved["bit_generator"], keys, saved["pos"], saved["has_gauss"],
+                 saved["cached_gaussian"])  # fmt: skip
+    np.random.set_state(saved)
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_checkpoint(path: PathLike, state: dict[str, Any]) -> None:
+    """Atomically save a checkpoint (a dict of tensors, numbers and containers)."""
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(
+    path: PathLike,
+    map_location: str | torch.device = "cpu",
+    required: frozenset[str] = CHECKPOINT_KEYS,
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, safely.
+
+    The file is read with ``weights_only=True``: tensors, numbers, strings and containers only,
+    so a crafted file cannot execute code. Checkpoints of l0bayes versions that stored numpy's
+    random state as an array are read with numpy's array-rebuilding globals allow-listed (and
+    nothing else).
+
+    :param path: the checkpoint file.
+    :param map_location: where the tensors go.
+    :param required: keys the checkpoint must hold (a torch file that is not an l0bayes
+        checkpoint is rejected with the name of the file).
+    :raises FileNotFoundError: no checkpoint at ``path``.
+    :raises ValueError: the file is not a readable, safe l0bayes checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
+    try:
+        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, foreign or unsafe: say which file, in one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in reason or "Unsupported global" in str(err):
+            reason = "it holds Python objects other than tensors and plain data (refused: "
+            reason += "loading it could run code)"
+        raise ValueError(f"cannot read checkpoint {path}: {reason}") from None
+    missing = sorted(required - set(state)) if isinstance(state, dict) else sorted(required)
+    if missing:
+        raise ValueError(f"{path} is not an l0bayes checkpoint (it lacks {', '.join(missing)})")
+    return state
+
+
+def _legacy_numpy_globals() -> list:
+    """The globals a pickled numpy array needs: numpy's array reconstructor, ``ndarray`` and
+    the dtypes of the arrays earlier checkpoints held (numpy's MT19937 key is ``uint32``)."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+_LEGACY_NUMPY_GLOBALS = _legacy_numpy_globals()
+
+
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "load_checkpoint",
+    "remove_stale_temporaries",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "write_json",
+    "write_text",
+]

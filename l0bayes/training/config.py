@@ -1,0 +1,270 @@
+"""The configuration of a training run (``config.json``): settings, defaults, validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from l0bayes.nn.layers import WEIGHT_INITS, check_precision
+from l0bayes.nn.networks import (
+    get_network,
+)
+from l0bayes.validation import check_count
+
+ELBOS = ("analytic", "trace")
+
+TARGETS = (None, "params", "flops")
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
+
+#: The official code's clamp of log α after every step: [log 0.01, log 100].
+LOG_ALPHA_RANGE = (math.log(0.01), math.log(100.0))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``config.json``). ``None`` means the
+    network's default from :data:`l0bayes.nn.networks.NETWORKS` (the paper's setting)."""
+
+    network: str = "mnist-mlp"
+    out: str = "runs/mnist-mlp"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lam: list[float] | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    weight_precision: float | None = None
+    init_drop_rate: list[float] | None = None
+    kl_mode: str = "l0"
+    local_rep: bool = False
+    weight_init: str | None = None
+    ema: float | None = None
+    clamp_log_alpha: bool = True
+    elbo: str = "analytic"
+    target: str | None = None
+    target_fraction: float | None = None
+    target_scope: str = "global"
+    lagrange_lr: float = 0.01
+    dataset: str | None = None
+    standardize: bool | None = None
+    data_dir: str | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    depth: int = 28
+    width: int = 10
+    device: str = "cpu"
+    seed: int = 0
+    checkpoint_every: int = 0
+    nproc: int = 1
+    num_threads: int | None = None
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_run(cls, out: str | Path, **overrides: Any) -> TrainConfig:
+        """The configuration saved in ``out/config.json``, with ``overrides`` of the settings
+        a resumed run may change (:data:`RESUMABLE`: ``epochs``, ``checkpoint_every``,
+        ``num_threads``, ``device``, ``progress``, ``data_dir``; ``None`` keeps the saved one).
+
+        ``config.json`` is untrusted input (the run may come from someone else): a file that
+        is not a JSON object of valid settings is a one-line error naming it.
+
+        :raises FileNotFoundError: no ``config.json`` in ``out``.
+        :raises ValueError: an unreadable or invalid ``config.json``, or an override of a
+            setting that a resumed run keeps (see :meth:`for_resume`).
+        """
+        bad = sorted(set(overrides) - RESUMABLE)
+        if bad:
+            raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
+        path = Path(out) / "config.json"
+        saved = _read_config(path)
+        saved.setdefault("standardize", True)  # runs from before the option standardised
+        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
+        saved.update({k: v for k, v in overrides.items() if v is not None})
+        saved["out"] = str(out)
+        names = {f.name for f in fields(cls)}
+        try:
+            cfg = cls(**{k: v for k, v in saved.items() if k in names})
+            cfg.resolved()
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{path} holds an invalid configuration: {err}") from None
+        return cfg
+
+    @classmethod
+    def for_resume(cls, out: str | Path, network: str | None = None, **given: Any) -> TrainConfig:
+        """The saved configuration of the run in ``out`` for ``--resume``, checked against the
+        settings ``given`` on the command line.
+
+        A given setting in :data:`RESUMABLE` is applied; any other must equal the saved
+        (resolved) value, else the resume is refused naming the flags, since it would
+        silently train with the saved one. ``network`` must be the run's network.
+
+        :raises ValueError: a given setting differs from the run's, or the network does.
+        """
+        saved = cls.from_run(out)
+        if network is not None and network != saved.network:
+            raise ValueError(
+                f"--resume: {out} is a {saved.network} run, not {network}; resume it with "
+                f"`l0bayes train {saved.network} --out {out} --resume`"
+            )
+        resumable = {k: v for k, v in given.items() if k in RESUMABLE}
+        fixed = {k: v for k, v in given.items() if k not in RESUMABLE and v is not None}
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(fixed) - names)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}")
+        base = saved.resolved()
+        try:
+            asked = asdict(replace(base, **fixed).resolved())
+        except ValueError as err:
+            raise ValueError(f"--resume: {err}") from None
+        kept = asdict(base)
+        changed = sorted(k for k in fixed if asked[k] != kept[k])
+        if changed:
+            flags = ", ".join(
+                f"{_flag(k)} {_show(asked[k])} (the run has {_show(kept[k])})" for k in changed
+            )
+            raise ValueError(
+                f"--resume keeps the run's settings, but {flags} differ; only "
+                f"{', '.join(sorted(_flag(k) for k in RESUMABLE - {'out', 'progress'}))} and "
+                "the progress options may change on resume"
+            )
+        return cls.from_run(out, **resumable)
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the network's defaults filled in, validated (clear errors)."""
+        spec = get_network(self.network)
+        cfg = replace(
+            self,
+            epochs=spec.epochs if self.epochs is None else self.epochs,
+            batch_size=spec.batch_size if self.batch_size is None else self.batch_size,
+            lam=list(spec.lam) if self.lam is None else [float(v) for v in self.lam],
+            lr=spec.lr if self.lr is None else self.lr,
+            optimizer=spec.optimizer if self.optimizer is None else self.optimizer,
+            init_drop_rate=list(spec.init_drop_rate)
+            if self.init_drop_rate is None
+            else [float(v) for v in self.init_drop_rate],
+            ema=spec.ema if self.ema is None else (self.ema or None),
+            dataset=spec.dataset if self.dataset is None else self.dataset,
+            standardize=spec.standardize if self.standardize is None else self.standardize,
+            weight_init=spec.weight_init if self.weight_init is None else self.weight_init,
+            weight_decay=spec.weight_decay
+            if self.weight_decay is None and self.weight_precision is None
+            else self.weight_decay,
+        )
+        cfg._validate()
+        return cfg
+
+    def slab_precision(self, num_train: int | None) -> float:
+        r"""The Gaussian slab's precision :math:`\lambda_2` in the per-data-set ELBO:
+        ``weight_precision`` when given, else :math:`N \times` ``weight_decay``.
+
+        ``weight_decay`` is per data point, as an optimizer's weight decay and the paper's
+        "5e-4": the mean objective pays :math:`\tfrac12 \cdot 5\cdot10^{-4}\,
+        P(z \ne 0)\,\theta^2` per weight, which is :math:`\lambda_2 = 30` nats of prior
+        precision on MNIST's :math:`N = 60000` (the official MLP and WRN code; its LeNet-5
+        script omits the factor :math:`N`, which ``weight_precision=5e-4`` reproduces).
+        """
+        if self.weight_precision is not None:
+            return float(self.weight_precision)
+        if self.weight_decay is None:
+            raise ValueError("resolve the configuration first (TrainConfig.resolved())")
+        if num_train is None:
+            raise ValueError("weight_decay is per data point: give num_train (N) to scale it")
+        return float(self.weight_decay) * num_train
+
+    def _validate(self) -> None:
+        for name in ("epochs", "batch_size", "nproc"):
+            check_count(_flag(name), getattr(self, name))
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise ValueError(f"--lr must be a finite positive number, got {self.lr}")
+        if any(not (math.isfinite(v) and v >= 0) for v in self.lam):
+            raise ValueError(f"--lam must be finite and >= 0 (nats per parameter), got {self.lam}")
+        if self.weight_decay is not None and self.weight_precision is not None:
+            raise ValueError(
+                "give --weight-decay (per data point) or --weight-precision (per data set), "
+                "not both: the precision is N times the decay"
+            )
+        for name in ("weight_decay", "weight_precision"):
+            value = getattr(self, name)
+            if value is not None:
+                check_precision(value, f"--{name.replace('_', '-')}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(
+                f"--weight-init must be one of {WEIGHT_INITS}, got {self.weight_init!r}"
+            )
+        if self.elbo not in ELBOS:
+            raise ValueError(f"--elbo must be one of {ELBOS}, got {self.elbo!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"--ema must lie in (0, 1) (0 turns it off), got {self.ema}")
+        if self.target not in TARGETS:
+            raise ValueError(f"--target must be 'params' or 'flops', got {self.target!r}")
+        if (self.target is None) != (self.target_fraction is None):
+            raise ValueError("--target and --target-fraction go together: give both or neither")
+        if self.target_fraction is not None and not 0.0 < self.target_fraction <= 1.0:
+            raise ValueError(f"--target-fraction must lie in (0, 1], got {self.target_fraction}")
+        if self.target_scope not in ("global", "layer"):
+            raise ValueError(f"--target-scope must be 'global' or 'layer', got {self.target_scope}")
+        if self.num_threads is not None:
+            check_count("--threads", self.num_threads)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
+        for name in ("train_size", "test_size"):
+            if getattr(self, name) is not None:
+                check_count(_flag(name), getattr(self, name))
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in a run's ``config.json``, with one-line errors naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--resume: no config.json in {path.parent}; is it a run directory?"
+        )
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file (not UTF-8): not an l0bayes config") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} does not hold a JSON object of settings")
+    return saved
+
+
+def _flag(name: str) -> str:
+    return "--threads" if name == "num_threads" else f"--{name.replace('_', '-')}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+#: The settings a resumed run may change (applied, and recorded in ``config.json``); every
+#: other one must equal the saved configuration.
+RESUMABLE = frozenset(
+    {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every", "device"}
+)
+
+
+__all__ = [
+    "DATASETS",
+    "ELBOS",
+    "LOG_ALPHA_RANGE",
+    "RESUMABLE",
+    "TARGETS",
+    "TrainConfig",
+]

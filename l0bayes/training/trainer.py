@@ -1,0 +1,564 @@
+r"""Training a gated network by stochastic variational inference, with nothing lost.
+
+One step draws a minibatch of :math:`B` of the :math:`N` training examples and descends the
+per-data-point negative ELBO
+
+.. math::
+
+    \frac{1}{N}\Big[\frac{N}{B}\sum_{i \in \text{batch}} -\log p(y_i \mid x_i, z, \theta)
+    + \sum_\text{layers} \mathrm{KL}\Big],
+
+the paper's objective :math:`R(\tilde\theta, \phi)` in ``kl_mode="l0"`` (the gates' expected
+L0 norm times λ plus the :math:`P(z \ne 0)`-scaled weight decay). By default the loss is
+:meth:`~l0bayes.nn.layers.L0Network.differentiable_loss` (the same ELBO as Pyro's
+``TraceMeanField_ELBO`` on ``net.model``/``net.guide``, computed without tracing);
+``elbo="trace"`` runs Pyro's ``TraceMeanField_ELBO`` itself, with the data in
+``pyro.plate("data", N, subsample=...)``.
+
+**λ's units.** ``lam`` is the code cost per parameter in nats of total log-likelihood, which is
+the paper's λ written per data point: the paper's ":math:`\lambda = 0.1/N`" is ``lam=0.1``. A
+gate that controls :math:`S` weights pays :math:`\lambda S`. ``lam=1`` is AIC and
+:math:`\tfrac12\log N` BIC.
+
+**Test time.** Test error and architecture use the paper's deterministic gates (Eq. 13) and,
+when an exponential moving average of the parameters is kept, the averaged parameters
+(bias-corrected; the paper's temporal averaging: β = 0.999 for the MNIST networks, 0.99 for
+the WRN as in the official code, whose LeNet-5 script leaves it out).
+
+**Targets.** With ``target="params"`` or ``"flops"`` and ``target_fraction`` :math:`t`, the
+expected fraction :math:`c(\phi)` of non-zero parameters (or of the dense network's FLOPs) is
+held below :math:`t` by a Lagrange multiplier: the loss gains :math:`\mu\,(c(\phi) - t)` and
+after every step :math:`\mu \leftarrow \max(0, \mu + \eta_\mu (c - t))` (gradient ascent on the
+dual). ``target_scope="layer"`` puts one constraint on every gated layer's expected fraction of
+open gates instead.
+
+**Run directory** (``out``): ``config.json`` (written first), ``checkpoint.pt`` (every epoch
+and every ``checkpoint_every`` steps, atomic), ``history.csv`` (one row per epoch), and
+``metrics.json``, written once, atomically, when the run completes. ``resume=True`` continues
+from ``checkpoint.pt``: the result is bitwise the same as an uninterrupted run on the same
+device (tested with ``SIGKILL`` in the middle of an epoch). ``SIGINT`` (Ctrl-C) stops at the
+next step boundary after writing a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from tqdm.auto import tqdm
+
+import l0bayes.training.distributed as distributed
+from l0bayes.data.files import ImageDataset
+from l0bayes.data.images import Images, epoch_order, image_splits
+from l0bayes.device import resolve_device, torch_threads
+from l0bayes.nn.layers import L0Network
+from l0bayes.nn.networks import (
+    get_network,
+    network_architecture,
+)
+from l0bayes.training.averaging import Lagrangian, ParameterEMA
+from l0bayes.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+    write_text,
+)
+from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig
+from l0bayes.training.datasets import load_dataset
+from l0bayes.training.records import (
+    architecture_string,
+    device_name,
+    environment,
+    epoch_line,
+    history_csv,
+    peak_rss_mib,
+    progress_postfix,
+)
+from l0bayes.training.run_directory import MARKER, open_run, prepare_new_run, run_lock, write_marker
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after SIGINT once a checkpoint is written; the message says how to resume."""
+
+
+@dataclass
+class RunState:
+    """Counters and records that a checkpoint restores."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    num_train: int | None = None
+
+
+class Trainer:
+    """Runs one configured training job (see the module docstring); :meth:`run` returns the
+    metrics that it writes to ``metrics.json``."""
+
+    def __init__(self, cfg: TrainConfig, data: ImageDataset | None = None, resume=False) -> None:
+        self.cfg = cfg.resolved()
+        self.rank, self.world = distributed.world()
+        self.out = Path(self.cfg.out)
+        self.spec = get_network(self.cfg.network)
+        self.device = resolve_device(self.cfg.device)
+        self.resume = resume
+        self._check_run_dir()
+        self.data = load_dataset(self.cfg) if data is None else data
+        self._check_data()
+        torch.manual_seed(self.cfg.seed)
+        self.num_train = len(self.data.y_train)
+        self.net = self._build().to(self.device)
+        self.input_shape = self.spec.input_shape
+        self.train, self.test = self._images()
+        self.optimizer = self._optimizer()
+        self.scheduler = self._scheduler()
+        self.ema = None if self.cfg.ema is None else ParameterEMA(self.net, self.cfg.ema)
+        self.lagrangian = None
+        if self.cfg.target is not None:
+            self.lagrangian = Lagrangian(self.cfg, self.net, self.input_shape, self.device)
+        self.state = RunState(num_train=self.num_train)
+        self._elbo = TraceMeanField_ELBO() if self.cfg.elbo == "trace" else None
+        self._stop = False
+        self._loss_acc = torch.zeros((), device=self.device)
+        self._params = list(self.net.parameters())
+
+    # ---------------------------------------------------------------- set-up
+    def _check_run_dir(self) -> None:
+        """A resumed run must be one of ours with a checkpoint; a new run needs a new or empty
+        folder, or one of ours without a checkpoint (see :mod:`l0bayes.training.run_directory`)."""
+        if self.resume:
+            open_run(self.out)
+            if not (self.out / "checkpoint.pt").is_file():
+                raise FileNotFoundError(
+                    f"--resume: no checkpoint in {self.out}; start the run without --resume"
+                )
+        elif self.rank == 0:
+            prepare_new_run(self.out)
+
+    def _check_data(self) -> None:
+        shape = tuple(self.data.image_shape)
+        flat = math.prod(self.spec.input_shape)
+        if math.prod(shape) != flat:
+            raise ValueError(
+                f"{self.cfg.network} expects images of {self.spec.input_shape}, but the "
+                f"{self.data.name} images are {shape}"
+            )
+        for split, y in (("train", self.data.y_train), ("test", self.data.y_test)):
+            if len(y) == 0:
+                raise ValueError(f"the {split} split of {self.data.name} is empty")
+            if y.min() < 0 or y.max() >= self.spec.num_classes:
+                raise ValueError(
+                    f"{self.data.name} {split} labels must lie in 0..{self.spec.num_classes - 1}"
+                )
+
+    def _build(self) -> L0Network:
+        return build_network(self.cfg, self.num_train)
+
+    def _images(self) -> tuple[Images, Images]:
+        return image_splits(self.data, self.spec.input_shape, self.cfg.standardize, self.device)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        params = list(self.net.parameters())
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=self.cfg.lr, momentum=0.9, nesterov=True, foreach=True
+            )
+        return torch.optim.Adam(params, lr=self.cfg.lr, foreach=True)
+
+    def _scheduler(self):
+        if not self.spec.milestones:
+            return None
+        return torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(self.spec.milestones), gamma=0.2
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "config": asdict(self.cfg),
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "mu": None if self.lagrangian is None else self.lagrangian.mu,
+            "run": asdict(self.state),
+            "rng": rng_state(),
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint (rank 0; every rank holds the same state)."""
+        if self.rank == 0:
+            save_checkpoint(self.out / "checkpoint.pt", self.checkpoint_state())
+
+    def restore(self) -> None:
+        """Load ``checkpoint.pt`` (safely: tensors and plain data only) into the trainer.
+
+        :raises ValueError: the checkpoint is unreadable, belongs to another configuration,
+            or does not fit the network (the message names the file).
+        """
+        path = self.out / "checkpoint.pt"
+        ckpt = load_checkpoint(path, self.device)
+        if not isinstance(ckpt["config"], dict):
+            raise ValueError(f"{path} is not an l0bayes checkpoint (no configuration)")
+        saved = {k: v for k, v in ckpt["config"].items() if k not in RESUMABLE}
+        now = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}
+        changed = sorted(k for k in now if saved.get(k) != now[k])
+        if changed:
+            raise ValueError(
+                f"--resume: {path} was written with another configuration than "
+                f"{self.out / 'config.json'} ({', '.join(changed)})"
+            )
+        try:
+            self._load_state(ckpt)
+        except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
+            reason = " ".join(str(err).split())[:300]
+            raise ValueError(f"{path} does not fit the run's network: {reason}") from None
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        self.net.load_state_dict(ckpt["net"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        if self.lagrangian is not None:
+            self.lagrangian.mu = ckpt["mu"].to(self.device)
+        self.state = RunState(**ckpt["run"])
+        set_rng_state(ckpt["rng"])
+
+    # ---------------------------------------------------------------- one step
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = len(self.train)
+        if self._elbo is None:
+            return self.net.differentiable_loss(x, y, n)
+        return self._elbo.differentiable_loss(self.net.model, self.net.guide, x, y, n)
+
+    def step(self, index: torch.Tensor) -> torch.Tensor:
+        """One SVI step on the examples ``index`` (this rank's part of them when training on
+        several processes, see :mod:`l0bayes.training.distributed`); returns the per-data-point
+        loss."""
+        local = index.tensor_split(self.world)[self.rank] if self.world > 1 else index
+        x, y = self.train.batch(local, augment=self.spec.dataset.startswith("cifar"))
+        loss = self._loss(x, y) / len(self.train)
+        total = loss
+        fractions = None
+        if self.lagrangian is not None:
+            penalty, fractions = self.lagrangian.penalty()
+            total = loss + penalty
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.world > 1:
+            weight = len(local) / len(index)
+            extras = torch.stack([torch.tensor(float(self._stop)), loss.detach().cpu() * weight])
+            summed = distributed.allreduce_gradients(self._params, extras.to(loss.device), weight)
+            self._stop = bool(summed[0] > 0)
+            loss = summed[1]
+        self.optimizer.step()
+        if self.cfg.clamp_log_alpha:
+            with torch.no_grad():
+                for layer in self.net.gated_layers():
+                    layer.log_alpha.clamp_(*LOG_ALPHA_RANGE)
+        if self.ema is not None:
+            self.ema.update(self.net)
+        if fractions is not None:
+            self.lagrangian.ascend(fractions)
+        return loss.detach()
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        """Test error (deterministic gates, EMA parameters when kept), architectures and the
+        gates' expected L0 per layer."""
+        averaged = self.ema.applied(self.net) if self.ema else contextlib.nullcontext()
+        self.net.eval()
+        try:
+            with averaged:
+                wrong = 0
+                for start in range(0, len(self.test), 1000):
+                    index = torch.arange(start, min(start + 1000, len(self.test)))
+                    x, y = self.test.batch(index.to(self.device))
+                    wrong += int((self.net(x).argmax(-1) != y).sum())
+                det = network_architecture(self.net, self.input_shape, "deterministic")
+                exp = network_architecture(self.net, self.input_shape, "expected")
+                l0 = [float(layer.inclusion_probs().sum()) for layer in self.net.gated_layers()]
+        finally:
+            self.net.train()
+        return {
+            "test_error": wrong / len(self.test),
+            "units": list(det.units),
+            "expected_l0": l0,
+            "expected_flops": exp.flops,
+            "compact_flops": det.flops,
+            "nonzero_params": det.params,
+        }
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> dict[str, Any]:
+        """Train (or resume) to the configured number of epochs; write and return metrics."""
+        distributed.barrier()  # every rank has checked the run directory
+        lock = run_lock(self.out) if self.rank == 0 else contextlib.nullcontext()
+        with lock:
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        if self.resume:
+            self.restore()
+        if self.rank == 0:  # a resume records the settings it changed (RESUMABLE)
+            write_json(self.out / "config.json", asdict(self.cfg))
+            if not (self.out / MARKER).is_file():  # a run of a version before the marker
+                write_marker(self.out)
+        cfg = self.cfg
+        n = len(self.train)
+        steps = math.ceil(n / cfg.batch_size)
+        with _sigint_flag(self), torch_threads(cfg.num_threads), pyro.validation_enabled(False):
+            while self.state.epoch < cfg.epochs:
+                self._run_epoch(steps, n)
+        return self._finish()
+
+    def _run_epoch(self, steps: int, n: int) -> None:
+        cfg, st = self.cfg, self.state
+        order = epoch_order(cfg.seed, st.epoch, n).to(self.device)
+        last = st.history[-1] if st.history else None
+        bar = tqdm(
+            total=steps,
+            initial=st.step_in_epoch,
+            desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress or self.rank != 0,
+            leave=False,
+            mininterval=1.0,
+        )
+        tic = time.perf_counter()
+        while st.step_in_epoch < steps:
+            index = order[
+                st.step_in_epoch * cfg.batch_size : (st.step_in_epoch + 1) * cfg.batch_size
+            ]
+            loss = self.step(index)
+            st.step_in_epoch += 1
+            st.global_step += 1
+            self._loss_acc += loss
+            if st.step_in_epoch % 50 == 0 or st.step_in_epoch == steps:
+                self._sync_loss(since_sync=st.step_in_epoch - st.loss_count)
+                bar.set_postfix(progress_postfix(float(loss), last), refresh=False)
+            bar.update(1)
+            if self._stop or (cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0):
+                self._sync_loss(since_sync=st.step_in_epoch - st.loss_count)
+                st.train_seconds += time.perf_counter() - tic
+                tic = time.perf_counter()
+                self.save()
+                if self._stop:
+                    bar.close()
+                    raise TrainingInterrupted(
+                        f"interrupted at epoch {st.epoch + 1}, step {st.step_in_epoch}; "
+                        f"checkpoint saved in {self.out}. Resume with: l0bayes train "
+                        f"{cfg.network} --out {self.out} --resume"
+                    )
+        bar.close()
+        st.train_seconds += time.perf_counter() - tic
+        self._end_epoch()
+
+    def _sync_loss(self, since_sync: int) -> None:
+        """Move the loss summed on the device since the last sync into the run state (a device
+        synchronisation: done every 50 steps, not every step) and check it is finite."""
+        if since_sync <= 0:
+            return
+        st = self.state
+        value = float(self._loss_acc)
+        self._loss_acc.zero_()
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the loss became {value} at epoch {st.epoch + 1}, step {st.step_in_epoch}; "
+                f"try a smaller --lr (now {self.cfg.lr})"
+            )
+        st.loss_sum += value
+        st.loss_count += since_sync
+
+    def _end_epoch(self) -> None:
+        st = self.state
+        if self.scheduler is not None:
+            self.scheduler.step()
+        row = {"epoch": st.epoch + 1, "step": st.global_step}
+        row["train_loss"] = st.loss_sum / max(st.loss_count, 1)
+        if self.rank == 0:
+            row.update(self.evaluate())
+        if self.lagrangian is not None:
+            with torch.no_grad():
+                row["constraint"] = self.lagrangian.fractions().tolist()
+            row["multiplier"] = self.lagrangian.mu.tolist()
+        row["train_seconds"] = st.train_seconds
+        st.history.append(row)
+        st.epoch += 1
+        st.step_in_epoch = 0
+        st.loss_sum, st.loss_count = 0.0, 0
+        if self.rank == 0:
+            if self.cfg.progress:
+                tqdm.write(epoch_line(row))
+            write_text(self.out / "history.csv", history_csv(st.history))
+        self.save()
+
+    # ---------------------------------------------------------------- the end
+    def _finish(self) -> dict[str, Any]:
+        if self.rank != 0:
+            return {}
+        hist = self.state.history
+        last = hist[-1]
+        best = min(hist, key=lambda r: r["test_error"])
+        dense = network_architecture(self.net, self.input_shape, "dense")
+        n = len(self.train)
+        precision = self.cfg.slab_precision(self.num_train)
+        metrics = {
+            "network": self.cfg.network,
+            "dataset": self.data.name,
+            "test_error": last["test_error"],
+            "test_error_note": "last epoch, deterministic (Eq. 13) gates"
+            + (", EMA parameters" if self.ema else ""),
+            "best_test_error": best["test_error"],
+            "best_epoch": best["epoch"],
+            "best_test_error_note": "minimum over epochs (as the official LeNet-5 script "
+            "prints); its architecture may be denser than the final one",
+            "architecture": last["units"],
+            "dense_architecture": list(dense.units),
+            "architecture_string": architecture_string(dense.units, last["units"]),
+            "expected_l0": last["expected_l0"],
+            "expected_flops": last["expected_flops"],
+            "compact_flops": last["compact_flops"],
+            "dense_flops": dense.flops,
+            "nonzero_params": last["nonzero_params"],
+            "dense_params": dense.params,
+            "lam_per_parameter_nats": self.cfg.lam,
+            "lam_per_data_point": [v / n for v in self.cfg.lam],
+            "lam_note": "the paper's lambda = lam / N per data point; lam nats per parameter "
+            "in the total log-likelihood (1 = AIC, log(N)/2 = BIC)",
+            "weight_precision_per_data_set": precision,
+            "weight_decay_per_data_point": precision / n,
+            "num_train": n,
+            "num_test": len(self.test),
+            "train_seconds": self.state.train_seconds,
+            "epochs": self.cfg.epochs,
+            "steps": self.state.global_step,
+            "seed": self.cfg.seed,
+            "device": str(self.device),
+            "device_name": device_name(self.device),
+            "peak_rss_mib": peak_rss_mib(),
+            **environment(),
+        }
+        if self.lagrangian is not None:
+            metrics["target"] = {
+                "kind": self.cfg.target,
+                "scope": self.cfg.target_scope,
+                "target_fraction": self.cfg.target_fraction,
+                "achieved_expected_fraction": last["constraint"],
+                "multiplier": last["multiplier"],
+            }
+        write_json(self.out / "metrics.json", metrics)
+        return metrics
+
+
+@contextlib.contextmanager
+def _sigint_flag(trainer: Trainer) -> Iterator[None]:
+    """On SIGINT, ask the trainer to checkpoint and stop at the next step boundary (a second
+    SIGINT interrupts at once)."""
+
+    def handler(signum, frame):
+        if trainer._stop:
+            raise KeyboardInterrupt
+        trainer._stop = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave SIGINT alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train(cfg: TrainConfig, data: ImageDataset | None = None, resume: bool = False) -> dict:
+    """Run a training job and return its metrics (see :class:`Trainer`).
+
+    With ``cfg.nproc > 1`` it spawns that many local processes that train data-parallel
+    (:mod:`l0bayes.training.distributed`); under torchrun (``WORLD_SIZE > 1`` in the environment)
+    this
+    process joins the launcher's group. Either way rank 0 writes the run directory and the
+    metrics are returned (read back from ``metrics.json``)."""
+    if distributed.launched_by_torchrun():
+        return _train_rank(cfg, data, resume)
+    if cfg.nproc > 1:
+        distributed.spawn(_train_rank, (cfg, data, resume), cfg.nproc)
+        return json.loads((Path(cfg.out) / "metrics.json").read_text())
+    return Trainer(cfg, data=data, resume=resume).run()
+
+
+def _train_rank(cfg: TrainConfig, data: ImageDataset | None, resume: bool) -> dict:
+    device = distributed.init_from_env(cfg.device)
+    try:
+        metrics = Trainer(replace(cfg, device=device), data=data, resume=resume).run()
+        distributed.barrier()  # no rank tears the group down while another still works
+        return metrics
+    finally:
+        distributed.shutdown()
+
+
+def build_network(cfg: TrainConfig, num_train: int | None = None) -> L0Network:
+    """A freshly initialised network as a (resolved) configuration describes it; ``num_train``
+    (N) turns a per-data-point ``weight_decay`` into the slab's precision."""
+    kwargs = dict(
+        lam=cfg.lam,
+        init_drop_rate=cfg.init_drop_rate,
+        weight_precision=cfg.slab_precision(num_train),
+        kl_mode=cfg.kl_mode,
+        local_rep=cfg.local_rep,
+        weight_init=cfg.weight_init,
+    )
+    if cfg.network == "wrn":
+        kwargs.update(depth=cfg.depth, width=cfg.width)
+    return get_network(cfg.network).make(**kwargs)
+
+
+def load_network(out: str | Path, device: str = "cpu") -> tuple[TrainConfig, L0Network]:
+    """The trained network of a run directory, with the parameters that its metrics were
+    computed with (the EMA average when the run kept one), in evaluation mode."""
+    cfg = TrainConfig.from_run(out).resolved()
+    path = Path(out) / "checkpoint.pt"
+    ckpt = load_checkpoint(path, device)
+    try:
+        net = build_network(cfg, ckpt["run"].get("num_train")).to(device)
+        net.load_state_dict(ckpt["net"])
+        if ckpt.get("ema") is not None:
+            ema = ParameterEMA(net, ckpt["ema"]["beta"])
+            ema.load_state_dict(ckpt["ema"])
+            ema.copy_to(net)
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:300]
+        raise ValueError(
+            f"{path} does not fit the network of {out}/config.json: {reason}"
+        ) from None
+    return cfg, net.eval()
+
+
+__all__ = [
+    "RunState",
+    "Trainer",
+    "TrainingInterrupted",
+    "build_network",
+    "load_network",
+    "train",
+]

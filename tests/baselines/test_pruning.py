@@ -1,0 +1,101 @@
+"""Plain test-time chains, their sparse architecture, magnitude pruning and fine-tuning."""
+
+import pytest
+import torch
+from torch import nn
+
+from l0bayes.baselines.pruning import (
+    fine_tune,
+    live_chain,
+    magnitude_prune,
+    masked_architecture,
+    nonzero_weights,
+    plain_chain,
+    weight_layers,
+)
+from l0bayes.data.images import Images
+from l0bayes.nn.architecture import architecture
+from l0bayes.nn.networks import lenet5, mnist_mlp
+
+
+def _some_gates_closed(net):
+    with torch.no_grad():
+        for layer in net.gated_layers():
+            closed = torch.rand_like(layer.log_alpha) < 0.4
+            layer.log_alpha.copy_(torch.where(closed, -8.0, 2.0) + torch.randn_like(closed.float()))
+    return net
+
+
+@pytest.mark.parametrize("build, shape", [(mnist_mlp, (784,)), (lenet5, (1, 28, 28))])
+def test_l0_chain_matches_the_network_and_its_architecture(build, shape):
+    """The plain chain computes net(x), and counting its zero weights gives exactly the
+    architecture of the deterministic gates (units, FLOPs, parameters): the naive count of
+    the masked weights against the gate-level analysis."""
+    torch.manual_seed(0)
+    net = _some_gates_closed(build())
+    chain = plain_chain(net)
+    x = torch.randn(3, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(chain(x), net(x))
+    assert all(type(m) in (nn.Linear, nn.Conv2d) for m in weight_layers(chain))
+    expected = architecture(net, shape, "deterministic")
+    assert masked_architecture(chain, shape) == expected
+    assert expected.flops < architecture(net, shape, "dense").flops
+    # the live chain: the same function, only the weights that are used
+    live = live_chain(chain, shape)
+    with torch.no_grad():
+        torch.testing.assert_close(live(x), chain(x))
+    assert nonzero_weights(live) < nonzero_weights(chain)
+    if len(shape) == 1:  # fully connected: one MAC per used weight
+        assert nonzero_weights(live) == expected.flops
+
+
+def test_masked_architecture_by_hand():
+    # 3 inputs -> 2 hidden -> 1 output; hidden unit 2 has no weights and no bias: dead
+    chain = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        chain[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+        chain[0].bias.zero_()
+        chain[2].weight.fill_(1.0)
+    arch = masked_architecture(chain, (3,))
+    assert nonzero_weights(live_chain(chain, (3,))) == 2  # v2 reads a zero unit
+    # 1 input read, 1 hidden unit read; MACs: w11 and v1
+    assert arch.units == (1.0, 1.0)
+    assert arch.flops == 2.0
+    assert arch.params == 2.0 + 2.0  # two weights, the biases of the two kept units
+    # with a bias the hidden unit is a constant that the output reads
+    with torch.no_grad():
+        chain[0].bias[1] = 0.5
+    assert masked_architecture(chain, (3,)).flops == 3.0
+
+
+def test_magnitude_prune_keeps_the_largest_weights_globally():
+    torch.manual_seed(1)
+    chain = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4))
+    weights = torch.cat([m.weight.detach().abs().flatten() for m in weight_layers(chain)])
+    pruned = magnitude_prune(chain, 17)
+    assert nonzero_weights(pruned) == 17
+    kept = torch.cat([(m.weight != 0).flatten() for m in weight_layers(pruned)])
+    assert weights[kept].min() > weights[~kept].max()
+    for old, new in zip(weight_layers(chain), weight_layers(pruned), strict=True):
+        torch.testing.assert_close(new.bias, old.bias)  # biases are not pruned
+        torch.testing.assert_close(new.weight[new.weight != 0], old.weight[new.weight != 0])
+    assert nonzero_weights(chain) == 6 * 5 + 5 * 4  # the original is untouched
+    assert nonzero_weights(magnitude_prune(chain, 10**6)) == 50
+    with pytest.raises(ValueError, match="non-negative"):
+        magnitude_prune(chain, -1)
+
+
+def test_fine_tune_keeps_pruned_weights_at_zero_and_lowers_the_loss(one_thread):
+    torch.manual_seed(2)
+    n, d = 400, 8
+    x = torch.randint(0, 256, (n, d), dtype=torch.uint8)
+    y = (x[:, 0].float() > x[:, 1].float()).long()
+    train = Images(x.numpy(), y.numpy(), (d,), torch.device("cpu"))
+    chain = magnitude_prune(nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2)), 60)
+    zeros = [m.weight == 0 for m in weight_layers(chain)]
+    fit = fine_tune(chain, train, epochs=5, lr=1e-2)
+    assert fit.epoch_loss[-1] < fit.epoch_loss[0]
+    for m, zero in zip(weight_layers(chain), zeros, strict=True):
+        assert bool((m.weight[zero] == 0).all())
+    assert nonzero_weights(chain) <= 60

@@ -1,0 +1,278 @@
+"""L0Regression: scikit-learn conformance, exact criteria, priors on X as given, errors."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from l0bayes import L0Regression
+from l0bayes.data.simulate import simulate_regression
+
+FAST = dict(n_steps=150, num_particles=4, progress=False)
+
+
+def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
+    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
+    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
+
+
+def test_check_estimator():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_estimator(L0Regression(n_steps=60, num_particles=2, progress=False))
+
+
+def test_clone_pipeline_and_grid_search():
+    X, y, _ = simulate(n=120, p=5)
+    pipe = make_pipeline(StandardScaler(), L0Regression(**FAST))
+    grid = GridSearchCV(pipe, {"l0regression__penalty": ["aic", "bic"]}, cv=2).fit(X, y)
+    assert grid.best_params_["l0regression__penalty"] in ("aic", "bic")
+    est = clone(L0Regression(penalty=0.3, **FAST))
+    assert est.get_params()["penalty"] == 0.3
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
+def test_information_criteria_match_statsmodels(family, device):
+    sm = pytest.importorskip("statsmodels.api")
+    X, y, _ = simulate(n=300, p=6, family=family, seed=3)
+    est = L0Regression(family=family, penalty="bic", device=device, **FAST).fit(X, y)
+    ic = est.information_criteria()
+    Xs = sm.add_constant(X[:, est.selected_])
+    ref = (sm.OLS(y, Xs) if family == "gaussian" else sm.Logit(y, Xs)).fit(disp=0)
+    assert ic.k == est.selected_.sum() + 1
+    for ours, theirs in [(ic.log_likelihood, ref.llf), (ic.aic, ref.aic), (ic.bic, ref.bic)]:
+        assert ours == pytest.approx(theirs, rel=1e-6)
+    # the fitted coefficients are the refit's
+    np.testing.assert_allclose(est.coef_[est.selected_], ref.params[1:], rtol=1e-5, atol=1e-8)
+    assert est.intercept_ == pytest.approx(ref.params[0], rel=1e-5, abs=1e-8)
+
+
+def test_bic_selects_true_support_on_easy_problem():
+    X, y, beta = simulate(n=300, p=8, snr=4.0, seed=1)
+    est = L0Regression(penalty="bic", n_steps=400, progress=False).fit(X, y)
+    np.testing.assert_array_equal(est.selected_, beta != 0)
+    assert est.lam_ == pytest.approx(0.5 * math.log(300))
+    # PIPs are probabilities and the selected features carry the larger ones
+    assert np.all((est.inclusion_probs_ >= 0) & (est.inclusion_probs_ <= 1))
+    assert est.inclusion_probs_[beta != 0].min() > est.inclusion_probs_[beta == 0].max()
+    r2 = est.score(X, y)
+    assert r2 > 0.7
+
+
+def test_bayes_prior_is_on_x_as_given():
+    """Rescaling a column by c and the slab with it leaves the standardised problem identical."""
+    X, y, _ = simulate(n=100, p=4, seed=2)
+    kw = dict(penalty="bayes", prior_inclusion=0.3, noise_scale=1.0, **FAST)
+    a = L0Regression(slab_scale=1.0, **kw).fit(X, y)
+    c = np.array([10.0, 1.0, 0.01, 1.0])
+    b = L0Regression(slab_scale=1.0, **kw).fit(X * c, y)
+    # same slab scale on rescaled X is a *different* prior: PIPs must move
+    assert np.abs(a.inclusion_probs_ - b.inclusion_probs_).max() > 1e-3
+    # column-wise rescaled slab can't be expressed with a scalar slab; check one column only
+    c2 = np.full(4, 10.0)
+    d = L0Regression(slab_scale=0.1, **kw).fit(X * c2, y)
+    np.testing.assert_allclose(d.inclusion_probs_, a.inclusion_probs_, atol=1e-8)
+    np.testing.assert_allclose(d.coef_ * 10.0, a.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_bayes_mode_attributes_and_inference_data(tmp_path):
+    az = pytest.importorskip("arviz")
+    X, y, _ = simulate(n=80, p=5, seed=4)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    assert est.noise_scale_ > 0
+    np.testing.assert_array_equal(est.selected_, est.inclusion_probs_ > 0.5)
+    idata = est.to_inference_data(X, y, num_samples=200)
+    assert set(idata.groups()) >= {"posterior", "log_likelihood", "observed_data"}
+    assert idata.posterior["gate"].shape == (1, 200, 5)
+    gates = idata.posterior["gate"].values
+    assert np.all((gates >= 0) & (gates <= 1))
+    # draws come from the guide: they agree with its inclusion probabilities (4 sd of 200 draws)
+    freq = (gates != 0).mean(axis=(0, 1))
+    np.testing.assert_allclose(freq, est.variational_inclusion_probs_, atol=4 * 0.5 / np.sqrt(200))
+    summary = az.summary(idata, var_names=["coef"], kind="stats")
+    assert len(summary) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loo = az.loo(idata, pointwise=True)
+    assert np.isfinite(loo.elpd_loo)
+    assert loo.pareto_k.shape == (80,)
+    path = tmp_path / "fit.nc"
+    idata.to_netcdf(path)
+    again = az.from_netcdf(path)
+    np.testing.assert_allclose(again.posterior["coef"].values, idata.posterior["coef"].values)
+
+
+def test_bayes_pips_are_close_to_exact_enumeration():
+    """PSIS-corrected PIPs track the exact posterior; the guide's own are kept beside them."""
+    prob = simulate_regression(n=100, p=8, k=3, rho=0.5, snr=1.0, seed=1)
+    kw = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0, noise_scale=prob.noise_scale)
+    exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
+    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
+    assert est.variational_inclusion_probs_.shape == (8,)
+    assert est.importance_ess_ > 50
+    np.testing.assert_allclose(est.model_size_probs_.sum(), 1.0)
+    np.testing.assert_allclose(est.coef_, exact.coef_, atol=0.1)
+
+
+def test_summary_has_pip_coef_selected():
+    X, y, _ = simulate(n=100, p=3)
+    est = L0Regression(**FAST).fit(X, y)
+    table = est.summary(names=["a", "b", "c"])
+    assert list(table.columns) == ["pip", "coef", "selected"]
+    assert list(table.index) == ["a", "b", "c"]
+
+
+def test_bernoulli_predict_proba():
+    X, y, _ = simulate(n=200, p=4, family="bernoulli", seed=5)
+    est = L0Regression(family="bernoulli", penalty="aic", **FAST).fit(X, y)
+    proba = est.predict_proba(X)
+    assert proba.shape == (200, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(est.predict(X), (proba[:, 1] > 0.5).astype(int))
+    assert not hasattr(L0Regression(**FAST).fit(*simulate(n=50, p=2)[:2]), "predict_proba")
+
+
+def test_expected_model_size_sets_prior_inclusion():
+    X, y, _ = simulate(n=60, p=6)
+    est = L0Regression(penalty="bayes", expected_model_size=2, **FAST).fit(X, y)
+    assert est.lam_ == pytest.approx(math.log((1 - 1 / 3) / (1 / 3)))
+
+
+def test_fit_is_reproducible_and_leaves_global_rng_alone():
+    import torch
+
+    X, y, _ = simulate(n=60, p=4)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = L0Regression(**FAST).fit(X, y)
+    after = torch.rand(1)
+    b = L0Regression(**FAST).fit(X, y)
+    assert before == after
+    np.testing.assert_array_equal(a.inclusion_probs_, b.inclusion_probs_)
+
+
+BAD = [
+    (dict(), lambda X, y: (np.where(X == X[0, 0], np.nan, X), y), "NaN"),
+    (dict(), lambda X, y: (X, np.where(y == y[0], np.inf, y)), "inf"),
+    (dict(), lambda X, y: (X, y[:-1]), "X has 30 rows but y has 29 entries"),
+    (dict(), lambda X, y: (X[:, :0], y), "0 feature"),
+    (dict(), lambda X, y: (X[:2], y[:2]), "at least 3 samples"),
+    (dict(family="bernoulli"), lambda X, y: (X, y), "only 0 and 1"),
+    (dict(penalty=-1.0), lambda X, y: (X, y), "must be >= 0"),
+    (dict(penalty="mdl"), lambda X, y: (X, y), "penalty must be one of"),
+    (dict(penalty="bayes", prior_inclusion=1.5), lambda X, y: (X, y), r"strictly inside \(0, 1\)"),
+    (dict(penalty="bayes", prior_inclusion=0.0), lambda X, y: (X, y), r"strictly inside \(0, 1\)"),
+    (dict(prior_inclusion=0.2, expected_model_size=1), lambda X, y: (X, y), "not both"),
+    (dict(expected_model_size=9), lambda X, y: (X, y), "between 0 and p"),
+    (dict(family="poisson"), lambda X, y: (X, y), "family"),
+    (dict(temperature=0.0), lambda X, y: (X, y), "temperature"),
+    (dict(noise_scale=1.0), lambda X, y: (X, y), "noise_scale is used by penalty='bayes'"),
+    (dict(slab_scale=-1.0), lambda X, y: (X, y), "slab_scale"),
+    (dict(n_steps=0), lambda X, y: (X, y), "n_steps"),
+    (dict(device="cuda:0"), lambda X, y: (X, y), "CUDA is not available|device"),
+    (dict(method="exact"), lambda X, y: (X, y), "method='exact' needs"),
+]
+
+
+@pytest.mark.parametrize("kwargs, corrupt, match", BAD)
+def test_bad_input_gets_clear_value_error(kwargs, corrupt, match):
+    import torch
+
+    if "device" in kwargs and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    X, y, _ = simulate(n=30, p=4)
+    X, y = corrupt(X, y)
+    with pytest.raises(ValueError, match=match):
+        L0Regression(**{**FAST, **kwargs}).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [
+        dict(prior_inclusion=("beta", 1.0, 2.0)),
+        dict(expected_model_size=3, concentration=2.0),
+    ],
+)
+def test_beta_hyperprior_svi_tracks_exact_and_reports_pi_and_size(prior):
+    import pyro.distributions as dist
+
+    prob = simulate_regression(n=100, p=8, k=3, rho=0.0, snr=2.0, seed=0)
+    kw = dict(penalty="bayes", noise_scale=prob.noise_scale, **prior)
+    exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
+    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
+    for fit in (exact, est):
+        lo, hi = fit.prior_inclusion_interval_
+        assert 0 < lo < fit.prior_inclusion_mean_ < hi < 1
+        assert fit.model_size_probs_.shape == (9,)
+        k_lo, k_hi = fit.model_size_interval_
+        assert k_lo <= fit.model_size_mean_ <= k_hi
+    assert abs(est.prior_inclusion_mean_ - exact.prior_inclusion_mean_) < 0.05
+    # a pyro Beta is the same prior as the tuple
+    if "prior_inclusion" in prior:
+        same = L0Regression(
+            method="exact",
+            penalty="bayes",
+            noise_scale=prob.noise_scale,
+            prior_inclusion=dist.Beta(1.0, 2.0),
+        ).fit(prob.X, prob.y)
+        np.testing.assert_allclose(same.inclusion_probs_, exact.inclusion_probs_)
+
+
+def test_fixed_pi_posterior_is_a_point_and_guide_size_is_poisson_binomial():
+    from l0bayes.linear_model.model_size import poisson_binomial
+
+    X, y, _ = simulate(n=80, p=5)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, importance_samples=0, **FAST)
+    est.fit(X, y)
+    assert est.prior_inclusion_interval_ == (0.3, 0.3)
+    np.testing.assert_allclose(est.model_size_probs_, poisson_binomial(est.inclusion_probs_))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(penalty="bic", prior_inclusion=("beta", 1, 1)), "needs penalty='bayes'"),
+        (dict(penalty="bayes", concentration=2.0), "concentration needs expected_model_size"),
+        (dict(penalty="bayes", prior_inclusion=("beta", -1, 1)), "a > 0"),
+        (dict(penalty="bayes", expected_model_size=2, concentration=0.0), "concentration"),
+        (dict(penalty="bayes", importance_samples=-1), "importance_samples"),
+    ],
+)
+def test_model_size_prior_errors(kwargs, match):
+    X, y, _ = simulate(n=30, p=4)
+    with pytest.raises(ValueError, match=match):
+        L0Regression(**{**FAST, **kwargs}).fit(X, y)
+
+
+def test_badly_scaled_features_are_standardised():
+    """Feature scales from 1e-3 to 1e3: the optimiser sees standardised columns, so the fit is
+    the one on unit-scale features, and the coefficients come back on X's own scale (the OLS
+    refit of the selected columns, here by statsmodels)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(5)
+    n, scales = 200, np.logspace(-3, 3, 7)
+    Z = rng.standard_normal((n, scales.size))
+    effect = np.array([1.0, 0.0, -1.0, 0.0, 0.8, 0.0, 0.0])  # per standard deviation of x_j
+    y = 5.0 + Z @ effect + 0.5 * rng.standard_normal(n)
+    X = Z * scales
+    est = L0Regression(**FAST).fit(X, y)
+    unit = L0Regression(**FAST).fit(Z, y)
+    np.testing.assert_array_equal(est.selected_, effect != 0)
+    np.testing.assert_array_equal(est.relaxed_support_, effect != 0)  # SVI itself, no polish
+    np.testing.assert_allclose(est.inclusion_probs_, unit.inclusion_probs_, atol=1e-6)
+    np.testing.assert_allclose(est.coef_ * scales, unit.coef_, rtol=1e-8, atol=1e-12)
+    ols = sm.OLS(y, sm.add_constant(X[:, est.selected_])).fit()
+    np.testing.assert_allclose(est.coef_[est.selected_], ols.params[1:], rtol=1e-7)
+    assert est.intercept_ == pytest.approx(ols.params[0], rel=1e-9)
+    assert np.all(est.coef_[~est.selected_] == 0)
+    np.testing.assert_allclose(est.predict(X), ols.fittedvalues, rtol=1e-9)

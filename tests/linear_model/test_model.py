@@ -1,0 +1,126 @@
+"""The Pyro model and guide of l0bayes.linear_model.model: where λ enters the ELBO, and the
+wiring."""
+
+import math
+
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+
+from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+
+STRETCH = (-0.1, 1.1)
+BETA = 2.0 / 3.0
+
+
+def _problem(n=20, p=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, generator=g, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64)[:p] + torch.randn(
+        n, generator=g, dtype=torch.float64
+    )
+    return X, y
+
+
+def _set_guide_params(p, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    pyro.param("gate_log_alpha", torch.randn(p, generator=g, dtype=torch.float64))
+    pyro.param("weight_loc", torch.randn(p, generator=g, dtype=torch.float64))
+    pyro.param("intercept", torch.tensor(0.3, dtype=torch.float64))
+
+
+def _paper_regularizer(log_alpha, theta, lam, lam2):
+    """Σ_j (1 − Q_j(s ≤ 0)) (λ + λ2/2 θ_j²), Q the CDF of the stretched concrete (Eq. 12)."""
+    q_s_le_0 = torch.sigmoid(BETA * math.log(-STRETCH[0] / STRETCH[1]) - log_alpha)
+    return ((1 - q_s_le_0) * (lam + 0.5 * lam2 * theta**2)).sum()
+
+
+def _replayed_loglik(X, y, prior, seed):
+    """log p(y | X, z, θ) at the guide draw that a loss evaluation with ``seed`` uses."""
+    pyro.set_rng_seed(seed)
+    guide_trace = poutine.trace(regression_guide).get_trace(X, y, prior)
+    model_trace = poutine.trace(poutine.replay(regression_model, guide_trace)).get_trace(
+        X, y, prior
+    )
+    model_trace.compute_log_prob()
+    return model_trace.nodes["obs"]["log_prob_sum"]
+
+
+@pytest.mark.parametrize("lam, lam2", [(0.7, 0.0), (0.7, 0.3), (2.5, 1e-2)])
+def test_l0_mode_elbo_gradient_is_paper_regularizer(lam, lam2):
+    X, y = _problem()
+    prior = RegressionPrior(
+        lam=lam, kl_mode="l0", slab_precision=lam2, slab_normalized=False, noise_scale=1.0
+    )
+    _set_guide_params(X.shape[1])
+    log_alpha, theta = pyro.param("gate_log_alpha"), pyro.param("weight_loc")
+    elbo = TraceMeanField_ELBO()
+    pyro.set_rng_seed(7)
+    loss = elbo.differentiable_loss(regression_model, regression_guide, X, y, prior)
+    loglik = _replayed_loglik(X, y, prior, seed=7)
+    penalty = loss + loglik  # the ELBO's penalty terms, with the likelihood draw removed
+    got = torch.autograd.grad(penalty, [log_alpha, theta])
+    want = torch.autograd.grad(_paper_regularizer(log_alpha, theta, lam, lam2), [log_alpha, theta])
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-6, rtol=0)
+    # and the full loss gradient is the likelihood's plus the regularizer's
+    torch.testing.assert_close(penalty, _paper_regularizer(log_alpha, theta, lam, lam2))
+
+
+def test_bayes_mode_adds_gate_entropy_and_slab_normalizer():
+    X, y = _problem()
+    lam, prec = 0.4, 2.0
+    prior = RegressionPrior(
+        lam=lam,
+        kl_mode="bayes",
+        slab_precision=prec,
+        slab_normalized=True,
+        noise_scale=1.0,
+        weight_guide="normal",
+    )
+    _set_guide_params(X.shape[1])
+    pyro.param("weight_scale", torch.full((3,), 0.2, dtype=torch.float64))
+    pyro.set_rng_seed(3)
+    loss = TraceMeanField_ELBO().differentiable_loss(
+        regression_model, regression_guide, X, y, prior
+    )
+    penalty = loss + _replayed_loglik(X, y, prior, seed=3)
+    la, mu = pyro.param("gate_log_alpha"), pyro.param("weight_loc")
+    s = torch.full((3,), 0.2, dtype=torch.float64)
+    pi_q = torch.sigmoid(la - BETA * math.log(-STRETCH[0] / STRETCH[1]))
+    pi = 1 / (1 + math.exp(lam))
+    gate_kl = pi_q * torch.log(pi_q / pi) + (1 - pi_q) * torch.log((1 - pi_q) / (1 - pi))
+    var0 = 1 / prec
+    weight_kl = 0.5 * ((s**2 + mu**2) / var0 - 1 - torch.log(s**2 / var0))
+    torch.testing.assert_close(penalty, (gate_kl + pi_q * weight_kl).sum())
+
+
+def test_subsampled_likelihood_is_scaled_by_n_over_batch():
+    X, y = _problem(n=50)
+    prior = RegressionPrior(noise_scale=1.0, subsample_size=10)
+    _set_guide_params(3)
+    guide_trace = poutine.trace(regression_guide).get_trace(X, y, prior)
+    trace = poutine.trace(poutine.replay(regression_model, guide_trace)).get_trace(X, y, prior)
+    obs = trace.nodes["obs"]
+    assert obs["value"].shape == (10,)
+    assert obs["scale"] == pytest.approx(5.0)
+    # the gates are global: their KL is not scaled by the data plate
+    assert trace.nodes["gate"]["scale"] == 1.0
+
+
+def test_vectorized_particles_shapes_and_bernoulli_family():
+    X, y = _problem()
+    yb = (y > 0).double()
+    prior = RegressionPrior(family="bernoulli", lam=1.0)
+    elbo = TraceMeanField_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
+    loss = elbo.differentiable_loss(regression_model, regression_guide, X, yb, prior)
+    assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_prior_rejects_unknown_family_and_weight_guide():
+    with pytest.raises(ValueError, match="family"):
+        RegressionPrior(family="poisson")
+    with pytest.raises(ValueError, match="weight_guide"):
+        RegressionPrior(weight_guide="laplace")

@@ -1,0 +1,166 @@
+"""MC3 against exact enumeration, its convergence diagnostics, and the warnings they raise.
+
+Tolerance: each feature's chain error must lie within 5 Monte Carlo standard errors (``pip_se``,
+sd / sqrt(ESS) of the Rao-Blackwellised traces) plus 0.005, and overall mean |error| <= 0.01,
+max <= 0.05.
+"""
+
+import numpy as np
+import pytest
+
+from l0bayes.linear_model.marginal_likelihood import (
+    GPrior,
+    HyperGPrior,
+    StandardizedSlab,
+    SufficientStats,
+    enumerate_posterior,
+    log_marginals,
+)
+from l0bayes.linear_model.model_size import log_prior_by_size
+from l0bayes.linear_model.model_space import (
+    _Scorer,
+    diagnose,
+    effective_sample_size,
+    guide_missed_mass,
+    mc3,
+    split_rhat,
+)
+
+
+def _problem(kind, seed=0, n=80, p=12):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    if kind == "collinear":  # 0 and 1 substitute for each other
+        X[:, 1] = X[:, 0] + 0.15 * rng.normal(size=n)
+        y = X[:, 0] + 0.5 * X[:, 4] + rng.normal(size=n)
+    elif kind == "bimodal":  # {2} or {0, 1}
+        X[:, 2] = X[:, 0] + X[:, 1] + 0.3 * rng.normal(size=n)
+        y = X[:, 0] + X[:, 1] + 1.5 * rng.normal(size=n)
+    else:
+        y = 0.6 * X[:, 0] - 0.4 * X[:, 3] + rng.normal(size=n)
+    return X, y
+
+
+def _check_against_enumeration(stats, prior, model_prior, result):
+    exact = enumerate_posterior(stats, prior, model_prior).inclusion_probs
+    err = np.abs(result.inclusion_probs - exact)
+    assert np.all(err <= 5 * result.pip_se + 0.005), (err, result.pip_se)
+    assert err.mean() <= 0.01 and err.max() <= 0.05
+    return err
+
+
+@pytest.mark.parametrize(
+    ("kind", "prior"),
+    [
+        ("independent", GPrior()),
+        ("collinear", GPrior()),
+        ("bimodal", HyperGPrior()),
+        ("collinear", StandardizedSlab()),
+    ],
+)
+def test_mc3_matches_enumeration(kind, prior):
+    stats = SufficientStats.from_data(*_problem(kind))
+    result = mc3(stats, prior, ("beta", 1.0, 1.0), n_iter=8000, seed=1)
+    _check_against_enumeration(stats, prior, ("beta", 1.0, 1.0), result)
+    assert result.n_models > 10 and 0 < result.acceptance.min() < 1
+
+
+@pytest.mark.parametrize("prior", [GPrior(), HyperGPrior(per_n=True), StandardizedSlab(2.0)])
+def test_neighbourhood_updates_match_direct_factorisation(prior):
+    X, y = _problem("collinear", p=9)
+    stats = SufficientStats.from_data(X, y)
+    scorer = _Scorer(stats, prior, log_prior_by_size(0.3, 9))
+    rng = np.random.default_rng(0)
+    for inside in [np.zeros(9, bool), np.ones(9, bool), *(rng.random((4, 9)) < 0.5)]:
+        state = scorer.state(inside.copy())
+        flipped = np.repeat(inside[None], 9, axis=0) ^ np.eye(9, dtype=bool)
+        direct = log_marginals(stats, prior, flipped) + log_prior_by_size(0.3, 9)[flipped.sum(1)]
+        np.testing.assert_allclose(state.flips, direct, rtol=1e-9, atol=1e-9)
+
+
+def test_chain_is_unit_free():
+    X, y = _problem("collinear")
+    base = mc3(SufficientStats.from_data(X, y), GPrior(), 0.5, n_iter=2000, seed=3)
+    X2 = X.copy()
+    X2[:, 1] *= 1000.0
+    for Xs, ys in [(X2, y), (X, 1000.0 * y)]:
+        other = mc3(SufficientStats.from_data(Xs, ys), GPrior(), 0.5, n_iter=2000, seed=3)
+        assert np.abs(other.inclusion_probs - base.inclusion_probs).max() <= 0.01
+
+
+def _real_data(name):
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        data = load_diabetes()
+        return data.data, data.target
+    sm = pytest.importorskip("statsmodels.api")
+    data = getattr(sm.datasets, name).load_pandas()
+    return data.exog.to_numpy(float), data.endog.to_numpy(float)
+
+
+@pytest.mark.parametrize("name", ["diabetes", "longley", "stackloss"])
+def test_real_data_chain_matches_enumeration(name):
+    stats = SufficientStats.from_data(*_real_data(name))
+    result = mc3(stats, GPrior(), ("beta", 1.0, 1.0), n_iter=6000, seed=0)
+    _check_against_enumeration(stats, GPrior(), ("beta", 1.0, 1.0), result)
+
+
+def test_warnings_fire_on_badly_started_short_chains_and_not_on_easy_problem():
+    X, y = _problem("bimodal")
+    stats = SufficientStats.from_data(X, y)
+    starts = np.zeros((4, 12), dtype=bool)
+    starts[[0, 1], 2] = True
+    starts[[2, 3], 0] = starts[[2, 3], 1] = True
+    bad = mc3(stats, GPrior(), 0.5, starts=starts, n_iter=40, seed=0)
+    warnings = diagnose(bad, khat=0.9)
+    assert any(w.startswith("khat") for w in warnings)
+    assert any(w.startswith("ess") for w in warnings)
+    assert any(w.startswith("pip_spread") for w in warnings)
+
+    easy = SufficientStats.from_data(*_problem("independent", p=8, n=200))
+    good = mc3(easy, GPrior(), 0.5, n_iter=6000, seed=0)
+    assert diagnose(good, khat=0.3) == []
+
+
+def test_guide_that_never_visited_the_best_model_is_flagged():
+    X, y = _problem("collinear")
+    stats = SufficientStats.from_data(X, y)
+    result = mc3(stats, GPrior(), 0.5, n_iter=1000, seed=0)
+    empty_guide = np.zeros((5, 12), dtype=bool)
+    check = guide_missed_mass(stats, GPrior(), 0.5, empty_guide, result.best_log_posterior)
+    assert check.missed and check.gap > 3
+    assert any(w.startswith("guide_missed_mass") for w in diagnose(guide=check))
+    good = guide_missed_mass(
+        stats, GPrior(), 0.5, result.best_model[None], result.best_log_posterior
+    )
+    assert not good.missed and good.gap == pytest.approx(0.0)
+    assert diagnose(guide=good) == []
+
+
+def test_ess_and_rhat_on_known_processes():
+    rng = np.random.default_rng(0)
+    iid = rng.normal(size=(4, 2000))
+    assert effective_sample_size(iid) == pytest.approx(8000, rel=0.15)
+    phi, ar = 0.8, np.zeros((4, 4000))
+    for t in range(1, 4000):
+        ar[:, t] = phi * ar[:, t - 1] + rng.normal(size=4)
+    assert effective_sample_size(ar) == pytest.approx(16000 * (1 - phi) / (1 + phi), rel=0.3)
+    assert split_rhat(iid) < 1.01
+    assert split_rhat(iid + np.arange(4)[:, None]) > 1.5
+    assert effective_sample_size(np.ones((2, 50))) == 100
+
+
+@pytest.mark.slow
+def test_p100_correlated_design_chains_agree():
+    rng = np.random.default_rng(0)
+    n, p, rho = 500, 100, 0.7
+    X = np.empty((n, p))
+    X[:, 0] = rng.normal(size=n)
+    for j in range(1, p):
+        X[:, j] = rho * X[:, j - 1] + np.sqrt(1 - rho**2) * rng.normal(size=n)
+    beta = np.zeros(p)
+    beta[5::10] = 0.4 * rng.choice([-1, 1], 10)
+    stats = SufficientStats.from_data(X, X @ beta + rng.normal(size=n))
+    result = mc3(stats, GPrior(), ("beta", 1.0, 1.0), n_iter=80_000, seed=1)
+    assert result.pip_spread <= 0.02

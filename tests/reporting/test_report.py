@@ -1,0 +1,134 @@
+"""``l0bayes.reporting.report``: a training run turned into a report folder."""
+
+import argparse
+import csv
+import json
+import re
+import shutil
+
+import pytest
+import torch
+
+import l0bayes.reporting.report as report
+from l0bayes.training.config import TrainConfig
+from l0bayes.training.trainer import train
+
+
+# ----------------------------------------------------------------------------- run reports
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 2-epoch MNIST-MLP run on 200 synthetic images (about a second)."""
+    out = tmp_path_factory.mktemp("runs") / "mlp"
+    cfg = TrainConfig(
+        network="mnist-mlp",
+        out=str(out),
+        epochs=2,
+        dataset="synthetic",
+        train_size=200,
+        test_size=60,
+        num_threads=1,
+        progress=False,
+    )
+    metrics = train(cfg)
+    return out, metrics
+
+
+def report_cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="l0bayes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    report.add_report_parser(sub)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run):
+    """The tiny run's report, made through the ``report`` subcommand."""
+    run, _ = tiny_run
+    args = report_cli(["report", str(run), "--samples", "4", "--batch-size", "25"])
+    return args.handler(args)
+
+
+def test_report_writes_markdown_figures_and_tables(tiny_run, tiny_report):
+    run, metrics = tiny_run
+    out = tiny_report
+    assert out == run / "report"
+    md = (out / "report.md").read_text()
+    for heading in ("## Metrics", "## Architecture", "## Posterior inclusion probabilities"):
+        assert heading in md
+    assert "## Bayesian model averaging vs the deterministic network" in md
+    assert "Data not available" not in md
+    links = re.findall(r"\]\(([^)]+)\)", md)
+    for stem in ("training_curves", "active_units", "pips", "input_gates", "reliability"):
+        assert f"figures/{stem}.png" in links and f"figures/{stem}.pdf" in links
+    for link in links:
+        assert (out / link).is_file(), link
+    for png in (out / "figures").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    for name in ("metrics", "architecture", "costs", "bma"):
+        assert (out / "tables" / f"{name}.tex").read_text().startswith(r"\begin{tabular}")
+    with (out / "tables" / "architecture.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(float(r["gates"])) for r in rows] == [784, 300, 100]
+    with (out / "tables" / "pips.csv").open(newline="") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) == 784 + 300 + 100
+    with (out / "tables" / "bma.csv").open(newline="") as fh:
+        bma = {r["predictor"]: r for r in csv.DictReader(fh)}
+    # the checkpoint's deterministic network, re-evaluated: the run's own test error
+    assert float(bma["deterministic"]["error"]) == pytest.approx(metrics["test_error"])
+    assert "matches `metrics.json`" in md
+
+
+def test_report_without_the_data_set_keeps_what_needs_no_data(tiny_run, tmp_path):
+    run, _ = tiny_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("checkpoint.pt", "history.csv", "metrics.json"):
+        shutil.copy(run / name, copy / name)
+    config = json.loads((run / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "dataset": "mnist"}))
+    (tmp_path / "empty").mkdir()
+    out = report.make_report(copy, num_samples=2, data_dir=tmp_path / "empty")
+    md = (out / "report.md").read_text()
+    assert "**Data not available**: the mnist data set could not be loaded" in md
+    assert (out / "figures" / "pips.png").is_file() and (out / "tables" / "costs.tex").is_file()
+    assert not (out / "figures" / "reliability.png").exists()
+    assert not (out / "tables" / "bma.csv").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_report_on_the_gpu_re_evaluates_the_runs_error(tiny_run, tmp_path):
+    run, metrics = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
+    out = report.make_report(copy, num_samples=4, batch_size=25, device="cuda")
+    with (out / "tables" / "bma.csv").open(newline="") as fh:
+        bma = {r["predictor"]: r for r in csv.DictReader(fh)}
+    assert float(bma["deterministic"]["error"]) == pytest.approx(metrics["test_error"])
+    assert float(bma["bma"]["nll"]) > 0 and (out / "figures" / "pips.png").is_file()
+
+
+def test_bad_run_directories_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run directory at"):
+        report.make_report(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="has no config.json: not a run directory"):
+        report.make_report(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="has no checkpoint.pt"):
+        report.make_report(tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        report.make_report(tmp_path)
+    args = report_cli(["report", str(tmp_path / "missing")])
+    with pytest.raises(FileNotFoundError, match="no run directory"):
+        report.run_report_command(args)
+
+
+def test_report_rejects_bad_arguments(tiny_run):
+    run, _ = tiny_run
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        report.make_report(run, num_samples=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        report.make_report(run, batch_size=0)
