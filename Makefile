@@ -24,6 +24,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check l0bayes models analysis tests bench
 	$(VENV)/bin/ruff format --check l0bayes models analysis tests bench
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format l0bayes models analysis tests bench

@@ -15,7 +15,7 @@ Subpackages, each layer importing only from those below it:
 * :mod:`l0bayes.viz`: figures and tables.
 """
 
-from l0bayes import _compat
+from l0bayes._compat import install as _install_moved_module_paths
 from l0bayes._version import __version__
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
 from l0bayes.linear_model import (
@@ -31,7 +31,7 @@ from l0bayes.linear_model import (
 from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
 from l0bayes.reporting.inference_data import holdout_elpd, to_inference_data
 
-_compat.install()
+_install_moved_module_paths()
 
 __all__ = [
     "GaussianSlab",

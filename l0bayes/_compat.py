@@ -21,7 +21,7 @@ import warnings
 
 #: Old module path → {new module path: the public names of the old module that live there}.
 MOVED: dict[str, dict[str, tuple[str, ...]]] = {
-    "l0bayes.nn.architecture": {
+    "l0bayes.architecture": {
         "l0bayes.nn.architecture": (
             "Architecture",
             "GATE_STATES",
@@ -38,7 +38,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         "l0bayes.nn.layers": ("L0Conv2d", "L0Layer", "L0Linear"),
         "l0bayes.nn.runtime": ("TILE_BYTES", "exact_rewrites", "tiled"),
     },
-    "l0bayes.training.checkpoint": {
+    "l0bayes.checkpoint": {
         "l0bayes.training.checkpoint": (
             "CHECKPOINT_KEYS",
             "PathLike",
@@ -53,7 +53,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "write_text",
         ),
     },
-    "l0bayes.reporting.comparison": {
+    "l0bayes.comparison": {
         "l0bayes.data.simulate": ("simulate_regression",),
         "l0bayes.linear_model.estimator": ("L0Regression",),
         "l0bayes.linear_model.exact": ("exact_posterior",),
@@ -100,7 +100,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "l0bayes.device": ("resolve_device",),
     },
-    "l0bayes.training.distributed": {
+    "l0bayes.distributed": {
         "l0bayes.training.distributed": (
             "COLLECTIVE_TIMEOUT",
             "DistributedError",
@@ -115,7 +115,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "world",
         ),
     },
-    "l0bayes.linear_model.exact": {
+    "l0bayes.exact": {
         "l0bayes.device": ("resolve_device",),
         "l0bayes.linear_model.exact": (
             "ExactPosterior",
@@ -131,11 +131,11 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "l0bayes.validation": ("as_float_array", "check_Xy", "check_count", "check_positive"),
     },
-    "l0bayes.training.loop": {
+    "l0bayes.fit": {
         "l0bayes.data.images": ("Images", "epoch_order"),
         "l0bayes.training.loop": ("FitResult", "LossFn", "error_rate", "fit"),
     },
-    "l0bayes.linear_model.importance": {
+    "l0bayes.importance": {
         "l0bayes.linear_model.exact": ("score_supports",),
         "l0bayes.linear_model.importance": (
             "ImportanceResult",
@@ -149,12 +149,12 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "l0bayes.validation": ("as_float_array", "check_Xy", "check_count"),
     },
-    "l0bayes.linear_model.svi": {
+    "l0bayes.infer": {
         "l0bayes.device": ("resolve_device", "torch_threads"),
         "l0bayes.linear_model.svi": ("SVIResult", "fit_svi"),
         "l0bayes.validation": ("check_count", "check_positive"),
     },
-    "l0bayes.reporting.inference_data": {
+    "l0bayes.inference_data": {
         "l0bayes.nn.inference_data": ("network_inference_data",),
         "l0bayes.reporting.inference_data": ("HoldoutElpd", "holdout_elpd", "to_inference_data"),
         "l0bayes.validation": ("feature_names",),
@@ -192,7 +192,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "feature_names",
         ),
     },
-    "l0bayes.linear_model.model_size": {
+    "l0bayes.model_size": {
         "l0bayes.linear_model.model_size": (
             "PriorInclusion",
             "beta_from_model_size",
@@ -203,7 +203,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "poisson_binomial",
         ),
     },
-    "l0bayes.nn.networks": {
+    "l0bayes.networks": {
         "l0bayes.nn.architecture": (
             "Architecture",
             "GateValues",
@@ -271,7 +271,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "l0_layers",
         ),
     },
-    "l0bayes.linear_model.path": {
+    "l0bayes.path": {
         "l0bayes.linear_model.estimator": ("L0Regression",),
         "l0bayes.linear_model.path": (
             "LambdaPath",
@@ -283,7 +283,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         "l0bayes.linear_model.selection": ("SubsetResult", "best_subset"),
         "l0bayes.viz.tables": ("indices",),
     },
-    "l0bayes.viz.plotting": {
+    "l0bayes.plotting": {
         "l0bayes.viz.plotting": (
             "plot_active_units",
             "plot_input_gates",
@@ -294,7 +294,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "save_figure",
         ),
     },
-    "l0bayes.nn.posterior": {
+    "l0bayes.posterior": {
         "l0bayes.nn.architecture": ("Architecture",),
         "l0bayes.nn.layers": ("L0Layer", "L0Linear", "L0Network", "LayerDraw", "l0_layers"),
         "l0bayes.nn.networks": ("network_architecture",),
@@ -323,7 +323,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "unit_agreement",
         ),
     },
-    "l0bayes.baselines.pruning": {
+    "l0bayes.pruning": {
         "l0bayes.baselines.pruning": (
             "PLAIN",
             "fine_tune",
@@ -340,7 +340,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         "l0bayes.nn.layers": ("L0Conv2d", "L0Layer", "L0Linear"),
         "l0bayes.training.loop": ("FitResult", "fit"),
     },
-    "l0bayes.linear_model.model": {
+    "l0bayes.regression": {
         "l0bayes.distributions.hard_concrete": (
             "DEFAULT_STRETCH",
             "DEFAULT_TEMPERATURE",
@@ -357,7 +357,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "l0bayes.validation": ("FAMILIES", "check_choice", "check_count", "check_positive"),
     },
-    "l0bayes.reporting.report": {
+    "l0bayes.report": {
         "l0bayes.device": ("resolve_device",),
         "l0bayes.nn.layers": ("L0Conv2d", "L0Layer", "L0Network", "l0_layers"),
         "l0bayes.nn.networks": ("get_network",),
@@ -375,7 +375,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         "l0bayes.training.run_directory": ("prepare_output_dir",),
         "l0bayes.viz.tables": ("Table", "to_latex", "to_markdown", "write_csv"),
     },
-    "l0bayes.training.run_directory": {
+    "l0bayes.run_directory": {
         "l0bayes.data.files": ("PathLike",),
         "l0bayes.training.checkpoint": ("remove_stale_temporaries", "write_json"),
         "l0bayes.training.run_directory": (
@@ -390,7 +390,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "write_marker",
         ),
     },
-    "l0bayes.nn.runtime": {
+    "l0bayes.runtime": {
         "l0bayes.nn.runtime": (
             "StridedMaxPool2d",
             "TILE_BYTES",
@@ -399,7 +399,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "tiled",
         ),
     },
-    "l0bayes.linear_model.selection": {
+    "l0bayes.selection": {
         "l0bayes.linear_model.selection": (
             "InformationCriteria",
             "SubsetResult",
@@ -410,11 +410,11 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "l0bayes.validation": ("FAMILIES", "check_Xy", "check_count", "check_not_constant"),
     },
-    "l0bayes.data.simulate": {
+    "l0bayes.simulate": {
         "l0bayes.data.simulate": ("Problem", "simulate_regression"),
         "l0bayes.validation": ("FAMILIES", "check_choice", "check_count", "check_positive"),
     },
-    "l0bayes.baselines.sparse_vd": {
+    "l0bayes.sparse_vd": {
         "l0bayes.baselines.sparse_vd": (
             "INIT_LOG_SIGMA2",
             "LOG_ALPHA_THRESHOLD",
@@ -441,7 +441,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
         "l0bayes.nn.layers": ("check_conv_input", "init_conv", "init_weights"),
         "l0bayes.training.loop": ("FitResult", "error_rate", "fit"),
     },
-    "l0bayes.viz.tables": {
+    "l0bayes.tables": {
         "l0bayes.viz.tables": (
             "Table",
             "command_line",
@@ -456,7 +456,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "write_csv",
         ),
     },
-    "l0bayes.training.trainer": {
+    "l0bayes.train": {
         "l0bayes.data.files": ("ImageDataset", "load_cifar", "load_fashion_mnist", "load_mnist"),
         "l0bayes.data.images": (
             "Images",
@@ -508,7 +508,7 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "train",
         ),
     },
-    "l0bayes.linear_model.varbvs": {
+    "l0bayes.varbvs": {
         "l0bayes.linear_model.varbvs": ("ORDERS", "VarbvsFit", "varbvs"),
         "l0bayes.validation": (
             "check_Xy",
