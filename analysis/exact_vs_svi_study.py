@@ -32,7 +32,7 @@ from l0bayes.viz import tables
 from l0bayes.viz.plotting import pyplot, save_figure
 from l0bayes.viz.tables import finite, mean_sd, nonfinite_count, nonfinite_note, write_csv
 
-PRIOR = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0)
+PRIOR = dict(penalty="bayes", prior="raw", prior_inclusion=0.3, slab_scale=1.0)
 #: Text of L0Regression's RuntimeWarning about a low importance-sampling ESS.
 LOW_ESS_TEXT = "effective sample size"
 #: Summary rows: (problems.csv column, label, number format).

@@ -228,8 +228,6 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "NetworkSpec",
             "WideBlock",
             "WideResNet",
-            "dense_parameter_count",
-            "gate_count",
             "get_network",
             "lenet5",
             "mnist_mlp",

@@ -6,6 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from l0bayes._version import __version__
+from l0bayes.device import THREADS_HELP
+
 DESCRIPTION = """\
 l0bayes: L0 regularization (Louizos, Welling & Kingma 2018) as a Bayesian model in Pyro.
 
@@ -18,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="l0bayes", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"l0bayes {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -36,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "select",
         help="variable selection on a CSV file (prints the PIP and AIC/BIC summary)",
         description="Fit L0Regression to a CSV file with a header row; all columns but the "
-        "target are features.",
+        "target are features. Prints every feature's row of the summary (PIP, coefficient, "
+        "selected) and the selected model's k, log-likelihood, AIC and BIC.",
     )
     select.add_argument("csv", help="CSV file with a header row")
     select.add_argument("--target", required=True, help="name of the response column")
@@ -44,11 +49,39 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument(
         "--penalty",
         default="bic",
-        help="'aic', 'bic', 'bayes', or a number lambda >= 0 (nats per coefficient)",
+        help="'aic', 'bic', 'aicc', 'bayes', or a number lambda >= 0 (nats per coefficient); "
+        "aic/bic/aicc return the certified best subset of the Gaussian family",
     )
+    select.add_argument(
+        "--prior",
+        choices=["slab", "g", "hyper-g", "hyper-g/n", "raw"],
+        help="the slab of --penalty bayes (default slab): slab = N(0, (slab-scale * sigma)^2) on "
+        "standardised columns, g = Zellner's g-prior (g = n), hyper-g(/n) = g integrated out "
+        "(Liang et al. 2008); all three integrate sigma out and give the same PIPs in any "
+        "units. raw = N(0, slab-scale^2) on the columns as given (depends on their units)",
+    )
+    select.add_argument(
+        "--slab-scale", type=float, help="prior sd of a coefficient (--prior slab or raw)"
+    )
+    select.add_argument("--noise-scale", type=float, help="known noise sd (--prior raw only)")
     select.add_argument("--prior-inclusion", type=float, default=None, help="pi for 'bayes'")
+    select.add_argument(
+        "--expected-model-size",
+        type=float,
+        help="prior mean number of features in the model (pi = M / p), for 'bayes'",
+    )
     select.add_argument("--steps", type=int, default=1500, help="SVI steps")
     select.add_argument("--seed", type=int, default=0)
+    select.add_argument(
+        "--output",
+        metavar="PATH",
+        help="also write the summary table to PATH: .csv (one row per feature) or .json "
+        "(the rows and the selected model's k, log-likelihood, AIC and BIC)",
+    )
+    select.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors (no table, no progress)"
+    )
+    select.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
     _add_train_parser(sub)
     from l0bayes.reporting.report import add_report_parser
 
@@ -74,6 +107,21 @@ reports the last epoch's error (test_error) and the best over epochs (best_test_
 Writes RUN/config.json, RUN/checkpoint.pt (every epoch), RUN/history.csv and, when finished,
 RUN/metrics.json. Ctrl-C saves a checkpoint; continue with --resume.
 """
+
+
+QUICK_HELP = (
+    "a smoke run, not a result: sets --epochs 2 --train-size 2000 --test-size 1000 unless "
+    'those are given, to check in a minute that the run works (recorded as "quick": true '
+    "in config.json); not with --resume"
+)
+
+DATA_DIR_HELP = (
+    "data folder (default: $L0BAYES_DATA, then $XDG_CACHE_HOME/l0bayes, i.e. "
+    "~/.cache/l0bayes). The command line never downloads: fetch MNIST or Fashion-MNIST from "
+    "Python with l0bayes.data.load_mnist(download=True) (or load_fashion_mnist), or place the "
+    "files there by hand (MNIST's four IDX .gz files in mnist/, CIFAR's extracted "
+    "cifar-10-batches-py/); --dataset synthetic needs no files"
+)
 
 
 def _add_train_parser(sub) -> None:
@@ -142,7 +190,7 @@ def _add_train_parser(sub) -> None:
     train.add_argument(
         "--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic"]
     )
-    train.add_argument("--data-dir", help="data folder (default: $L0BAYES_DATA, then the cache)")
+    train.add_argument("--data-dir", help=DATA_DIR_HELP)
     train.add_argument(
         "--standardize",
         action=argparse.BooleanOptionalAction,
@@ -167,13 +215,14 @@ def _add_train_parser(sub) -> None:
     train.add_argument(
         "--checkpoint-every", type=int, default=0, help="also checkpoint every K steps"
     )
-    train.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
+    train.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
     train.add_argument(
         "--nproc",
         type=int,
         help="data-parallel processes on this machine (gloo on CPU, NCCL on GPU); for several "
         "nodes launch with torchrun instead (see the README)",
     )
+    train.add_argument("--quick", action="store_true", help=QUICK_HELP)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -233,13 +282,83 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
     return header, values
 
 
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+def _output_format(path: str | None) -> str | None:
+    """``".csv"`` or ``".json"`` for ``--output PATH`` (``None`` without it), checked before
+    the fit so a bad name fails at once."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"--output {path!r}: the file name must end in .csv or .json (the format), "
+            f"not {suffix or 'nothing'!r}"
+        )
+    if Path(path).is_dir():
+        raise ValueError(f"--output {path!r} is a folder; give a file name ending .csv or .json")
+    return suffix
+
+
+def format_summary(table: Any) -> str:
+    """The summary table as text with every row and column (pandas would cut a long table to
+    its first and last rows)."""
+    return table if isinstance(table, str) else table.to_string()
+
+
+def write_summary(est: Any, names: list[str], path: str) -> None:
+    """Write the fitted ``est``'s summary table (``est.summary(names)``: pip, coef and
+    selected per feature) to ``path``: CSV, or JSON with the selected model's k,
+    log-likelihood, AIC and BIC too."""
+    import json
+    from pathlib import Path
+
+    rows = [
+        {"feature": name, "pip": float(pip), "coef": float(coef), "selected": bool(sel)}
+        for name, pip, coef, sel in zip(
+            names, est.inclusion_probs_, est.coef_, est.selected_, strict=True
+        )
+    ]
+    criteria = est.information_criteria()
+    if Path(path).suffix.lower() == ".csv":
+        import csv
+
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["feature", "pip", "coef", "selected"])
+            writer.writeheader()
+            writer.writerows(rows)
+        return
+    model = {
+        "k": int(criteria.k),
+        "log_likelihood": float(criteria.log_likelihood),
+        "aic": float(criteria.aic),
+        "bic": float(criteria.bic),
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"features": rows, "selected_model": model}, f, indent=2)
+        f.write("\n")
+
+
 def _cmd_select(args) -> None:
+    import warnings
+
+    from l0bayes.device import torch_threads
     from l0bayes.linear_model.estimator import L0Regression
 
-    if args.prior_inclusion is not None and args.penalty != "bayes":
+    _output_format(args.output)
+    prior = {
+        key: getattr(args, key)
+        for key in ("prior", "slab_scale", "noise_scale", "prior_inclusion", "expected_model_size")
+        if getattr(args, key) is not None
+    }
+    if prior and args.penalty != "bayes":
+        flag = "--" + next(iter(prior)).replace("_", "-")
         raise ValueError(
-            f"--prior-inclusion sets the prior of --penalty bayes; with --penalty "
-            f"{args.penalty} it would be ignored (drop it, or use --penalty bayes)"
+            f"{flag} sets the prior of --penalty bayes; with --penalty {args.penalty} it would "
+            "be ignored (drop it, or use --penalty bayes)"
         )
     columns, table = read_csv_table(args.csv)
     if args.target not in columns:
@@ -250,15 +369,47 @@ def _cmd_select(args) -> None:
     est = L0Regression(
         family=args.family,
         penalty=_penalty(args.penalty),
-        prior_inclusion=args.prior_inclusion,
         n_steps=args.steps,
+        **prior,
         seed=args.seed,
-    ).fit(X, table[:, target])
-    print(est.summary(names=features))
+        progress=not args.quiet,
+    )
+    with warnings.catch_warnings(), torch_threads(args.num_threads):
+        if args.quiet:
+            warnings.simplefilter("ignore")
+        est.fit(X, table[:, target])
+    summary = est.summary(names=features)
     c = est.information_criteria()
+    if args.output is not None:
+        write_summary(est, features, args.output)
+    if args.quiet:
+        return
+    print(format_summary(summary))
     print(
         f"\nselected model: k={c.k} loglik={c.log_likelihood:.3f} AIC={c.aic:.3f} BIC={c.bic:.3f}"
     )
+    print(_selection_note(est))
+    if args.output is not None:
+        print(f"summary written to {args.output}")
+
+
+def _selection_note(est) -> str:
+    """How far the printed answer can be trusted: the search's certificate, or how the PIPs
+    were computed and whether a diagnostic fired."""
+    if hasattr(est, "optimal_"):
+        if est.optimal_:
+            return "the selected subset is the certified minimiser of the criterion"
+        gap = est.criterion_gap_
+        bound = "no bound" if gap != gap else f"within {gap:.3g} nats of the optimum"
+        return f"the selected subset is NOT certified optimal ({bound})"
+    diag = getattr(est, "pip_diagnostics_", None)
+    if diag is None:
+        return "inclusion probabilities: the variational guide's (no correction)"
+    method = {"enumerate": "exact enumeration", "mc3": "MC3 chains", "psis": "PSIS"}
+    note = f"inclusion probabilities by {method[diag['method']]}"
+    if diag["warnings"]:
+        note += "; WARNING, they may be wrong: " + "; ".join(diag["warnings"])
+    return note
 
 
 def _given_train_options(argv: list[str]) -> dict[str, Any]:
@@ -272,7 +423,7 @@ def _given_train_options(argv: list[str]) -> dict[str, Any]:
         given["clamp_log_alpha"] = not given.pop("no_clamp")
     if "no_progress" in given:
         given["progress"] = not given.pop("no_progress")
-    for key in ("command", "debug", "resume", "network", "out", "help"):
+    for key in ("command", "debug", "resume", "network", "out", "help", "quick"):
         given.pop(key, None)
     return given
 
@@ -287,10 +438,19 @@ def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
 def _cmd_train(args) -> None:
     import json
 
-    from l0bayes.training.config import TrainConfig
+    from l0bayes.training.config import QUICK, TrainConfig
     from l0bayes.training.trainer import TrainingInterrupted, train
 
     progress = not args.no_progress
+    if args.quick and args.resume:
+        raise ValueError(
+            "--quick starts a new smoke run; it cannot be combined with --resume (a resumed "
+            "run keeps its own settings)"
+        )
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     if args.resume:
         given = _given_train_options(args.argv)
         given.setdefault("progress", progress)
@@ -312,7 +472,10 @@ def _cmd_train(args) -> None:
         "compact_flops",
         "train_seconds",
     )
-    print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+    shown = {k: metrics[k] for k in keys}
+    if cfg.quick:
+        shown["quick"] = "a smoke run (--quick), not a result"
+    print(json.dumps(shown, indent=2))
 
 
 def _cmd_report(args) -> None:

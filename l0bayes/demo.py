@@ -37,7 +37,13 @@ def run_demo(out: str | Path = "demo_output", n_steps: int = 1500, progress: boo
         for pen in ("aic", "bic")
     }
     sigma = fits["L0-BIC"].noise_scale_
-    bayes = dict(penalty="bayes", prior_inclusion=0.5, slab_scale=float(y.std()), noise_scale=sigma)
+    bayes = dict(
+        penalty="bayes",
+        prior="raw",
+        prior_inclusion=0.5,
+        slab_scale=float(y.std()),
+        noise_scale=sigma,
+    )
     fits["L0-bayes"] = L0Regression(**bayes, n_steps=n_steps, progress=progress).fit(X, y)
     fits["exact"] = L0Regression(**bayes, method="exact").fit(X, y)
     pips = {name: fit.inclusion_probs_ for name, fit in fits.items()}

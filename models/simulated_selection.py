@@ -33,6 +33,7 @@ def main(args: Config) -> dict[str, np.ndarray]:
     }
     fits["bayes"] = L0Regression(
         penalty="bayes",
+        prior="raw",  # the simulation's known noise sd and slab in the data's units
         expected_model_size=args.k,
         noise_scale=prob.noise_scale,
         n_steps=args.steps,

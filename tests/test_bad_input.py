@@ -178,7 +178,11 @@ CASES = [
             r"prior_inclusion .*\(0, 1\)",
         ),
         ("slab_scale < 0", lambda t: fit(penalty="bayes", slab_scale=-1.0), r"slab_scale must be"),
-        ("noise_scale 0", lambda t: fit(penalty="bayes", noise_scale=0.0), r"noise_scale must be"),
+        (
+            "noise_scale 0",
+            lambda t: fit(penalty="bayes", prior="raw", noise_scale=0.0),
+            r"noise_scale must be",
+        ),
         ("n_steps 0", lambda t: fit(n_steps=0), r"n_steps must be a positive integer"),
         ("lr NaN", lambda t: fit(lr=math.nan), r"lr must be a finite number > 0"),
         ("batch_size 0", lambda t: fit(batch_size=0), r"batch_size must be a positive integer"),
@@ -784,7 +788,7 @@ def test_constant_column_is_left_out_with_a_warning():
 
 def test_constant_column_with_exact_enumeration():
     Xc = np.column_stack([X, np.zeros(30)])
-    kwargs = dict(method="exact", penalty="bayes", noise_scale=0.5)
+    kwargs = dict(method="exact", penalty="bayes", prior="raw", noise_scale=0.5)
     with pytest.warns(UserWarning, match=r"constant columns \[4\]"):
         est = L0Regression(**kwargs).fit(Xc, Y)
     ref = L0Regression(**kwargs).fit(X, Y)
@@ -800,7 +804,8 @@ def test_more_features_than_samples():
     Xw = rng.standard_normal((n, p))
     yw = 3.0 * Xw[:, 0] - 2.0 * Xw[:, 1] + 0.5 * rng.standard_normal(n)
     for penalty in ("bic", "aic"):
-        est = L0Regression(penalty=penalty, n_steps=200, progress=False).fit(Xw, yw)
+        with pytest.warns(UserWarning, match="p = 40 features and only n = 20 observations"):
+            est = L0Regression(penalty=penalty, n_steps=200, progress=False).fit(Xw, yw)
         crit = est.information_criteria()
         assert crit.k < n and all(map(math.isfinite, (crit.log_likelihood, crit.aic, crit.bic)))
         assert np.isfinite(est.coef_).all() and np.isfinite(est.predict(Xw)).all()

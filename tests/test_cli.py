@@ -59,3 +59,169 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, argv, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- --version
+def test_version_prints_the_package_version(capsys):
+    from l0bayes._version import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"l0bayes {__version__}"
+
+
+# ----------------------------------------------------------------------------- select
+def write_data(path, n=60, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    y = 2 * X[:, 1] + rng.standard_normal(n)
+    header = ",".join([f"x{j}" for j in range(p)] + ["y"])
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header=header, comments="")
+    return str(path)
+
+
+def test_select_output_csv_holds_the_summary_table(tmp_path, capsys):
+    import csv
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "summary.csv"
+    argv = ["select", data, "--target", "y", "--steps", "30", "--output", str(out)]
+    assert main(argv) == 0
+    assert f"summary written to {out}" in capsys.readouterr().out
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["feature"] for r in rows] == ["x0", "x1", "x2"]
+    assert set(rows[0]) == {"feature", "pip", "coef", "selected"}
+    assert all(0.0 <= float(r["pip"]) <= 1.0 for r in rows)
+
+
+def test_select_output_json_has_rows_and_the_selected_model(tmp_path, capsys):
+    import json
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "summary.JSON"
+    assert main(["select", data, "--target", "y", "--steps", "30", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert [r["feature"] for r in saved["features"]] == ["x0", "x1", "x2"]
+    model = saved["selected_model"]
+    assert set(model) == {"k", "log_likelihood", "aic", "bic"}
+    assert f"selected model: k={model['k']} loglik={model['log_likelihood']:.3f}" in printed
+    assert model["aic"] == pytest.approx(2 * model["k"] - 2 * model["log_likelihood"])
+
+
+@pytest.mark.parametrize("name", ["summary.txt", "summary", "summary.csv.gz"])
+def test_select_output_with_another_extension_is_a_one_line_error(tmp_path, capsys, name):
+    data = write_data(tmp_path / "d.csv")
+    argv = ["select", data, "--target", "y", "--steps", "30", "--output", str(tmp_path / name)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the fit
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "must end in .csv or .json" in captured.err
+    assert not (tmp_path / name).exists()
+
+
+def test_select_quiet_prints_nothing_but_still_writes(tmp_path, capsys):
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    assert (
+        main(["select", data, "--target", "y", "--steps", "30", "--quiet", "--output", str(out)])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert out.is_file()
+
+
+def test_select_quiet_still_prints_errors(tmp_path, capsys):
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "nope", "--quiet"]) == 2
+    assert "is not a column" in capsys.readouterr().err
+
+
+def test_select_prints_every_row_of_a_wide_table(tmp_path, capsys):
+    """pandas cuts a DataFrame over 60 rows to 10; select prints all of them."""
+    data = write_data(tmp_path / "wide.csv", n=20, p=80)
+    assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "..." not in out
+    for j in range(80):
+        assert f"\nx{j} " in out
+
+
+def test_format_summary_shows_3000_rows():
+    pd = pytest.importorskip("pandas")
+    names = [f"f{j}" for j in range(3000)]
+    table = pd.DataFrame(
+        {"pip": np.full(3000, 0.5), "coef": np.zeros(3000), "selected": np.zeros(3000, bool)},
+        index=pd.Index(names, name="feature"),
+    )
+    from l0bayes.cli import format_summary
+
+    text = format_summary(table)
+    assert "..." not in text
+    assert len(text.splitlines()) == 3000 + 2  # the column and index headers
+    assert "f2999" in text and "f1500" in text
+
+
+@pytest.mark.parametrize(
+    "argv, env, message",
+    [
+        (["--threads", "0"], {}, "--threads must be a positive integer"),
+        ([], {"L0BAYES_THREADS": "many"}, "$L0BAYES_THREADS must be a positive integer"),
+    ],
+)
+def test_bad_thread_counts_are_one_line_errors(tmp_path, capsys, monkeypatch, argv, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "y", "--steps", "30", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+
+
+@pytest.mark.parametrize("command", ["select", "train"])
+def test_help_documents_the_thread_policy(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--threads N" in out and "$L0BAYES_THREADS" in out and "else 1" in out
+
+
+@pytest.mark.parametrize("command", ["train", "report"])
+def test_data_dir_help_says_where_and_how_to_get_the_data(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "$L0BAYES_DATA" in out and "~/.cache/l0bayes" in out
+    assert "never downloads" in out and "load_mnist(download=True)" in out
+
+
+# ----------------------------------------------------------------------------- train --quick
+def test_train_help_calls_quick_a_smoke_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--quick a smoke run, not a result" in out
+
+
+def test_train_quick_sets_the_smoke_sizes_and_records_it(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "run"
+    argv = ["train", "mnist-mlp", "--out", str(out), "--quick", "--dataset", "synthetic"]
+    assert main([*argv, "--epochs", "1", "--threads", "1", "--no-progress"]) == 0
+    assert "smoke run" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quick"] is True
+    assert (cfg["epochs"], cfg["train_size"], cfg["test_size"]) == (1, 2000, 1000)  # given wins
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["num_train"], metrics["num_test"]) == (2000, 1000)
+
+
+def test_train_quick_with_resume_is_a_one_line_error(tmp_path, capsys):
+    argv = ["train", "mnist-mlp", "--out", str(tmp_path), "--quick", "--resume"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--quick" in err and "--resume" in err

@@ -77,12 +77,13 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro.nn import PyroModule
-from pyro.nn.module import pyro_method, to_pyro_module_
+from pyro.nn.module import pyro_method
 from torch import nn
 
 from l0bayes.data.files import ImageDataset
 from l0bayes.data.images import image_splits
 from l0bayes.distributions.log_uniform import LogUniform, log_alpha_of, sparse_vd_kl
+from l0bayes.nn.base import BayesianClassifier, SequentialClassifier
 from l0bayes.nn.layers import check_conv_input, init_conv, init_weights
 from l0bayes.training.loop import FitResult, error_rate, fit
 from l0bayes.validation import check_count
@@ -100,7 +101,8 @@ class SVDLayer(PyroModule):
 
     Subclasses create ``weight`` (:math:`\theta`, in ``torch.nn.Linear``/``Conv2d`` layout),
     ``bias`` and call :meth:`_init_noise`; they implement :meth:`_map` (the layer's map for given
-    weights) and :meth:`_local` (the local reparameterisation). The sample site is
+    weights), from which :meth:`local_forward` draws the local reparameterisation. The sample
+    site is
     ``"<name>.w"``; the parameters are ``"<name>.weight"`` (the guide's location),
     ``"<name>.log_sigma2"`` and ``"<name>.bias"``.
 
@@ -147,17 +149,19 @@ class SVDLayer(PyroModule):
         return sparse_vd_kl(self.weight, self.log_sigma2).sum()
 
     # ------------------------------------------------------------------ model and guide
+    # ``batch_size`` (the minibatch's) is unused below: one weight tensor per minibatch; the
+    # per-example draws are the local reparameterisation's (:meth:`local_forward`).
     @pyro_method
-    def model(self) -> torch.Tensor:
+    def model(self, batch_size: int | None = None) -> torch.Tensor:
         """The weights from the log-uniform prior (replayed from the guide in SVI)."""
         return pyro.sample(self._site("w"), self.prior())
 
     @pyro_method
-    def guide(self) -> torch.Tensor:
+    def guide(self, batch_size: int | None = None) -> torch.Tensor:
         """The weights from the Gaussian guide (additive noise: ``theta + sigma * eps``)."""
         return pyro.sample(self._site("w"), self.posterior())
 
-    def sample(self) -> torch.Tensor:
+    def sample(self, batch_size: int | None = None) -> torch.Tensor:
         """A draw of the weights from the guide without Pyro's bookkeeping (same numbers as
         :meth:`guide` under the same RNG)."""
         return self.posterior().rsample()
@@ -173,6 +177,13 @@ class SVDLayer(PyroModule):
         """The layer with the given ``weight`` (a draw), or the test-time pruned weights."""
         if weight is None:
             weight = self.test_time_parameters()[0]
+        return self._map(x, weight, self.bias)
+
+    def forward_with(self, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        """The layer under a ``weight`` draw, or (``None``) with pre-activations drawn by the
+        local reparameterisation (:meth:`local_forward`)."""
+        if weight is None:
+            return self.local_forward(x)
         return self._map(x, weight, self.bias)
 
     def local_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -236,92 +247,39 @@ class SVDConv2d(SVDLayer):
 
 
 # ----------------------------------------------------------------------------- networks
-class SVDNetwork(PyroModule):
-    """Base class of a Sparse VD classifier: ``model``, ``guide``, the closed-form
-    :meth:`differentiable_loss` and the deterministic test-time ``forward``.
+class SVDNetwork(BayesianClassifier):
+    r"""Base class of a Sparse VD classifier: a :class:`~l0bayes.nn.base.BayesianClassifier`
+    whose latent layers are the :class:`SVDLayer` s among its submodules (``model``,
+    ``guide``, the closed-form :meth:`differentiable_loss` and the deterministic test-time
+    ``forward``, :math:`\log\alpha > 3` pruned).
 
-    Subclasses define :meth:`_run`, the network's map given a weight draw per layer (see
-    there). ``model(x, y, num_data)`` samples every layer's weights (global, outside the data
-    plate), then ``y ~ Categorical(logits)`` in ``pyro.plate("data", num_data, subsample=...)``.
+    Subclasses define :meth:`_run`, the network's map given a weight draw per layer: a layer
+    in the draws uses its draw, a layer left out the local reparameterisation, and ``None``
+    the test-time pruned weights. ``model(x, y, num_data)`` samples every layer's weights
+    (global, outside the data plate), then ``y ~ Categorical(logits)`` in
+    ``pyro.plate("data", num_data, subsample=...)``.
+
+    In :meth:`differentiable_loss`, layers with ``local_rep=False`` draw their weights first,
+    in the guide's order, so with none using the local reparameterisation it equals
+    ``TraceMeanField_ELBO().differentiable_loss(net.model, net.guide, x, y, num_data)`` under
+    the same RNG (value and gradients; tested). Its ``kl_scale`` :math:`\beta < 1` weakens
+    the KL during a warm-up (the paper anneals it).
     """
 
+    layer_type = SVDLayer
+
     def svd_layers(self) -> list[SVDLayer]:
-        """The Sparse VD layers in definition order."""
-        return [m for m in self.modules() if isinstance(m, SVDLayer)]
+        """The Sparse VD layers in definition order (:meth:`latent_layers`)."""
+        return self.latent_layers()
 
-    def _run(self, x: torch.Tensor, weights: dict[SVDLayer, torch.Tensor] | None) -> torch.Tensor:
-        """Logits. ``weights=None``: the test-time pruned weights; otherwise a layer in
-        ``weights`` uses its draw and a layer not in it the local reparameterisation."""
-        raise NotImplementedError
-
-    @staticmethod
-    def _num_data(x: torch.Tensor, num_data: int | None) -> int:
-        num_data = x.shape[0] if num_data is None else num_data
-        if num_data < x.shape[0]:
-            raise ValueError(f"num_data ({num_data}) is smaller than the batch ({x.shape[0]})")
-        return num_data
-
-    @pyro_method
-    def model(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> torch.Tensor:
-        """Log-uniform priors on the weights, then ``y ~ Categorical(logits=net(x))``."""
-        num_data = self._num_data(x, num_data)
-        logits = self._run(x, {layer: layer.model() for layer in self.svd_layers()})
-        subsample = torch.arange(x.shape[0], device=x.device)
-        with pyro.plate("data", num_data, subsample=subsample):
-            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
-        return logits
-
-    @pyro_method
-    def guide(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> None:
-        """Gaussian weights :math:`\\mathcal N(\\theta, \\sigma^2)` for every layer."""
-        for layer in self.svd_layers():
-            layer.guide()
-
-    def kl_divergence(self) -> torch.Tensor:
-        """The sum of the layers' closed-form KL terms."""
-        return sum(layer.kl_divergence() for layer in self.svd_layers())
-
-    def differentiable_loss(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        num_data: int | None = None,
-        kl_scale: float = 1.0,
-    ) -> torch.Tensor:
-        r"""The negative ELBO for one draw,
-        :math:`\frac{N}{B}\sum_i -\log p(y_i \mid x_i, w) + \beta\sum\mathrm{KL}`.
-
-        Layers with ``local_rep=False`` draw their weights first, in the guide's order, so with
-        none using the local reparameterisation this equals
-        ``TraceMeanField_ELBO().differentiable_loss(net.model, net.guide, x, y, num_data)``
-        under the same RNG (value and gradients; tested). Divide by ``num_data`` for the
-        per-data-point objective.
-
-        :param kl_scale: :math:`\beta`, the weight of the KL: 1 is the ELBO; smaller values
-            during a warm-up (the paper anneals it).
-        """
-        num_data = self._num_data(x, num_data)
-        layers = self.svd_layers()
-        draws = {layer: layer.sample() for layer in layers if not layer.local_rep}
-        logits = self._run(x, draws)
-        nll = F.cross_entropy(logits, y, reduction="sum") * (num_data / x.shape[0])
-        return nll + kl_scale * self.kl_divergence()
-
-    def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with one weight tensor per layer drawn from the guide."""
-        return self._run(x, {layer: layer.sample() for layer in self.svd_layers()})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with the test-time weights (:math:`\\log\\alpha > 3` pruned, no noise)."""
-        return self._run(x, None)
+    def _loss_draws(self, batch_size: int, posteriors: None) -> dict[SVDLayer, torch.Tensor]:
+        return {layer: layer.sample() for layer in self.svd_layers() if not layer.local_rep}
 
 
-class SVDSequential(SVDNetwork):
+class SVDSequential(SequentialClassifier, SVDNetwork):
     """A chain of layers (Sparse VD or not) as a Pyro classifier (see :class:`SVDNetwork`).
+
+    :param layers: the chain, applied in order.
 
     Example::
 
@@ -329,27 +287,6 @@ class SVDSequential(SVDNetwork):
         loss = net.differentiable_loss(x, y, num_data=60000) / 60000
         logits = net(x_test)        # log alpha > 3 pruned
     """
-
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__()
-        if not layers:
-            raise ValueError("SVDSequential needs at least one layer")
-        for layer in layers:
-            if not isinstance(layer, PyroModule) and any(True for _ in layer.parameters()):
-                to_pyro_module_(layer)
-        self.layers = PyroModule[nn.ModuleList](layers)
-
-    def _run(self, x, weights):
-        for layer in self.layers:
-            if not isinstance(layer, SVDLayer):
-                x = layer(x)
-            elif weights is None:
-                x = layer(x)
-            elif layer in weights:
-                x = layer(x, weights[layer])
-            else:
-                x = layer.local_forward(x)
-        return x
 
 
 def svd_mnist_mlp(

@@ -2,29 +2,59 @@ r"""``L0Regression``: Bayesian variable selection with L0 gates, as a scikit-lea
 
 Penalties, in log-likelihood units per included coefficient (the intercept is always in):
 
-============  =========================================  ==================================
-penalty       objective minimised over the gates         model chosen
-============  =========================================  ==================================
-``"aic"``     :math:`-\log L + 1\cdot E\|z\|_0`          AIC (:math:`\lambda = 1`)
-``"bic"``     :math:`-\log L + \tfrac12\log n\, E\|z\|_0`  BIC (:math:`\lambda=\tfrac12\log n`)
-float λ ≥ 0   :math:`-\log L + \lambda\, E\|z\|_0`          L0-penalised likelihood
-``"bayes"``   negative ELBO of the spike-and-slab model    median-probability model
-============  =========================================  ==================================
+===========  ===========================================  ====================================
+penalty      objective minimised over the gates           model chosen
+===========  ===========================================  ====================================
+``"aic"``    :math:`-\log L + 1\cdot E\|z\|_0`            AIC (:math:`\lambda = 1`)
+``"bic"``    :math:`-\log L + \tfrac12\log n\, E\|z\|_0`  BIC (:math:`\lambda=\tfrac12\log n`)
+``"aicc"``   as ``"aic"``; the search minimises AICc      AICc (Hurvich & Tsai)
+float λ ≥ 0  :math:`-\log L + \lambda\, E\|z\|_0`         L0-penalised likelihood
+``"bayes"``  negative ELBO of the spike-and-slab model    median-probability model
+===========  ===========================================  ====================================
 
-With an information-criterion penalty (``"aic"``, ``"bic"``, float) the coefficients have a
-flat prior (maximum likelihood), the noise scale is estimated, and the relaxed (hard concrete)
-solution is polished by an exact local search on the criterion itself (add / drop / swap one
-feature, each move scored by an exact refit; :func:`l0bayes.linear_model.selection.local_search`).
+With an information-criterion penalty (``"aic"``, ``"bic"``, ``"aicc"``, float) the
+coefficients have a flat prior (maximum likelihood), the noise scale is estimated, and the
+relaxed (hard concrete) solution is polished by an exact local search on the criterion itself
+(add / drop / swap one feature, each move scored by an exact refit;
+:func:`l0bayes.linear_model.selection.local_search`), then, for the Gaussian family, handed as
+the incumbent to a branch and bound that proves which subset minimises the criterion
+(``optimal_``, ``criterion_gap_``). A model needs at least
+:data:`~l0bayes.linear_model.subset_search.MIN_RESIDUAL_DF` residual degrees of freedom to be
+judged at all (:math:`\hat\sigma \to 0` near an exact fit), and when p ≥ n the search uses
+the extended BIC of Chen & Chen (2008) within a size budget
+(:func:`~l0bayes.linear_model.subset_search.admissible_max_size`), with a warning: selected
+from p ≥ n candidates, pure noise otherwise fits exactly under AIC or BIC.
 Relaxed
 gates alone get stuck: a gate that opens early keeps its coefficient, and the coefficient keeps
 the gate open. The polish removes that failure mode; ``relaxed_support_`` keeps the relaxed
 answer for comparison.
 
-With ``penalty="bayes"`` the prior is the one the user writes down, on the coefficients of
-``X`` *as given*: :math:`\beta_j \mid z_j \ne 0 \sim \mathcal N(0, \text{slab\_scale}^2)`,
-:math:`P(z_j \ne 0) = \pi`. Inputs are standardised internally for the optimiser; the slab is
-transformed with them (:math:`\beta^{\rm std}_j = \beta_j\, s_{x_j} / s_y`, so its scale
-becomes :math:`\text{slab\_scale}\cdot s_{x_j}/s_y`), so the posterior is unchanged.
+With ``penalty="bayes"`` the model is the spike-and-slab regression with
+:math:`P(z_j \ne 0) = \pi` (or a model-size prior) and one of these slabs (``prior``), each
+with the flat intercept and, except ``"raw"``, Jeffreys' :math:`p(\sigma) \propto 1/\sigma`
+integrated out, so that no ``noise_scale`` is needed and **no answer depends on the units of a
+column** (a column in millimetres gives the PIPs of the same column in metres):
+
+* ``"slab"`` (default): :math:`\beta_j s_{x_j} \mid z_j \ne 0, \sigma \sim
+  \mathcal N(0, \sigma^2\,\text{slab\_scale}^2)`, i.e. ``slab_scale`` is the prior sd of a
+  coefficient on *standardised* columns, in units of the noise sd;
+* ``"g"``: Zellner's g-prior with :math:`g = n` (the unit-information prior, close to BIC);
+* ``"hyper-g"`` and ``"hyper-g/n"``: :math:`g` integrated against the hyper-g prior (a = 3)
+  of Liang et al. (2008), the second consistent for model selection;
+* ``"raw"``: :math:`\beta_j \mid z_j \ne 0 \sim \mathcal N(0, \text{slab\_scale}^2)` on
+  the coefficients of ``X`` *as given* with a known or estimated :math:`\sigma` (the answer
+  depends on the units; the prior of l0bayes 0.1).
+
+The SVI fit gives a hard concrete guide over the models; for the Gaussian family its PIPs are
+then replaced by the posterior's under the declared prior (:mod:`l0bayes.linear_model.
+marginal_likelihood`): exactly, by enumerating all :math:`2^p` models, when
+:math:`p \le` :data:`ENUMERATION_LIMIT`; else by several MC3 chains over the model space
+(:mod:`l0bayes.linear_model.model_space`) started from the guide's draws and from the empty
+and full models, whose diagnostics (chain agreement, :math:`\hat R`, ESS, a guide that never
+visited the chains' best model) are stored in ``pip_diagnostics_`` and raise a warning naming
+the diagnostic whenever a PIP may be wrong. With ``prior="raw"`` the correction is the
+Pareto-smoothed importance sampling of :mod:`l0bayes.linear_model.importance`, which warns when
+its :math:`\hat k > 0.7` or its ESS is low.
 """
 
 from __future__ import annotations
@@ -43,6 +73,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
+from l0bayes.linear_model.marginal_likelihood import (
+    GPrior,
+    HyperGPrior,
+    Prior,
+    StandardizedSlab,
+    SufficientStats,
+    enumerate_posterior,
+)
 from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
 from l0bayes.linear_model.model_size import (
     PriorInclusion,
@@ -52,7 +90,25 @@ from l0bayes.linear_model.model_size import (
     pmf_interval,
     poisson_binomial,
 )
-from l0bayes.linear_model.selection import InformationCriteria, information_criteria, local_search
+from l0bayes.linear_model.model_space import (
+    MAX_KHAT,
+    MC3Result,
+    default_starts,
+    diagnose,
+    guide_missed_mass,
+    mc3,
+)
+from l0bayes.linear_model.selection import (
+    InformationCriteria,
+    best_subset,
+    information_criteria,
+    local_search,
+)
+from l0bayes.linear_model.subset_search import (
+    GaussianStats,
+    admissible_max_size,
+    certified_best_subset,
+)
 from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
     as_float_array,
@@ -64,8 +120,19 @@ from l0bayes.validation import (
     feature_names,
 )
 
-PENALTIES = ("aic", "bic", "bayes")
+PENALTIES = ("aic", "bic", "aicc", "bayes")
+#: Largest p for which the Bernoulli family's best subset is found by exhaustive search.
+BERNOULLI_EXHAUSTIVE_LIMIT = 12
 METHODS = ("svi", "exact")
+#: The slab priors of ``penalty="bayes"`` (module docstring).
+PRIORS = ("slab", "g", "hyper-g", "hyper-g/n", "raw")
+#: How the guide's PIPs are corrected (Gaussian family): ``"auto"`` enumerates up to
+#: :data:`ENUMERATION_LIMIT` features and runs MC3 beyond (PSIS for ``prior="raw"``).
+CORRECTIONS = ("auto", "enumerate", "mc3", "psis", "none")
+#: Largest p that ``correction="auto"`` enumerates (2^16 = 65,536 models, under a second).
+ENUMERATION_LIMIT = 16
+#: Guide draws used as starting models of the MC3 chains and for the missed-mass check.
+GUIDE_DRAWS = 256
 #: Below this effective sample size a PIP's Monte Carlo sd can reach 0.5/sqrt(30) ≈ 0.09.
 _MIN_ESS = 30
 
@@ -115,22 +182,46 @@ class L0Regression(RegressorMixin, BaseEstimator):
     :param expected_model_size: "about M of my p features matter": :math:`\pi = M / p`, or with
         ``concentration`` :math:`c` the hyperprior :math:`\mathrm{Beta}(cM/p, c(1-M/p))`
         (:func:`l0bayes.linear_model.model_size.beta_from_model_size`).
-    :param slab_scale: prior sd of an included coefficient (``"bayes"``), on X's own scale.
-    :param noise_scale: known noise sd (Gaussian, ``"bayes"``); ``None`` estimates it.
-    :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models; Gaussian,
-        ``"bayes"``, known ``noise_scale``, p ≤ 20; see
+    :param prior: the slab of ``"bayes"``: ``"slab"`` (default), ``"g"``, ``"hyper-g"``,
+        ``"hyper-g/n"`` or ``"raw"`` (module docstring).
+    :param slab_scale: prior sd of an included coefficient (``"bayes"``): on standardised
+        columns in units of :math:`\sigma` for ``prior="slab"``, on X's own scale for
+        ``"raw"``; unused by the g-priors.
+    :param noise_scale: known noise sd (Gaussian, ``prior="raw"`` only); ``None`` estimates
+        it. The other priors integrate :math:`\sigma` out.
+    :param correction: how the guide's PIPs are corrected (Gaussian, ``"bayes"``):
+        ``"auto"``, ``"enumerate"`` (exact; p ≤ 20), ``"mc3"``, ``"psis"`` (``prior="raw"``
+        only) or ``"none"``.
+    :param chain_iterations: iterations of each of the 4 MC3 chains (``None``:
+        :math:`\max(20000, 500p)`, run again up to twice as long twice while a
+        diagnostic fires).
+    :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models without SVI;
+        Gaussian, ``"bayes"``, p ≤ 20; ``prior="raw"`` also needs ``noise_scale``, see
         :func:`l0bayes.linear_model.exact.exact_posterior`).
     :param n_steps: SVI steps. :param lr: Adam learning rate.
     :param num_particles: Monte Carlo gate draws per step (vectorised).
     :param batch_size: minibatch size for the data plate (``None``: full batch).
     :param temperature: hard concrete temperature :math:`\beta`.
-    :param polish: exact local search on the criterion after the relaxation (IC penalties).
+    :param polish: after the relaxation (IC penalties), an exact local search on the
+        criterion and then the best subset: for the Gaussian family the certified
+        branch and bound of :func:`l0bayes.linear_model.subset_search.certified_best_subset`
+        (from the sufficient statistics), for the Bernoulli family an exhaustive search on the
+        exact refit criterion when p ≤ :data:`BERNOULLI_EXHAUSTIVE_LIMIT` (beyond, the answer
+        is the local search's local optimum, ``optimal_ = False``).
+    :param time_limit: seconds the certified search may take (``None``: until certified);
+        a search stopped early warns and reports its proven ``criterion_gap_``.
     :param importance_samples: for ``family="gaussian"``, ``penalty="bayes"``: correct the
         variational inclusion probabilities by Pareto-smoothed importance sampling with this
         many model draws from the guide, weighted by the exact conjugate marginal likelihood
         (:mod:`l0bayes.linear_model.importance`); 0 keeps the raw variational probabilities.
     :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
     :param progress: show a progress bar.
+
+    Fitted attributes with an IC penalty: ``optimal_`` (the selected support is the proven
+    minimiser of the criterion), ``criterion_gap_`` (a proven bound, in nats of
+    :math:`-\ell + \lambda k`, on how far the answer can be from the optimum: 0 when
+    certified; NaN when no bound is known), ``search_`` (the search's
+    :class:`~l0bayes.linear_model.subset_search.SubsetSearchResult`, Gaussian family).
 
     Fitted attributes: ``inclusion_probs_`` (:math:`P(z_j \ne 0)`), ``selected_``,
     ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
@@ -139,9 +230,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
     With ``"bayes"``: ``model_size_probs_`` (posterior of :math:`\sum_j 1[z_j \ne 0]`, an array
     over 0..p), ``model_size_mean_``, ``model_size_interval_`` (90%), ``prior_inclusion_mean_``
     and ``prior_inclusion_interval_`` (posterior of :math:`\pi`; a point for a fixed
-    :math:`\pi`). With the importance correction also ``variational_inclusion_probs_`` (the
-    guide's own), ``pareto_k_`` (NaN where the guide is so concentrated that the top weights
-    tie and no Pareto tail can be fitted) and ``importance_ess_``.
+    :math:`\pi`). With a correction also ``variational_inclusion_probs_`` (the guide's own)
+    and ``pip_diagnostics_`` (a dict: ``method``, and for MC3 ``pip_spread``, ``rhat``,
+    ``ess``, ``n_models``; ``guide_gap``, the nats by which the best model the guide drew falls
+    short of the best model found; ``warnings``); for enumeration ``top_models_``; for PSIS
+    ``pareto_k_`` (NaN where the guide is so concentrated that the top weights tie and no
+    Pareto tail can be fitted) and ``importance_ess_``.
     """
 
     def __init__(
@@ -151,8 +245,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         prior_inclusion: float | None = None,
         expected_model_size: float | None = None,
         concentration: float | None = None,
+        prior: str = "slab",
         slab_scale: float = 1.0,
         noise_scale: float | None = None,
+        correction: str = "auto",
+        chain_iterations: int | None = None,
         method: str = "svi",
         n_steps: int = 1500,
         lr: float = 0.05,
@@ -160,6 +257,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         batch_size: int | None = None,
         temperature: float = DEFAULT_TEMPERATURE,
         polish: bool = True,
+        time_limit: float | None = 60.0,
         importance_samples: int = 16384,
         device: str = "cpu",
         seed: int = 0,
@@ -170,8 +268,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.prior_inclusion = prior_inclusion
         self.expected_model_size = expected_model_size
         self.concentration = concentration
+        self.prior = prior
         self.slab_scale = slab_scale
         self.noise_scale = noise_scale
+        self.correction = correction
+        self.chain_iterations = chain_iterations
         self.method = method
         self.n_steps = n_steps
         self.lr = lr
@@ -179,6 +280,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.temperature = temperature
         self.polish = polish
+        self.time_limit = time_limit
         self.importance_samples = importance_samples
         self.device = device
         self.seed = seed
@@ -212,6 +314,19 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 f"{self.expected_model_size!r}"
             )
         check_positive("slab_scale", self.slab_scale)
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.correction == "psis" and self.prior != "raw":
+            raise ValueError(
+                "correction='psis' weighs with the raw-unit slab's marginal likelihood: it needs "
+                "prior='raw'; the other priors are corrected by 'enumerate' or 'mc3'"
+            )
+        if self.correction == "enumerate" and p > 20:
+            raise ValueError(f"correction='enumerate' enumerates 2^p models: p = {p} > 20")
+        if self.chain_iterations is not None:
+            check_count("chain_iterations", self.chain_iterations, minimum=10)
         if self.noise_scale is not None:
             check_positive("noise_scale", self.noise_scale)
             if self.penalty != "bayes":
@@ -221,11 +336,18 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 )
             if self.family != "gaussian":
                 raise ValueError("noise_scale applies to family='gaussian' only")
+            if self.prior != "raw":
+                raise ValueError(
+                    f"prior={self.prior!r} integrates the noise scale out (Jeffreys prior): "
+                    "drop noise_scale, or use prior='raw' for a known noise sd"
+                )
         check_count("importance_samples", self.importance_samples, minimum=0)
         check_count("n_steps", self.n_steps)
         check_count("num_particles", self.num_particles)
         check_count("seed", self.seed, minimum=0)
         check_positive("lr", self.lr)
+        if self.time_limit is not None:
+            check_positive("time_limit", self.time_limit)
         if self.batch_size is not None:
             check_count("batch_size", self.batch_size)
         check_gate_hyperparameters(self.temperature, (-0.1, 1.1))
@@ -287,14 +409,122 @@ class L0Regression(RegressorMixin, BaseEstimator):
             selected = local_search(
                 X, y, self.relaxed_support_, criterion=self.lam_, family=self.family
             ).support
+            selected = self._best_subset(X, y, selected)
+        elif self.penalty != "bayes":
+            self.optimal_, self.criterion_gap_ = False, math.nan
             if not np.array_equal(selected, self.relaxed_support_):
                 result = self._refine(Xt, yt, prior, selected, result)
         self._set_fitted(X, y, std, prior, result, selected)
         if self.penalty == "bayes":
-            if self.family == "gaussian" and self.importance_samples:
+            correction = self._correction(X.shape[1])
+            if correction == "psis":
                 self._importance_correct(X, y)
+            elif correction in ("enumerate", "mc3"):
+                self._model_space_correct(X, y, correction, _gates(result, prior))
             else:
                 self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
+
+    def _search_criterion(self, n: int, p: int) -> str | float:
+        """The criterion the certified search minimises: the penalty's, except EBIC for
+        ``"aic"``/``"bic"`` when p ≥ n (module docstring)."""
+        if self.penalty in ("aic", "bic") and p >= n:
+            return "ebic"
+        return self.penalty if isinstance(self.penalty, str) else float(self.penalty)
+
+    def _best_subset(self, X: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """The exact minimiser of the criterion where it can be found (sets ``optimal_`` and
+        ``criterion_gap_``); ``start`` (the polished relaxation) is the incumbent."""
+        n, p = X.shape
+        if self.family == "bernoulli":
+            if p > BERNOULLI_EXHAUSTIVE_LIMIT:
+                self.optimal_, self.criterion_gap_ = False, math.nan
+                return start
+            found = best_subset(X, y, criterion=self.lam_, family=self.family).support
+            self.optimal_, self.criterion_gap_ = True, 0.0
+            return found
+        criterion = self._search_criterion(n, p)
+        if p >= n:
+            warnings.warn(
+                f"p = {p} features and only n = {n} observations: AIC and BIC cannot judge "
+                "subsets chosen from so many candidates (noise fits exactly); the search uses "
+                f"{criterion!r} and at most {admissible_max_size(n, p)} features "
+                "(subset_search.admissible_max_size)",
+                UserWarning,
+                stacklevel=4,
+            )
+        stats = GaussianStats.from_arrays(X, y)
+        res = certified_best_subset(stats, criterion, incumbent=start, time_limit=self.time_limit)
+        self.search_ = res
+        self.optimal_, self.criterion_gap_ = bool(res.optimal), float(res.gap)
+        if not res.optimal:
+            warnings.warn(
+                f"the best subset was not certified within time_limit={self.time_limit} s: the "
+                f"answer is within {res.gap:.3g} nats of the optimum (criterion_gap_)",
+                UserWarning,
+                stacklevel=4,
+            )
+        return res.support
+
+    def _correction(self, p: int) -> str:
+        """The PIP correction this fit uses (see ``correction``)."""
+        if self.family != "gaussian" or self.correction == "none":
+            return "none"
+        if self.correction != "auto":
+            return self.correction
+        if self.prior == "raw":
+            return "psis" if self.importance_samples else "none"
+        return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
+
+    def _conjugate_prior(self) -> Prior:
+        r"""The slab of ``prior`` as a conjugate prior with :math:`\sigma` integrated out."""
+        if self.prior == "slab":
+            return StandardizedSlab(scale=float(self.slab_scale))
+        if self.prior == "g":
+            return GPrior()
+        return HyperGPrior(per_n=self.prior == "hyper-g/n")
+
+    def _model_space_correct(self, X, y, correction: str, gates: HardConcrete) -> None:
+        """Replace the guide's PIPs by the posterior's under the declared prior: enumerated,
+        or estimated by MC3 chains started from the guide's draws (module docstring)."""
+        stats = SufficientStats.from_data(X, y)
+        prior, pi = self._conjugate_prior(), self._prior_pi(X.shape[1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            guide = (gates.sample((GUIDE_DRAWS,)) > 0).cpu().numpy()
+        if correction == "enumerate":
+            post = enumerate_posterior(stats, prior, pi, max_p=20)
+            pips, sizes, self.top_models_ = (
+                post.inclusion_probs,
+                post.model_size_probs,
+                post.top_models,
+            )
+            best = float(np.max(post.log_posterior) + post.log_evidence)
+            check = guide_missed_mass(stats, prior, pi, guide, best)
+            diagnostics = {"method": "enumerate", "guide_gap": check.gap, "warnings": []}
+        else:
+            res = self._chains(stats, prior, pi, guide)
+            check = guide_missed_mass(stats, prior, pi, guide, res.best_log_posterior)
+            pips, sizes = res.inclusion_probs, res.model_size_probs
+            diagnostics = {
+                "method": "mc3",
+                "pip_spread": res.pip_spread,
+                "rhat": res.rhat,
+                "ess": res.ess_log_posterior,
+                "n_models": res.n_models,
+                "guide_gap": check.gap,
+                "warnings": diagnose(res),  # the chains do not rest on the guide
+            }
+        self.pip_diagnostics_ = diagnostics
+        self.variational_inclusion_probs_ = self.inclusion_probs_
+        self.inclusion_probs_ = pips
+        self.selected_ = pips > 0.5
+        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
+        self._set_size_posterior(sizes)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        for message in diagnostics["warnings"]:
+            warnings.warn(
+                f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
+            )
 
     def _restore_constant_columns(self, X: np.ndarray, keep: np.ndarray) -> None:
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
@@ -381,11 +611,22 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self._set_size_posterior(res.model_size_probs)
         self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        reasons = []
         if res.ess < _MIN_ESS:
+            reasons.append(f"ess: an effective sample size of {res.ess:.0f} < {_MIN_ESS}")
+        if res.pareto_k > MAX_KHAT:  # NaN (tied top weights: no tail to fit) is not a failure
+            reasons.append(f"khat: Pareto k = {res.pareto_k:.2f} > {MAX_KHAT}")
+        self.pip_diagnostics_ = {
+            "method": "psis",
+            "khat": float(res.pareto_k),
+            "ess": float(res.ess),
+            "warnings": reasons,
+        }
+        for reason in reasons:
             warnings.warn(
-                f"the importance-sampling correction rests on an effective sample size of "
-                f"{res.ess:.0f} (Pareto k = {res.pareto_k:.2f}); raise importance_samples or "
-                "n_steps, or read variational_inclusion_probs_",
+                f"the importance-sampling correction is unreliable ({reason}); raise "
+                "importance_samples or n_steps, use correction='mc3', or read "
+                "variational_inclusion_probs_",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -396,7 +637,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         lam, kl_mode = _code_cost(self.penalty, n, pi)
         self.lam_ = lam
         bayes = self.penalty == "bayes"
-        precision = (std.y_scale / (self.slab_scale * std.x_scale)) ** 2 if bayes else 0.0
+        precision = self._slab_precision(std) if bayes else 0.0
         noise = None if self.noise_scale is None else self.noise_scale / std.y_scale
         subsample = None if self.batch_size is None or self.batch_size >= n else self.batch_size
         return RegressionPrior(
@@ -413,6 +654,16 @@ class L0Regression(RegressorMixin, BaseEstimator):
             init_weight=_ridge(Xt, yt, self.family),
             inclusion_beta=pi[1:] if isinstance(pi, tuple) else None,
         )
+
+    def _slab_precision(self, std: _Standardizer) -> np.ndarray | float:
+        r"""The guide's slab precision on the standardised coefficients
+        :math:`\beta_j s_{x_j} / s_y`: ``"raw"`` transforms the slab on X's own scale;
+        the others put :math:`\text{slab\_scale} \cdot \sigma` (``slab``) or the
+        unit-information scale :math:`\sigma` (g-priors) on standardised columns, with
+        :math:`\sigma \approx s_y` (the guide is only the proposal of the correction)."""
+        if self.prior == "raw":
+            return (std.y_scale / (self.slab_scale * std.x_scale)) ** 2
+        return 1.0 / self.slab_scale**2 if self.prior == "slab" else 1.0
 
     def _prior_pi(self, p: int) -> PriorInclusion:
         """The prior on inclusion: a float π or ``("beta", a, b)``."""
@@ -469,10 +720,18 @@ class L0Regression(RegressorMixin, BaseEstimator):
     def _fit_exact(self, X, y) -> None:
         from l0bayes.linear_model.exact import exact_posterior
 
-        if self.family != "gaussian" or self.penalty != "bayes" or self.noise_scale is None:
+        if self.family != "gaussian" or self.penalty != "bayes":
             raise ValueError(
-                "method='exact' needs family='gaussian', penalty='bayes' and a known "
-                "noise_scale (the conjugate marginal likelihood); use method='svi' otherwise"
+                "method='exact' needs family='gaussian' and penalty='bayes' (the conjugate "
+                "marginal likelihood); use method='svi' otherwise"
+            )
+        if self.prior != "raw":
+            self._fit_enumerated(X, y)
+            return
+        if self.noise_scale is None:
+            raise ValueError(
+                "method='exact' with prior='raw' needs a known noise_scale; the other priors "
+                "integrate it out"
             )
         post = exact_posterior(
             X,
@@ -488,6 +747,41 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.coef_, self.intercept_ = post.coef_mean, post.intercept
         self.noise_scale_ = float(self.noise_scale)
         self.top_models_ = post.top_models
+        self._set_size_posterior(post.model_size_probs)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+
+    def _chains(self, stats: SufficientStats, prior: Prior, pi, guide: np.ndarray) -> MC3Result:
+        r"""Four MC3 chains, from the empty model, a full one and two of the guide's draws. With
+        ``chain_iterations=None`` they start at :math:`\max(20000, 500p)` iterations each and
+        run again, twice as long each time (up to 4 times the first length), while a
+        diagnostic still fires."""
+        p = stats.p
+        starts = default_starts(p, stats.n, 4, self.seed)
+        starts[2:] = guide[:2]
+        first = self.chain_iterations or max(20_000, 500 * p)
+        longest = first if self.chain_iterations else 4 * first
+        n_iter = first
+        while True:
+            res = mc3(stats, prior, pi, starts=starts, n_chains=4, n_iter=n_iter, seed=self.seed)
+            if not diagnose(res) or 2 * n_iter > longest:
+                return res
+            n_iter *= 2
+
+    def _fit_enumerated(self, X, y) -> None:
+        r"""``method="exact"`` under a prior that integrates :math:`\sigma` out."""
+        if X.shape[1] > 20:
+            raise ValueError(f"method='exact' enumerates 2^p models: p = {X.shape[1]} > 20")
+        stats = SufficientStats.from_data(X, y)
+        pi = self._prior_pi(X.shape[1])
+        post = enumerate_posterior(stats, self._conjugate_prior(), pi, max_p=20)
+        self.lam_ = _code_cost("bayes", X.shape[0], pi)[0]
+        self.inclusion_probs_ = post.inclusion_probs
+        self.selected_ = post.inclusion_probs > 0.5
+        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
+        resid = y - self.intercept_ - X @ self.coef_
+        self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
+        self.top_models_ = post.top_models
+        self.pip_diagnostics_ = {"method": "enumerate", "warnings": []}
         self._set_size_posterior(post.model_size_probs)
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
 
@@ -589,6 +883,8 @@ def _code_cost(penalty, n: int, pi: PriorInclusion) -> tuple[float, str]:
         return 1.0, "l0"
     if penalty == "bic":
         return 0.5 * math.log(n), "l0"
+    if penalty == "aicc":  # the relaxation uses AIC's λ; the certified search AICc itself
+        return 1.0, "l0"
     if penalty == "bayes":
         return math.log1p(-pi) - math.log(pi), "bayes"
     return float(penalty), "l0"

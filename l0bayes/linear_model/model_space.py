@@ -285,6 +285,8 @@ class MC3Result:
     :param log_posterior_trace: ``(chains, kept)`` after burn-in.
     :param rb_trace: thinned RB vectors, ``(chains, draws, p)``.
     :param elapsed: wall seconds.
+    :param model_size_probs: visit frequencies of the model sizes ``0..p`` after burn-in,
+        pooled over the chains (an estimate of :math:`P(|\gamma| = k \mid y)`).
     """
 
     inclusion_probs: np.ndarray
@@ -301,6 +303,7 @@ class MC3Result:
     log_posterior_trace: np.ndarray
     rb_trace: np.ndarray
     elapsed: float
+    model_size_probs: np.ndarray
 
 
 def default_starts(p: int, n: int, n_chains: int, seed: int = 0) -> np.ndarray:
@@ -342,7 +345,14 @@ def _summarise(chains: list[_Chain], n_iter: int, start: float) -> MC3Result:
         log_posterior_trace=log_post,
         rb_trace=rb_trace,
         elapsed=time.perf_counter() - start,
+        model_size_probs=_size_frequencies(chains),
     )
+
+
+def _size_frequencies(chains: list[_Chain]) -> np.ndarray:
+    sizes = np.concatenate([c.size for c in chains]).astype(int)
+    p = len(chains[0].rb_sum)
+    return np.bincount(sizes, minlength=p + 1) / sizes.size
 
 
 def mc3(

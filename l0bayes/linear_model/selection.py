@@ -606,7 +606,7 @@ def local_search(
     swap one in for one out: :math:`p + |S|(p-|S|)` supports) and moves to the one with the
     smallest :math:`-\ell + \lambda k` if that improves on S by more than 1e-10; otherwise S is
     a local optimum and is returned.  For the Gaussian family one iteration costs
-    :math:`O(p|S|^3)`: each of the |S| + 1 bases S and :math:`S \setminus i` is swept once and
+    :math:`O(p|S|^3)`: each of the :math:`|S|+1` bases S and :math:`S \setminus i` is swept once and
     every outside column is then added in :math:`O(|S|^2)` (see :class:`_GaussianScorer`).  The
     criterion decreases strictly, so the search terminates; ``max_iter`` only caps the number
     of moves.  The result is never worse than ``start``.  A start whose MLE does not exist

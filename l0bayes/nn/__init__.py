@@ -16,6 +16,11 @@ from l0bayes.nn.architecture import (
     folded_chain,
     keep_values,
 )
+from l0bayes.nn.base import (
+    BayesianClassifier,
+    Draws,
+    SequentialClassifier,
+)
 from l0bayes.nn.inference_data import (
     network_inference_data,
 )
@@ -83,8 +88,10 @@ from l0bayes.nn.runtime import (
 __all__ = [
     "Architecture",
     "ArchitecturePosterior",
+    "BayesianClassifier",
     "DEFAULT_LAM",
     "DEFAULT_SAMPLES",
+    "Draws",
     "ECE_BINS",
     "GATE_KINDS",
     "GATE_STATES",
@@ -99,6 +106,7 @@ __all__ = [
     "NETWORKS",
     "NetworkSpec",
     "SelectInputs",
+    "SequentialClassifier",
     "StridedMaxPool2d",
     "TILE_BYTES",
     "TiledSequential",
@@ -110,6 +118,7 @@ __all__ = [
     "ZERO_PRESERVING",
     "architecture",
     "architecture_summary",
+    "base",
     "bma_log_probs",
     "check_conv_input",
     "check_precision",

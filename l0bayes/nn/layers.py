@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from pyro import poutine
 from pyro.distributions import constraints
 from pyro.nn import PyroModule
-from pyro.nn.module import pyro_method, to_pyro_module_
+from pyro.nn.module import pyro_method
 from torch import nn
 from torch.distributions import kl_divergence
 
@@ -75,6 +75,7 @@ from l0bayes.distributions import (
     gate_kl,
 )
 from l0bayes.distributions.spike_slab import check_kl_mode, point_mass_kl
+from l0bayes.nn.base import BayesianClassifier, SequentialClassifier
 from l0bayes.validation import check_count
 
 GATE_KINDS = ("group", "weight")
@@ -342,6 +343,10 @@ class L0Layer(PyroModule):
             draw = LayerDraw(self.deterministic_gates(), self.weight)
         return self._gated(x, draw.gates, draw.weight)
 
+    def forward_with(self, x: torch.Tensor, draw: LayerDraw) -> torch.Tensor:
+        """The layer's map under ``draw`` (as ``self(x, draw)``, without the module call)."""
+        return self._gated(x, draw.gates, draw.weight)
+
     def _gated(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -504,13 +509,14 @@ def check_precision(value: float, name: str) -> float:
     return number
 
 
-class L0Network(PyroModule):
-    r"""Base class of a gated classifier: ``model``, ``guide``, the closed-form
-    :meth:`differentiable_loss`, draws for model averaging and a deterministic ``forward``.
+class L0Network(BayesianClassifier):
+    r"""Base class of a gated classifier (a :class:`~l0bayes.nn.base.BayesianClassifier` whose
+    latent layers are the :class:`L0Layer` s among its submodules): ``model``, ``guide``, the
+    closed-form :meth:`differentiable_loss`, draws for model averaging and a deterministic
+    ``forward`` with the paper's test-time gates (Eq. 13).
 
     Subclasses define :meth:`_run`, the network's map given one :class:`LayerDraw` per gated
-    layer (or ``None`` for the deterministic test-time gates); every :class:`L0Layer` found
-    among the submodules is a gated layer.
+    layer (or ``None`` for the deterministic test-time gates).
 
     ``model(x, y, num_data)`` samples every gated layer's sites (outside the data plate: they
     are global), then the categorical likelihood of the minibatch ``x`` (``B`` rows) in
@@ -521,122 +527,38 @@ class L0Network(PyroModule):
     :math:`\mathcal N(0, 1/\lambda_2)` with :math:`\lambda_2` = ``ungated_precision``, a
     ``pyro.factor`` of :meth:`ungated_log_prior` in the model: the weight decay the official
     WRN code gives them. 0 (the default) leaves them flat.
+
+    :meth:`differentiable_loss` draws the same random numbers in the same order as the guide
+    (one :class:`~l0bayes.distributions.HardConcrete` per layer, shared with the KL), so under
+    the same RNG state it equals ``TraceMeanField_ELBO().differentiable_loss(net.model,
+    net.guide, x, y, num_data)``, value and gradients (tested). It is the training engine's
+    default objective: Pyro's per-step tracing (a trace of the guide, a replayed trace of the
+    model, a message stack per sample site and plate) costs more than the network's arithmetic
+    at the paper's batch size of 100.
     """
 
-    ungated_precision: float = 0.0
+    layer_type = L0Layer
 
     def gated_layers(self) -> list[L0Layer]:
-        """The gated layers in definition order (found once: the structure is fixed)."""
-        cache = self.__dict__.get("_gated_cache")
-        if cache is None:
-            cache = self.__dict__["_gated_cache"] = l0_layers(self)
-        return cache
+        """The gated layers in definition order (:meth:`latent_layers`)."""
+        return self.latent_layers()
 
-    def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
-        raise NotImplementedError
+    def _loss_posteriors(self) -> dict[L0Layer, HardConcrete]:
+        return {layer: layer.gate_posterior() for layer in self.gated_layers()}
 
-    def ungated_parameters(self) -> list[nn.Parameter]:
-        """The parameters that belong to no gated layer."""
-        gated = {id(p) for layer in self.gated_layers() for p in layer.parameters()}
-        return [p for p in self.parameters() if id(p) not in gated]
-
-    def ungated_log_prior(self) -> torch.Tensor:
-        r""":math:`-\tfrac{\lambda_2}{2}\sum_j \theta_j^2` over :meth:`ungated_parameters`,
-        the log density of their Gaussian prior up to its constant (as the gated layers'
-        slab for MAP weights)."""
-        squares = [p.square().sum() for p in self.ungated_parameters()]
-        if not squares:
-            return torch.zeros(())
-        return -0.5 * self.ungated_precision * torch.stack(squares).sum()
-
-    @staticmethod
-    def _call(layer: nn.Module, x: torch.Tensor, draws: dict | None) -> torch.Tensor:
-        """``layer(x)``, with its draw when it is gated and draws are given."""
-        if draws is not None and layer in draws:
-            return layer._gated(x, draws[layer].gates, draws[layer].weight)
-        return layer(x)
-
-    def _draws(self, method: str, batch_size: int) -> dict[L0Layer, LayerDraw]:
-        return {layer: getattr(layer, method)(batch_size) for layer in self.gated_layers()}
-
-    def _num_data(self, x: torch.Tensor, num_data: int | None) -> int:
-        batch = x.shape[0]
-        num_data = batch if num_data is None else num_data
-        if num_data < batch:
-            raise ValueError(f"num_data ({num_data}) is smaller than the batch ({batch})")
-        return num_data
-
-    @pyro_method
-    def model(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> torch.Tensor:
-        """Prior over gates and weights, then ``y ~ Categorical(logits=net(x))``."""
-        num_data = self._num_data(x, num_data)
-        logits = self._run(x, self._draws("model", x.shape[0]))
-        if self.ungated_precision:
-            pyro.factor("ungated_prior", self.ungated_log_prior())
-        subsample = torch.arange(x.shape[0], device=x.device)
-        with pyro.plate("data", num_data, subsample=subsample):
-            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
-        return logits
-
-    @pyro_method
-    def guide(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None
-    ) -> None:
-        """Hard concrete gates and MAP (or Gaussian) weights for every gated layer."""
-        self._draws("guide", x.shape[0])
-
-    def kl_divergence(self) -> torch.Tensor:
-        """The sum of the gated layers' closed-form KL terms (:meth:`L0Layer.kl_divergence`)."""
-        return sum(layer.kl_divergence() for layer in self.gated_layers())
-
-    def differentiable_loss(
-        self, x: torch.Tensor, y: torch.Tensor, num_data: int | None = None
-    ) -> torch.Tensor:
-        r"""The negative ELBO of :meth:`model` and :meth:`guide` for one draw from the guide,
-
-        .. math::
-
-            -\text{ELBO} = \frac{N}{B}\sum_{i \in \text{batch}}
-            -\log p(y_i \mid x_i, z, \theta) + \sum_\text{layers}\mathrm{KL}
-            - \log p(\theta_\text{ungated}),
-
-        computed directly from the layers rather than by tracing the two programs: it draws
-        the same random numbers in the same order as the guide, so under the same RNG state it
-        equals ``TraceMeanField_ELBO().differentiable_loss(net.model, net.guide, x, y,
-        num_data)``, value and gradients (tested). It is the training engine's default
-        objective: Pyro's per-step tracing (a trace of the guide, a replayed trace of the model,
-        a message stack per sample site and plate) costs more than the network's arithmetic at
-        the paper's batch size of 100. Divide by ``num_data`` for the paper's per-data-point
-        objective.
-        """
-        num_data = self._num_data(x, num_data)
-        batch = x.shape[0]
-        posteriors = {layer: layer.gate_posterior() for layer in self.gated_layers()}
-        logits = self._run(x, {layer: layer._draw(batch, q) for layer, q in posteriors.items()})
-        nll = F.cross_entropy(logits, y, reduction="sum") * (num_data / batch)
-        loss = nll + sum(layer.kl_divergence(q) for layer, q in posteriors.items())
-        return loss - self.ungated_log_prior() if self.ungated_precision else loss
-
-    @pyro_method
-    def sample_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with gates and weights drawn from the guide (one draw per call)."""
-        return self._run(x, self._draws("sample", x.shape[0]))
-
-    def forward_with(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw]) -> torch.Tensor:
-        """Logits with given draws of the gated layers (e.g. from :meth:`L0Layer.sample`)."""
-        return self._run(x, draws)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits with the paper's deterministic test-time gates (Eq. 13)."""
-        return self._run(x, None)
+    def _loss_draws(
+        self, batch_size: int, posteriors: dict[L0Layer, HardConcrete]
+    ) -> dict[L0Layer, LayerDraw]:
+        return {layer: layer._draw(batch_size, q) for layer, q in posteriors.items()}
 
 
-class L0Sequential(L0Network):
+class L0Sequential(SequentialClassifier, L0Network):
     """A chain of layers (gated or not) as a Pyro classifier (see :class:`L0Network`).
 
     Ungated modules with parameters become :class:`PyroModule` s (point estimates).
+
+    :param layers: the chain, applied in order.
+    :param ungated_precision: :math:`\\lambda_2` of the ungated parameters' Gaussian prior.
 
     Example::
 
@@ -647,19 +569,9 @@ class L0Sequential(L0Network):
     """
 
     def __init__(self, *layers: nn.Module, ungated_precision: float = 0.0) -> None:
-        super().__init__()
-        if not layers:
-            raise ValueError("L0Sequential needs at least one layer")
-        self.ungated_precision = check_precision(ungated_precision, "ungated_precision")
-        for layer in layers:
-            if not isinstance(layer, PyroModule) and any(True for _ in layer.parameters()):
-                to_pyro_module_(layer)
-        self.layers = PyroModule[nn.ModuleList](layers)
-
-    def _run(self, x: torch.Tensor, draws: dict[L0Layer, LayerDraw] | None) -> torch.Tensor:
-        for layer in self.layers:
-            x = self._call(layer, x, draws)
-        return x
+        precision = check_precision(ungated_precision, "ungated_precision")
+        super().__init__(*layers)
+        self.ungated_precision = precision
 
 
 __all__ = [

@@ -22,7 +22,7 @@ block's second convolution and shortcut, the batch norms and the head) gets the 
 prior unscaled (:attr:`L0Network.ungated_precision`), as the official code decays them all.
 
 :data:`NETWORKS` maps each name to a :class:`NetworkSpec` with the paper's hyper-parameters
-(:doc:`PAPER.md <../shared/PAPER>`): the models/ scripts and ``l0bayes train`` use them.
+(``../shared/PAPER.md``): the models/ scripts and ``l0bayes train`` use them.
 """
 
 from __future__ import annotations
@@ -424,16 +424,6 @@ def get_network(name: str) -> NetworkSpec:
         return NETWORKS[name]
     except KeyError:
         raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}") from None
-
-
-def gate_count(net: nn.Module) -> int:
-    """Total number of gates of a network."""
-    return sum(layer.num_gates for layer in net.modules() if isinstance(layer, L0Layer))
-
-
-def dense_parameter_count(net: nn.Module) -> int:
-    """Number of weights and biases of the network, counted once."""
-    return sum(p.numel() for name, p in net.named_parameters() if "log_alpha" not in name)
 
 
 __all__ = [

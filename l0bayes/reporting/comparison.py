@@ -174,6 +174,7 @@ def _l0_ic(split: Split, opts: Options, penalty: str) -> MethodFit:
 def _l0_bayes(split: Split, opts: Options) -> MethodFit:
     est = L0Regression(
         penalty="bayes",
+        prior="raw",  # the prior of exact_posterior, which this study compares against
         prior_inclusion=opts.prior_inclusion,
         slab_scale=opts.slab_scale,
         noise_scale=split.noise_scale,

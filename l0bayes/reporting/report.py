@@ -14,19 +14,23 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 import l0bayes.nn.posterior as posterior
 import l0bayes.viz.plotting as plotting
 from l0bayes._version import __version__
 from l0bayes.data.files import ImageDataset
 from l0bayes.data.images import image_splits
-from l0bayes.device import resolve_device
+from l0bayes.device import THREADS_HELP, resolve_device, torch_threads
 from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Network, l0_layers
 from l0bayes.nn.networks import get_network
 from l0bayes.training.checkpoint import write_text
@@ -97,6 +101,8 @@ def make_report(
     seed: int = 0,
     batch_size: int = 1000,
     level: float = 0.9,
+    progress: bool = False,
+    num_threads: int | None = None,
 ) -> Path:
     r"""Write ``RUN/report/`` for the run directory ``run_dir`` and return its path.
 
@@ -113,6 +119,8 @@ def make_report(
     :param device: where the network runs (``"cpu"`` or ``"cuda"``).
     :param batch_size: test examples per forward pass.
     :param level: credible level of the posterior intervals.
+    :param progress: show a bar over the stages (:data:`STAGES`) on stderr (a terminal).
+    :param num_threads: torch CPU threads (default: :func:`l0bayes.device.default_threads`).
     :raises FileNotFoundError: ``run_dir`` is not a run directory (no ``config.json`` or
         ``checkpoint.pt``).
     :raises ValueError: an unreadable ``config.json`` or checkpoint, or bad arguments.
@@ -120,11 +128,57 @@ def make_report(
     run = _check_run_dir(run_dir)
     check_count("num_samples", num_samples)
     check_count("batch_size", batch_size)
+    if num_threads is not None:
+        check_count("--threads", num_threads)
     dev = resolve_device(device)
+    with _stages(progress) as stage, torch_threads(num_threads):
+        return _make_report(run, data, num_samples, data_dir, dev, seed, batch_size, level, stage)
+
+
+#: The stages of :func:`make_report`, as its progress bar names them.
+STAGES = (
+    "loading the run",
+    "sampling architectures",
+    "BMA over the test set",
+    "figures",
+    "tables",
+)
+
+
+@contextmanager
+def _stages(progress: bool) -> Iterator:
+    """A function ``stage(name)`` that closes the previous stage and starts ``name`` on a
+    bar over :data:`STAGES` (on stderr when it is a terminal; nothing when ``progress`` is
+    false)."""
+    bar = tqdm(
+        total=len(STAGES),
+        disable=not (progress and sys.stderr.isatty()),  # a log file gets no bar lines
+        file=sys.stderr,
+        unit="stage",
+        leave=False,
+        bar_format="report: {desc} [{n_fmt}/{total_fmt} stages, {elapsed}]",
+    )
+    started = [False]
+
+    def stage(name: str) -> None:
+        if started[0]:
+            bar.update(1)
+        started[0] = True
+        bar.set_description_str(name)
+
+    try:
+        yield stage
+    finally:
+        bar.close()
+
+
+def _make_report(run, data, num_samples, data_dir, dev, seed, batch_size, level, stage) -> Path:
+    stage(STAGES[0])
     try:
         cfg, net = load_network(run, dev)
     except (TypeError, KeyError, RuntimeError) as err:  # a config or state that does not fit
         raise ValueError(f"cannot rebuild the network of {run}: {err}") from err
+    stage(STAGES[1])
     post = posterior.sample_architectures(
         net, get_network(cfg.network).input_shape, num_samples, seed
     )
@@ -143,6 +197,7 @@ def make_report(
         summary=posterior.architecture_summary(post, level),
         agreement=posterior.unit_agreement(post),
     )
+    stage(STAGES[2])
     test, rep.data_note = _test_split(cfg, data, data_dir)
     if test is not None:
         rep.bma = posterior.compare_bma(net, *test, num_samples, seed, batch_size)
@@ -150,7 +205,12 @@ def make_report(
     for folder in ("figures", "tables"):  # no symlink on the way or inside: nothing leaves RUN
         prepare_output_dir(run, REPORT_DIR, folder)
     prepare_output_dir(run, REPORT_DIR)
-    write_text(rep.out / "report.md", _markdown(rep, _figures(rep), _tables(rep)))
+    stage(STAGES[3])
+    figures = _figures(rep)
+    stage(STAGES[4])
+    tables = _tables(rep)
+    write_text(rep.out / "report.md", _markdown(rep, figures, tables))
+    stage("done")
     return rep.out
 
 
@@ -570,11 +630,22 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         help="draws from the guide for the architecture posterior and the model average "
         "(default 100)",
     )
-    parser.add_argument("--data-dir", help="data folder (default: the run's, $L0BAYES_DATA)")
+    parser.add_argument(
+        "--data-dir",
+        help="data folder (default: the run's --data-dir, then $L0BAYES_DATA, then "
+        "$XDG_CACHE_HOME/l0bayes, i.e. ~/.cache/l0bayes). The command line never downloads: "
+        "fetch MNIST from Python with l0bayes.data.load_mnist(download=True) (or "
+        "load_fashion_mnist), or place the files there by hand; without them the report "
+        "leaves out the test-set comparison",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     parser.add_argument(
         "--batch-size", type=int, default=1000, help="test examples per chunk (default 1000)"
+    )
+    parser.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the bar over the report's stages"
     )
     parser.set_defaults(handler=run_report_command)
     return parser
@@ -593,6 +664,8 @@ def run_report_command(args: argparse.Namespace) -> Path:
         device=args.device,
         seed=args.seed,
         batch_size=args.batch_size,
+        progress=not getattr(args, "no_progress", False),
+        num_threads=getattr(args, "num_threads", None),
     )
     print(f"report written to {out / 'report.md'}")
     return out
@@ -602,6 +675,7 @@ __all__ = [
     "METRIC_KEYS",
     "REPORT_DIR",
     "REPORT_HELP",
+    "STAGES",
     "add_report_parser",
     "describe_layer",
     "make_report",

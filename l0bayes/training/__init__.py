@@ -1,5 +1,6 @@
 """Training gated networks by SVI: configuration, the trainer, parameter averaging and
-sparsity targets, run records, checkpoints and run directories, data-parallel processes.
+sparsity targets, run records, checkpoints and run directories, data-parallel processes, and
+the one minibatch loop (:mod:`l0bayes.training.loop`) that the trainer and the baselines share.
 """
 
 from l0bayes.training.averaging import (
@@ -43,8 +44,13 @@ from l0bayes.training.distributed import (
     world,
 )
 from l0bayes.training.loop import (
+    AfterStep,
     FitResult,
     LossFn,
+    LossTally,
+    MinibatchLoop,
+    StepFn,
+    descend,
     error_rate,
     fit,
 )
@@ -81,6 +87,7 @@ __all__ = [
     "CHECKPOINT_KEYS",
     "COLLECTIVE_TIMEOUT",
     "DATASETS",
+    "AfterStep",
     "DistributedError",
     "ELBOS",
     "FitResult",
@@ -89,8 +96,11 @@ __all__ = [
     "LOG_ALPHA_RANGE",
     "Lagrangian",
     "LossFn",
+    "LossTally",
     "MARKER",
+    "MinibatchLoop",
     "ParameterEMA",
+    "StepFn",
     "RESUMABLE",
     "RunDirectoryError",
     "RunState",
@@ -109,6 +119,7 @@ __all__ = [
     "collective_timeout",
     "config",
     "datasets",
+    "descend",
     "device_name",
     "distributed",
     "environment",

@@ -62,6 +62,9 @@ class TrainConfig:
     nproc: int = 1
     num_threads: int | None = None
     progress: bool = True
+    #: ``--quick``: a smoke run (2 epochs on 2,000 / 1,000 examples unless given), not a result.
+    #: A label only: the sizes it sets are the ``epochs``/``train_size``/``test_size`` above.
+    quick: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +72,8 @@ class TrainConfig:
         """The configuration saved in ``out/config.json``, with ``overrides`` of the settings
         a resumed run may change (:data:`RESUMABLE`: ``epochs``, ``checkpoint_every``,
         ``num_threads``, ``device``, ``progress``, ``data_dir``; ``None`` keeps the saved one).
+        A ``config.json`` from before a setting existed loads with its default (``quick``:
+        false).
 
         ``config.json`` is untrusted input (the run may come from someone else): a file that
         is not a JSON object of valid settings is a one-line error naming it.
@@ -130,7 +135,7 @@ class TrainConfig:
             )
             raise ValueError(
                 f"--resume keeps the run's settings, but {flags} differ; only "
-                f"{', '.join(sorted(_flag(k) for k in RESUMABLE - {'out', 'progress'}))} and "
+                f"{', '.join(sorted(_flag(k) for k in RESUMABLE - _LABELS))} and "
                 "the progress options may change on resume"
             )
         return cls.from_run(out, **resumable)
@@ -213,6 +218,8 @@ class TrainConfig:
             raise ValueError(f"--target-fraction must lie in (0, 1], got {self.target_fraction}")
         if self.target_scope not in ("global", "layer"):
             raise ValueError(f"--target-scope must be 'global' or 'layer', got {self.target_scope}")
+        if not isinstance(self.quick, bool):
+            raise ValueError(f"quick must be true or false, got {self.quick!r}")
         if self.num_threads is not None:
             check_count("--threads", self.num_threads)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -256,14 +263,23 @@ def _show(value: Any) -> str:
 #: The settings a resumed run may change (applied, and recorded in ``config.json``); every
 #: other one must equal the saved configuration.
 RESUMABLE = frozenset(
-    {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every", "device"}
+    {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every", "device", "quick"}
 )
+
+#: Settings in :data:`RESUMABLE` that are not flags a resume may change: the run directory, the
+#: progress options, and ``quick`` (a label of how the run was started; a run saved before it
+#: existed has none, and ``l0bayes train --resume`` refuses ``--quick``).
+_LABELS = frozenset({"out", "progress", "quick"})
+
+#: The settings ``--quick`` fills in when they are not given: a smoke run, not a result.
+QUICK = {"epochs": 2, "train_size": 2000, "test_size": 1000}
 
 
 __all__ = [
     "DATASETS",
     "ELBOS",
     "LOG_ALPHA_RANGE",
+    "QUICK",
     "RESUMABLE",
     "TARGETS",
     "TrainConfig",

@@ -43,6 +43,7 @@ next step boundary after writing a checkpoint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import signal
@@ -59,7 +60,7 @@ from tqdm.auto import tqdm
 
 import l0bayes.training.distributed as distributed
 from l0bayes.data.files import ImageDataset
-from l0bayes.data.images import Images, epoch_order, image_splits
+from l0bayes.data.images import Images, image_splits
 from l0bayes.device import resolve_device, torch_threads
 from l0bayes.nn.layers import L0Network
 from l0bayes.nn.networks import (
@@ -77,6 +78,7 @@ from l0bayes.training.checkpoint import (
 )
 from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig
 from l0bayes.training.datasets import load_dataset
+from l0bayes.training.loop import MinibatchLoop, descend
 from l0bayes.training.records import (
     architecture_string,
     device_name,
@@ -135,7 +137,7 @@ class Trainer:
         self.state = RunState(num_train=self.num_train)
         self._elbo = TraceMeanField_ELBO() if self.cfg.elbo == "trace" else None
         self._stop = False
-        self._loss_acc = torch.zeros((), device=self.device)
+        self.loop = MinibatchLoop(len(self.train), self.cfg.batch_size, self.cfg.seed, self.device)
         self._params = list(self.net.parameters())
 
     # ---------------------------------------------------------------- set-up
@@ -262,15 +264,26 @@ class Trainer:
         if self.lagrangian is not None:
             penalty, fractions = self.lagrangian.penalty()
             total = loss + penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.world > 1:
+        reduced = [loss]
+
+        def reduce() -> None:  # sum the gradients, the loss and the stop flag over the ranks
             weight = len(local) / len(index)
             extras = torch.stack([torch.tensor(float(self._stop)), loss.detach().cpu() * weight])
             summed = distributed.allreduce_gradients(self._params, extras.to(loss.device), weight)
             self._stop = bool(summed[0] > 0)
-            loss = summed[1]
-        self.optimizer.step()
+            reduced[0] = summed[1]
+
+        descend(
+            self.optimizer,
+            total,
+            reduce=reduce if self.world > 1 else None,
+            after_step=functools.partial(self._after_step, fractions),
+        )
+        return reduced[0].detach()
+
+    def _after_step(self, fractions: torch.Tensor | None) -> None:
+        """Clamp :math:`\\log\\alpha` to ``LOG_ALPHA_RANGE``, update the parameter average and
+        ascend the Lagrange multiplier (given the step's constraint ``fractions``)."""
         if self.cfg.clamp_log_alpha:
             with torch.no_grad():
                 for layer in self.net.gated_layers():
@@ -279,7 +292,6 @@ class Trainer:
             self.ema.update(self.net)
         if fractions is not None:
             self.lagrangian.ascend(fractions)
-        return loss.detach()
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -325,16 +337,17 @@ class Trainer:
             if not (self.out / MARKER).is_file():  # a run of a version before the marker
                 write_marker(self.out)
         cfg = self.cfg
-        n = len(self.train)
-        steps = math.ceil(n / cfg.batch_size)
         with _sigint_flag(self), torch_threads(cfg.num_threads), pyro.validation_enabled(False):
             while self.state.epoch < cfg.epochs:
-                self._run_epoch(steps, n)
+                self._run_epoch()
         return self._finish()
 
-    def _run_epoch(self, steps: int, n: int) -> None:
+    def _run_epoch(self) -> None:
+        """The rest of the current epoch on :attr:`loop` (from the checkpoint's step after a
+        resume): progress bar, loss reads every 50 steps, checkpoints, SIGINT, the epoch's
+        record."""
         cfg, st = self.cfg, self.state
-        order = epoch_order(cfg.seed, st.epoch, n).to(self.device)
+        steps = self.loop.steps
         last = st.history[-1] if st.history else None
         bar = tqdm(
             total=steps,
@@ -345,49 +358,48 @@ class Trainer:
             mininterval=1.0,
         )
         tic = time.perf_counter()
-        while st.step_in_epoch < steps:
-            index = order[
-                st.step_in_epoch * cfg.batch_size : (st.step_in_epoch + 1) * cfg.batch_size
-            ]
-            loss = self.step(index)
-            st.step_in_epoch += 1
+
+        def after_step(done: int, loss: torch.Tensor) -> None:
+            nonlocal tic
+            st.step_in_epoch = done
             st.global_step += 1
-            self._loss_acc += loss
-            if st.step_in_epoch % 50 == 0 or st.step_in_epoch == steps:
-                self._sync_loss(since_sync=st.step_in_epoch - st.loss_count)
+            if done % 50 == 0 or done == steps:
+                self._sync_loss()
                 bar.set_postfix(progress_postfix(float(loss), last), refresh=False)
             bar.update(1)
             if self._stop or (cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0):
-                self._sync_loss(since_sync=st.step_in_epoch - st.loss_count)
+                self._sync_loss()
                 st.train_seconds += time.perf_counter() - tic
                 tic = time.perf_counter()
                 self.save()
                 if self._stop:
                     bar.close()
                     raise TrainingInterrupted(
-                        f"interrupted at epoch {st.epoch + 1}, step {st.step_in_epoch}; "
+                        f"interrupted at epoch {st.epoch + 1}, step {done}; "
                         f"checkpoint saved in {self.out}. Resume with: l0bayes train "
                         f"{cfg.network} --out {self.out} --resume"
                     )
+
+        self.loop.run_epoch(
+            st.epoch,
+            lambda index, progress: self.step(index),
+            start=st.step_in_epoch,
+            after_step=after_step,
+        )
         bar.close()
         st.train_seconds += time.perf_counter() - tic
         self._end_epoch()
 
-    def _sync_loss(self, since_sync: int) -> None:
-        """Move the loss summed on the device since the last sync into the run state (a device
+    def _sync_loss(self) -> None:
+        """Move the loss summed on the device since the last read into the run state (a device
         synchronisation: done every 50 steps, not every step) and check it is finite."""
-        if since_sync <= 0:
-            return
         st = self.state
-        value = float(self._loss_acc)
-        self._loss_acc.zero_()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"the loss became {value} at epoch {st.epoch + 1}, step {st.step_in_epoch}; "
-                f"try a smaller --lr (now {self.cfg.lr})"
-            )
+        value, count = self.loop.losses.read(
+            f"at epoch {st.epoch + 1}, step {st.step_in_epoch}; "
+            f"try a smaller --lr (now {self.cfg.lr})"
+        )
         st.loss_sum += value
-        st.loss_count += since_sync
+        st.loss_count += count
 
     def _end_epoch(self) -> None:
         st = self.state

@@ -68,7 +68,7 @@ def test_bic_selects_true_support_on_easy_problem():
 def test_bayes_prior_is_on_x_as_given():
     """Rescaling a column by c and the slab with it leaves the standardised problem identical."""
     X, y, _ = simulate(n=100, p=4, seed=2)
-    kw = dict(penalty="bayes", prior_inclusion=0.3, noise_scale=1.0, **FAST)
+    kw = dict(penalty="bayes", prior="raw", prior_inclusion=0.3, noise_scale=1.0, **FAST)
     a = L0Regression(slab_scale=1.0, **kw).fit(X, y)
     c = np.array([10.0, 1.0, 0.01, 1.0])
     b = L0Regression(slab_scale=1.0, **kw).fit(X * c, y)
@@ -111,7 +111,13 @@ def test_bayes_mode_attributes_and_inference_data(tmp_path):
 def test_bayes_pips_are_close_to_exact_enumeration():
     """PSIS-corrected PIPs track the exact posterior; the guide's own are kept beside them."""
     prob = simulate_regression(n=100, p=8, k=3, rho=0.5, snr=1.0, seed=1)
-    kw = dict(penalty="bayes", prior_inclusion=0.3, slab_scale=1.0, noise_scale=prob.noise_scale)
+    kw = dict(
+        penalty="bayes",
+        prior="raw",
+        prior_inclusion=0.3,
+        slab_scale=1.0,
+        noise_scale=prob.noise_scale,
+    )
     exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
     est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
     assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
@@ -205,7 +211,7 @@ def test_beta_hyperprior_svi_tracks_exact_and_reports_pi_and_size(prior):
     import pyro.distributions as dist
 
     prob = simulate_regression(n=100, p=8, k=3, rho=0.0, snr=2.0, seed=0)
-    kw = dict(penalty="bayes", noise_scale=prob.noise_scale, **prior)
+    kw = dict(penalty="bayes", prior="raw", noise_scale=prob.noise_scale, **prior)
     exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
     est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
     assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
@@ -221,6 +227,7 @@ def test_beta_hyperprior_svi_tracks_exact_and_reports_pi_and_size(prior):
         same = L0Regression(
             method="exact",
             penalty="bayes",
+            prior="raw",
             noise_scale=prob.noise_scale,
             prior_inclusion=dist.Beta(1.0, 2.0),
         ).fit(prob.X, prob.y)
@@ -231,7 +238,7 @@ def test_fixed_pi_posterior_is_a_point_and_guide_size_is_poisson_binomial():
     from l0bayes.linear_model.model_size import poisson_binomial
 
     X, y, _ = simulate(n=80, p=5)
-    est = L0Regression(penalty="bayes", prior_inclusion=0.3, importance_samples=0, **FAST)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, correction="none", **FAST)
     est.fit(X, y)
     assert est.prior_inclusion_interval_ == (0.3, 0.3)
     np.testing.assert_allclose(est.model_size_probs_, poisson_binomial(est.inclusion_probs_))
@@ -276,3 +283,146 @@ def test_badly_scaled_features_are_standardised():
     assert est.intercept_ == pytest.approx(ols.params[0], rel=1e-9)
     assert np.all(est.coef_[~est.selected_] == 0)
     np.testing.assert_allclose(est.predict(X), ols.fittedvalues, rtol=1e-9)
+
+
+# ------------------------------------------- certified AIC/BIC (exact best subset, p >= n)
+def _real_sets():
+    import statsmodels.api as sm
+    from sklearn.datasets import load_diabetes
+
+    def frame(data):
+        exog = np.asarray(data.exog, dtype=float)
+        return exog, np.asarray(data.endog, dtype=float)
+
+    yield "diabetes", *load_diabetes(return_X_y=True)
+    yield "longley", *frame(sm.datasets.longley.load())
+    yield "stackloss", *frame(sm.datasets.stackloss.load())
+    crime = sm.datasets.statecrime.load_pandas().data
+    yield "statecrime", crime.drop(columns="murder").to_numpy(float), crime["murder"].to_numpy()
+
+
+REAL_SETS = list(_real_sets())
+
+
+@pytest.mark.parametrize("name, X, y", REAL_SETS, ids=[s[0] for s in REAL_SETS])
+@pytest.mark.parametrize("penalty", ["aic", "bic"])
+def test_ic_fit_is_the_certified_exhaustive_best_subset_for_every_seed(name, X, y, penalty):
+    from l0bayes.linear_model.selection import best_subset
+
+    exhaustive = best_subset(X, y, criterion=penalty).support
+    for seed in (0, 1):
+        est = L0Regression(penalty=penalty, n_steps=60, seed=seed, progress=False).fit(X, y)
+        assert est.optimal_ and est.criterion_gap_ == 0.0
+        np.testing.assert_array_equal(est.selected_, exhaustive)
+
+
+def test_aic_bic_and_a_wrong_lambda_choose_different_subsets_each_found_exactly():
+    from l0bayes.linear_model.selection import best_subset
+
+    rng = np.random.default_rng(0)
+    n = 120
+    X = rng.standard_normal((n, 8))
+    y = X @ np.array([1.0, 0.5, 0.3, 0.22, 0.16, 0, 0, 0]) + rng.standard_normal(n)
+    chosen = {}
+    for penalty in ("aic", "bic", math.log(n)):  # log n: BIC with a factor-2 error
+        est = L0Regression(penalty=penalty, n_steps=60, progress=False).fit(X, y)
+        exhaustive = best_subset(X, y, criterion=penalty).support
+        np.testing.assert_array_equal(est.selected_, exhaustive)
+        chosen[str(penalty)] = tuple(np.flatnonzero(est.selected_))
+    assert len(set(chosen.values())) == 3, chosen
+
+
+def test_pure_noise_with_p_above_n_selects_at_most_one_feature_and_warns():
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        X, y = rng.standard_normal((10, 50)), rng.standard_normal(10)
+        for penalty in ("aic", "bic"):
+            with pytest.warns(UserWarning, match="p = 50 features and only n = 10"):
+                est = L0Regression(penalty=penalty, n_steps=40, progress=False).fit(X, y)
+            assert est.selected_.sum() <= 1
+            assert est.information_criteria().k <= 2
+
+
+def test_an_uncertified_search_says_so_with_a_gap(monkeypatch):
+    import l0bayes.linear_model.estimator as estimator
+    from l0bayes.linear_model.subset_search import certified_best_subset
+
+    def stopped(*args, **kwargs):
+        return certified_best_subset(*args, **{**kwargs, "node_limit": 1, "time_limit": None})
+
+    monkeypatch.setattr(estimator, "certified_best_subset", stopped)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 30)) + rng.standard_normal((200, 1))  # correlated columns
+    y = X[:, :6].sum(axis=1) + rng.standard_normal(200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = L0Regression(penalty="bic", n_steps=40, progress=False).fit(X, y)
+    if not est.optimal_:
+        assert est.criterion_gap_ > 0
+        assert any("was not certified" in str(w.message) for w in caught)
+    else:  # the incumbent was provably optimal at the root
+        assert est.criterion_gap_ == 0
+
+
+# ----------------------------------------------- PIPs: unit-free priors, chains, warnings
+def test_default_prior_gives_the_same_pips_in_any_units():
+    X, y = REAL_SETS[0][1:]
+    base = L0Regression(penalty="bayes", n_steps=60, progress=False).fit(X, y)
+    scaled = X.copy()
+    scaled[:, 1] *= 1000.0  # a column in millimetres instead of metres
+    other = L0Regression(penalty="bayes", n_steps=60, progress=False).fit(scaled, y * 7.0)
+    np.testing.assert_allclose(other.inclusion_probs_, base.inclusion_probs_, atol=1e-8)
+    assert base.pip_diagnostics_["method"] == "enumerate"
+
+
+def test_default_pips_are_the_enumerated_posterior_of_the_declared_prior():
+    from l0bayes.linear_model.marginal_likelihood import (
+        GPrior,
+        StandardizedSlab,
+        SufficientStats,
+        enumerate_posterior,
+    )
+
+    X, y = REAL_SETS[0][1:]
+    stats = SufficientStats.from_data(X, y)
+    for prior, conjugate in (("slab", StandardizedSlab(1.0)), ("g", GPrior())):
+        exact = enumerate_posterior(stats, conjugate, 0.5).inclusion_probs
+        svi = L0Regression(penalty="bayes", prior=prior, n_steps=60, progress=False).fit(X, y)
+        direct = L0Regression(penalty="bayes", prior=prior, method="exact").fit(X, y)  # no sigma
+        np.testing.assert_allclose(svi.inclusion_probs_, exact, atol=1e-12)
+        np.testing.assert_allclose(direct.inclusion_probs_, exact, atol=1e-12)
+
+
+def test_chain_pips_match_enumeration_on_real_data_within_their_monte_carlo_error():
+    from l0bayes.linear_model.marginal_likelihood import (
+        StandardizedSlab,
+        SufficientStats,
+        enumerate_posterior,
+    )
+
+    X, y = REAL_SETS[0][1:]
+    exact = enumerate_posterior(SufficientStats.from_data(X, y), StandardizedSlab(1.0), 0.5)
+    est = L0Regression(penalty="bayes", correction="mc3", n_steps=60, progress=False)
+    with warnings.catch_warnings():  # the diagnostics' own test is below; here: accuracy
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est.fit(X, y)
+    error = np.abs(est.inclusion_probs_ - exact.inclusion_probs)
+    assert error.mean() <= 0.01 and error.max() <= 0.05
+    assert est.pip_diagnostics_["method"] == "mc3"
+    assert est.pip_diagnostics_["pip_spread"] <= 0.05 and est.pip_diagnostics_["rhat"] < 1.05
+
+
+def test_chains_that_disagree_raise_a_warning_naming_the_diagnostic():
+    X, y = REAL_SETS[0][1:]
+    est = L0Regression(
+        penalty="bayes", correction="mc3", chain_iterations=40, n_steps=30, progress=False
+    )
+    with pytest.warns(RuntimeWarning, match=r"may be wrong: (pip_spread|ess|rhat)"):
+        est.fit(X, y)
+    assert est.pip_diagnostics_["warnings"]
+
+
+def test_a_prior_that_integrates_sigma_refuses_a_noise_scale():
+    X, y = REAL_SETS[0][1:]
+    with pytest.raises(ValueError, match="integrates the noise scale out"):
+        L0Regression(penalty="bayes", noise_scale=1.0).fit(X, y)

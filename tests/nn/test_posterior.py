@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from l0bayes.nn.architecture import architecture
 import l0bayes.nn.posterior as posterior
+from l0bayes.nn.architecture import architecture
 from l0bayes.nn.layers import L0Linear, L0Sequential, l0_layers
 from l0bayes.nn.networks import WideResNet, lenet5, mnist_mlp, network_architecture
 

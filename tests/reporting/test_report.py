@@ -132,3 +132,39 @@ def test_report_rejects_bad_arguments(tiny_run):
         report.make_report(run, num_samples=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         report.make_report(run, batch_size=0)
+
+
+# ----------------------------------------------------------------------------- progress
+def copy_run(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
+    return copy
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_report_shows_its_stages_unless_no_progress(tiny_run, tmp_path, capsys, monkeypatch, hide):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the bar is for terminals
+    copy = copy_run(tiny_run[0], tmp_path)
+    argv = ["report", str(copy), "--samples", "2", "--threads", "1"]
+    args = report_cli(argv + ["--no-progress"] * hide)
+    args.handler(args)
+    captured = capsys.readouterr()
+    assert "report written to" in captured.out
+    if hide:
+        assert captured.err == ""
+    else:
+        for stage in report.STAGES:
+            assert stage in captured.err
+        assert "5/5 stages" in captured.err
+
+
+def test_report_cli_errors_are_one_line(tiny_run, tmp_path, capsys):
+    from l0bayes.cli import main
+
+    copy = copy_run(tiny_run[0], tmp_path)
+    assert main(["report", str(copy), "--threads", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("l0bayes report: error: ") and len(err.strip().splitlines()) == 1
+    assert "--threads must be a positive integer" in err
