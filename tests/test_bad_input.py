@@ -16,6 +16,7 @@ import gzip
 import math
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -810,8 +811,14 @@ def test_more_features_than_samples():
         assert crit.k < n and all(map(math.isfinite, (crit.log_likelihood, crit.aic, crit.bic)))
         assert np.isfinite(est.coef_).all() and np.isfinite(est.predict(Xw)).all()
         assert est.selected_[:2].all()
-    bayes = L0Regression(penalty="bayes", n_steps=200, progress=False).fit(Xw, yw)
+    with warnings.catch_warnings(record=True) as caught:  # p > n: chains may well disagree
+        warnings.simplefilter("always")
+        bayes = L0Regression(penalty="bayes", n_steps=200, chain_iterations=5000, progress=False)
+        bayes.fit(Xw, yw)
     assert np.isfinite(bayes.inclusion_probs_).all() and bayes.selected_[:2].all()
+    for w in caught:  # a warning, if any, names the diagnostic that fired
+        assert re.search(r"may be wrong: (pip_spread|rhat|ess)", str(w.message)), w.message
+    assert len(caught) == len(bayes.pip_diagnostics_["warnings"])
 
 
 def test_selection_functions_skip_saturated_supports():

@@ -29,6 +29,21 @@ gates alone get stuck: a gate that opens early keeps its coefficient, and the co
 the gate open. The polish removes that failure mode; ``relaxed_support_`` keeps the relaxed
 answer for comparison.
 
+For the Gaussian family with an information-criterion penalty (and ``batch_size=None``) every
+step of the fit sees the data only through the sufficient statistics
+(:class:`~l0bayes.linear_model.subset_search.GaussianStats`: n, the means, the centred
+:math:`X^\top X`, :math:`X^\top y`, :math:`y^\top y`), accumulated once in :math:`O(np^2)`:
+the SVI relaxation uses :func:`~l0bayes.linear_model.model.regression_model_stats`
+(:math:`O(p^2)` per step, the same ELBO as the per-observation model), the certified search,
+the OLS refit and the criteria are computed from the same statistics.  So
+:meth:`L0Regression.fit_chunks` fits data that do not fit in memory, chunk by chunk, with the
+same answer as :meth:`L0Regression.fit` on the concatenated rows, and
+:meth:`L0Regression.partial_fit` adds a chunk and refits.  On this path the relaxation stops
+early once its support has been stable for ``max(RELAXATION_PATIENCE, n_steps // 10)`` steps
+(``losses_`` shows how many ran) when ``polish=True``, since the certified search, which also
+runs its own add/drop/swap local search from the relaxed support, decides the answer;
+``relaxed_support_`` is the relaxation's support at that point.
+
 With ``penalty="bayes"`` the model is the spike-and-slab regression with
 :math:`P(z_j \ne 0) = \pi` (or a model-size prior) and one of these slabs (``prior``), each
 with the flat intercept and, except ``"raw"``, Jeffreys' :math:`p(\sigma) \propto 1/\sigma`
@@ -61,10 +76,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from numbers import Real
 
 import numpy as np
+import pyro
 import torch
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -81,7 +98,14 @@ from l0bayes.linear_model.marginal_likelihood import (
     SufficientStats,
     enumerate_posterior,
 )
-from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+from l0bayes.linear_model.model import (
+    RegressionPrior,
+    RegressionStats,
+    regression_guide,
+    regression_guide_stats,
+    regression_model,
+    regression_model_stats,
+)
 from l0bayes.linear_model.model_size import (
     PriorInclusion,
     beta_from_model_size,
@@ -108,6 +132,7 @@ from l0bayes.linear_model.subset_search import (
     GaussianStats,
     admissible_max_size,
     certified_best_subset,
+    gaussian_criteria,
 )
 from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
@@ -135,6 +160,10 @@ ENUMERATION_LIMIT = 16
 GUIDE_DRAWS = 256
 #: Below this effective sample size a PIP's Monte Carlo sd can reach 0.5/sqrt(30) ≈ 0.09.
 _MIN_ESS = 30
+#: The relaxation of the sufficient-statistics path (Gaussian, IC penalty, ``polish=True``)
+#: stops once its support has been stable for ``max(RELAXATION_PATIENCE, n_steps // 10)``
+#: steps: the certified search decides the answer from any incumbent.
+RELAXATION_PATIENCE = 150
 
 
 @dataclass(frozen=True)
@@ -216,6 +245,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         (:mod:`l0bayes.linear_model.importance`); 0 keeps the raw variational probabilities.
     :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
     :param progress: show a progress bar.
+
+    Data that do not fit in memory (Gaussian family, IC penalty): :meth:`fit_chunks` reads an
+    iterable of ``(X, y)`` blocks once into sufficient statistics and fits from them (the
+    answer of :meth:`fit` on all the rows); :meth:`partial_fit` adds one block and refits
+    (``n_chunks_`` counts the blocks).
 
     Fitted attributes with an IC penalty: ``optimal_`` (the selected support is the proven
     minimiser of the criterion), ``criterion_gap_`` (a proven bound, in nats of
@@ -361,21 +395,26 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if self.family == "gaussian":
             check_not_constant(y)
         keep = np.ptp(X, axis=0) > 0
+        self._check_columns(keep, X.shape[0])
+        return X, y, keep
+
+    def _check_columns(self, keep: np.ndarray, n: int) -> None:
+        """Refuse an X of constant columns only, check the settings for the columns kept, and
+        warn about the constant columns that are left out (``keep`` is False for them)."""
         if not keep.any():
             raise ValueError(
                 "every column of X is constant (zero variance): there is nothing to select; the "
                 "model is the intercept alone (the mean of y)"
             )
-        self._check_params(X.shape[0], int(keep.sum()))
+        self._check_params(n, int(keep.sum()))
         if not keep.all():
             warnings.warn(
                 f"X has constant columns {np.flatnonzero(~keep).tolist()} (zero variance): they "
                 "duplicate the intercept and carry no information, so they are left out of the "
                 "model (coefficient 0, inclusion probability 0); drop them to silence this",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return X, y, keep
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y) -> L0Regression:
@@ -384,14 +423,144 @@ class L0Regression(RegressorMixin, BaseEstimator):
         Columns of X are standardised for the optimiser and every coefficient is reported on
         X's own scale. Constant columns are left out with a warning (coefficient 0, inclusion
         probability 0)."""
-        for name in [k for k in vars(self) if k.endswith("_")]:  # results of an earlier fit
-            delattr(self, name)
+        self._reset()
         X, y, keep = self._validate(X, y)
         self.n_samples_ = X.shape[0]
-        self._fit_columns(X[:, keep], y)
+        if self._fits_from_stats():
+            self._fit_stats(_DataStats.from_arrays(X, y), keep)
+        else:
+            self._fit_columns(X[:, keep], y)
         if not keep.all():
-            self._restore_constant_columns(X, keep)
+            self._restore_constant_columns(X[0], keep)
         return self
+
+    def fit_chunks(self, chunks: Iterable[tuple[object, object]]) -> L0Regression:
+        """Fit from an iterable of ``(X_chunk, y_chunk)`` blocks of rows, never holding X whole
+        (Gaussian family, information-criterion penalty, ``batch_size=None``).
+
+        The chunks are read once into the sufficient statistics (memory :math:`O(p^2)`); the
+        fit is then the one :meth:`fit` makes on the concatenated rows (module docstring): the
+        same ``selected_``, ``coef_`` up to round-off and the same ``criteria_``. Each chunk
+        must have the same columns and at least one row, all finite; otherwise a
+        ``ValueError`` names the chunk and the problem.
+
+        :param chunks: e.g. a generator reading a file block by block.
+        :returns: ``self``.
+        """
+        self._reset()
+        self._check_stats_path("fit_chunks")
+        data = None
+        for index, chunk in enumerate(chunks):
+            X, y = _check_chunk(chunk, index, None if data is None else data.p)
+            data = _DataStats.empty(X.shape[1]) if data is None else data
+            data.update(X, y)
+        if data is None:
+            raise ValueError("fit_chunks got no chunks; pass at least one (X, y) block of rows")
+        return self._fit_accumulated(data)
+
+    def partial_fit(self, X, y) -> L0Regression:
+        """Add the rows ``(X, y)`` to the data seen so far and refit from the sufficient
+        statistics of all of them (scikit-learn's ``partial_fit``: one more chunk, an updated
+        model). Each call costs one pass over the new chunk and a fit in :math:`O(p^2)` per
+        step, independent of the rows seen; :meth:`fit` starts afresh. Same restrictions and
+        errors as :meth:`fit_chunks`."""
+        self._check_stats_path("partial_fit")
+        data = getattr(self, "_data_stats_", None)
+        X, y = _check_chunk((X, y), getattr(self, "n_chunks_", 0), data and data.p)
+        data = _DataStats.empty(X.shape[1]) if data is None else data
+        data.update(X, y)
+        chunks = getattr(self, "n_chunks_", 0) + 1
+        self._reset()
+        self._data_stats_, self.n_chunks_ = data, chunks
+        return self._fit_accumulated(data)
+
+    def _reset(self) -> None:
+        """Forget the results of an earlier fit (attributes ending in ``_``)."""
+        for name in [k for k in vars(self) if k.endswith("_")]:
+            delattr(self, name)
+
+    def _fits_from_stats(self) -> bool:
+        """Whether this configuration fits from the sufficient statistics (module docstring)."""
+        return (
+            self.family == "gaussian"
+            and self.penalty != "bayes"
+            and self.method == "svi"
+            and self.batch_size is None
+        )
+
+    def _check_stats_path(self, method: str) -> None:
+        _check_penalty(self.penalty)
+        if not self._fits_from_stats():
+            raise ValueError(
+                f"{method} fits from sufficient statistics: it needs family='gaussian', an "
+                "information-criterion penalty ('aic', 'bic', 'aicc' or a float), "
+                f"method='svi' and batch_size=None (got family={self.family!r}, "
+                f"penalty={self.penalty!r}, method={self.method!r}, "
+                f"batch_size={self.batch_size!r}); use fit(X, y) otherwise"
+            )
+
+    def _fit_accumulated(self, data: _DataStats) -> L0Regression:
+        """The checks of :meth:`_validate`, from the statistics, then the fit."""
+        if data.n < 3:
+            raise ValueError(f"need at least 3 rows in all, the chunks hold n = {data.n}")
+        if data.y_min == data.y_max:
+            check_not_constant(np.array([data.y_min, data.y_max]))
+        keep = data.x_max > data.x_min
+        self._check_columns(keep, data.n)
+        self.n_features_in_ = data.p
+        self.n_samples_ = data.n
+        self._fit_stats(data, keep)
+        if not keep.all():
+            self._restore_constant_columns(data.x_min, keep)
+        return self
+
+    def _fit_stats(self, data: _DataStats, keep: np.ndarray) -> None:
+        r"""The Gaussian IC fit from sufficient statistics (module docstring): SVI on the
+        standardised statistics :math:`D^{-1}GD^{-1}`, :math:`D^{-1}g/s_y`, :math:`n` (D the
+        column sds), then the certified search, the OLS refit and the criteria."""
+        stats = _columns(data.stats, keep)
+        n, p = stats.n, stats.p
+        x_scale = np.sqrt(np.diag(stats.gram) / n)
+        y_scale = math.sqrt(stats.yty / n) or 1.0
+        std = _Standardizer(stats.x_mean.copy(), x_scale, data.stats.y_mean, y_scale)
+        gram = stats.gram / np.outer(x_scale, x_scale)
+        xty = stats.xty / (x_scale * y_scale)
+        device = resolve_device(self.device)
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=torch.float64, device=device)
+
+        tstats = RegressionStats(
+            n, tensor(gram), tensor(xty), tensor(n), tensor(np.zeros(p)), tensor(0.0)
+        )
+        ridge = np.linalg.solve(gram + np.eye(p), xty)
+        prior = self._prior(std, (n, p), tstats.gram, tensor(ridge))
+        stop = {}
+        if self.polish:
+
+            def gates() -> torch.Tensor:  # the relaxed support, read in fit_svi's store
+                return _gates_of(pyro.param("gate_log_alpha"), prior).prob_nonzero > 0.5
+
+            stop = {"monitor": gates, "patience": max(RELAXATION_PATIENCE, self.n_steps // 10)}
+        result = fit_svi(
+            regression_model_stats,
+            regression_guide_stats,
+            (tstats, prior),
+            n_steps=self.n_steps,
+            lr=self.lr,
+            num_particles=self.num_particles,
+            seed=self.seed,
+            progress=self.progress,
+            desc="L0Regression",
+            **stop,
+        )
+        self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
+        selected = self.relaxed_support_
+        if self.polish:
+            selected = self._certified_subset(stats, selected)
+        else:
+            self.optimal_, self.criterion_gap_ = False, math.nan
+        self._set_fitted_stats(stats, std, prior, result, selected)
 
     def _fit_columns(self, X: np.ndarray, y: np.ndarray) -> None:
         if self.method == "exact":
@@ -401,7 +570,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         device = resolve_device(self.device)
         Xt = torch.as_tensor((X - std.x_mean) / std.x_scale, device=device)
         yt = torch.as_tensor((y - std.y_mean) / std.y_scale, device=device)
-        prior = self._prior(std, X.shape, Xt, yt)
+        prior = self._prior(std, X.shape, Xt, _ridge(Xt, yt, self.family))
         result = self._run_svi(Xt, yt, prior, desc="L0Regression")
         self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
         selected = self.relaxed_support_
@@ -442,6 +611,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
             found = best_subset(X, y, criterion=self.lam_, family=self.family).support
             self.optimal_, self.criterion_gap_ = True, 0.0
             return found
+        return self._certified_subset(GaussianStats.from_arrays(X, y), start)
+
+    def _certified_subset(self, stats: GaussianStats, start: np.ndarray) -> np.ndarray:
+        """The certified best subset from the statistics; ``start`` is the incumbent (sets
+        ``search_``, ``optimal_`` and ``criterion_gap_``)."""
+        n, p = stats.n, stats.p
         criterion = self._search_criterion(n, p)
         if p >= n:
             warnings.warn(
@@ -452,7 +627,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
-        stats = GaussianStats.from_arrays(X, y)
         res = certified_best_subset(stats, criterion, incumbent=start, time_limit=self.time_limit)
         self.search_ = res
         self.optimal_, self.criterion_gap_ = bool(res.optimal), float(res.gap)
@@ -526,9 +700,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
             )
 
-    def _restore_constant_columns(self, X: np.ndarray, keep: np.ndarray) -> None:
+    def _restore_constant_columns(self, constants: np.ndarray, keep: np.ndarray) -> None:
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
-        constant column is a closed gate (log α = -inf) with coefficient 0."""
+        constant column is a closed gate (log α = -inf) with coefficient 0; ``constants`` holds
+        each column's value in one row (its mean where the column is constant)."""
         p = keep.size
 
         def widen(values, fill):
@@ -562,7 +737,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                     self.params_[name] = full
             self._standardizer_ = replace(
                 std,
-                x_mean=widen(std.x_mean, 0.0) + np.where(keep, 0.0, X[0]),
+                x_mean=widen(std.x_mean, 0.0) + np.where(keep, 0.0, constants),
                 x_scale=widen(std.x_scale, 1.0),
             )
 
@@ -631,7 +806,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-    def _prior(self, std, shape, Xt, yt) -> RegressionPrior:
+    def _prior(self, std, shape, like: torch.Tensor, init_weight: torch.Tensor) -> RegressionPrior:
         n, p = shape
         pi = self._prior_pi(p)
         lam, kl_mode = _code_cost(self.penalty, n, pi)
@@ -644,14 +819,14 @@ class L0Regression(RegressorMixin, BaseEstimator):
             family=self.family,
             lam=lam,
             kl_mode=kl_mode,
-            slab_precision=torch.as_tensor(precision, dtype=Xt.dtype, device=Xt.device),
+            slab_precision=torch.as_tensor(precision, dtype=like.dtype, device=like.device),
             slab_normalized=bayes,
             noise_scale=noise,
             temperature=self.temperature,
             subsample_size=subsample,
             weight_guide="normal" if bayes else "delta",
             init_log_alpha=0.0,
-            init_weight=_ridge(Xt, yt, self.family),
+            init_weight=init_weight,
             inclusion_beta=pi[1:] if isinstance(pi, tuple) else None,
         )
 
@@ -716,6 +891,20 @@ class L0Regression(RegressorMixin, BaseEstimator):
             if self.family == "gaussian":
                 resid = y - self.intercept_ - X @ self.coef_
                 self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
+
+    def _set_fitted_stats(self, stats, std, prior, result, selected) -> None:
+        """:meth:`_set_fitted` for the IC fit from statistics: the OLS refit on ``selected``,
+        its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``."""
+        gates = _gates(result, prior)
+        self._standardizer_ = std
+        self.params_ = {k: v.cpu() for k, v in result.params.items()}
+        self.losses_ = result.losses
+        self.inclusion_probs_ = gates.prob_nonzero.cpu().numpy()
+        self.selected_ = np.asarray(selected, dtype=bool)
+        coef, rss = _ols_from_stats(stats, self.selected_)
+        self.coef_, self.intercept_ = coef, std.y_mean - float(coef @ stats.x_mean)
+        self.noise_scale_ = math.sqrt(rss / stats.n)
+        self.criteria_ = _criteria_from_stats(stats, self.selected_)
 
     def _fit_exact(self, X, y) -> None:
         from l0bayes.linear_model.exact import exact_posterior
@@ -964,6 +1153,141 @@ def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str):
     coef = np.zeros(X.shape[1])
     intercept, coef[support] = refit_coefficients(X[:, support], y, family)
     return coef, intercept
+
+
+def _gates_of(log_alpha: torch.Tensor, prior: RegressionPrior) -> HardConcrete:
+    return HardConcrete(log_alpha, prior.temperature, prior.stretch)
+
+
+class _DataStats:
+    """What the Gaussian IC fit needs from the rows, accumulated chunk by chunk: the
+    :class:`GaussianStats` and each column's (and y's) range, which tells constant columns
+    (and a constant y) exactly as :meth:`L0Regression.fit` tells them from X."""
+
+    def __init__(self, p: int) -> None:
+        self.stats = GaussianStats(p)
+        self.x_min, self.x_max = np.full(p, np.inf), np.full(p, -np.inf)
+        self.y_min, self.y_max = math.inf, -math.inf
+
+    @classmethod
+    def empty(cls, p: int) -> _DataStats:
+        return cls(p)
+
+    @classmethod
+    def from_arrays(cls, X: np.ndarray, y: np.ndarray) -> _DataStats:
+        data = cls(X.shape[1])
+        data.update(X, y)
+        return data
+
+    @property
+    def n(self) -> int:
+        return self.stats.n
+
+    @property
+    def p(self) -> int:
+        return self.stats.p
+
+    def update(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.stats.update(X, y)
+        self.x_min = np.minimum(self.x_min, X.min(axis=0))
+        self.x_max = np.maximum(self.x_max, X.max(axis=0))
+        self.y_min, self.y_max = min(self.y_min, float(y.min())), max(self.y_max, float(y.max()))
+
+
+def _check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(X, y)`` block as float64 arrays, or a one-line ``ValueError`` naming chunk
+    ``index`` and its problem (layout, text, no rows, a different number of columns, NaN)."""
+    where = f"chunk {index}"
+    try:
+        X, y = chunk
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a pair (X, y), got {type(chunk).__name__}") from None
+    if issparse(X):
+        raise ValueError(f"{where}: sparse X is not supported; pass dense blocks of rows")
+    try:
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: X and y must be numeric arrays ({err})") from None
+    if X.ndim != 2:
+        raise ValueError(f"{where}: X must be 2-D (n_rows, n_features), got shape {X.shape}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.shape != (X.shape[0],):
+        raise ValueError(
+            f"{where}: y must be 1-D with one entry per row of X ({X.shape[0]}), got {y.shape}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{where} is empty (0 rows); drop empty chunks")
+    if p is not None and X.shape[1] != p:
+        raise ValueError(
+            f"{where}: X has {X.shape[1]} features, but L0Regression is expecting {p} features "
+            "as input (the columns of the earlier chunks)"
+        )
+    for name, a in (("X", X), ("y", y)):
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"{where}: {name} contains NaN or infinite values; drop or impute them"
+            )
+    return X, y
+
+
+def _columns(stats: GaussianStats, keep: np.ndarray) -> GaussianStats:
+    """The statistics of the columns ``keep`` (same rows): n, the means of those columns and
+    their co-moments with each other and with y. Built through the documented arrays
+    ``augmented`` and ``x_mean`` of a fresh :class:`GaussianStats` (``y_mean`` stays 0: the
+    search reads only n and the co-moments; the estimator keeps y's mean itself)."""
+    if keep.all():
+        return stats
+    index = np.append(np.flatnonzero(keep), stats.p)
+    out = GaussianStats(int(keep.sum()))
+    out.n = stats.n
+    out.augmented[...] = stats.augmented[np.ix_(index, index)]
+    out.x_mean[...] = stats.x_mean[keep]
+    return out
+
+
+def _ols_from_stats(stats: GaussianStats, support: np.ndarray) -> tuple[np.ndarray, float]:
+    r"""OLS slopes (with intercept) on ``support`` and their RSS from the centred statistics:
+    :math:`\hat\beta_S = G_{SS}^{+} g_S` (solved on the correlation scale, the minimum-norm
+    solution for dependent columns, as ``lstsq`` on X), :math:`\mathrm{RSS} = y_c^\top y_c -
+    g_S^\top\hat\beta_S`."""
+    coef = np.zeros(stats.p)
+    cols = np.flatnonzero(support)
+    if cols.size:
+        G, g = stats.gram[np.ix_(cols, cols)], stats.xty[cols]
+        scale = np.sqrt(np.diag(G))
+        coef[cols] = np.linalg.lstsq(G / np.outer(scale, scale), g / scale, rcond=1e-12)[0] / scale
+    rss = stats.yty - float(stats.xty[cols] @ coef[cols])
+    return coef, max(rss, 0.0)
+
+
+def _criteria_from_stats(stats: GaussianStats, support: np.ndarray) -> InformationCriteria:
+    """:func:`~l0bayes.linear_model.selection.information_criteria` of the Gaussian refit on
+    ``support``, from the statistics (:func:`~l0bayes.linear_model.subset_search.
+    gaussian_criteria`; the same numbers as statsmodels). Dependent columns (reachable only
+    with ``polish=False``) count by the rank of their correlation matrix."""
+    try:
+        c = gaussian_criteria(stats, support)
+        k, llf = c.k, c.log_likelihood
+    except ValueError as err:
+        if "linearly dependent" not in str(err):
+            raise
+        cols = np.flatnonzero(support)
+        G = stats.gram[np.ix_(cols, cols)]
+        scale = np.sqrt(np.diag(G))
+        k = 1 + int(np.linalg.matrix_rank(G / np.outer(scale, scale), tol=1e-10))
+        rss = _ols_from_stats(stats, support)[1]
+        n = stats.n
+        llf = -0.5 * n * (math.log(2 * math.pi * max(rss, 1e-300) / n) + 1.0)
+    n = stats.n
+    return InformationCriteria(
+        k=k,
+        log_likelihood=llf,
+        aic=-2 * llf + 2 * k,
+        bic=-2 * llf + k * math.log(n),
+        n=n,
+        family="gaussian",
+    )
 
 
 __all__ = [

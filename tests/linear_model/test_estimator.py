@@ -426,3 +426,97 @@ def test_a_prior_that_integrates_sigma_refuses_a_noise_scale():
     X, y = REAL_SETS[0][1:]
     with pytest.raises(ValueError, match="integrates the noise scale out"):
         L0Regression(penalty="bayes", noise_scale=1.0).fit(X, y)
+
+
+# ------------------------------------------------- the fit from sufficient statistics, chunked
+def _blocks(X, y, sizes):
+    edges = np.cumsum([0, *sizes])
+    return [(X[a:b], y[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@pytest.mark.parametrize("penalty", ["bic", "aic", "aicc", 2.0])
+def test_chunked_fit_equals_the_in_memory_fit(penalty):
+    X, y, _ = simulate(n=300, p=10, k=4, rho=0.4, seed=3)
+    X[:, 6] = 2.5  # a constant column, in every chunk
+    kw = dict(FAST, penalty=penalty)
+    with pytest.warns(UserWarning, match=r"constant columns \[6\]"):
+        whole = L0Regression(**kw).fit(X, y)
+    with pytest.warns(UserWarning, match=r"constant columns \[6\]"):
+        chunked = L0Regression(**kw).fit_chunks(iter(_blocks(X, y, [50, 7, 143, 100])))
+    np.testing.assert_array_equal(chunked.selected_, whole.selected_)
+    np.testing.assert_array_equal(chunked.relaxed_support_, whole.relaxed_support_)
+    np.testing.assert_allclose(chunked.coef_, whole.coef_, rtol=0, atol=1e-8)
+    assert chunked.intercept_ == pytest.approx(whole.intercept_, abs=1e-8)
+    assert chunked.noise_scale_ == pytest.approx(whole.noise_scale_, rel=1e-10)
+    assert chunked.optimal_ and whole.optimal_ and chunked.n_samples_ == 300
+    for field in ("k", "log_likelihood", "aic", "bic", "n"):
+        want = getattr(whole.information_criteria(), field)
+        assert getattr(chunked.information_criteria(), field) == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(chunked.predict(X), whole.predict(X), rtol=0, atol=1e-8)
+
+
+def test_fit_from_stats_matches_statsmodels_and_partial_fit_accumulates():
+    import statsmodels.api as sm
+
+    X, y, _ = simulate(n=240, p=6, k=3, seed=1)
+    est = L0Regression(**FAST)
+    for Xb, yb in _blocks(X, y, [80, 80, 80]):
+        est.partial_fit(Xb, yb)
+    whole = L0Regression(**FAST).fit(X, y)
+    assert est.n_samples_ == 240 and est.n_chunks_ == 3
+    np.testing.assert_array_equal(est.selected_, whole.selected_)
+    np.testing.assert_allclose(est.coef_, whole.coef_, rtol=0, atol=1e-8)
+    ols = sm.OLS(y, sm.add_constant(X[:, est.selected_])).fit()
+    crit = est.information_criteria()
+    assert crit.log_likelihood == pytest.approx(ols.llf, rel=1e-10)
+    assert (crit.aic, crit.bic) == pytest.approx((ols.aic, ols.bic), rel=1e-10)
+    np.testing.assert_allclose(est.coef_[est.selected_], ols.params[1:], rtol=1e-8)
+    assert est.fit(X[:100], y[:100]).n_samples_ == 100  # fit starts afresh
+    assert not hasattr(est, "n_chunks_")
+
+
+def test_the_relaxation_stops_once_its_support_is_stable_and_batch_size_keeps_minibatches():
+    X, y, _ = simulate(n=200, p=6, k=2, seed=2)
+    early = L0Regression(n_steps=2000, num_particles=2, progress=False).fit(X, y)
+    assert 150 <= len(early.losses_) < 2000  # stopped early (RELAXATION_PATIENCE = 150)
+    full = L0Regression(n_steps=200, num_particles=2, polish=False, progress=False).fit(X, y)
+    assert len(full.losses_) == 200 and not full.optimal_
+    batched = L0Regression(n_steps=50, num_particles=2, batch_size=50, progress=False).fit(X, y)
+    assert len(batched.losses_) == 50 and batched.optimal_  # the per-observation path
+
+
+def _ok(n=20, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, p)), rng.standard_normal(n)
+
+
+@pytest.mark.parametrize(
+    "chunks, match",
+    [
+        ([_ok(), _ok(p=4)], r"chunk 1: X has 4 features, but L0Regression is expecting 3"),
+        ([_ok(), (np.full((5, 3), np.nan), np.zeros(5))], r"chunk 1: X contains NaN"),
+        ([_ok(), (_ok()[0][:3], np.array([0.0, np.inf, 1.0]))], r"chunk 1: y contains NaN or inf"),
+        ([(np.zeros((0, 3)), np.zeros(0))], r"chunk 0 is empty \(0 rows\)"),
+        ([], "fit_chunks got no chunks"),
+        ([_ok()[0]], r"chunk 0 must be a pair \(X, y\)"),
+        ([(np.zeros(3), np.zeros(3))], r"chunk 0: X must be 2-D"),
+        ([(np.zeros((4, 3)), np.zeros(5))], r"chunk 0: y must be 1-D with one entry per row"),
+        ([(_ok()[0], np.ones(20))], "y is constant"),
+        ([(np.ones((20, 3)), _ok()[1])], "every column of X is constant"),
+        ([(_ok()[0][:2], _ok()[1][:2])], "need at least 3 rows"),
+    ],
+)
+def test_bad_chunks_get_one_line_value_errors(chunks, match):
+    with pytest.raises(ValueError, match=match) as info:
+        L0Regression(**FAST).fit_chunks(iter(chunks))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(family="bernoulli"), dict(penalty="bayes"), dict(batch_size=10)]
+)
+def test_chunks_need_the_gaussian_ic_fit(kwargs):
+    with pytest.raises(ValueError, match="fits from sufficient statistics"):
+        L0Regression(**FAST, **kwargs).fit_chunks([_ok()])
+    with pytest.raises(ValueError, match="fits from sufficient statistics"):
+        L0Regression(**FAST, **kwargs).partial_fit(*_ok())

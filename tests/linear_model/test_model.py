@@ -7,9 +7,18 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
+from pyro.distributions.constraints import positive
 from pyro.infer import TraceMeanField_ELBO
 
-from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+from l0bayes.linear_model.model import (
+    RegressionPrior,
+    RegressionStats,
+    gaussian_rss,
+    regression_guide,
+    regression_guide_stats,
+    regression_model,
+    regression_model_stats,
+)
 
 STRETCH = (-0.1, 1.1)
 BETA = 2.0 / 3.0
@@ -124,3 +133,73 @@ def test_prior_rejects_unknown_family_and_weight_guide():
         RegressionPrior(family="poisson")
     with pytest.raises(ValueError, match="weight_guide"):
         RegressionPrior(weight_guide="laplace")
+
+
+# ----------------------------------------------------------- the sufficient-statistics model
+def _stats_and_prior(n=30, p=3, **kwargs):
+    X, y = _problem(n=n, p=p)
+    X, y = X + 0.7, y - 1.3  # not centred: the sums enter the likelihood too
+    return X, y, RegressionStats.from_data(X, y), RegressionPrior(lam=1.3, **kwargs)
+
+
+@pytest.mark.parametrize("noise_scale", [None, 0.8])
+@pytest.mark.parametrize("num_particles", [1, 4])
+def test_stats_model_elbo_and_gradients_equal_the_per_observation_model(noise_scale, num_particles):
+    X, y, stats, prior = _stats_and_prior(noise_scale=noise_scale)
+    _set_guide_params(3)
+    pyro.param("noise_scale", torch.tensor(1.4, dtype=torch.float64), constraint=positive)
+    elbo = TraceMeanField_ELBO(
+        num_particles=num_particles, vectorize_particles=num_particles > 1, max_plate_nesting=1
+    )
+    params = [pyro.param(k).unconstrained() for k in pyro.get_param_store().keys()]
+    values = []
+    for model, guide, args in [
+        (regression_model, regression_guide, (X, y, prior)),
+        (regression_model_stats, regression_guide_stats, (stats, prior)),
+    ]:
+        pyro.set_rng_seed(11)  # the same gate draws
+        loss = elbo.differentiable_loss(model, guide, *args)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        values.append((loss, grads))
+    (loss_x, grads_x), (loss_s, grads_s) = values
+    torch.testing.assert_close(loss_s, loss_x, rtol=0, atol=1e-8)
+    for gs, gx in zip(grads_s, grads_x, strict=True):
+        if gx is None:  # noise_scale is unused when it is fixed
+            assert gs is None
+        else:
+            torch.testing.assert_close(gs, gx, rtol=0, atol=1e-8)
+
+
+def test_stats_log_likelihood_equals_the_per_observation_one_at_the_same_draw():
+    X, y, stats, prior = _stats_and_prior(noise_scale=0.9)
+    _set_guide_params(3)
+    want = _replayed_loglik(X, y, prior, seed=5)
+    pyro.set_rng_seed(5)
+    guide_trace = poutine.trace(regression_guide_stats).get_trace(stats, prior)
+    trace = poutine.trace(poutine.replay(regression_model_stats, guide_trace)).get_trace(
+        stats, prior
+    )
+    trace.compute_log_prob()
+    torch.testing.assert_close(trace.nodes["obs"]["log_prob_sum"], want, rtol=0, atol=1e-8)
+    coef = torch.randn(5, 3, dtype=torch.float64)  # batched coefficients too
+    b = torch.tensor(0.4, dtype=torch.float64)
+    direct = ((y - b - coef @ X.T) ** 2).sum(-1)
+    torch.testing.assert_close(gaussian_rss(stats, b, coef), direct, rtol=1e-12, atol=1e-9)
+
+
+def test_stats_model_refuses_bernoulli_minibatches_and_bad_shapes():
+    _, _, stats, _ = _stats_and_prior()
+    with pytest.raises(ValueError, match="Gaussian only"):
+        regression_model_stats(stats, RegressionPrior(family="bernoulli"))
+    with pytest.raises(ValueError, match="subsample_size"):
+        regression_model_stats(stats, RegressionPrior(subsample_size=5))
+    with pytest.raises(ValueError, match=r"prior.lam must be a scalar or have shape \(p,\)"):
+        regression_model_stats(stats, RegressionPrior(lam=torch.ones(4)))
+    bad = RegressionStats(stats.n, stats.gram, stats.xty[:2], stats.yty, stats.x_sum, stats.y_sum)
+    with pytest.raises(ValueError, match="stats.xty must have shape"):
+        regression_guide_stats(bad, RegressionPrior())
+    nan = RegressionStats(
+        stats.n, stats.gram, stats.xty, stats.yty * math.nan, stats.x_sum, stats.y_sum
+    )
+    with pytest.raises(ValueError, match="stats.yty contains NaN"):
+        regression_model_stats(nan, RegressionPrior())

@@ -1,5 +1,5 @@
-"""Tests of l0bayes.linear_model.subset_search: statistics, criteria against statsmodels, the certificate
-against plain enumeration, real data, p >= n and bad input."""
+"""Tests of l0bayes.linear_model.subset_search: statistics, criteria against statsmodels, the
+certificate against plain enumeration, real data, p >= n and bad input."""
 
 import math
 import time
