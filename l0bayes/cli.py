@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="print nothing but errors (no table, no progress)"
     )
     select.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
-    _add_train_parser(sub)
+    _add_sweep_parser(sub, _add_train_parser(sub))
     from l0bayes.reporting.report import add_report_parser
 
     add_report_parser(sub)
@@ -124,7 +124,7 @@ DATA_DIR_HELP = (
 )
 
 
-def _add_train_parser(sub) -> None:
+def _add_train_parser(sub) -> argparse.ArgumentParser:
     from l0bayes.data.images import SYNTHETIC_SIZES
     from l0bayes.nn.networks import NETWORKS
 
@@ -222,9 +222,69 @@ def _add_train_parser(sub) -> None:
         help="data-parallel processes on this machine (gloo on CPU, NCCL on GPU); for several "
         "nodes launch with torchrun instead (see the README)",
     )
+    train.add_argument(
+        "--lam-warmup",
+        type=float,
+        metavar="K",
+        help="raise lambda linearly from 0 over the first K epochs (with --target: lower the "
+        "kept fraction from 1 to the target instead); default 0, off",
+    )
+    train.add_argument(
+        "--finetune-epochs",
+        type=int,
+        metavar="K",
+        help="after --epochs, K more epochs that train the weights only, the gates frozen at "
+        "their Eq. 13 test-time values (default 0, off)",
+    )
+    train.add_argument(
+        "--bma-samples",
+        type=int,
+        metavar="S",
+        help="also report in metrics.json the test error, NLL and ECE of the Bayesian model "
+        "average over S gate draws, beside Eq. 13's deterministic gates (default 0, off)",
+    )
     train.add_argument("--quick", action="store_true", help=QUICK_HELP)
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return train
+
+
+SWEEP_HELP = """\
+Train every (lambda, seed) network of a study in ONE process, stacked: the networks' parameters
+are slices of stacked tensors and take one batched forward/backward pass and one optimiser
+step per minibatch. Each network trains exactly as `l0bayes train` would with the same
+settings (its seed's initialisation, data order and gate draws; Adam and the EMA act
+elementwise), up to the order of float additions in batched matrix products.
+
+Writes OUT/lam-<lambda>_seed-<s>/ per network, each a run directory as `l0bayes train`
+writes (config.json, history.csv, checkpoint.pt, metrics.json) that `l0bayes report` reads.
+Ctrl-C checkpoints every network; continue with the same command and --resume.
+Stacks mnist-mlp and lenet5 (train the WRN with `l0bayes train`).
+"""
+
+#: ``train`` options a sweep does not take (it sets them per network, or cannot stack them).
+_NOT_SWEPT = {"network", "out", "lam", "seed", "nproc", "help", "resume", "elbo"}
+
+
+def _add_sweep_parser(sub, train: argparse.ArgumentParser) -> None:
+    from l0bayes.nn.networks import NETWORKS
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="train a (lambda, seed) grid of networks in one process, stacked",
+        description=SWEEP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("network", choices=sorted(NETWORKS), help="which network")
+    sweep.add_argument(
+        "--lam", type=float, nargs="+", required=True, help="the lambda values (nats per parameter)"
+    )
+    sweep.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds")
+    sweep.add_argument("--out", required=True, help="folder of the sweep's run directories")
+    sweep.add_argument("--resume", action="store_true", help="continue every network of --out")
+    for action in train._actions:
+        if action.dest not in _NOT_SWEPT:
+            sweep._add_action(action)
 
 
 def _penalty(text: str):
@@ -412,11 +472,11 @@ def _selection_note(est) -> str:
     return note
 
 
-def _given_train_options(argv: list[str]) -> dict[str, Any]:
-    """The ``train`` options typed on the command line (not argparse's defaults), as
-    :class:`~l0bayes.training.config.TrainConfig` fields."""
+def _given_train_options(argv: list[str], command: str = "train") -> dict[str, Any]:
+    """The ``train`` (or ``sweep``) options typed on the command line (not argparse's
+    defaults), as :class:`~l0bayes.training.config.TrainConfig` fields."""
     parser = build_parser()
-    for action in _subcommand(parser, "train")._actions:
+    for action in _subcommand(parser, command)._actions:
         action.default = argparse.SUPPRESS
     given = vars(parser.parse_args(argv))
     if "no_clamp" in given:
@@ -425,6 +485,9 @@ def _given_train_options(argv: list[str]) -> dict[str, Any]:
         given["progress"] = not given.pop("no_progress")
     for key in ("command", "debug", "resume", "network", "out", "help", "quick"):
         given.pop(key, None)
+    if command == "sweep":  # each network's own lambda and seed come from its folder
+        given.pop("lam", None)
+        given.pop("seeds", None)
     return given
 
 
@@ -478,13 +541,66 @@ def _cmd_train(args) -> None:
     print(json.dumps(shown, indent=2))
 
 
+def _cmd_sweep(args) -> None:
+    import json
+    from pathlib import Path
+
+    from l0bayes.training.config import QUICK, TrainConfig
+    from l0bayes.training.sweep import run_name, sweep, sweep_configs
+    from l0bayes.training.trainer import TrainingInterrupted
+
+    progress = not args.no_progress
+    if args.quick and args.resume:
+        raise ValueError("--quick starts a new smoke sweep; it cannot be combined with --resume")
+    if args.resume:
+        given = _given_train_options(args.argv, "sweep")
+        given.setdefault("progress", progress)
+        cfgs = [
+            TrainConfig.for_resume(
+                Path(args.out) / run_name([lam], seed), network=args.network, **given
+            )
+            for lam in args.lam
+            for seed in args.seeds
+        ]
+    else:
+        if args.quick:
+            for name, value in QUICK.items():
+                if getattr(args, name) is None:
+                    setattr(args, name, value)
+        names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
+        names -= {"lam", "seed"}
+        values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+        values["clamp_log_alpha"] = not args.no_clamp
+        base = TrainConfig(network=args.network, out=args.out, progress=progress, **values)
+        cfgs = sweep_configs(base, args.lam, args.seeds, args.out)
+    try:
+        metrics = sweep(cfgs, resume=args.resume)
+    except TrainingInterrupted as stop:
+        print(f"l0bayes sweep: {stop}", file=sys.stderr)
+        raise SystemExit(130) from None
+    rows = {
+        Path(cfg.out).name: {
+            k: m[k]
+            for k in ("test_error", "best_test_error", "architecture_string", "compact_flops")
+        }
+        for cfg, m in zip(cfgs, metrics, strict=True)
+    }
+    print(json.dumps({"runs": rows, "train_seconds": metrics[0]["train_seconds"]}, indent=2))
+
+
 def _cmd_report(args) -> None:
     from l0bayes.reporting.report import run_report_command
 
     run_report_command(args)
 
 
-COMMANDS = {"demo": _cmd_demo, "select": _cmd_select, "train": _cmd_train, "report": _cmd_report}
+COMMANDS = {
+    "demo": _cmd_demo,
+    "select": _cmd_select,
+    "train": _cmd_train,
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,7 +141,8 @@ def test_select_quiet_still_prints_errors(tmp_path, capsys):
 def test_select_prints_every_row_of_a_wide_table(tmp_path, capsys):
     """pandas cuts a DataFrame over 60 rows to 10; select prints all of them."""
     data = write_data(tmp_path / "wide.csv", n=20, p=80)
-    assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
+    with pytest.warns(UserWarning, match="p = 80 features and only n = 20 observations"):
+        assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
     out = capsys.readouterr().out
     assert "..." not in out
     for j in range(80):
@@ -225,3 +226,28 @@ def test_train_quick_with_resume_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "--quick" in err and "--resume" in err
+
+
+def test_sweep_writes_run_directories_train_and_report_read(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "mnist-mlp", "--lam", "0.1", "1", "--seeds", "0", "--out", str(out)]
+    args += ["--dataset", "synthetic", "--train-size", "200", "--test-size", "100"]
+    args += ["--epochs", "1", "--bma-samples", "2", "--lam-warmup", "1", "--no-progress"]
+    assert main(args) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted(shown["runs"]) == ["lam-0.1_seed-0", "lam-1_seed-0"]
+    for name in shown["runs"]:
+        run = out / name
+        for f in ("config.json", "history.csv", "metrics.json", "checkpoint.pt", ".l0bayes-run"):
+            assert (run / f).is_file()
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["bma_samples"] == 2 and cfg["lam_warmup"] == 1.0
+        assert main(["report", str(run)]) == 0
+    resume = args[:9] + ["--epochs", "2", "--resume", "--no-progress"]
+    assert main(resume) == 0
+    assert json.loads((out / "lam-1_seed-0" / "metrics.json").read_text())["epochs"] == 2
+    capsys.readouterr()
+    assert main(["sweep", "wrn", "--lam", "1", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "train wrn networks one by one" in capsys.readouterr().err

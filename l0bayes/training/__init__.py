@@ -6,6 +6,7 @@ the one minibatch loop (:mod:`l0bayes.training.loop`) that the trainer and the b
 from l0bayes.training.averaging import (
     Lagrangian,
     ParameterEMA,
+    StackedEMA,
 )
 from l0bayes.training.checkpoint import (
     CHECKPOINT_KEYS,
@@ -74,11 +75,20 @@ from l0bayes.training.run_directory import (
     run_lock,
     write_marker,
 )
+from l0bayes.training.sweep import (
+    STACKABLE,
+    SWEPT,
+    Sweep,
+    check_sweep,
+    run_name,
+    sweep_configs,
+)
 from l0bayes.training.trainer import (
     RunState,
     Trainer,
     TrainingInterrupted,
     build_network,
+    finetune_loss,
     load_network,
     train,
 )
@@ -104,6 +114,10 @@ __all__ = [
     "RESUMABLE",
     "RunDirectoryError",
     "RunState",
+    "STACKABLE",
+    "SWEPT",
+    "StackedEMA",
+    "Sweep",
     "TARGETS",
     "TEMP_PREFIX",
     "TrainConfig",
@@ -115,6 +129,7 @@ __all__ = [
     "averaging",
     "barrier",
     "build_network",
+    "check_sweep",
     "checkpoint",
     "collective_timeout",
     "config",
@@ -125,6 +140,7 @@ __all__ = [
     "environment",
     "epoch_line",
     "error_rate",
+    "finetune_loss",
     "fit",
     "history_csv",
     "init_from_env",
@@ -144,10 +160,13 @@ __all__ = [
     "rng_state",
     "run_directory",
     "run_lock",
+    "run_name",
     "save_checkpoint",
     "set_rng_state",
     "shutdown",
     "spawn",
+    "sweep",
+    "sweep_configs",
     "train",
     "trainer",
     "world",

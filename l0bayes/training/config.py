@@ -65,6 +65,15 @@ class TrainConfig:
     #: ``--quick``: a smoke run (2 epochs on 2,000 / 1,000 examples unless given), not a result.
     #: A label only: the sizes it sets are the ``epochs``/``train_size``/``test_size`` above.
     quick: bool = False
+    #: ``--lam-warmup K``: λ (or, with a target, the kept fraction from 1 down to the target)
+    #: rises linearly over the first ``K`` epochs (0: off, the paper).
+    lam_warmup: float = 0.0
+    #: ``--finetune-epochs K``: after ``epochs``, ``K`` epochs of the weights alone with the
+    #: gates frozen at their Eq. 13 values (0: off, the paper).
+    finetune_epochs: int = 0
+    #: ``--bma-samples S``: also report the test error of the model average over ``S`` gate
+    #: draws in ``metrics.json`` (0: off).
+    bma_samples: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -164,6 +173,19 @@ class TrainConfig:
         cfg._validate()
         return cfg
 
+    @property
+    def total_epochs(self) -> int:
+        """The main epochs plus the fine-tuning epochs (:attr:`finetune_epochs`)."""
+        return self.epochs + self.finetune_epochs
+
+    def warmup_factor(self, progress: float) -> float:
+        r"""The warm-up's weight :math:`w = \min(1, e/K)` after :math:`e` epochs
+        (``progress``, fractional) with :math:`K` = ``lam_warmup``; 1 without a warm-up.
+        λ is scaled by :math:`w`; a target fraction :math:`t` becomes :math:`1 - w(1 - t)`."""
+        if not self.lam_warmup:
+            return 1.0
+        return min(1.0, progress / self.lam_warmup)
+
     def slab_precision(self, num_train: int | None) -> float:
         r"""The Gaussian slab's precision :math:`\lambda_2` in the per-data-set ELBO:
         ``weight_precision`` when given, else :math:`N \times` ``weight_decay``.
@@ -218,6 +240,16 @@ class TrainConfig:
             raise ValueError(f"--target-fraction must lie in (0, 1], got {self.target_fraction}")
         if self.target_scope not in ("global", "layer"):
             raise ValueError(f"--target-scope must be 'global' or 'layer', got {self.target_scope}")
+        if not (
+            isinstance(self.lam_warmup, (int, float))
+            and math.isfinite(self.lam_warmup)
+            and self.lam_warmup >= 0
+        ):
+            raise ValueError(f"--lam-warmup must be a number of epochs >= 0, got {self.lam_warmup}")
+        for name in ("finetune_epochs", "bma_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{_flag(name)} must be an integer >= 0, got {value!r}")
         if not isinstance(self.quick, bool):
             raise ValueError(f"quick must be true or false, got {self.quick!r}")
         if self.num_threads is not None:

@@ -55,6 +55,7 @@ from typing import Any
 
 import pyro
 import torch
+import torch.nn.functional as F
 from pyro.infer import TraceMeanField_ELBO
 from tqdm.auto import tqdm
 
@@ -67,6 +68,7 @@ from l0bayes.nn.networks import (
     get_network,
     network_architecture,
 )
+from l0bayes.nn.posterior import compare_bma
 from l0bayes.training.averaging import Lagrangian, ParameterEMA
 from l0bayes.training.checkpoint import (
     load_checkpoint,
@@ -139,6 +141,8 @@ class Trainer:
         self._stop = False
         self.loop = MinibatchLoop(len(self.train), self.cfg.batch_size, self.cfg.seed, self.device)
         self._params = list(self.net.parameters())
+        #: each gated layer's λ as configured (a warm-up scales a copy of it on the layer)
+        self.base_lam = [layer.lam for layer in self.net.gated_layers()]
 
     # ---------------------------------------------------------------- set-up
     def _check_run_dir(self) -> None:
@@ -192,17 +196,21 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "config": asdict(self.cfg),
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "ema": None if self.ema is None else self.ema.state_dict(),
-            "mu": None if self.lagrangian is None else self.lagrangian.mu,
-            "run": asdict(self.state),
-            "rng": rng_state(),
-        }
+        """Everything a resumed run needs (module :mod:`~l0bayes.training.checkpoint`); a
+        tensor that views a larger storage (a sweep's stacked parameters) is saved compact."""
+        return _compact(
+            {
+                "version": 1,
+                "config": asdict(self.cfg),
+                "net": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "mu": None if self.lagrangian is None else self.lagrangian.mu,
+                "run": asdict(self.state),
+                "rng": rng_state(),
+            }
+        )
 
     def save(self) -> None:
         """Write the checkpoint (rank 0; every rank holds the same state)."""
@@ -248,20 +256,50 @@ class Trainer:
     # ---------------------------------------------------------------- one step
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n = len(self.train)
+        if self.finetuning:
+            return finetune_loss(self.net, x, y, n)
         if self._elbo is None:
             return self.net.differentiable_loss(x, y, n)
         return self._elbo.differentiable_loss(self.net.model, self.net.guide, x, y, n)
 
-    def step(self, index: torch.Tensor) -> torch.Tensor:
+    @property
+    def finetuning(self) -> bool:
+        """Whether the run is in its fine-tuning epochs (after ``epochs``; gates frozen)."""
+        return self.state.epoch >= self.cfg.epochs
+
+    def set_warmup(self, progress: float) -> float:
+        r"""Apply the warm-up's weight :math:`w` (:meth:`TrainConfig.warmup_factor`) after
+        ``progress`` epochs: each gated layer's λ is :math:`w\lambda`, or, with a sparsity
+        target :math:`t`, the Lagrangian's target is :math:`1 - w(1 - t)` (λ kept). Returns
+        :math:`w`."""
+        w = self.cfg.warmup_factor(progress)
+        if self.lagrangian is not None:
+            self.lagrangian.target = 1.0 - w * (1.0 - self.cfg.target_fraction)
+        else:
+            for layer, lam in zip(self.net.gated_layers(), self.base_lam, strict=True):
+                layer.lam = lam * w
+        return w
+
+    def freeze_gates(self) -> None:
+        """For the fine-tuning epochs: the gates' parameters stop taking gradients (Adam then
+        skips them), so only the weights train."""
+        for layer in self.net.gated_layers():
+            layer.log_alpha.requires_grad_(False)
+
+    def step(self, index: torch.Tensor, progress: float | None = None) -> torch.Tensor:
         """One SVI step on the examples ``index`` (this rank's part of them when training on
-        several processes, see :mod:`l0bayes.training.distributed`); returns the per-data-point
-        loss."""
+        several processes, see :mod:`l0bayes.training.distributed`) after ``progress`` epochs
+        (for a warm-up); returns the per-data-point loss. In the fine-tuning epochs the gates
+        are frozen at their Eq. 13 values and only the weights descend (:func:`finetune_loss`).
+        """
         local = index.tensor_split(self.world)[self.rank] if self.world > 1 else index
         x, y = self.train.batch(local, augment=self.spec.dataset.startswith("cifar"))
+        if self.cfg.lam_warmup and progress is not None and not self.finetuning:
+            self.set_warmup(progress)
         loss = self._loss(x, y) / len(self.train)
         total = loss
         fractions = None
-        if self.lagrangian is not None:
+        if self.lagrangian is not None and not self.finetuning:
             penalty, fractions = self.lagrangian.penalty()
             total = loss + penalty
         reduced = [loss]
@@ -329,18 +367,25 @@ class Trainer:
         with lock:
             return self._run()
 
-    def _run(self) -> dict[str, Any]:
+    def begin(self) -> None:
+        """Restore the checkpoint of a resumed run and write ``config.json`` (a resume
+        records the settings it changed, :data:`~l0bayes.training.config.RESUMABLE`)."""
         if self.resume:
             self.restore()
-        if self.rank == 0:  # a resume records the settings it changed (RESUMABLE)
+        if self.rank == 0:
             write_json(self.out / "config.json", asdict(self.cfg))
             if not (self.out / MARKER).is_file():  # a run of a version before the marker
                 write_marker(self.out)
+
+    def _run(self) -> dict[str, Any]:
+        self.begin()
         cfg = self.cfg
         with _sigint_flag(self), torch_threads(cfg.num_threads), pyro.validation_enabled(False):
-            while self.state.epoch < cfg.epochs:
+            while self.state.epoch < cfg.total_epochs:
+                if self.finetuning:
+                    self.freeze_gates()
                 self._run_epoch()
-        return self._finish()
+            return self.finish()
 
     def _run_epoch(self) -> None:
         """The rest of the current epoch on :attr:`loop` (from the checkpoint's step after a
@@ -352,7 +397,7 @@ class Trainer:
         bar = tqdm(
             total=steps,
             initial=st.step_in_epoch,
-            desc=f"epoch {st.epoch + 1}/{cfg.epochs}",
+            desc=f"epoch {st.epoch + 1}/{cfg.total_epochs}",
             disable=not cfg.progress or self.rank != 0,
             leave=False,
             mininterval=1.0,
@@ -364,11 +409,11 @@ class Trainer:
             st.step_in_epoch = done
             st.global_step += 1
             if done % 50 == 0 or done == steps:
-                self._sync_loss()
+                self.sync_loss()
                 bar.set_postfix(progress_postfix(float(loss), last), refresh=False)
             bar.update(1)
             if self._stop or (cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0):
-                self._sync_loss()
+                self.sync_loss()
                 st.train_seconds += time.perf_counter() - tic
                 tic = time.perf_counter()
                 self.save()
@@ -382,15 +427,15 @@ class Trainer:
 
         self.loop.run_epoch(
             st.epoch,
-            lambda index, progress: self.step(index),
+            self.step,
             start=st.step_in_epoch,
             after_step=after_step,
         )
         bar.close()
         st.train_seconds += time.perf_counter() - tic
-        self._end_epoch()
+        self.end_epoch()
 
-    def _sync_loss(self) -> None:
+    def sync_loss(self) -> None:
         """Move the loss summed on the device since the last read into the run state (a device
         synchronisation: done every 50 steps, not every step) and check it is finite."""
         st = self.state
@@ -401,11 +446,15 @@ class Trainer:
         st.loss_sum += value
         st.loss_count += count
 
-    def _end_epoch(self) -> None:
+    def end_epoch(self) -> None:
+        """Close the current epoch: scheduler step, evaluation, the history row (and
+        ``history.csv``), the checkpoint."""
         st = self.state
         if self.scheduler is not None:
             self.scheduler.step()
         row = {"epoch": st.epoch + 1, "step": st.global_step}
+        if self.cfg.finetune_epochs:
+            row["phase"] = "finetune" if self.finetuning else "train"
         row["train_loss"] = st.loss_sum / max(st.loss_count, 1)
         if self.rank == 0:
             row.update(self.evaluate())
@@ -425,9 +474,13 @@ class Trainer:
         self.save()
 
     # ---------------------------------------------------------------- the end
-    def _finish(self) -> dict[str, Any]:
+    def finish(self) -> dict[str, Any]:
+        """The run's metrics (the last epoch's, the best over epochs, the architecture, the
+        settings), written to ``metrics.json`` (rank 0; other ranks return ``{}``)."""
         if self.rank != 0:
             return {}
+        for layer, lam in zip(self.net.gated_layers(), self.base_lam, strict=True):
+            layer.lam = lam  # a warm-up's scaled λ is not the run's
         hist = self.state.history
         last = hist[-1]
         best = min(hist, key=lambda r: r["test_error"])
@@ -478,8 +531,70 @@ class Trainer:
                 "achieved_expected_fraction": last["constraint"],
                 "multiplier": last["multiplier"],
             }
+        if self.cfg.finetune_epochs:
+            before = hist[self.cfg.epochs - 1]
+            metrics["finetune"] = {
+                "epochs": self.cfg.finetune_epochs,
+                "test_error_before": before["test_error"],
+                "architecture_before": before["units"],
+                "note": "the weights retrained with the gates frozen at their Eq. 13 values",
+            }
+        if self.cfg.lam_warmup:
+            metrics["lam_warmup_epochs"] = self.cfg.lam_warmup
+        if self.cfg.bma_samples:
+            metrics["bma"] = self.bayesian_model_average(self.cfg.bma_samples)
         write_json(self.out / "metrics.json", metrics)
         return metrics
+
+    @torch.no_grad()
+    def bayesian_model_average(self, samples: int) -> dict[str, Any]:
+        r"""Test metrics of the model average :math:`p(y \mid x) \approx \frac1S\sum_s
+        p(y \mid x, z^{(s)})` over ``samples`` draws of the gates from :math:`q(z)` (seeded
+        by the run's seed; the random state of the run is left alone) beside those of Eq. 13's
+        deterministic gates, with the evaluated (EMA) parameters
+        (:func:`~l0bayes.nn.posterior.compare_bma`)."""
+        averaged = self.ema.applied(self.net) if self.ema else contextlib.nullcontext()
+        index = torch.arange(len(self.test), device=self.device)
+        x, y = self.test.batch(index)
+        with averaged:
+            result = compare_bma(self.net, x, y, samples, seed=self.cfg.seed)
+        keys = ("error", "nll", "ece")
+        return {
+            "samples": samples,
+            **{f"bma_{k}": result["bma"][k] for k in keys},
+            **{f"deterministic_{k}": result["deterministic"][k] for k in keys},
+            "note": "bma: the average of p(y|x, z) over gate draws from q(z); deterministic: "
+            "Eq. 13's gates (the test_error above); nll in nats per test example",
+        }
+
+
+def _compact(obj: Any) -> Any:
+    """``obj`` with every tensor that is a view of a larger storage cloned (``torch.save``
+    writes a view's whole storage)."""
+    if isinstance(obj, torch.Tensor):
+        whole = obj.untyped_storage().nbytes()
+        return obj.clone() if whole > obj.numel() * obj.element_size() else obj
+    if isinstance(obj, dict):
+        return {k: _compact(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_compact(v) for v in obj)
+    return obj
+
+
+def finetune_loss(net: L0Network, x: torch.Tensor, y: torch.Tensor, num_data: int) -> torch.Tensor:
+    r"""The fine-tuning objective: the negative ELBO with the gates fixed at their Eq. 13
+    values :math:`\hat z` instead of drawn,
+
+    .. math::
+
+        \frac{N}{B}\sum_{i \in \text{batch}} -\log p(y_i \mid x_i, \hat z, \theta)
+        + \sum_\ell \mathrm{KL}_\ell - \log p(\theta_\text{point}),
+
+    whose KL keeps each weight's :math:`P(z \ne 0)`-scaled decay (the gates' own term is a
+    constant once they are frozen). Divide by :math:`N` for the per-data-point objective."""
+    nll = F.cross_entropy(net(x), y, reduction="sum") * (num_data / x.shape[0])
+    loss = nll + net.kl_divergence()
+    return loss - net.ungated_log_prior() if net.ungated_precision else loss
 
 
 @contextlib.contextmanager
@@ -571,6 +686,7 @@ __all__ = [
     "Trainer",
     "TrainingInterrupted",
     "build_network",
+    "finetune_loss",
     "load_network",
     "train",
 ]
