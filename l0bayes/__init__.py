@@ -18,6 +18,7 @@ Subpackages, each layer importing only from those below it:
 from l0bayes._compat import install as _install_moved_module_paths
 from l0bayes._version import __version__
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
+from l0bayes.gates import AutoL0Guide, gated
 from l0bayes.linear_model import (
     L0Regression,
     LambdaPath,
@@ -34,6 +35,7 @@ from l0bayes.reporting.inference_data import holdout_elpd, to_inference_data
 _install_moved_module_paths()
 
 __all__ = [
+    "AutoL0Guide",
     "GaussianSlab",
     "HardConcrete",
     "L0Conv2d",
@@ -46,6 +48,7 @@ __all__ = [
     "VarbvsFit",
     "__version__",
     "gate_kl",
+    "gated",
     "holdout_elpd",
     "lambda_path",
     "regression_guide",

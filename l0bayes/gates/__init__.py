@@ -1,0 +1,15 @@
+"""L0 gates in any Pyro model: the ``gated`` primitive, its autoguide, an ArviZ export and an
+exact (enumerated) reference for small problems."""
+
+from l0bayes.gates.autoguide import AutoL0Guide, GatedValue, GateGuide, hard_concrete_quantile
+from l0bayes.gates.primitive import enumerated_gates, gated, is_gated_site
+
+__all__ = [
+    "AutoL0Guide",
+    "GateGuide",
+    "GatedValue",
+    "enumerated_gates",
+    "gated",
+    "hard_concrete_quantile",
+    "is_gated_site",
+]

@@ -1,0 +1,360 @@
+r"""``AutoL0Guide``: an autoguide for models with :func:`~l0bayes.gates.gated` sites.
+
+Every gate site gets the paper's hard concrete guide,
+:math:`q(z_g) = \text{HardConcrete}(\log\alpha_g;\ \beta = 2/3,\ (\gamma, \zeta) = (-0.1, 1.1))`;
+every gated value site gets :math:`q(\theta_k \mid z_{g(k)} \ne 0)`, a Gaussian in the slab's
+unconstrained space (``values="normal"``) or a point mass (``values="delta"``), entering the
+ELBO weighted by :math:`P_q(z_{g(k)} \ne 0)` (an excluded value's guide is the spike, equal to
+its prior, and costs nothing). Every other latent site gets ``AutoNormal`` or ``AutoDelta``.
+
+With ``pyro.infer.TraceMeanField_ELBO`` the gate KLs are analytic (the registered
+``KL(HardConcrete, SpikeSlabGate)``), and so are the value KLs whenever torch knows
+``KL(q(θ) ‖ slab)`` (a Normal or point-mass guide against a Normal or
+:class:`~l0bayes.distributions.GaussianSlab` slab); other sites fall back to Monte Carlo.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.distributions import TorchDistribution, constraints
+from pyro.distributions.torch_distribution import MaskedDistribution
+from pyro.distributions.util import broadcast_shape
+from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoGuideList, AutoNormal
+from pyro.infer.autoguide.utils import deep_setattr
+from pyro.nn.module import PyroParam
+from torch.distributions import Distribution, Independent, biject_to, kl_divergence, register_kl
+from torch.distributions.transforms import ComposeTransform
+
+from l0bayes.distributions import (
+    DEFAULT_STRETCH,
+    DEFAULT_TEMPERATURE,
+    HardConcrete,
+    check_gate_hyperparameters,
+)
+from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
+from l0bayes.validation import check_choice, check_count, check_positive
+
+VALUE_GUIDES = ("normal", "delta")
+
+
+class GatedValue(TorchDistribution):
+    r"""The guide of a gated value: ``base`` for :math:`\theta \mid z \ne 0`, whose KL from the
+    slab is weighted by :math:`w = P_q(z \ne 0)` and whose log density is masked by the drawn
+    :math:`z \ne 0` (the Monte Carlo estimate of the same weighted KL).
+
+    :param base: the conditional guide :math:`q(\theta \mid z \ne 0)` (univariate, batched).
+    :param weight: :math:`P_q(z \ne 0)` per element.
+    :param mask: ``z != 0`` per element (the drawn gates).
+    """
+
+    arg_constraints = {}
+
+    def __init__(self, base, weight, mask, validate_args=None) -> None:
+        shape = torch.Size(broadcast_shape(base.batch_shape, weight.shape, mask.shape))
+        self.base = base.expand(shape) if base.batch_shape != shape else base
+        self.weight = weight.expand(shape)
+        self.gate_mask = mask.expand(shape)
+        super().__init__(shape, base.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self.base.support
+
+    @property
+    def has_rsample(self) -> bool:
+        return self.base.has_rsample
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape)
+        return GatedValue(
+            self.base.expand(shape), self.weight.expand(shape), self.gate_mask.expand(shape)
+        )
+
+    def rsample(self, sample_shape=torch.Size()):
+        return self.base.rsample(sample_shape)
+
+    def sample(self, sample_shape=torch.Size()):
+        return self.base.sample(sample_shape)
+
+    def log_prob(self, value):
+        log_q = self.base.log_prob(value)
+        return torch.where(self.gate_mask, log_q, torch.zeros_like(log_q))
+
+
+@register_kl(GatedValue, Distribution)
+def _kl_gated_value(q: GatedValue, p: Distribution) -> torch.Tensor:
+    r""":math:`P_q(z \ne 0)\,\mathrm{KL}(q(\theta \mid z \ne 0)\,\|\,\text{slab})`; the model's
+    mask is dropped (in the KL branch of ``TraceMeanField_ELBO`` the guide carries the weight)."""
+    if isinstance(p, MaskedDistribution):
+        p = p.base_dist
+    return q.weight * kl_divergence(q.base, p)
+
+
+def hard_concrete_quantile(q: HardConcrete, level: torch.Tensor | float) -> torch.Tensor:
+    r"""The quantile of a hard concrete gate: inverting the CDF of :math:`s`,
+    :math:`z_q = \min(1, \max(0, \sigma((\mathrm{logit}\,q + \log\alpha)/\beta)(\zeta-\gamma)
+    + \gamma))`.
+
+    :param q: the gate distribution.
+    :param level: the probability level in (0, 1).
+    """
+    level = torch.as_tensor(level, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
+    low, high = q.stretch
+    s = torch.sigmoid((torch.logit(level) + q.log_alpha) / q.temperature)
+    return (s * (high - low) + low).clamp(0.0, 1.0)
+
+
+def _value_support(fn: Distribution):
+    """The univariate support of a gated value site's slab (wrappers removed)."""
+    while isinstance(fn, (Independent, MaskedDistribution)):
+        fn = fn.base_dist
+    return fn.support
+
+
+class GateGuide(AutoGuide):
+    """The part of :class:`AutoL0Guide` that guides the sites declared by ``gated``.
+
+    :param model: the Pyro model.
+    :param values: ``"normal"`` or ``"delta"``.
+    :param init_log_alpha: initial :math:`\\log\\alpha` of every gate.
+    :param init_scale: initial scale of the Gaussian value guides.
+    """
+
+    def __init__(
+        self,
+        model,
+        values="normal",
+        init_log_alpha=0.0,
+        init_scale=0.1,
+        temperature=DEFAULT_TEMPERATURE,
+        stretch=DEFAULT_STRETCH,
+    ) -> None:
+        super().__init__(model)
+        self.values = values
+        self.init_log_alpha = float(init_log_alpha)
+        self.init_scale = float(init_scale)
+        self.temperature = float(temperature)
+        self.stretch = (float(stretch[0]), float(stretch[1]))
+        self._gates: dict[str, dict] = {}
+
+    def _setup_prototype(self, *args, **kwargs) -> None:
+        super()._setup_prototype(*args, **kwargs)
+        full = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
+        observed = [
+            (name, {f.name for f in site["cond_indep_stack"] if f.vectorized})
+            for name, site in full.nodes.items()
+            if site["type"] == "sample"
+            and site["is_observed"]
+            and not site["infer"].get("_deterministic")
+        ]
+        self._gates = {}
+        for site_name, site in full.nodes.items():
+            if site["type"] != "sample" or not is_gated_site(site):
+                continue
+            info = site["infer"][ROLE_KEY]
+            if info["role"] == "enumerated":
+                raise ValueError("AutoL0Guide cannot guide a model run inside enumerated_gates()")
+            entry = self._gates.setdefault(info["name"], {"groups": info["groups"]})
+            frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+            entry[info["role"]] = {
+                "site": site_name,
+                "frames": frames,
+                "event_dim": site["fn"].event_dim,
+            }
+            if info["role"] == "gate":
+                names = {f.name for f in frames}
+                for obs, obs_plates in observed:
+                    if names and obs_plates <= names:
+                        raise ValueError(
+                            f"the gate site {site_name!r} sits in every plate of the observed "
+                            f"site {obs!r} (one gate per observation): gates are global latent "
+                            "variables; call gated() outside the data plate"
+                        )
+                init = torch.full_like(site["value"], self.init_log_alpha)
+                deep_setattr(self, "log_alpha." + info["name"], PyroParam(init))
+            else:
+                support = _value_support(site["fn"])
+                transform = biject_to(support)
+                entry["value"]["transform"] = transform
+                loc = torch.zeros_like(site["value"])  # 0 unconstrained, as AutoNormal
+                deep_setattr(self, "loc." + info["name"], PyroParam(loc.detach().clone()))
+                if self.values == "normal":
+                    scale = torch.full_like(loc, self.init_scale)
+                    deep_setattr(
+                        self,
+                        "scale." + info["name"],
+                        PyroParam(scale, constraint=constraints.positive),
+                    )
+
+    # ------------------------------------------------------------------ distributions
+    def _gate_dist(self, name: str) -> HardConcrete:
+        return HardConcrete(deep_getattr(self, "log_alpha." + name), self.temperature, self.stretch)
+
+    def _value_base(self, name: str, transform) -> Distribution:
+        loc = deep_getattr(self, "loc." + name)
+        if self.values == "delta":
+            return dist.Delta(transform(loc))
+        base = dist.Normal(loc, deep_getattr(self, "scale." + name))
+        if _is_identity(transform):  # real support: keeps KL(Normal, slab) analytic
+            return base
+        return dist.TransformedDistribution(base, [transform])
+
+    def forward(self, *args, **kwargs) -> dict:
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        plates = self._create_plates(*args, **kwargs)
+        result = {}
+        for name, entry in self._gates.items():
+            gate, value = entry["gate"], entry["value"]
+            with ExitStack() as stack:
+                for frame in gate["frames"]:
+                    stack.enter_context(plates[frame.name])
+                q_gate = self._gate_dist(name)
+                z = pyro.sample(gate["site"], q_gate.to_event(gate["event_dim"]))
+                weight = q_gate.prob_nonzero
+                ids = entry["groups"]
+                if ids is not None:
+                    z, weight = z.index_select(-1, ids), weight.index_select(-1, ids)
+                base = self._value_base(name, value["transform"])
+                q_value = GatedValue(base, weight, z != 0).to_event(value["event_dim"])
+                result[gate["site"]] = z
+                result[value["site"]] = pyro.sample(value["site"], q_value)
+        return result
+
+    # ------------------------------------------------------------------ summaries
+    def _check_ready(self) -> None:
+        if self.prototype_trace is None:
+            raise ValueError("the guide has not been run yet: fit it (or call it once) first")
+
+    def inclusion_probs(self) -> dict[str, torch.Tensor]:
+        r""":math:`P_q(z_g \ne 0)` per gate, keyed by the ``gated`` name."""
+        self._check_ready()
+        return {name: self._gate_dist(name).prob_nonzero.detach() for name in self._gates}
+
+    def sample_structures(self, num_samples: int) -> dict[str, torch.Tensor]:
+        """Which gates are open in ``num_samples`` draws of the guide: bool ``(n, gates)``."""
+        self._check_ready()
+        n = check_count("num_samples", num_samples)
+        with torch.no_grad():
+            return {
+                name: (self._gate_dist(name).sample((n,)) != 0).reshape(n, -1)
+                for name in self._gates
+            }
+
+    def quantiles(self, quantiles, *args, **kwargs) -> dict[str, torch.Tensor]:
+        r"""Quantiles of every gate (closed form, :func:`hard_concrete_quantile`) and of every
+        value's :math:`q(\theta \mid z \ne 0)`, shaped ``(len(quantiles),) + site shape``."""
+        self._check_ready()
+        out = {}
+        for name, entry in self._gates.items():
+            q_gate = self._gate_dist(name)
+            gate_q, value_q = [], []
+            transform = entry["value"]["transform"]
+            loc = deep_getattr(self, "loc." + name)
+            for level in quantiles:
+                check_positive("quantile", level)
+                if level >= 1:
+                    raise ValueError(f"quantiles must lie in (0, 1), got {level}")
+                gate_q.append(hard_concrete_quantile(q_gate, level))
+                if self.values == "delta":
+                    value_q.append(transform(loc))
+                else:
+                    scale = deep_getattr(self, "scale." + name)
+                    normal = torch.distributions.Normal(loc, scale)
+                    value_q.append(transform(normal.icdf(torch.as_tensor(level).to(loc))))
+            out[entry["gate"]["site"]] = torch.stack(gate_q).detach()
+            out[entry["value"]["site"]] = torch.stack(value_q).detach()
+        return out
+
+    def median(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        """The medians of the gates and of every value's ``q(θ | z ≠ 0)``."""
+        return {k: v[0] for k, v in self.quantiles([0.5]).items()}
+
+
+def deep_getattr(obj, key: str):
+    """``obj.a.b.c`` for ``key = "a.b.c"`` (the reader of Pyro's ``deep_setattr``).
+
+    :param obj: the root module.
+    :param key: the dotted path.
+    """
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _is_identity(transform) -> bool:
+    """Whether ``biject_to(support)`` is the identity (a real support)."""
+    return isinstance(transform, ComposeTransform) and not transform.parts
+
+
+class AutoL0Guide(AutoGuideList):
+    r"""Autoguide for models that declare gates with :func:`~l0bayes.gates.gated`.
+
+    Gate sites: :math:`q(z) = \text{HardConcrete}(\log\alpha)` with learnable
+    :math:`\log\alpha` (temperature 2/3, stretch (−0.1, 1.1)). Gated value sites:
+    :math:`q(\theta \mid z \ne 0)` Gaussian (``values="normal"``, in the slab's unconstrained
+    space) or a point mass (``"delta"``). Every other latent site: ``AutoNormal`` or
+    ``AutoDelta`` on the model with the gated sites blocked.
+
+    :param model: a Pyro model calling ``gated``.
+    :param values: ``"normal"`` or ``"delta"``.
+    :param init_log_alpha: initial :math:`\log\alpha` of every gate (0: :math:`P(z \ne 0)
+        \approx 0.83`).
+    :param init_scale: initial scale of Gaussian guides.
+    :param temperature: the gates' :math:`\beta`.
+    :param stretch: the gates' :math:`(\gamma, \zeta)`.
+    """
+
+    def __init__(
+        self,
+        model,
+        values: str = "normal",
+        *,
+        init_log_alpha: float = 0.0,
+        init_scale: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
+        stretch: tuple[float, float] = DEFAULT_STRETCH,
+    ) -> None:
+        check_choice("values", values, VALUE_GUIDES)
+        check_positive("init_scale", init_scale)
+        check_gate_hyperparameters(temperature, stretch)
+        if not math.isfinite(float(init_log_alpha)):
+            raise ValueError(f"init_log_alpha must be finite, got {init_log_alpha!r}")
+        super().__init__(model)
+        # the other latents first: hyperparameters (a slab's scale) usually precede the gates,
+        # and TraceMeanField_ELBO's validation warns when guide and model orders differ
+        rest = poutine.block(model, hide_fn=is_gated_site)
+        if values == "normal":
+            self.append(AutoNormal(rest, init_scale=init_scale))
+        else:
+            self.append(AutoDelta(rest))
+        self.append(GateGuide(model, values, init_log_alpha, init_scale, temperature, stretch))
+
+    @property
+    def gate_guide(self) -> GateGuide:
+        """The part that guides the gated sites."""
+        return self[1]
+
+    def inclusion_probs(self) -> dict[str, torch.Tensor]:
+        r""":math:`P_q(z_g \ne 0)` per gate, keyed by the ``gated`` name."""
+        return self.gate_guide.inclusion_probs()
+
+    def sample_structures(self, num_samples: int) -> dict[str, torch.Tensor]:
+        """Bool ``(num_samples, gates)`` per ``gated`` name: which gates are open in draws of
+        the guide."""
+        return self.gate_guide.sample_structures(num_samples)
+
+
+__all__ = [
+    "AutoL0Guide",
+    "GateGuide",
+    "GatedValue",
+    "VALUE_GUIDES",
+    "hard_concrete_quantile",
+]

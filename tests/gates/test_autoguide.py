@@ -1,0 +1,106 @@
+"""``AutoL0Guide``: the ELBO's KL against its closed form, and the guide's summaries."""
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from torch.distributions import kl_divergence
+
+from l0bayes.distributions import HardConcrete, gate_kl
+from l0bayes.gates import AutoL0Guide, gated, hard_concrete_quantile
+
+LOG_ALPHA = torch.tensor([-2.0, 0.5, 3.0])
+LOC = torch.tensor([0.3, -1.0, 2.0])
+SCALE = torch.tensor([0.2, 0.5, 1.5])
+
+
+def _prior_only():
+    gated("b", dist.Normal(0.0, 2.0).expand([3]), lam=0.7)
+
+
+def _set(guide):
+    part = guide.gate_guide
+    part.log_alpha.b = LOG_ALPHA.clone()
+    part.loc.b = LOC.clone()
+    part.scale.b = SCALE.clone()
+
+
+def test_elbo_kl_equals_closed_form(float64):
+    guide = AutoL0Guide(_prior_only)
+    guide()
+    _set(guide)
+    loss = TraceMeanField_ELBO().differentiable_loss(_prior_only, guide)
+    q = HardConcrete(LOG_ALPHA.double())
+    slab_kl = kl_divergence(dist.Normal(LOC, SCALE), dist.Normal(0.0, 2.0)).double()
+    expected = gate_kl(q, 0.7, "bayes").sum() + (q.prob_nonzero * slab_kl).sum()
+    assert torch.allclose(loss, expected, atol=1e-10)
+
+
+def test_weighted_value_kl_matches_monte_carlo(float64):
+    """The guide's masked log density estimates the same P(z≠0)·KL as the analytic term."""
+    q = HardConcrete(LOG_ALPHA)
+    z = q.sample((200_000,))
+    q_theta, slab = dist.Normal(LOC, SCALE), dist.Normal(0.0, 2.0)
+    theta = q_theta.sample((200_000,))
+    mc = ((z != 0) * (q_theta.log_prob(theta) - slab.log_prob(theta))).mean(0)
+    exact = q.prob_nonzero * kl_divergence(q_theta, slab)
+    assert torch.allclose(mc, exact, atol=0.02)
+
+
+def test_summaries():
+    guide = AutoL0Guide(_prior_only)
+    with pytest.raises(ValueError, match="not been run"):
+        guide.inclusion_probs()
+    guide()
+    _set(guide)
+    pips = guide.inclusion_probs()["b"]
+    assert torch.allclose(pips, HardConcrete(LOG_ALPHA).prob_nonzero)
+    structures = guide.sample_structures(4000)["b"]
+    assert structures.shape == (4000, 3) and structures.dtype == torch.bool
+    assert torch.allclose(structures.float().mean(0), pips, atol=0.03)
+    median = guide.median()
+    assert torch.allclose(median["b.theta"], LOC)
+    assert torch.allclose(median["b.gate"], hard_concrete_quantile(HardConcrete(LOG_ALPHA), 0.5))
+    quantiles = guide.quantiles([0.1, 0.9])
+    assert quantiles["b.gate"].shape == (2, 3) and quantiles["b.theta"].shape == (2, 3)
+    assert (quantiles["b.theta"][0] < LOC).all() and (quantiles["b.theta"][1] > LOC).all()
+
+
+def test_gate_quantile_inverts_the_cdf(float64):
+    q = HardConcrete(torch.tensor([-1.0, 0.0, 2.0]))
+    level = torch.tensor(0.6)
+    z = hard_concrete_quantile(q, level)
+    inside = (z > 0) & (z < 1)
+    assert torch.allclose(q.cdf(z)[inside], level.expand(3)[inside])
+
+
+def test_delta_values_and_other_latents():
+    X = torch.randn(40, 2)
+    y = X[:, 0] + 0.1 * torch.randn(40)
+
+    def model(X, y=None):
+        scale = pyro.sample("scale", dist.HalfNormal(2.0))
+        sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+        beta = gated("beta", dist.Normal(0.0, scale).expand([2]))
+        with pyro.plate("data", 40):
+            pyro.sample("y", dist.Normal((X * beta).sum(-1), sigma), obs=y)
+
+    for values in ("delta", "normal"):
+        pyro.clear_param_store()
+        guide = AutoL0Guide(model, values=values)
+        svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), TraceMeanField_ELBO())
+        for _ in range(5):
+            svi.step(X, y)
+        assert set(guide.median()) == {"beta.gate", "beta.theta", "scale", "sigma"}
+
+
+def test_positive_slab_uses_a_transformed_guide():
+    def model():
+        gated("s", dist.HalfNormal(1.0).expand([2]))
+
+    guide = AutoL0Guide(model)
+    value = guide()["s.theta"]
+    assert (value > 0).all()
+    loss = TraceMeanField_ELBO().loss(model, guide)
+    assert torch.isfinite(torch.tensor(loss))
