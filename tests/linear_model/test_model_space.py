@@ -42,11 +42,24 @@ def _problem(kind, seed=0, n=80, p=12):
 
 
 def _check_against_enumeration(stats, prior, model_prior, result):
-    exact = enumerate_posterior(stats, prior, model_prior).inclusion_probs
+    enumerated = enumerate_posterior(stats, prior, model_prior)
+    exact = enumerated.inclusion_probs
     err = np.abs(result.inclusion_probs - exact)
     assert np.all(err <= 5 * result.pip_se + 0.005), (err, result.pip_se)
     assert err.mean() <= 0.01 and err.max() <= 0.05
+    _check_sizes(enumerated.model_size_probs, result)
     return err
+
+
+def _check_sizes(exact, result):
+    """Model-size frequencies against the enumerated P(|gamma| = k | y): each within 5 standard
+    errors sqrt(P_k (1 - P_k) / ESS) of a visit frequency, with the ESS of the pooled model-size
+    trace (the indicator 1[size = k] mixes no slower than the size itself on these problems),
+    plus 0.005 as for the PIPs."""
+    se = np.sqrt(exact * (1 - exact) / result.ess_model_size)
+    err = np.abs(result.model_size_probs - exact)
+    assert np.all(err <= 5 * se + 0.005), (err, se)
+    assert 0.5 * err.sum() <= 0.05  # total variation
 
 
 @pytest.mark.parametrize(

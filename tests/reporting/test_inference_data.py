@@ -118,3 +118,57 @@ def test_network_draws_loo_holdout_and_netcdf(tmp_path):
     idata.to_netcdf(path)
     back = az.from_netcdf(path)
     np.testing.assert_array_equal(back.posterior["layers.0.gate"].values, gates)
+
+
+# --------------------------------------------------------------- against a wrong answer
+def test_gaussian_log_likelihood_is_scipy_norm_logpdf():
+    """Every entry of ``log_likelihood["obs"]`` is ``scipy.stats.norm.logpdf`` of y_i under the
+    draw's mean and the fitted noise sd: no Monte Carlo error, so the tolerance is rounding
+    (1e-10). The response is scaled so that sigma is far from 1 (log sigma ~ 2.3): a
+    normaliser log(2 pi sigma) instead of log(2 pi sigma^2) then shifts every entry by
+    log(sigma)/2 ~ 1.2 nats, and a unit-scale sigma cannot hide it."""
+    from scipy.stats import norm
+
+    prob = simulate_regression(n=60, p=4, k=2, snr=2.0, seed=7)
+    X, y = prob.X, 10.0 * prob.y
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    sigma = est.noise_scale_
+    assert abs(np.log(sigma)) > 1.0
+    idata = to_inference_data(est, X, y, num_samples=50)
+    coef = idata.posterior["coef"].values[0]  # (S, p)
+    intercept = idata.posterior["intercept"].values[0]  # (S,)
+    mean = intercept[:, None] + coef @ X.T  # (S, n)
+    expected = norm.logpdf(y[None, :], loc=mean, scale=sigma)
+    np.testing.assert_allclose(idata.log_likelihood["obs"].values[0], expected, atol=1e-10)
+    # the same with the draws held out: one formula for both groups
+    held = to_inference_data(est, X, y, X_holdout=X[:7], y_holdout=y[:7], num_samples=50)
+    np.testing.assert_allclose(
+        held.holdout_log_likelihood["obs"].values[0], expected[:, :7], atol=1e-10
+    )
+
+
+def test_gaussian_log_likelihood_of_a_point_mass_is_the_ols_llf():
+    """A fit whose every gate is open with certainty and whose weights are a point mass at the
+    OLS solution gives, summed over observations, statsmodels' OLS log-likelihood at
+    sigma^2 = RSS / n (``OLS(...).fit().llf``)."""
+    sm = pytest.importorskip("statsmodels.api")
+    import torch
+
+    prob = simulate_regression(n=50, p=3, k=2, snr=2.0, seed=8)
+    X, y = prob.X, 5.0 * prob.y + 3.0
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    ols = sm.OLS(y, sm.add_constant(X)).fit()
+    std = est._standardizer_
+    params = dict(est.params_)
+    params["gate_log_alpha"] = torch.full((3,), 40.0, dtype=torch.float64)
+    params["weight_loc"] = torch.as_tensor(ols.params[1:] * std.x_scale / std.y_scale)
+    params["weight_scale"] = torch.zeros(3, dtype=torch.float64)
+    params["intercept"] = torch.tensor(
+        (ols.params[0] + ols.params[1:] @ std.x_mean - std.y_mean) / std.y_scale
+    )
+    est.params_ = params
+    est.noise_scale_ = float(np.sqrt(ols.ssr / len(y)))
+    idata = to_inference_data(est, X, y, num_samples=5)
+    np.testing.assert_allclose(idata.posterior["coef"].values[0], np.tile(ols.params[1:], (5, 1)))
+    total = idata.log_likelihood["obs"].values[0].sum(axis=1)
+    np.testing.assert_allclose(total, ols.llf, rtol=1e-10)
