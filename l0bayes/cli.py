@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     select.add_argument("csv", help="CSV file with a header row")
     select.add_argument("--target", required=True, help="name of the response column")
-    select.add_argument("--family", choices=["gaussian", "bernoulli"], default="gaussian")
+    select.add_argument(
+        "--family",
+        choices=["gaussian", "bernoulli", "poisson", "negative_binomial"],
+        default="gaussian",
+    )
     select.add_argument(
         "--penalty",
         default="bic",

@@ -14,7 +14,11 @@ from numbers import Integral, Real
 
 import numpy as np
 
-FAMILIES = ("gaussian", "bernoulli")
+#: Response families: linear, logistic, and log-linear count regressions (Poisson, and the
+#: negative binomial NB2 with :math:`\mathrm{Var}(y) = \mu + \alpha\mu^2`, α estimated).
+FAMILIES = ("gaussian", "bernoulli", "poisson", "negative_binomial")
+#: The count families: y must hold non-negative integers.
+COUNT_FAMILIES = ("poisson", "negative_binomial")
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -91,6 +95,40 @@ def check_binary(y: np.ndarray, name: str = "y") -> None:
         )
 
 
+def check_counts(y: np.ndarray, family: str, name: str = "y") -> None:
+    r"""Refuse a count response that is not a non-negative integer, or that is all zero (the
+    intercept's MLE is then :math:`-\infty`)."""
+    bad = (y < 0) | (y != np.round(y))
+    if bad.any():
+        found = np.unique(y[bad])[:5]
+        raise ValueError(
+            f"{name} must hold non-negative integer counts for family={family!r}, found "
+            f"{found.tolist()}; model a continuous response with family='gaussian'"
+        )
+    if y.size and y.max() == 0:
+        raise ValueError(
+            f"{name} is all zero: the {family} MLE does not exist (the intercept diverges to "
+            "-inf); there is nothing to model"
+        )
+
+
+def check_offset(offset: object, n: int, name: str = "offset") -> np.ndarray | None:
+    r"""``offset`` as a finite float64 array of shape (n,), or ``None``. An offset enters the
+    linear predictor with coefficient 1, :math:`\eta_i = o_i + b + x_i^\top\beta`; for an
+    exposure :math:`t_i` (time at risk, population) pass :math:`o_i = \log t_i`."""
+    if offset is None:
+        return None
+    array = as_float_array(offset, name)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.shape != (n,):
+        raise ValueError(
+            f"{name} must be 1-D with one entry per row of X (n = {n}), got shape {array.shape}"
+        )
+    check_finite(array, name)
+    return array
+
+
 def check_Xy(
     X: object,
     y: object,
@@ -101,7 +139,8 @@ def check_Xy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate and convert ``X`` (n, p) and ``y`` (n,) (or (n, 1)) to finite float64 arrays,
     with at least ``min_samples`` rows and ``min_features`` columns; for
-    ``family='bernoulli'`` y must hold both classes 0 and 1."""
+    ``family='bernoulli'`` y must hold both classes 0 and 1, for the count families
+    non-negative integers, not all zero."""
     check_choice("family", family, FAMILIES)
     X = as_float_array(X, x_name)
     y = as_float_array(y, "y")
@@ -128,6 +167,8 @@ def check_Xy(
     check_finite(y, "y")
     if family == "bernoulli":
         check_binary(y)
+    if family in COUNT_FAMILIES:
+        check_counts(y, family)
     return X, y
 
 
@@ -158,14 +199,17 @@ def feature_names(est, names=None) -> list[str]:
 
 
 __all__ = [
+    "COUNT_FAMILIES",
     "FAMILIES",
     "as_float_array",
     "check_Xy",
     "check_binary",
     "check_choice",
+    "check_counts",
     "check_count",
     "check_finite",
     "check_not_constant",
+    "check_offset",
     "check_positive",
     "feature_names",
 ]

@@ -159,7 +159,7 @@ CASES = [
         ("penalty < 0", lambda t: fit(penalty=-1.0), r"penalty .* must be >= 0"),
         ("penalty NaN", lambda t: fit(penalty=math.nan), r"penalty must be .*finite"),
         ("unknown penalty", lambda t: fit(penalty="mdl"), r"penalty must be one of"),
-        ("unknown family", lambda t: fit(family="poisson"), r"family must be one of"),
+        ("unknown family", lambda t: fit(family="gamma"), r"family must be one of"),
         ("unknown method", lambda t: fit(method="mcmc"), r"method must be one of"),
         ("temperature 0", lambda t: fit(temperature=0.0), r"temperature must be > 0"),
         ("temperature NaN", lambda t: fit(temperature=math.nan), r"temperature must be a finite"),
@@ -235,7 +235,7 @@ CASES = [
         ),
         (
             "unknown family",
-            lambda t: information_criteria(X, Y, SUPPORT, "poisson"),
+            lambda t: information_criteria(X, Y, SUPPORT, "gamma"),
             r"family must be one of",
         ),
         ("constant y", lambda t: information_criteria(X, np.ones(30), SUPPORT), r"y is constant"),
@@ -282,7 +282,7 @@ CASES = [
             r"y must be 1-D with one entry per row of Xs",
         ),
         ("NaN in Xs", lambda t: refit_coefficients(with_nan(X), Y), r"Xs contains 1 NaN"),
-        ("unknown family", lambda t: refit_coefficients(X, Y, "poisson"), r"family must be one of"),
+        ("unknown family", lambda t: refit_coefficients(X, Y, "gamma"), r"family must be one of"),
         (
             "y not 0/1",
             lambda t: refit_coefficients(X, Y, "bernoulli"),
@@ -395,7 +395,7 @@ CASES = [
     *rows(
         "RegressionPrior",
         ("unknown kl_mode", lambda t: RegressionPrior(kl_mode="bic"), r"kl_mode must be one of"),
-        ("unknown family", lambda t: RegressionPrior(family="poisson"), r"family must be one of"),
+        ("unknown family", lambda t: RegressionPrior(family="gamma"), r"family must be one of"),
         (
             "unknown weight_guide",
             lambda t: RegressionPrior(weight_guide="laplace"),
@@ -624,7 +624,7 @@ CASES = [
         ),
         (
             "unknown family",
-            lambda t: simulate_regression(family="poisson"),
+            lambda t: simulate_regression(family="gamma"),
             r"family must be one of",
         ),
     ),
@@ -757,9 +757,9 @@ def test_cli_error_is_one_line_with_exit_code_2(tmp_path, capsys, csv, options, 
 
 def test_cli_unknown_family_is_an_argparse_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
-        main(["select", write_csv(tmp_path, GOOD), "--target", "y", "--family", "poisson"])
+        main(["select", write_csv(tmp_path, GOOD), "--target", "y", "--family", "gamma"])
     assert info.value.code == 2
-    assert "invalid choice: 'poisson'" in capsys.readouterr().err
+    assert "invalid choice: 'gamma'" in capsys.readouterr().err
 
 
 def test_cli_empty_csv_is_a_one_line_error(tmp_path, capsys):

@@ -8,7 +8,10 @@ from numbers import Real
 
 import numpy as np
 
-from l0bayes.validation import FAMILIES, check_choice, check_count, check_positive
+from l0bayes.validation import check_choice, check_count, check_positive
+
+#: The families simulate_regression draws responses for.
+SIMULATED_FAMILIES = ("gaussian", "bernoulli")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def simulate_regression(
     if k > p:
         raise ValueError(f"k (the number of non-zero coefficients) must be <= p = {p}, got {k}")
     check_positive("snr", snr)
-    check_choice("family", family, FAMILIES)
+    check_choice("family", family, SIMULATED_FAMILIES)
     low = -1.0 / (p - 1) if p > 1 else -math.inf
     if isinstance(rho, bool) or not isinstance(rho, Real) or not low <= rho <= 1:
         raise ValueError(
@@ -66,6 +69,7 @@ def simulate_regression(
 
 
 __all__ = [
+    "SIMULATED_FAMILIES",
     "Problem",
     "simulate_regression",
 ]

@@ -14,6 +14,10 @@ from l0bayes.linear_model.exact import (
     exact_posterior,
     log_marginal_likelihoods,
 )
+from l0bayes.linear_model.glm import (
+    GLMFit,
+    fit_glm,
+)
 from l0bayes.linear_model.importance import (
     ImportanceResult,
     pareto_smooth,
@@ -21,6 +25,12 @@ from l0bayes.linear_model.importance import (
 )
 from l0bayes.linear_model.inference_data import (
     to_inference_data,
+)
+from l0bayes.linear_model.laplace import (
+    LaplaceEnumeration,
+    LaplaceScorer,
+    laplace_enumerate,
+    laplace_mc3,
 )
 from l0bayes.linear_model.model import (
     WEIGHT_GUIDES,
@@ -49,6 +59,7 @@ from l0bayes.linear_model.selection import (
     InformationCriteria,
     SubsetResult,
     best_subset,
+    group_subset,
     information_criteria,
     local_search,
     refit_coefficients,
@@ -61,6 +72,15 @@ from l0bayes.linear_model.varbvs import (
 
 __all__ = [
     "ExactPosterior",
+    "GLMFit",
+    "LaplaceEnumeration",
+    "LaplaceScorer",
+    "fit_glm",
+    "glm",
+    "group_subset",
+    "laplace",
+    "laplace_enumerate",
+    "laplace_mc3",
     "ImportanceResult",
     "InformationCriteria",
     "L0Regression",

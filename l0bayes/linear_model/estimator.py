@@ -90,6 +90,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
+from l0bayes.linear_model.laplace import (
+    ENUMERATION_LIMIT as LAPLACE_ENUMERATION_LIMIT,
+)
+from l0bayes.linear_model.laplace import (
+    LaplaceScorer,
+    laplace_enumerate,
+    laplace_mc3,
+)
 from l0bayes.linear_model.marginal_likelihood import (
     GPrior,
     HyperGPrior,
@@ -125,6 +133,8 @@ from l0bayes.linear_model.model_space import (
 from l0bayes.linear_model.selection import (
     InformationCriteria,
     best_subset,
+    check_groups,
+    group_subset,
     information_criteria,
     local_search,
 )
@@ -136,10 +146,13 @@ from l0bayes.linear_model.subset_search import (
 )
 from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
+    COUNT_FAMILIES,
+    FAMILIES,
     as_float_array,
     check_count,
     check_finite,
     check_not_constant,
+    check_offset,
     check_positive,
     check_Xy,
     feature_names,
@@ -153,7 +166,10 @@ METHODS = ("svi", "exact")
 PRIORS = ("slab", "g", "hyper-g", "hyper-g/n", "raw")
 #: How the guide's PIPs are corrected (Gaussian family): ``"auto"`` enumerates up to
 #: :data:`ENUMERATION_LIMIT` features and runs MC3 beyond (PSIS for ``prior="raw"``).
-CORRECTIONS = ("auto", "enumerate", "mc3", "psis", "none")
+#: Non-Gaussian families (``penalty="bayes"``): ``"auto"`` and ``"laplace"`` enumerate all
+#: models with Laplace scores up to :data:`~l0bayes.linear_model.laplace.ENUMERATION_LIMIT`
+#: gates and run MC3 on the Laplace scores beyond; ``"enumerate"``/``"mc3"`` force either.
+CORRECTIONS = ("auto", "enumerate", "mc3", "psis", "laplace", "none")
 #: Largest p that ``correction="auto"`` enumerates (2^16 = 65,536 models, under a second).
 ENUMERATION_LIMIT = 16
 #: Guide draws used as starting models of the MC3 chains and for the missed-mass check.
@@ -227,7 +243,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
     :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models without SVI;
         Gaussian, ``"bayes"``, p ≤ 20; ``prior="raw"`` also needs ``noise_scale``, see
         :func:`l0bayes.linear_model.exact.exact_posterior`).
-    :param n_steps: SVI steps. :param lr: Adam learning rate.
+    :param n_steps: SVI steps.
+    :param lr: Adam learning rate.
     :param num_particles: Monte Carlo gate draws per step (vectorised).
     :param batch_size: minibatch size for the data plate (``None``: full batch).
     :param temperature: hard concrete temperature :math:`\beta`.
@@ -243,7 +260,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         variational inclusion probabilities by Pareto-smoothed importance sampling with this
         many model draws from the guide, weighted by the exact conjugate marginal likelihood
         (:mod:`l0bayes.linear_model.importance`); 0 keeps the raw variational probabilities.
-    :param device: ``"cpu"`` or ``"cuda"``. :param seed: RNG seed.
+    :param device: ``"cpu"`` or ``"cuda"``.
+    :param seed: RNG seed.
     :param progress: show a progress bar.
 
     Data that do not fit in memory (Gaussian family, IC penalty): :meth:`fit_chunks` reads an
@@ -296,6 +314,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         device: str = "cpu",
         seed: int = 0,
         progress: bool = True,
+        groups=None,
     ) -> None:
         self.family = family
         self.penalty = penalty
@@ -319,11 +338,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.device = device
         self.seed = seed
         self.progress = progress
+        self.groups = groups
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n: int, p: int) -> None:
-        if self.family not in ("gaussian", "bernoulli"):
-            raise ValueError(f"family must be 'gaussian' or 'bernoulli', got {self.family!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         _check_penalty(self.penalty)
@@ -352,6 +372,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.family != "gaussian" and self.penalty == "bayes" and self.prior != "slab":
+            raise ValueError(
+                f"family={self.family!r} with penalty='bayes' has the standardised slab only "
+                f"(prior='slab', the Laplace-corrected PIPs), got prior={self.prior!r}"
+            )
         if self.correction == "psis" and self.prior != "raw":
             raise ValueError(
                 "correction='psis' weighs with the raw-unit slab's marginal likelihood: it needs "
@@ -395,6 +420,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if self.family == "gaussian":
             check_not_constant(y)
         keep = np.ptp(X, axis=0) > 0
+        if self.groups is not None:
+            check_groups(self.groups, X.shape[1])
+            if not keep.all():
+                raise ValueError(
+                    f"X has constant columns {np.flatnonzero(~keep).tolist()}: with groups, drop "
+                    "them (and their entries of groups) first"
+                )
         self._check_columns(keep, X.shape[0])
         return X, y, keep
 
@@ -417,19 +449,29 @@ class L0Regression(RegressorMixin, BaseEstimator):
             )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y) -> L0Regression:
-        """Fit the model to ``X`` (n × p) and ``y`` (n,).
+    def fit(self, X, y, offset=None) -> L0Regression:
+        r"""Fit the model to ``X`` (n × p) and ``y`` (n,).
 
         Columns of X are standardised for the optimiser and every coefficient is reported on
         X's own scale. Constant columns are left out with a warning (coefficient 0, inclusion
-        probability 0)."""
+        probability 0).
+
+        :param offset: ``None`` or (n,) a known term of the linear predictor,
+            :math:`\eta_i = o_i + b + x_i^\top\beta` (a fit parameter, as scikit-learn's
+            ``sample_weight``; it passes through ``Pipeline.fit(..., l0regression__offset=o)``).
+            For counts with exposure :math:`t_i` (time at risk, population) pass
+            ``offset=np.log(t)``, statsmodels' ``exposure``. Gaussian: y − o is fitted.
+            :meth:`predict` takes the offset of the new rows."""
         self._reset()
         X, y, keep = self._validate(X, y)
+        offset = check_offset(offset, X.shape[0])
+        if offset is not None and self.family == "gaussian":
+            y, offset = y - offset, None
         self.n_samples_ = X.shape[0]
         if self._fits_from_stats():
             self._fit_stats(_DataStats.from_arrays(X, y), keep)
         else:
-            self._fit_columns(X[:, keep], y)
+            self._fit_columns(X[:, keep], y, offset)
         if not keep.all():
             self._restore_constant_columns(X[0], keep)
         return self
@@ -486,6 +528,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             and self.penalty != "bayes"
             and self.method == "svi"
             and self.batch_size is None
+            and self.groups is None
         )
 
     def _check_stats_path(self, method: str) -> None:
@@ -562,7 +605,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             self.optimal_, self.criterion_gap_ = False, math.nan
         self._set_fitted_stats(stats, std, prior, result, selected)
 
-    def _fit_columns(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit_columns(self, X: np.ndarray, y: np.ndarray, offset=None) -> None:
         if self.method == "exact":
             self._fit_exact(X, y)
             return
@@ -570,28 +613,112 @@ class L0Regression(RegressorMixin, BaseEstimator):
         device = resolve_device(self.device)
         Xt = torch.as_tensor((X - std.x_mean) / std.x_scale, device=device)
         yt = torch.as_tensor((y - std.y_mean) / std.y_scale, device=device)
+        ot = None if offset is None else torch.as_tensor(offset, device=device)
+        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
         prior = self._prior(std, X.shape, Xt, _ridge(Xt, yt, self.family))
-        result = self._run_svi(Xt, yt, prior, desc="L0Regression")
-        self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
+        if groups is not None or self.family in COUNT_FAMILIES:
+            start = 0.0
+            if self.family in COUNT_FAMILIES:
+                start = math.log(y.mean()) - (0.0 if offset is None else float(offset.mean()))
+            prior = replace(
+                prior,
+                groups=None if groups is None else torch.as_tensor(groups, device=device),
+                init_intercept=start,
+            )
+        result = self._run_svi(Xt, yt, prior, desc="L0Regression", offset=ot)
+        self.relaxed_support_ = self._column_probs(_gates(result, prior)) > 0.5
         selected = self.relaxed_support_
         if self.penalty != "bayes" and self.polish:
-            selected = local_search(
-                X, y, self.relaxed_support_, criterion=self.lam_, family=self.family
-            ).support
-            selected = self._best_subset(X, y, selected)
+            if groups is None:
+                selected = local_search(
+                    X, y, selected, criterion=self.lam_, family=self.family, offset=offset
+                ).support
+            selected = self._best_subset(X, y, selected, offset)
         elif self.penalty != "bayes":
             self.optimal_, self.criterion_gap_ = False, math.nan
-            if not np.array_equal(selected, self.relaxed_support_):
-                result = self._refine(Xt, yt, prior, selected, result)
-        self._set_fitted(X, y, std, prior, result, selected)
+        self._set_fitted(X, y, std, prior, result, selected, offset)
         if self.penalty == "bayes":
             correction = self._correction(X.shape[1])
             if correction == "psis":
                 self._importance_correct(X, y)
-            elif correction in ("enumerate", "mc3"):
+            elif correction in ("enumerate", "mc3") and self.family == "gaussian":
                 self._model_space_correct(X, y, correction, _gates(result, prior))
+            elif correction != "none":
+                self._laplace_correct(X, y, offset, correction, _gates(result, prior))
             else:
-                self._set_size_posterior(poisson_binomial(self.inclusion_probs_), result.params)
+                self._set_size_posterior(poisson_binomial(self._gate_probs()), result.params)
+
+    def _column_probs(self, gates: HardConcrete) -> np.ndarray:
+        """:math:`P(z \\ne 0)` per column (a group's gate repeated over its columns)."""
+        probs = gates.prob_nonzero.detach().cpu().numpy()
+        if self.groups is None:
+            return probs
+        return probs[check_groups(self.groups, len(self.groups))]
+
+    def _gate_probs(self) -> np.ndarray:
+        """Inclusion probability per gate: per column, or per group with ``groups``."""
+        return getattr(self, "group_inclusion_probs_", self.inclusion_probs_)
+
+    def _laplace_correct(self, X, y, offset, correction: str, gates: HardConcrete) -> None:
+        """Replace the guide's PIPs by the posterior's under the standardised slab with
+        Laplace marginal likelihoods (:mod:`l0bayes.linear_model.laplace`): enumerated over all
+        models of at most :data:`~l0bayes.linear_model.laplace.ENUMERATION_LIMIT` gates, else
+        MC3 chains started from the guide's draws, the empty and the full model."""
+        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
+        G = X.shape[1] if groups is None else int(groups.max()) + 1
+        scorer = LaplaceScorer(
+            X, y, self.family, float(self.slab_scale), self._prior_pi(G), offset, groups
+        )
+        if correction == "laplace":
+            correction = "enumerate" if G <= LAPLACE_ENUMERATION_LIMIT else "mc3"
+        if correction == "enumerate":
+            post = laplace_enumerate(scorer, max_models=2**20)
+            pips, sizes = post.inclusion_probs, post.model_size_probs
+            self.top_models_ = [
+                (m[groups] if groups is not None else m, q) for m, q in post.top_models
+            ]
+            diagnostics = {"method": "laplace-enumerate", "warnings": []}
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                guide = (gates.sample((2,)) > 0).cpu().numpy()
+            n_iter = self.chain_iterations or max(5_000, 200 * G)
+            res = laplace_mc3(
+                scorer,
+                starts=np.vstack([np.zeros((1, G), bool), guide]),
+                n_iter=n_iter,
+                seed=self.seed,
+            )
+            pips, sizes = res.inclusion_probs, res.model_size_probs
+            diagnostics = {
+                "method": "laplace-mc3",
+                "pip_spread": res.pip_spread,
+                "rhat": res.rhat,
+                "ess": res.ess_log_posterior,
+                "n_models": res.n_models,
+                "warnings": diagnose(res),
+            }
+        self.pip_diagnostics_ = diagnostics
+        self.variational_inclusion_probs_ = self.inclusion_probs_
+        self._set_probs(pips)
+        self.selected_ = self.inclusion_probs_ > 0.5
+        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family, offset)
+        self._set_size_posterior(sizes)
+        self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
+        for message in diagnostics["warnings"]:
+            warnings.warn(
+                f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
+            )
+
+    def _set_probs(self, gate_probs: np.ndarray) -> None:
+        """``inclusion_probs_`` per column, and ``group_inclusion_probs_`` with groups."""
+        if self.groups is None:
+            self.inclusion_probs_ = np.asarray(gate_probs)
+            return
+        self.group_inclusion_probs_ = np.asarray(gate_probs)
+        self.inclusion_probs_ = self.group_inclusion_probs_[
+            check_groups(self.groups, len(self.groups))
+        ]
 
     def _search_criterion(self, n: int, p: int) -> str | float:
         """The criterion the certified search minimises: the penalty's, except EBIC for
@@ -600,15 +727,32 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return "ebic"
         return self.penalty if isinstance(self.penalty, str) else float(self.penalty)
 
-    def _best_subset(self, X: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.ndarray:
+    def _best_subset(self, X: np.ndarray, y: np.ndarray, start: np.ndarray, offset=None):
         """The exact minimiser of the criterion where it can be found (sets ``optimal_`` and
-        ``criterion_gap_``); ``start`` (the polished relaxation) is the incumbent."""
+        ``criterion_gap_``); ``start`` (the polished relaxation) is the incumbent. With
+        ``groups``: :func:`~l0bayes.linear_model.selection.group_subset` (exhaustive over
+        at most :data:`BERNOULLI_EXHAUSTIVE_LIMIT` groups, else a local optimum)."""
         n, p = X.shape
-        if self.family == "bernoulli":
+        if self.groups is not None:
+            found, optimal = group_subset(
+                X,
+                y,
+                self.groups,
+                self.lam_,
+                self.family,
+                offset,
+                start,
+                exhaustive_limit=BERNOULLI_EXHAUSTIVE_LIMIT,
+            )
+            self.optimal_, self.criterion_gap_ = optimal, 0.0 if optimal else math.nan
+            return found.support
+        if self.family != "gaussian":
             if p > BERNOULLI_EXHAUSTIVE_LIMIT:
                 self.optimal_, self.criterion_gap_ = False, math.nan
                 return start
-            found = best_subset(X, y, criterion=self.lam_, family=self.family).support
+            found = best_subset(
+                X, y, criterion=self.lam_, family=self.family, offset=offset
+            ).support
             self.optimal_, self.criterion_gap_ = True, 0.0
             return found
         return self._certified_subset(GaussianStats.from_arrays(X, y), start)
@@ -640,9 +784,14 @@ class L0Regression(RegressorMixin, BaseEstimator):
         return res.support
 
     def _correction(self, p: int) -> str:
-        """The PIP correction this fit uses (see ``correction``)."""
-        if self.family != "gaussian" or self.correction == "none":
+        """The PIP correction this fit uses (see ``correction``): for the other families
+        ``"laplace"`` (``"auto"``), ``"enumerate"`` or ``"mc3"``, all with Laplace scores."""
+        if self.correction == "none":
             return "none"
+        if self.family != "gaussian":
+            return "laplace" if self.correction in ("auto", "laplace") else self.correction
+        if self.correction == "laplace":
+            return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
         if self.correction != "auto":
             return self.correction
         if self.prior == "raw":
@@ -848,11 +997,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return float(self.expected_model_size) / p
         return 0.5 if self.prior_inclusion is None else _beta_tuple(self.prior_inclusion)
 
-    def _run_svi(self, Xt, yt, prior, desc, n_steps=None):
+    def _run_svi(self, Xt, yt, prior, desc, n_steps=None, offset=None):
         return fit_svi(
             regression_model,
             regression_guide,
-            (Xt, yt, prior),
+            (Xt, yt, prior) if offset is None else (Xt, yt, prior, offset),
             n_steps=n_steps or self.n_steps,
             lr=self.lr,
             num_particles=self.num_particles,
@@ -870,16 +1019,21 @@ class L0Regression(RegressorMixin, BaseEstimator):
         refined = replace(prior, init_log_alpha=la, init_weight=init_w * sel)
         return self._run_svi(Xt, yt, refined, "L0Regression (refine)", max(self.n_steps // 3, 1))
 
-    def _set_fitted(self, X, y, std, prior, result, selected) -> None:
+    def _set_fitted(self, X, y, std, prior, result, selected, offset=None) -> None:
         gates = _gates(result, prior)
         self._standardizer_ = std
         self.params_ = {k: v.cpu() for k, v in result.params.items()}
         self.losses_ = result.losses
-        self.inclusion_probs_ = gates.prob_nonzero.cpu().numpy()
+        self._set_probs(gates.prob_nonzero.cpu().numpy())
         self.selected_ = np.asarray(selected, dtype=bool)
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
+        if "dispersion" in result.params:
+            self.dispersion_ = float(result.params["dispersion"])
         if self.penalty == "bayes":
-            coef_std = (gates.mean * result.params["weight_loc"]).cpu().numpy()
+            gate_mean = gates.mean
+            if prior.groups is not None:
+                gate_mean = gate_mean[prior.groups]
+            coef_std = (gate_mean * result.params["weight_loc"]).cpu().numpy()
             self.coef_, self.intercept_ = std.coef_to_original(
                 coef_std, float(result.params["intercept"])
             )
@@ -887,7 +1041,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 sigma = self.noise_scale or float(result.params["noise_scale"]) * std.y_scale
                 self.noise_scale_ = float(sigma)
         else:
-            self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
+            self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family, offset)
             if self.family == "gaussian":
                 resid = y - self.intercept_ - X @ self.coef_
                 self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
@@ -981,11 +1135,18 @@ class L0Regression(RegressorMixin, BaseEstimator):
         check_finite(X, "X")
         return self.intercept_ + X @ self.coef_
 
-    def predict(self, X) -> np.ndarray:
-        """Mean response (Gaussian) or the more probable class, 0 or 1 (Bernoulli)."""
+    def predict(self, X, offset=None) -> np.ndarray:
+        """Mean response (Gaussian), the more probable class, 0 or 1 (Bernoulli), or the mean
+        count :math:`e^{o + b + x^\\top\\beta}` (Poisson, negative binomial); ``offset`` as in
+        :meth:`fit`, for the rows of ``X``."""
         eta = self._decision(X)
+        offset = check_offset(offset, len(eta))
+        if offset is not None:
+            eta = eta + offset
         if self.family == "bernoulli":
             return (eta > 0).astype(np.int64)
+        if self.family in COUNT_FAMILIES:
+            return np.exp(np.minimum(eta, 700.0))
         return eta
 
     def score(self, X, y, sample_weight=None) -> float:
@@ -1005,7 +1166,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
     # ----------------------------------------------------------------- reports
     def information_criteria(self) -> InformationCriteria:
         """k, log-likelihood, AIC and BIC of the selected model refitted by maximum likelihood
-        with an intercept — the numbers ``statsmodels.OLS``/``Logit`` report for that model."""
+        with an intercept (and the offset) — the numbers statsmodels' ``OLS``, ``Logit``,
+        ``Poisson`` and ``NegativeBinomial`` (NB2, the discrete model with α estimated and
+        counted in k) report for that model."""
         check_is_fitted(self, "criteria_")
         return self.criteria_
 
@@ -1139,19 +1302,23 @@ def _gates(result, prior: RegressionPrior) -> HardConcrete:
 
 
 def _ridge(Xt: torch.Tensor, yt: torch.Tensor, family: str, alpha: float = 1.0) -> torch.Tensor:
-    """Ridge start for the weights on standardised data (logistic: a scaled linear fit)."""
+    """Ridge start for the weights on standardised data (logistic: a scaled linear fit;
+    counts: a linear fit of :math:`\\log(1 + y)`)."""
     p = Xt.shape[1]
-    target = yt if family == "gaussian" else 4.0 * (yt - yt.mean())
+    if family in COUNT_FAMILIES:
+        target = torch.log1p(yt)
+    else:
+        target = yt if family == "gaussian" else 4.0 * (yt - yt.mean())
     gram = Xt.T @ Xt + alpha * torch.eye(p, dtype=Xt.dtype, device=Xt.device)
     return torch.linalg.solve(gram, Xt.T @ (target - target.mean()))
 
 
-def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str):
+def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str, offset=None):
     """Maximum-likelihood coefficients (original scale) of the model on ``support``."""
     from l0bayes.linear_model.selection import refit_coefficients
 
     coef = np.zeros(X.shape[1])
-    intercept, coef[support] = refit_coefficients(X[:, support], y, family)
+    intercept, coef[support] = refit_coefficients(X[:, support], y, family, offset)
     return coef, intercept
 
 

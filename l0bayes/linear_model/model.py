@@ -7,7 +7,17 @@ The model, for :math:`n` rows of :math:`X \in \mathbb R^{n\times p}`:
     z_j &\sim \text{SpikeSlabGate}(\lambda_j), &\quad j = 1..p \\
     \theta_j \mid z_j \ne 0 &\sim \text{GaussianSlab}(\lambda_{2,j}) \\
     \eta_i &= b + \textstyle\sum_j x_{ij}\, z_j \theta_j \\
-    y_i &\sim \mathcal N(\eta_i, \sigma^2) \ \text{or}\ \text{Bernoulli}(\text{logit} = \eta_i).
+    y_i &\sim \mathcal N(\eta_i, \sigma^2),\ \text{Bernoulli}(\text{logit} = \eta_i),\
+        \text{Poisson}(e^{\eta_i})\ \text{or}\ \text{NB2}(e^{\eta_i}, \alpha).
+
+A known ``offset`` :math:`o_i` (log exposure) is added to :math:`\eta_i`. The negative
+binomial is the Gamma–Poisson mixture with mean :math:`\mu = e^\eta` and variance
+:math:`\mu + \alpha\mu^2` (``GammaPoisson(1/α, 1/(αμ))``); :math:`\alpha` is a point
+estimate (``pyro.param("dispersion")``) like :math:`\sigma`.
+
+With ``groups`` (an index tensor mapping each of the p columns to one of G groups) there is one
+gate per group, :math:`\beta_j = z_{g(j)}\theta_j`: the columns of a group (the dummies of a
+categorical variable, a spline basis) enter or leave together.
 
 The guide is mean field: :math:`q(z_j) = \text{HardConcrete}(\log\alpha_j)` and
 :math:`q(\theta_j) = \delta(\tilde\theta_j)` (MAP, ``weight_guide="delta"``) or
@@ -71,7 +81,7 @@ from l0bayes.distributions import (
     SpikeSlabGate,
     check_gate_hyperparameters,
 )
-from l0bayes.validation import FAMILIES, check_choice, check_count, check_positive
+from l0bayes.validation import COUNT_FAMILIES, FAMILIES, check_choice, check_count, check_positive
 
 WEIGHT_GUIDES = ("delta", "normal")
 
@@ -91,6 +101,9 @@ class RegressionPrior:
     :param weight_guide: ``"delta"`` (MAP weights) or ``"normal"`` (mean-field Gaussian).
     :param init_log_alpha: initial gate locations (float or ``(p,)``).
     :param init_weight: initial weight locations (``None``: zeros) of shape ``(p,)``.
+    :param groups: ``None`` (one gate per column) or a long tensor ``(p,)`` of group ids
+        ``0..G-1`` (one gate per group; ``init_log_alpha`` then has shape ``(G,)``).
+    :param init_intercept: initial intercept (e.g. :math:`\\log\\bar y` for counts).
     :param inclusion_beta: ``(a, b)`` of a Beta hyperprior on the prior inclusion probability
         :math:`\\pi` (then ``lam`` is ignored and :math:`\\pi` is a latent site
         ``"prior_inclusion"`` with a Beta guide).
@@ -109,6 +122,13 @@ class RegressionPrior:
     init_log_alpha: float | torch.Tensor = 0.0
     init_weight: torch.Tensor | None = field(default=None, compare=False)
     inclusion_beta: tuple[float, float] | None = None
+    groups: torch.Tensor | None = field(default=None, compare=False)
+    init_intercept: float = 0.0
+
+    @property
+    def n_gates(self) -> int | None:
+        """G, the number of gate groups (``None``: one gate per column)."""
+        return None if self.groups is None else int(self.groups.max()) + 1
 
     def __post_init__(self) -> None:
         check_choice("family", self.family, FAMILIES)
@@ -138,6 +158,13 @@ class RegressionPrior:
             for name, value in zip(("a", "b"), self.inclusion_beta, strict=True):
                 check_positive(f"inclusion_beta {name}", value)
         _check_tensor("init_log_alpha", self.init_log_alpha)
+        _check_tensor("init_intercept", self.init_intercept)
+        if self.groups is not None:
+            g = self.groups
+            if not torch.is_tensor(g) or g.dim() != 1 or g.dtype != torch.long or g.numel() == 0:
+                raise ValueError("groups must be a 1-D long tensor of group ids (one per column)")
+            if bool((g < 0).any()) or set(g.unique().tolist()) != set(range(int(g.max()) + 1)):
+                raise ValueError("groups must use every id 0..G-1 (relabel them)")
         if self.init_weight is not None:
             _check_tensor("init_weight", self.init_weight)
 
@@ -168,13 +195,21 @@ def _check_data(X: torch.Tensor, y: torch.Tensor | None, prior: RegressionPrior)
     if y is not None and (not torch.is_tensor(y) or tuple(y.shape) != (n,)):
         got = tuple(y.shape) if torch.is_tensor(y) else type(y)
         raise ValueError(f"y must be a 1-D tensor with one entry per row of X (n = {n}), got {got}")
+    if prior.groups is not None and tuple(prior.groups.shape) != (p,):
+        raise ValueError(
+            f"prior.groups must have shape (p,) = ({p},), got {tuple(prior.groups.shape)}"
+        )
     for name in ("lam", "slab_precision", "init_log_alpha", "init_weight"):
         value = getattr(prior, name)
         shape = () if value is None else tuple(np.shape(value))
-        allowed = ((p,),) if name == "init_weight" and value is not None else ((), (1,), (p,))
+        size = (
+            prior.n_gates if name in ("lam", "init_log_alpha") and prior.groups is not None else p
+        )
+        allowed = ((size,),) if name == "init_weight" and value is not None else ((), (1,), (size,))
         if shape not in allowed:
             raise ValueError(
-                f"prior.{name} must be a scalar or have shape (p,) = ({p},), got shape {shape}"
+                f"prior.{name} must be a scalar or have shape (p,) = ({size},), got shape {shape}"
+                + (" (p: the number of gate groups G)" if size != p else "")
             )
     if prior.subsample_size is not None and prior.subsample_size > n:
         raise ValueError(
@@ -188,6 +223,8 @@ def _check_data(X: torch.Tensor, y: torch.Tensor | None, prior: RegressionPrior)
             raise ValueError(f"{name} contains NaN or infinite values; drop or impute them")
     if y is not None and prior.family == "bernoulli" and not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("y must contain only 0 and 1 for family='bernoulli'; recode it as 0/1")
+    if y is not None and prior.family in COUNT_FAMILIES and not bool((y >= 0).all()):
+        raise ValueError(f"y must hold non-negative counts for family={prior.family!r}")
 
 
 def _as_tensor(value, like: torch.Tensor) -> torch.Tensor:
@@ -200,21 +237,39 @@ def linear_predictor(X: torch.Tensor, intercept: torch.Tensor, coef: torch.Tenso
 
 
 def regression_model(
-    X: torch.Tensor, y: torch.Tensor | None = None, prior: RegressionPrior = RegressionPrior()
+    X: torch.Tensor,
+    y: torch.Tensor | None = None,
+    prior: RegressionPrior = RegressionPrior(),
+    offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The L0-gated regression model (see the module docstring). Returns the coefficients."""
+    """The L0-gated regression model (see the module docstring). Returns the coefficients.
+
+    ``offset`` (n,): a known term of the linear predictor (log exposure for counts)."""
     _check_data(X, y, prior)
     n, p = X.shape
+    if offset is not None and tuple(offset.shape) != (n,):
+        raise ValueError(f"offset must have shape (n,) = ({n},), got {tuple(offset.shape)}")
     intercept, coef = _coefficients(p, X, prior)
     with pyro.plate("data", n, subsample_size=prior.subsample_size) as idx:
         eta = linear_predictor(X[idx], intercept, coef)
+        if offset is not None:
+            eta = eta + offset[idx]
         obs = None if y is None else y[idx]
-        if prior.family == "gaussian":
-            sigma = _noise_scale(prior, X)
-            pyro.sample("obs", dist.Normal(eta, sigma), obs=obs)
-        else:
-            pyro.sample("obs", dist.Bernoulli(logits=eta), obs=obs)
+        pyro.sample("obs", _likelihood(prior, eta, X), obs=obs)
     return coef
+
+
+def _likelihood(prior: RegressionPrior, eta: torch.Tensor, like: torch.Tensor):
+    """The observation distribution of the family at the linear predictor ``eta``."""
+    if prior.family == "gaussian":
+        return dist.Normal(eta, _noise_scale(prior, like))
+    if prior.family == "bernoulli":
+        return dist.Bernoulli(logits=eta)
+    eta = eta.clamp(max=80.0)  # exp overflows float64 near 709; no count model lives there
+    if prior.family == "poisson":
+        return dist.Poisson(eta.exp())
+    alpha = pyro.param("dispersion", lambda: like.new_ones(()), constraint=constraints.positive)
+    return dist.GammaPoisson(1.0 / alpha, (-eta).exp() / alpha)
 
 
 def _coefficients(
@@ -222,10 +277,16 @@ def _coefficients(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The intercept (a ``pyro.param``) and the gated coefficients :math:`z \\odot \\theta`,
     shape ``(..., p)`` (a leading particle dimension when particles are vectorised)."""
-    intercept = pyro.param("intercept", lambda: like.new_zeros(()))
+    intercept = pyro.param("intercept", lambda: like.new_full((), float(prior.init_intercept)))
     gate_prior = _gate_prior(prior, like)
-    with pyro.plate("features", p):
-        z = pyro.sample("gate", gate_prior)
+    features = pyro.plate("features", p)
+    if prior.groups is None:
+        with features:
+            z = pyro.sample("gate", gate_prior)
+    else:
+        with pyro.plate("groups", prior.n_gates):
+            z = pyro.sample("gate", gate_prior)[..., prior.groups.to(like.device)]
+    with features:
         slab = GaussianSlab(_as_tensor(prior.slab_precision, like), prior.slab_normalized)
         with poutine.mask(mask=z != 0):  # the spike: an excluded weight costs nothing
             theta = pyro.sample("weight", slab.expand([p]))
@@ -249,7 +310,10 @@ def _noise_scale(prior: RegressionPrior, like: torch.Tensor) -> torch.Tensor:
 
 
 def regression_guide(
-    X: torch.Tensor, y: torch.Tensor | None = None, prior: RegressionPrior = RegressionPrior()
+    X: torch.Tensor,
+    y: torch.Tensor | None = None,
+    prior: RegressionPrior = RegressionPrior(),
+    offset: torch.Tensor | None = None,
 ) -> None:
     """Mean-field guide: hard concrete gates, point-mass or Gaussian weights.
 
@@ -262,8 +326,9 @@ def regression_guide(
 
 def _guide(p: int, X: torch.Tensor, prior: RegressionPrior) -> None:
     """The guide's sites for ``p`` features (``X`` gives only the dtype and device)."""
+    n_gates = p if prior.groups is None else prior.n_gates
     log_alpha = pyro.param(
-        "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(p).clone()
+        "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(n_gates).clone()
     )
     if prior.inclusion_beta is not None:
         a0, b0 = (_as_tensor(v, X) for v in prior.inclusion_beta)
@@ -274,10 +339,16 @@ def _guide(p: int, X: torch.Tensor, prior: RegressionPrior) -> None:
     loc = pyro.param(
         "weight_loc", lambda: X.new_zeros(p) if init_w is None else _as_tensor(init_w, X).clone()
     )
+    q_gate = HardConcrete(log_alpha, prior.temperature, prior.stretch)
+    prob = q_gate.prob_nonzero
+    if prior.groups is not None:
+        with pyro.plate("groups", n_gates):
+            pyro.sample("gate", q_gate)
+        prob = prob[prior.groups.to(X.device)]
     with pyro.plate("features", p):
-        q_gate = HardConcrete(log_alpha, prior.temperature, prior.stretch)
-        pyro.sample("gate", q_gate)
-        with poutine.scale(scale=q_gate.prob_nonzero):
+        if prior.groups is None:
+            pyro.sample("gate", q_gate)
+        with poutine.scale(scale=prob):
             pyro.sample("weight", _weight_guide(prior, loc))
 
 

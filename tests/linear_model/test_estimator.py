@@ -178,7 +178,7 @@ BAD = [
     (dict(penalty="bayes", prior_inclusion=0.0), lambda X, y: (X, y), r"strictly inside \(0, 1\)"),
     (dict(prior_inclusion=0.2, expected_model_size=1), lambda X, y: (X, y), "not both"),
     (dict(expected_model_size=9), lambda X, y: (X, y), "between 0 and p"),
-    (dict(family="poisson"), lambda X, y: (X, y), "family"),
+    (dict(family="gamma"), lambda X, y: (X, y), "family"),
     (dict(temperature=0.0), lambda X, y: (X, y), "temperature"),
     (dict(noise_scale=1.0), lambda X, y: (X, y), "noise_scale is used by penalty='bayes'"),
     (dict(slab_scale=-1.0), lambda X, y: (X, y), "slab_scale"),

@@ -130,7 +130,7 @@ def test_vectorized_particles_shapes_and_bernoulli_family():
 
 def test_prior_rejects_unknown_family_and_weight_guide():
     with pytest.raises(ValueError, match="family"):
-        RegressionPrior(family="poisson")
+        RegressionPrior(family="gamma")
     with pytest.raises(ValueError, match="weight_guide"):
         RegressionPrior(weight_guide="laplace")
 

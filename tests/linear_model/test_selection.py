@@ -233,7 +233,7 @@ def test_separated_logistic_problem_raises() -> None:
         (lambda X, y: local_search(X, y, np.ones(6, bool), family="bernoulli"), "only 0 and 1"),
         (lambda X, y: information_criteria(X, y, np.arange(3)), "boolean mask of length p = 6"),
         (lambda X, y: information_criteria(X, y, np.ones(5, bool)), "boolean mask"),
-        (lambda X, y: best_subset(X, y, family="poisson"), "family must be one of"),
+        (lambda X, y: best_subset(X, y, family="gamma"), "family must be one of"),
         (lambda X, y: best_subset(X, y, criterion="hqic"), "criterion must be"),
         (lambda X, y: best_subset(X, y, max_features=4), r"2\*\*6 = 64 models.*local_search"),
     ],
