@@ -59,6 +59,7 @@ run under :func:`enumerated_gates` (Pyro's enumeration adds batch dimensions on 
 
 [1] C. Louizos, M. Welling, D. P. Kingma. Learning Sparse Neural Networks through :math:`L_0`
     Regularization. ICLR 2018, arXiv:1712.01312.
+
 [2] L. Kuo, B. Mallick. Variable selection for regression models. Sankhyā B 60 (1998), 65-81.
 """
 
