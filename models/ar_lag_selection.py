@@ -25,7 +25,8 @@ import statsmodels.api as sm  # noqa: E402
 import torch  # noqa: E402
 from statsmodels.tsa.ar_model import AutoReg  # noqa: E402
 
-from l0bayes import AutoL0Guide, gated  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0  # noqa: E402
 
 
 @dataclass
@@ -60,17 +61,9 @@ def model(X, y=None, prior_inclusion=0.5):
 
 
 def fit(cfg: Config, X: torch.Tensor, y: torch.Tensor) -> AutoL0Guide:
-    pyro.set_rng_seed(cfg.seed)
-    pyro.clear_param_store()
-    guide = AutoL0Guide(model)
-    svi = pyro.infer.SVI(
-        model, guide, pyro.optim.Adam({"lr": cfg.lr}), pyro.infer.TraceMeanField_ELBO()
+    return fit_autol0(
+        model, X, y, cfg.prior_inclusion, num_steps=cfg.steps, lr=cfg.lr, seed=cfg.seed
     )
-    svi.step(X, y, cfg.prior_inclusion)  # first step validated, the rest not (speed)
-    with pyro.validation_enabled(False):
-        for _ in range(cfg.steps - 1):
-            svi.step(X, y, cfg.prior_inclusion)
-    return guide
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -82,12 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = Config(steps=args.steps, out=args.out, seed=args.seed)
     series = load()
     X, y = lag_matrix(series, cfg.max_lag)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small model: extra threads only contend
-    try:
-        guide = fit(cfg, torch.tensor(X), torch.tensor(y))
-    finally:
-        torch.set_num_threads(threads)
+    guide = fit(cfg, torch.tensor(X), torch.tensor(y))
     pips = guide.inclusion_probs()["phi"].numpy()  # (P,)
     lags = np.arange(1, cfg.max_lag + 1)
     print("lag  " + " ".join(f"{k:5d}" for k in lags))

@@ -25,7 +25,8 @@ import pyro.distributions as dist  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 import torch  # noqa: E402
 
-from l0bayes import AutoL0Guide, gated  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0  # noqa: E402
 
 NUMERIC = ["age", "yrs_married", "children"]
 CATEGORICAL = ["rate_marriage", "religious", "educ", "occupation", "occupation_husb"]
@@ -70,18 +71,8 @@ def model(X, groups, y=None, prior_inclusion=0.5, slab_scale=1.0):
 
 
 def fit(cfg: Config, X: torch.Tensor, groups: torch.Tensor, y: torch.Tensor) -> AutoL0Guide:
-    pyro.set_rng_seed(cfg.seed)
-    pyro.clear_param_store()
-    guide = AutoL0Guide(model)
-    svi = pyro.infer.SVI(
-        model, guide, pyro.optim.Adam({"lr": cfg.lr}), pyro.infer.TraceMeanField_ELBO()
-    )
     extra = (cfg.prior_inclusion, cfg.slab_scale)
-    svi.step(X, groups, y, *extra)  # first step validated, the rest not (speed)
-    with pyro.validation_enabled(False):
-        for _ in range(cfg.steps - 1):
-            svi.step(X, groups, y, *extra)
-    return guide
+    return fit_autol0(model, X, groups, y, *extra, num_steps=cfg.steps, lr=cfg.lr, seed=cfg.seed)
 
 
 def glm(X: np.ndarray, y: np.ndarray):
@@ -96,12 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = Config(steps=args.steps, out=args.out, seed=args.seed)
     X, y, groups, names, columns = load()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small model: extra threads only contend
-    try:
-        guide = fit(cfg, torch.tensor(X), torch.tensor(groups), torch.tensor(y))
-    finally:
-        torch.set_num_threads(threads)
+    guide = fit(cfg, torch.tensor(X), torch.tensor(groups), torch.tensor(y))
     group_pips = guide.inclusion_probs()["beta"].numpy()  # (groups,): one gate per variable
     column_pips = group_pips[groups]  # (columns,): every dummy carries its variable's PIP
     for g, name in enumerate(names):

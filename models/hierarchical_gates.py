@@ -28,7 +28,8 @@ import statsmodels.api as sm  # noqa: E402
 import statsmodels.formula.api as smf  # noqa: E402
 import torch  # noqa: E402
 
-from l0bayes import AutoL0Guide, gated  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0  # noqa: E402
 
 #: The random-effect blocks: name -> the column of the design it multiplies (None: intercept).
 BLOCKS = {"firm_intercept": None, "firm_value": "value", "firm_capital": "capital"}
@@ -79,18 +80,8 @@ def model(X, firm, num_firms, y=None, prior_inclusion=0.5):
 
 
 def fit(cfg: Config, X, firm, num_firms, y) -> AutoL0Guide:
-    pyro.set_rng_seed(cfg.seed)
-    pyro.clear_param_store()
-    guide = AutoL0Guide(model)
-    svi = pyro.infer.SVI(
-        model, guide, pyro.optim.Adam({"lr": cfg.lr}), pyro.infer.TraceMeanField_ELBO()
-    )
     data = (X, firm, num_firms, y, cfg.prior_inclusion)
-    svi.step(*data)  # first step validated, the rest not (speed)
-    with pyro.validation_enabled(False):
-        for _ in range(cfg.steps - 1):
-            svi.step(*data)
-    return guide
+    return fit_autol0(model, *data, num_steps=cfg.steps, lr=cfg.lr, seed=cfg.seed)
 
 
 def ols(frame: pd.DataFrame, blocks: list[str]):
@@ -110,12 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     firm = torch.tensor(frame["firm"].to_numpy(), dtype=torch.long)  # (n,)
     y = torch.tensor(frame["invest"].to_numpy())
     num_firms = int(firm.max()) + 1
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small model: extra threads only contend
-    try:
-        guide = fit(cfg, X, firm, num_firms, y)
-    finally:
-        torch.set_num_threads(threads)
+    guide = fit(cfg, X, firm, num_firms, y)
     probs = guide.inclusion_probs()
     pips = np.array([float(probs[name]) for name in BLOCKS])  # (blocks,)
     for name, pip in zip(BLOCKS, pips, strict=True):

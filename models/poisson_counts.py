@@ -21,7 +21,8 @@ import pyro.distributions as dist  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 import torch  # noqa: E402
 
-from l0bayes import AutoL0Guide, gated  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0  # noqa: E402
 
 
 @dataclass
@@ -51,17 +52,10 @@ def model(X, y=None, prior_inclusion=0.5):
 
 
 def fit(cfg: Config, X: torch.Tensor, y: torch.Tensor) -> AutoL0Guide:
-    pyro.set_rng_seed(cfg.seed)
-    pyro.clear_param_store()
-    guide = AutoL0Guide(model)
-    svi = pyro.infer.SVI(
-        model, guide, pyro.optim.Adam({"lr": cfg.lr}), pyro.infer.TraceMeanField_ELBO()
+    # one thread (the default): a 17 x 6 problem, where extra threads only contend
+    return fit_autol0(
+        model, X, y, cfg.prior_inclusion, num_steps=cfg.steps, lr=cfg.lr, seed=cfg.seed
     )
-    svi.step(X, y, cfg.prior_inclusion)  # first step validated, the rest not (speed)
-    with pyro.validation_enabled(False):
-        for _ in range(cfg.steps - 1):
-            svi.step(X, y, cfg.prior_inclusion)
-    return guide
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -72,12 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = Config(steps=args.steps, out=args.out, seed=args.seed)
     X, y, names = load()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 17 x 6 problem: extra threads only contend (10x slower)
-    try:
-        guide = fit(cfg, torch.tensor(X), torch.tensor(y))
-    finally:
-        torch.set_num_threads(threads)
+    guide = fit(cfg, torch.tensor(X), torch.tensor(y))
     pips = guide.inclusion_probs()["beta"].numpy()
     for name, pip in zip(names, pips, strict=True):
         print(f"{name:>12s}  PIP {pip:.3f}")

@@ -1,7 +1,13 @@
 """L0 gates in any Pyro model: the ``gated`` primitive, its autoguide, an ArviZ export and an
 exact (enumerated) reference for small problems."""
 
-from l0bayes.gates.autoguide import AutoL0Guide, GatedValue, GateGuide, hard_concrete_quantile
+from l0bayes.gates.autoguide import (
+    AutoL0Guide,
+    GatedValue,
+    GateGuide,
+    fit_autol0,
+    hard_concrete_quantile,
+)
 from l0bayes.gates.primitive import enumerated_gates, gated, is_gated_site
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "GateGuide",
     "GatedValue",
     "enumerated_gates",
+    "fit_autol0",
     "gated",
     "hard_concrete_quantile",
     "is_gated_site",

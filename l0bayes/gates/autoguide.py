@@ -31,6 +31,7 @@ from pyro.nn.module import PyroParam
 from torch.distributions import Distribution, Independent, biject_to, kl_divergence, register_kl
 from torch.distributions.transforms import ComposeTransform
 
+from l0bayes.device import torch_threads
 from l0bayes.distributions import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
@@ -351,7 +352,52 @@ class AutoL0Guide(AutoGuideList):
         return self.gate_guide.sample_structures(num_samples)
 
 
+def fit_autol0(
+    model,
+    *args,
+    num_steps: int,
+    lr: float = 0.05,
+    seed: int = 0,
+    values: str = "normal",
+    num_threads: int | None = None,
+    **kwargs,
+) -> AutoL0Guide:
+    r"""Fit an :class:`AutoL0Guide` to ``model(*args, **kwargs)`` by SVI and return it.
+
+    Maximises the ELBO with :class:`~pyro.infer.TraceMeanField_ELBO` (the gates' KLs in
+    closed form) and Adam(``lr``) for ``num_steps`` steps, from a cleared parameter store and
+    ``pyro.set_rng_seed(seed)``. The first step runs with Pyro's validation on (shapes and
+    supports are checked once), the rest without it. Torch uses ``num_threads`` threads
+    (default: :func:`l0bayes.device.default_threads`, one unless configured: a small model
+    only pays for more).
+
+    :param model: a Pyro model that calls :func:`~l0bayes.gates.gated`.
+    :param args: the model's positional arguments.
+    :param num_steps: SVI steps.
+    :param lr: Adam's learning rate.
+    :param seed: the random seed.
+    :param values: the guide of the gated values and other latents (``"normal"``, ``"delta"``).
+    :param num_threads: torch's CPU threads during the fit.
+    :param kwargs: the model's keyword arguments.
+    :returns: the fitted guide (its parameters live in Pyro's parameter store).
+    """
+    check_count("num_steps", num_steps)
+    check_positive("lr", lr)
+    pyro.set_rng_seed(seed)
+    pyro.clear_param_store()
+    guide = AutoL0Guide(model, values=values)
+    optim = pyro.optim.Adam({"lr": lr})
+    svi = pyro.infer.SVI(model, guide, optim, pyro.infer.TraceMeanField_ELBO())
+    with torch_threads(num_threads):
+        svi.step(*args, **kwargs)
+        with pyro.validation_enabled(False):
+            for _ in range(num_steps - 1):
+                svi.step(*args, **kwargs)
+    return guide
+
+
 __all__ = [
+    "fit_autol0",
     "AutoL0Guide",
     "GateGuide",
     "GatedValue",

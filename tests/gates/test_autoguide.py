@@ -104,3 +104,24 @@ def test_positive_slab_uses_a_transformed_guide():
     assert (value > 0).all()
     loss = TraceMeanField_ELBO().loss(model, guide)
     assert torch.isfinite(torch.tensor(loss))
+
+
+def test_fit_autol0_fits_a_users_model_and_checks_its_arguments():
+    import pyro.distributions as dist
+
+    from l0bayes.gates import fit_autol0, gated
+
+    def model(X, y=None):
+        sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+        beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]), prior_inclusion=0.2)
+        with pyro.plate("data", X.shape[0]):
+            pyro.sample("y", dist.Normal((X * beta).sum(-1), sigma), obs=y)
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 4, generator=gen)
+    y = 3 * X[:, 0] + 0.3 * torch.randn(200, generator=gen)
+    guide = fit_autol0(model, X, y, num_steps=300, seed=1)
+    pips = guide.inclusion_probs()["beta"]
+    assert pips[0] > 0.95 and (pips[1:] < 0.5).all()
+    with pytest.raises(ValueError, match="num_steps must be a positive integer"):
+        fit_autol0(model, X, y, num_steps=0)
