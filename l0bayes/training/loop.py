@@ -23,7 +23,9 @@ device synchronisation, and every read checks that the sum is finite.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -231,7 +233,30 @@ def error_rate(model: nn.Module | Callable, images: Images, batch_size: int = 10
     return wrong / len(images)
 
 
+@contextlib.contextmanager
+def stop_on_sigint(request_stop: Callable[[], bool]) -> Iterator[None]:
+    """For the block, make SIGINT (Ctrl-C) call ``request_stop()``, which asks the loop to
+    checkpoint and stop at the next step boundary and returns whether a stop had already been
+    asked for; a second SIGINT then interrupts at once (``KeyboardInterrupt``). Outside the
+    main thread SIGINT is left alone."""
+
+    def handler(signum, frame):
+        if request_stop():
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 __all__ = [
+    "stop_on_sigint",
     "AfterStep",
     "FitResult",
     "LossFn",

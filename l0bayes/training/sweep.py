@@ -35,7 +35,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
@@ -57,7 +56,7 @@ from l0bayes.training.averaging import StackedEMA
 from l0bayes.training.checkpoint import write_json
 from l0bayes.training.config import LOG_ALPHA_RANGE, TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.loop import descend
+from l0bayes.training.loop import descend, stop_on_sigint
 from l0bayes.training.run_directory import run_lock
 from l0bayes.training.trainer import Trainer, TrainingInterrupted
 
@@ -140,6 +139,12 @@ class Sweep:
         the synthetic set, whose images depend on it).
     :param resume: continue every network from its checkpoint.
     """
+
+    def request_stop(self) -> bool:
+        """Ask the loop to checkpoint and stop at the next step boundary (SIGINT's handler);
+        returns whether a stop had already been asked for."""
+        asked, self._stop = self._stop, True
+        return asked
 
     def __init__(
         self, cfgs: Sequence[TrainConfig], data: ImageDataset | None = None, resume=False
@@ -390,7 +395,7 @@ class Sweep:
                 with self._stream(k):
                     t.begin()  # restores a resumed run's checkpoint and random state
             self._stack()
-            stack.enter_context(_sigint_flag(self))
+            stack.enter_context(stop_on_sigint(self.request_stop))
             stack.enter_context(torch_threads(self.cfg.num_threads))
             stack.enter_context(pyro.validation_enabled(False))
             first = self.trainers[0]
@@ -454,27 +459,6 @@ class Sweep:
             t.state.train_seconds += seconds
             with self._stream(k):
                 t.end_epoch()
-
-
-@contextlib.contextmanager
-def _sigint_flag(sweep: Sweep) -> Iterator[None]:
-    """On SIGINT, checkpoint every network and stop at the next step (a second SIGINT
-    interrupts at once)."""
-
-    def handler(signum, frame):
-        if sweep._stop:
-            raise KeyboardInterrupt
-        sweep._stop = True
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def sweep(

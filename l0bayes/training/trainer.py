@@ -46,9 +46,7 @@ import contextlib
 import functools
 import json
 import math
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -80,7 +78,7 @@ from l0bayes.training.checkpoint import (
 )
 from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.loop import MinibatchLoop, descend
+from l0bayes.training.loop import MinibatchLoop, descend, stop_on_sigint
 from l0bayes.training.records import (
     architecture_string,
     device_name,
@@ -114,6 +112,12 @@ class RunState:
 class Trainer:
     """Runs one configured training job (see the module docstring); :meth:`run` returns the
     metrics that it writes to ``metrics.json``."""
+
+    def request_stop(self) -> bool:
+        """Ask the loop to checkpoint and stop at the next step boundary (SIGINT's handler);
+        returns whether a stop had already been asked for."""
+        asked, self._stop = self._stop, True
+        return asked
 
     def __init__(self, cfg: TrainConfig, data: ImageDataset | None = None, resume=False) -> None:
         self.cfg = cfg.resolved()
@@ -380,7 +384,11 @@ class Trainer:
     def _run(self) -> dict[str, Any]:
         self.begin()
         cfg = self.cfg
-        with _sigint_flag(self), torch_threads(cfg.num_threads), pyro.validation_enabled(False):
+        with (
+            stop_on_sigint(self.request_stop),
+            torch_threads(cfg.num_threads),
+            pyro.validation_enabled(False),
+        ):
             while self.state.epoch < cfg.total_epochs:
                 if self.finetuning:
                     self.freeze_gates()
@@ -595,27 +603,6 @@ def finetune_loss(net: L0Network, x: torch.Tensor, y: torch.Tensor, num_data: in
     nll = F.cross_entropy(net(x), y, reduction="sum") * (num_data / x.shape[0])
     loss = nll + net.kl_divergence()
     return loss - net.ungated_log_prior() if net.ungated_precision else loss
-
-
-@contextlib.contextmanager
-def _sigint_flag(trainer: Trainer) -> Iterator[None]:
-    """On SIGINT, ask the trainer to checkpoint and stop at the next step boundary (a second
-    SIGINT interrupts at once)."""
-
-    def handler(signum, frame):
-        if trainer._stop:
-            raise KeyboardInterrupt
-        trainer._stop = True
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave SIGINT alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def train(cfg: TrainConfig, data: ImageDataset | None = None, resume: bool = False) -> dict:
