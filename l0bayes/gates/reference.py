@@ -45,6 +45,7 @@ outside plates, as for :func:`reference_pips`.
 **References**
 
 [1] L. Kuo, B. Mallick. Variable selection for regression models. Sankhyā B 60 (1998), 65-81.
+
 [2] A. E. Raftery. Approximate Bayes factors and accounting for model uncertainty in
     generalised linear models. Biometrika 83 (1996), 251-266.
 """

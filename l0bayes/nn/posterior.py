@@ -50,6 +50,7 @@ caller's random state is left untouched.
 
 [1] C. Louizos, M. Welling, D. P. Kingma. Learning Sparse Neural Networks through :math:`L_0`
     Regularization. ICLR 2018, arXiv:1712.01312.
+
 [2] C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger. On Calibration of Modern Neural Networks.
     ICML 2017 (the binned ECE).
 """
