@@ -49,6 +49,7 @@ import numpy as np
 from scipy.special import betainc, betaln, logsumexp
 
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
+from l0bayes.linear_model.subset_search import GaussianStats
 from l0bayes.validation import check_count, check_not_constant, check_positive, check_Xy
 
 RANK_TOL = 1e-10
@@ -88,8 +89,13 @@ class SufficientStats:
         """Centre ``X`` (n, p) and ``y`` (n,) and form the statistics."""
         X, y = check_Xy(X, y, min_samples=3)
         check_not_constant(y)
-        Xc, yc = X - X.mean(axis=0), y - y.mean()
-        return cls(n=len(y), gram=Xc.T @ Xc, xty=Xc.T @ yc, yty=float(yc @ yc))
+        return cls.of(GaussianStats.from_arrays(X, y))
+
+    @classmethod
+    def of(cls, stats: GaussianStats) -> SufficientStats:
+        """The validated, frozen view of statistics accumulated by
+        :class:`~l0bayes.linear_model.subset_search.GaussianStats` (e.g. from chunks of rows)."""
+        return cls(n=stats.n, gram=stats.gram.copy(), xty=stats.xty.copy(), yty=stats.yty)
 
     @property
     def p(self) -> int:

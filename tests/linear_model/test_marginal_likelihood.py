@@ -240,3 +240,16 @@ def test_bad_input():
         HyperGPrior(a=2.0)
     with pytest.raises(ValueError, match="constant"):
         SufficientStats.from_data(X, np.ones(len(y)))
+
+
+def test_statistics_accumulated_in_chunks_give_the_same_view():
+    from l0bayes.linear_model.subset_search import GaussianStats
+
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(90, 4)) + 3.0, rng.normal(size=90) - 1.0
+    chunks = GaussianStats.from_chunks((X[i : i + 25], y[i : i + 25]) for i in range(0, 90, 25))
+    whole, parts = SufficientStats.from_data(X, y), SufficientStats.of(chunks)
+    assert parts.n == whole.n == 90
+    np.testing.assert_allclose(parts.gram, whole.gram, rtol=1e-12)
+    np.testing.assert_allclose(parts.xty, whole.xty, rtol=1e-12, atol=1e-12)
+    assert parts.yty == pytest.approx(whole.yty, rel=1e-12)
