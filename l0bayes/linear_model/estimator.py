@@ -87,6 +87,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
@@ -1105,7 +1106,17 @@ class L0Regression(RegressorMixin, BaseEstimator):
         longest = first if self.chain_iterations else 4 * first
         n_iter = first
         while True:
-            res = mc3(stats, prior, pi, starts=starts, n_chains=4, n_iter=n_iter, seed=self.seed)
+            with tqdm(
+                total=4 * n_iter,
+                desc=f"MC3 chains ({n_iter} iterations each)",
+                disable=not self.progress,
+                mininterval=1.0,
+                leave=False,
+            ) as bar:
+                res = mc3(
+                    stats, prior, pi, starts=starts, n_chains=4, n_iter=n_iter, seed=self.seed,
+                    progress=bar.update,
+                )  # fmt: skip
             if not diagnose(res) or 2 * n_iter > longest:
                 return res
             n_iter *= 2

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,8 +185,18 @@ def _accept(log_u: float, new: float, old: float) -> bool:
     return log_u < new - old
 
 
+#: Iterations between two calls of ``mc3``'s ``progress`` callback.
+PROGRESS_EVERY = 1000
+
+
 def _run_chain(
-    scorer: _Scorer, start: np.ndarray, n_iter: int, burn: int, thin: int, seed
+    scorer: _Scorer,
+    start: np.ndarray,
+    n_iter: int,
+    burn: int,
+    thin: int,
+    seed,
+    progress: Callable[[int], None] | None = None,
 ) -> _Chain:
     rng = np.random.default_rng(seed)
     flips, us, vs = rng.random(n_iter) < 0.5, rng.random(n_iter), rng.random(n_iter)
@@ -217,6 +228,8 @@ def _run_chain(
             chain.log_post[s], chain.size[s] = state.log_post, len(state.idx)
             if s % thin == 0 and s // thin < len(chain.rb_trace):
                 chain.rb_trace[s // thin] = state.rb
+        if progress is not None and (t + 1) % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
     chain.rb_sum += dwell * state.rb
     chain.best = best
     return chain
@@ -366,6 +379,7 @@ def mc3(
     burn_in: float = 0.1,
     n_draws: int = 1000,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> MC3Result:
     r"""Run ``n_chains`` MC3 chains (module docstring) and pool their Rao–Blackwellised PIPs
 
@@ -384,6 +398,8 @@ def mc3(
     :param burn_in: fraction of each chain discarded.
     :param n_draws: RB vectors kept per chain for :math:`\hat R` and the standard errors.
     :param seed: seeds the starts and, through ``SeedSequence.spawn``, the chains.
+    :param progress: called with the number of iterations done since its last call, every
+        :data:`PROGRESS_EVERY` iterations of each chain (e.g. a progress bar's ``update``).
     """
     start_time = time.perf_counter()
     n_chains = check_count("n_chains", n_chains)
@@ -402,7 +418,8 @@ def mc3(
     thin = max(1, (n_iter - burn) // check_count("n_draws", n_draws))
     seeds = np.random.SeedSequence(seed).spawn(n_chains)
     chains = [
-        _run_chain(scorer, s, n_iter, burn, thin, q) for s, q in zip(initial, seeds, strict=True)
+        _run_chain(scorer, s, n_iter, burn, thin, q, progress)
+        for s, q in zip(initial, seeds, strict=True)
     ]
     return _summarise(chains, n_iter, start_time)
 

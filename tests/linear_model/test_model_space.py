@@ -177,3 +177,14 @@ def test_p100_correlated_design_chains_agree():
     stats = SufficientStats.from_data(X, X @ beta + rng.normal(size=n))
     result = mc3(stats, GPrior(), ("beta", 1.0, 1.0), n_iter=80_000, seed=1)
     assert result.pip_spread <= 0.02
+
+
+def test_progress_is_reported_for_every_iteration_of_every_chain():
+    from l0bayes.linear_model.model_space import PROGRESS_EVERY
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 5))
+    stats = SufficientStats.from_data(X, X[:, 0] + rng.normal(size=60))
+    done = []
+    mc3(stats, GPrior(), 0.5, n_chains=3, n_iter=2 * PROGRESS_EVERY, progress=done.append)
+    assert sum(done) == 3 * 2 * PROGRESS_EVERY
