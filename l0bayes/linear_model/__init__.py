@@ -27,7 +27,6 @@ from l0bayes.linear_model.inference_data import (
     to_inference_data,
 )
 from l0bayes.linear_model.laplace import (
-    LaplaceEnumeration,
     LaplaceScorer,
     laplace_enumerate,
     laplace_mc3,
@@ -73,7 +72,6 @@ from l0bayes.linear_model.varbvs import (
 __all__ = [
     "ExactPosterior",
     "GLMFit",
-    "LaplaceEnumeration",
     "LaplaceScorer",
     "fit_glm",
     "glm",

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from l0bayes.linear_model.glm import GLM_FAMILIES, NoMLEError, fit_glm
+from l0bayes.linear_model.marginal_likelihood import Enumeration
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.linear_model.model_space import MC3Result, effective_sample_size, split_rhat
 from l0bayes.validation import check_choice, check_count, check_offset, check_positive
@@ -117,45 +117,15 @@ class LaplaceScorer:
         return value
 
 
-@dataclass(frozen=True)
-class LaplaceEnumeration:
-    r"""The posterior over all :math:`2^G` models under the Laplace scores.
-
-    :param inclusion_probs: per gate group, shape ``(G,)``.
-    :param model_size_probs: :math:`P(|\gamma| = k \mid y)`, ``k = 0..G`` (groups).
-    :param top_models: ``(group mask, probability)`` of the most probable models.
-    :param log_evidence: :math:`\log\sum_\gamma p(\gamma)\,p(y \mid \gamma)`.
-    :param log_posterior: :math:`\log p(\gamma \mid y)` indexed by the bitmask
-        :math:`\sum_g \gamma_g 2^g`.
-    """
-
-    inclusion_probs: np.ndarray
-    model_size_probs: np.ndarray
-    top_models: list[tuple[np.ndarray, float]]
-    log_evidence: float
-    log_posterior: np.ndarray = field(repr=False)
-
-
 def laplace_enumerate(
     scorer: LaplaceScorer, max_models: int = 2**ENUMERATION_LIMIT, top: int = 10
-) -> LaplaceEnumeration:
+) -> Enumeration:
     r""":math:`p(\gamma \mid y) \propto p(\gamma)\,\hat p(y \mid \gamma)` for every model."""
     G = scorer.p
     if 2**G > check_count("max_models", max_models):
         raise ValueError(f"2^{G} models exceed max_models = {max_models}; use laplace_mc3")
     bits = ((np.arange(2**G)[:, None] >> np.arange(G)) & 1).astype(bool)
-    log_post = np.array([scorer.score(mask) for mask in bits])
-    log_evidence = float(logsumexp(log_post))
-    log_post = log_post - log_evidence
-    probs = np.exp(log_post)
-    order = np.argsort(-log_post, kind="stable")[:top]
-    return LaplaceEnumeration(
-        inclusion_probs=probs @ bits,
-        model_size_probs=np.bincount(bits.sum(axis=1), weights=probs, minlength=G + 1),
-        top_models=[(bits[i].copy(), float(probs[i])) for i in order],
-        log_evidence=log_evidence,
-        log_posterior=log_post,
-    )
+    return Enumeration.from_log_joint(np.array([scorer.score(mask) for mask in bits]), top)
 
 
 def _neighbours(scorer: LaplaceScorer, mask: np.ndarray) -> np.ndarray:
@@ -279,7 +249,6 @@ def laplace_mc3(
 
 __all__ = [
     "ENUMERATION_LIMIT",
-    "LaplaceEnumeration",
     "LaplaceScorer",
     "laplace_enumerate",
     "laplace_mc3",

@@ -407,6 +407,26 @@ class Enumeration:
     log_evidence: float
     log_posterior: np.ndarray = field(repr=False)
 
+    @classmethod
+    def from_log_joint(cls, log_joint: np.ndarray, top: int = 10) -> Enumeration:
+        r"""The posterior from :math:`\log p(\gamma) + \log p(y \mid \gamma)` (up to one
+        constant) of all :math:`2^p` models, indexed by the bitmask :math:`\sum_j
+        \gamma_j 2^j`: normalised by its log-sum-exp, the evidence."""
+        p = int(np.log2(len(log_joint)))
+        log_evidence = float(logsumexp(log_joint))
+        log_post = np.asarray(log_joint, dtype=float) - log_evidence
+        probs = np.exp(log_post)
+        powers = 1 << np.arange(p, dtype=np.int64)
+        bits = (np.arange(2**p, dtype=np.int64)[:, None] & powers[None, :]) != 0
+        order = np.argsort(-log_post, kind="stable")[: check_count("top", top, minimum=0)]
+        return cls(
+            inclusion_probs=probs @ bits,
+            model_size_probs=np.bincount(bits.sum(axis=1), weights=probs, minlength=p + 1),
+            top_models=[(bits[i].copy(), float(probs[i])) for i in order],
+            log_evidence=log_evidence,
+            log_posterior=log_post,
+        )
+
 
 def _all_models(p: int, k: int):
     """Index matrices of all size-``k`` subsets in chunks of at most ``_CHUNK`` rows."""
@@ -444,19 +464,7 @@ def enumerate_posterior(
     for k in range(p + 1):
         for idx in _all_models(p, k):
             log_post[powers[idx].sum(axis=1)] = _score_indices(stats, prior, idx) + log_size[k]
-    log_evidence = float(logsumexp(log_post))
-    log_post -= log_evidence
-    probs = np.exp(log_post)
-    ids = np.arange(2**p, dtype=np.int64)
-    bits = (ids[:, None] & powers[None, :]) != 0
-    order = np.argsort(-log_post, kind="stable")[: check_count("top", top, minimum=0)]
-    return Enumeration(
-        inclusion_probs=probs @ bits,
-        model_size_probs=np.bincount(bits.sum(axis=1), weights=probs, minlength=p + 1),
-        top_models=[(bits[i].copy(), float(probs[i])) for i in order],
-        log_evidence=log_evidence,
-        log_posterior=log_post,
-    )
+    return Enumeration.from_log_joint(log_post, top)
 
 
 __all__ = [
