@@ -1,20 +1,32 @@
-"""Compare sparse networks: L0 over a λ grid, magnitude pruning at matched sparsity, Sparse VD.
+"""Compare sparse networks: L0 over a λ grid and at target fractions, one-shot and gradual
+magnitude pruning at matched sparsity, Sparse VD.
 
 Methods, per seed, all on the same data (the same subset and standardisation) and epochs:
 
-* ``dense``: the network trained by ``l0bayes train`` with ``lam = 0`` (gates, no penalty): the
-  reference, and the network that magnitude pruning starts from;
-* ``l0bayes``: ``l0bayes train`` (:func:`l0bayes.training.trainer.train`) with each ``--lams``
-value (code
-  cost per parameter; the paper's λ = lam/N); test time: the deterministic Eq. 13 gates;
+* ``dense``: the network trained with ``lam = 0`` (gates, no penalty): the reference, and the
+  network that one-shot magnitude pruning starts from;
+* ``l0bayes``: L0 at each ``--lams`` value (code cost per parameter; the paper's λ = lam/N);
+  test time: the deterministic Eq. 13 gates. ``--lam-warmup``, ``--l0-finetune-epochs`` and
+  ``--bma-samples`` are ``l0bayes train``'s options of the same names;
+* ``l0-target``: L0 with λ = 0 and the expected fraction of non-zero parameters held below
+  each ``--targets`` value by the Lagrangian (``l0bayes train --target params``);
 * ``magnitude``: the dense network's test-time weights, globally pruned to as many non-zero
   weights as each l0bayes run's test-time network uses
-  (:func:`l0bayes.baselines.pruning.magnitude_prune`;
-  ``nonzero_weights`` counts used weights, :func:`l0bayes.baselines.pruning.live_chain`), optionally
-  fine-tuned for ``--fine-tune-epochs`` with the mask fixed;
+  (:func:`l0bayes.baselines.pruning.magnitude_prune`; ``nonzero_weights`` counts used
+  weights, :func:`l0bayes.baselines.pruning.live_chain`), optionally fine-tuned for
+  ``--fine-tune-epochs`` with the mask fixed;
+* ``gmp``: gradual magnitude pruning (Zhu & Gupta 2017, the cubic schedule,
+  :func:`l0bayes.baselines.pruning.gradual_magnitude_prune`) of a freshly initialised dense
+  network to the same matched count, pruning from ``--gmp-begin`` to ``--gmp-end`` of the
+  same ``--epochs`` budget and training the survivors for the rest;
 * ``svd``: Sparse Variational Dropout (:mod:`l0bayes.baselines.sparse_vd`), local
-reparameterisation,
-  KL weight warmed up linearly over ``--svd-warmup`` epochs; test time: log α > 3 pruned.
+  reparameterisation, KL weight warmed up linearly over ``--svd-warmup`` epochs; test time:
+  log α > 3 pruned.
+
+Every L0 network (dense included) of all seeds is trained in one ``l0bayes sweep``
+(:func:`l0bayes.training.sweep.sweep`, stacked; the target fractions in a second one), each
+exactly as ``l0bayes train`` would train it, into ``runs/lam-<λ>_seed-<s>`` and
+``runs/target-<t>_seed-<s>``; a finished run with the same settings is reused.
 
 Non-zero parameters and FLOPs (multiply–accumulates per example, every weight layer) are those
 of each method's test-time network, counted the same way for all
@@ -29,10 +41,15 @@ run directories under ``runs/`` (a finished run with the same settings is reused
     .venv/bin/python analysis/compare_networks.py --data-dir /work/shared/data --out-dir runs/cmp
     .venv/bin/python analysis/compare_networks.py --quick --out-dir runs/cmp_quick
 
-The default (MLP, full MNIST, 10 epochs, 2 seeds, λ ∈ {0.1, 0.3, 1, 3}; 10 trainings of
-``l0bayes train`` and 2 of Sparse VD) took 450 s on one thread of a 2-core CPU shared with two
-other training jobs (about 30 s per L0 run, 65 s per Sparse VD run); rerunning it reuses the
-finished L0 runs. ``--network lenet5`` is several times slower per epoch.
+The full-length study of the issue (the paper's 200 epochs; a GPU run)::
+
+    .venv/bin/python analysis/compare_networks.py --data-dir ../shared/data --epochs 200 \
+        --seeds 2 --lams 0.1 0.3 1 3 --targets 0.02 0.05 0.1 0.3 --lam-warmup 10 \
+        --l0-finetune-epochs 10 --bma-samples 16 --out-dir runs/cmp-200
+
+Its cost is about (1 + |lams| · (1 + 1) + |targets|) trainings per seed plus one Sparse VD
+run: each L0 sweep costs a few single runs (``bench/sweep_speed.py``), each ``gmp`` row one
+dense training. Measured times are in ``analysis/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +60,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +68,7 @@ import torch
 
 from l0bayes.baselines.pruning import (
     fine_tune,
+    gradual_magnitude_prune,
     live_chain,
     magnitude_prune,
     masked_architecture,
@@ -64,11 +82,12 @@ from l0bayes.reporting.comparison import summary_table
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
 from l0bayes.training.loop import error_rate
-from l0bayes.training.trainer import load_network, train
+from l0bayes.training.sweep import sweep, sweep_configs
+from l0bayes.training.trainer import load_network
 from l0bayes.viz import tables
 from l0bayes.viz.plotting import pyplot, save_figure
 
-METHODS = ("l0bayes", "magnitude", "svd")
+METHODS = ("l0bayes", "l0-target", "magnitude", "gmp", "svd")
 NETWORK_CHOICES = ("mnist-mlp", "lenet5")
 #: Columns of ``results.csv``.
 COLUMNS = (
@@ -80,6 +99,7 @@ COLUMNS = (
     "epochs",
     "train_size",
     "fine_tune_epochs",
+    "target_fraction",
     "test_error",
     "nonzero_params",
     "nonzero_weights",
@@ -94,13 +114,17 @@ SUMMARY = (
     ("flops", "FLOPs", ".0f"),
     ("wall_seconds", "train time (s)", ".0f"),
 )
-MARKERS = {"dense": "*", "l0bayes": "o", "magnitude": "s", "svd": "^"}
+MARKERS = {"dense": "*", "l0bayes": "o", "l0-target": "D", "magnitude": "s", "gmp": "v", "svd": "^"}
 LABELS = {
     "dense": "dense (λ = 0)",
-    "l0bayes": "L0 (l0bayes)",
-    "magnitude": "magnitude pruning (matched non-zero weights)",
+    "l0bayes": "L0 (l0bayes, per λ)",
+    "l0-target": "L0 (Lagrangian target fraction)",
+    "magnitude": "one-shot magnitude pruning of the dense net (matched non-zero weights)",
+    "gmp": "gradual magnitude pruning, cubic schedule (matched non-zero weights)",
     "svd": "Sparse VD",
 }
+#: Methods drawn as lines through their λ points, and labelled with λ.
+LINES = ("l0bayes", "magnitude", "gmp")
 
 
 # ------------------------------------------------------------------------------- methods
@@ -115,6 +139,7 @@ def _row(method: str, args, seed: int, lam: float, data, **values) -> dict:
         epochs=args.epochs,
         train_size=len(data.y_train),
         fine_tune_epochs=args.fine_tune_epochs if method == "magnitude" else 0,
+        target_fraction=math.nan,
     )
     row.update(values)
     return row
@@ -122,6 +147,9 @@ def _row(method: str, args, seed: int, lam: float, data, **values) -> dict:
 
 def _config(args, seed: int, lam: float, out: Path) -> TrainConfig:
     return TrainConfig(
+        lam_warmup=args.lam_warmup,
+        finetune_epochs=args.l0_finetune_epochs,
+        bma_samples=args.bma_samples,
         network=args.network,
         out=str(out),
         epochs=args.epochs,
@@ -139,19 +167,56 @@ def _config(args, seed: int, lam: float, out: Path) -> TrainConfig:
 _FREE = {"out", "progress", "num_threads", "data_dir"}  # settings a reused run may differ in
 
 
-def run_l0(args, seed: int, lam: float, data) -> tuple[dict, Path]:
-    """Train (or reuse a finished identical run of) ``l0bayes train`` with ``lam``."""
-    out = Path(args.out_dir) / "runs" / f"{args.network}-lam{lam:g}-s{seed}"
-    cfg = _config(args, seed, lam, out)
-    if (out / "metrics.json").is_file():
-        saved = {k: v for k, v in asdict(TrainConfig.from_run(out)).items() if k not in _FREE}
-        wanted = {k: v for k, v in asdict(cfg.resolved()).items() if k not in _FREE}
-        if saved != wanted:
-            raise ValueError(f"{out} holds a run with other settings; choose another --out-dir")
-        print(f"reusing the finished run {out}")
-        args.reused.append(str(out))
-        return json.loads((out / "metrics.json").read_text()), out
-    return train(cfg, data=data), out
+def _finished(cfg: TrainConfig, args) -> dict | None:
+    """The metrics of a finished run with ``cfg``'s settings in ``cfg.out``, else None."""
+    out = Path(cfg.out)
+    if not (out / "metrics.json").is_file():
+        return None
+    saved = {k: v for k, v in asdict(TrainConfig.from_run(out)).items() if k not in _FREE}
+    wanted = {k: v for k, v in asdict(cfg.resolved()).items() if k not in _FREE}
+    if saved != wanted:
+        raise ValueError(f"{out} holds a run with other settings; choose another --out-dir")
+    print(f"reusing the finished run {out}")
+    args.reused.append(str(out))
+    return json.loads((out / "metrics.json").read_text())
+
+
+def run_stacked(args, cfgs: list[TrainConfig]) -> list[tuple[dict, Path]]:
+    """Train ``cfgs`` as one ``l0bayes sweep`` (:func:`l0bayes.training.sweep.sweep`; each
+    network loads its own seed's data, as ``l0bayes train`` would), reusing finished identical
+    runs; ``(metrics, run directory)`` in the order of ``cfgs``."""
+    found = [_finished(cfg, args) for cfg in cfgs]
+    pending = [cfg for cfg, metrics in zip(cfgs, found, strict=True) if metrics is None]
+    trained = iter(sweep(pending) if pending else [])
+    return [
+        (metrics if metrics is not None else next(trained), Path(cfg.out))
+        for cfg, metrics in zip(cfgs, found, strict=True)
+    ]
+
+
+def run_l0_grid(args) -> dict[tuple, tuple[dict, Path]]:
+    """Every L0 network of the study: ``("lam", λ, seed)`` for λ = 0 (dense) and ``--lams``
+    in one sweep, ``("target", t, seed)`` for each ``--targets`` fraction in another."""
+    base = _config(args, 0, 0.0, Path(args.out_dir))
+    runs = Path(args.out_dir) / "runs"
+    seeds = list(range(args.seeds))
+    lams = [0.0, *args.lams]
+    cfgs = sweep_configs(base, lams, seeds, runs)
+    keys = [("lam", lam, seed) for lam in lams for seed in seeds]
+    if args.targets and "l0-target" in args.methods:
+        target = replace(base, target="params", lam=[0.0])
+        for fraction in args.targets:
+            for seed in seeds:
+                out = runs / f"target-{fraction:g}_seed-{seed}"
+                cfgs.append(replace(target, target_fraction=fraction, seed=seed, out=str(out)))
+                keys.append(("target", fraction, seed))
+    grid = {}
+    for kind in ("lam", "target"):
+        chosen = [(k, c) for k, c in zip(keys, cfgs, strict=True) if k[0] == kind]
+        if chosen:
+            done = run_stacked(args, [c for _, c in chosen])
+            grid.update(zip([k for k, _ in chosen], done, strict=True))
+    return grid
 
 
 def l0_row(args, seed: int, lam: float, data, metrics: dict, method: str, weights: int) -> dict:
@@ -224,29 +289,60 @@ def svd_row(args, seed: int, data, standardize: bool) -> dict:
     )
 
 
-def run_seed(args, seed: int) -> list[dict]:
-    """Every method for one seed."""
+def gmp_row(args, seed: int, lam: float, data, target: int, splits) -> dict:
+    """Gradual magnitude pruning (cubic schedule) of a freshly initialised dense network to
+    ``target`` non-zero weights, in the same number of epochs as every other method."""
+    spec = get_network(args.network)
+    torch.manual_seed(seed)
+    chain = plain_chain(spec.make(), gates="open")  # the dense network, every gate open
+    fit = gradual_magnitude_prune(
+        chain, splits[0], args.epochs, target, begin=args.gmp_begin, end=args.gmp_end,
+        batch_size=spec.batch_size, lr=spec.lr, seed=seed,
+    )  # fmt: skip
+    arch = masked_architecture(chain, spec.input_shape)
+    return _row(
+        "gmp",
+        args,
+        seed,
+        lam,
+        data,
+        test_error=error_rate(chain, splits[1]),
+        nonzero_params=arch.params,
+        nonzero_weights=nonzero_weights(live_chain(chain, spec.input_shape)),
+        flops=arch.flops,
+        architecture=str(arch),
+        wall_seconds=fit.train_seconds,
+    )
+
+
+def run_seed(args, seed: int, grid: dict) -> list[dict]:
+    """Every method for one seed (the L0 networks come trained in ``grid``)."""
     cfg = _config(args, seed, 0.0, Path(args.out_dir)).resolved()
     data = load_dataset(cfg)
     shape = get_network(args.network).input_shape
     splits = image_splits(data, shape, cfg.standardize)
-    rows = []
-    dense_metrics, dense_dir = run_l0(args, seed, 0.0, data)
+    dense_metrics, dense_dir = grid[("lam", 0.0, seed)]
     _, dense_net = load_network(dense_dir)
     dense_chain = plain_chain(dense_net)
     used = nonzero_weights(live_chain(dense_chain, shape))
-    rows.append(l0_row(args, seed, 0.0, data, dense_metrics, "dense", used))
-    if "l0bayes" in args.methods or "magnitude" in args.methods:
-        for lam in args.lams:
-            metrics, run_dir = run_l0(args, seed, lam, data)
-            target = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
-            if "l0bayes" in args.methods:
-                rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", target))
-            if "magnitude" in args.methods:
-                dense_seconds = dense_metrics["train_seconds"]
-                rows.append(
-                    pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits)
-                )
+    rows = [l0_row(args, seed, 0.0, data, dense_metrics, "dense", used)]
+    for lam in args.lams:
+        metrics, run_dir = grid[("lam", lam, seed)]
+        target = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
+        if "l0bayes" in args.methods:
+            rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", target))
+        if "magnitude" in args.methods:
+            dense_seconds = dense_metrics["train_seconds"]
+            rows.append(
+                pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits)
+            )
+        if "gmp" in args.methods:
+            rows.append(gmp_row(args, seed, lam, data, target, splits))
+    for fraction in args.targets if "l0-target" in args.methods else []:
+        metrics, run_dir = grid[("target", fraction, seed)]
+        weights = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
+        row = l0_row(args, seed, math.nan, data, metrics, "l0-target", weights)
+        rows.append({**row, "target_fraction": fraction})
     if "svd" in args.methods:
         rows.append(svd_row(args, seed, data, cfg.standardize))
     return rows
@@ -254,10 +350,12 @@ def run_seed(args, seed: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------- outputs
 def _lam_label(row: dict) -> str:
+    if row["method"] == "l0-target":
+        return f"target {row['target_fraction']:g}"
     lam = row["lam"]
     if lam is None or not math.isfinite(lam):
         return "–"
-    return f"{lam:g}" + (" (matched)" if row["method"] == "magnitude" else "")
+    return f"{lam:g}" + (" (matched)" if row["method"] in ("magnitude", "gmp") else "")
 
 
 def summary(rows: Sequence[dict]) -> tables.Table:
@@ -312,14 +410,14 @@ def plot_pareto(rows: Sequence[dict], title: str):
                 pts[:, 0],
                 pts[:, 1],
                 yerr=pts[:, 2],
-                fmt=MARKERS[method] + ("-" if method in ("l0bayes", "magnitude") else ""),
+                fmt=MARKERS[method] + ("-" if method in (*LINES, "l0-target") else ""),
                 ms=11 if method == "dense" else 6,
                 capsize=3,
                 color=f"C{i}",
                 label=LABELS[method],
                 zorder=3 if method == "dense" else 2,
             )
-            if method in ("l0bayes", "magnitude"):  # l0bayes labels above, magnitude below
+            if method in LINES:  # l0bayes labels above, the pruning methods below
                 offset = (4, 5) if method == "l0bayes" else (4, -11)
                 for x, y, _, lam in pts:
                     ax.annotate(
@@ -365,6 +463,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fine-tune-epochs", type=int, default=0, help="fine-tune magnitude-pruned nets"
     )
     parser.add_argument(
+        "--targets", type=float, nargs="*", default=[],
+        help="kept-parameter fractions for L0 held by the Lagrangian (method l0-target)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lam-warmup", type=float, default=0.0, help="L0: λ warm-up epochs (train's option)"
+    )
+    parser.add_argument(
+        "--l0-finetune-epochs", type=int, default=0,
+        help="L0: extra epochs of the weights with the gates frozen (train's --finetune-epochs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bma-samples", type=int, default=0, help="L0: also report the gate-averaged error"
+    )
+    parser.add_argument(
+        "--gmp-begin", type=float, default=0.1, help="gradual pruning starts at this fraction"
+    )
+    parser.add_argument(
+        "--gmp-end", type=float, default=0.6, help="gradual pruning ends at this fraction"
+    )
+    parser.add_argument(
         "--svd-warmup", type=float, default=None, help="KL warm-up epochs (default: epochs / 2)"
     )
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "synthetic"])
@@ -380,6 +498,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.dataset, args.epochs, args.seeds = "synthetic", 1, 1
         args.train_size, args.test_size, args.lams = 300, 100, [0.1, 30.0]
+        args.targets = args.targets or [0.3]
     args.reused = []  # finished L0 runs found in --out-dir
     if args.svd_warmup is None:
         args.svd_warmup = args.epochs / 2
@@ -401,7 +520,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.num_threads)
     start = time.perf_counter()
     try:
-        rows = [row for seed in range(args.seeds) for row in run_seed(args, seed)]
+        grid = run_l0_grid(args)
+        rows = [row for seed in range(args.seeds) for row in run_seed(args, seed, grid)]
     finally:
         torch.set_num_threads(threads)
     elapsed = time.perf_counter() - start

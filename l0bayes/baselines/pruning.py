@@ -27,12 +27,15 @@ For an L0 chain this equals ``architecture(net, input_shape, "deterministic")`` 
 **Magnitude pruning.** :func:`magnitude_prune` keeps the ``num_weights`` largest weights in
 absolute value over all weight layers together (global pruning; biases are kept), and
 :func:`fine_tune` retrains the survivors with the pruned weights held at zero.
+:func:`gradual_magnitude_prune` prunes while training, to the cubic schedule of Zhu & Gupta
+(2017) (:func:`cubic_sparsity`), within one training budget.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,17 +75,26 @@ def _plain_copy(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 @torch.no_grad()
-def plain_chain(net: nn.Module) -> nn.Sequential:
+def plain_chain(net: nn.Module, gates: str = "deterministic") -> nn.Sequential:
     """The test-time network of a chain as a plain ``nn.Sequential`` (module docstring): weight
     layers become ``nn.Linear``/``nn.Conv2d`` with the test-time weights; other modules are
     copied. Its outputs equal ``net(x)`` up to float rounding.
 
+    :param gates: ``"deterministic"`` (Eq. 13's gates folded into the weights) or ``"open"``
+        (every gate 1: the dense network with the chain's raw weights, e.g. a freshly
+        initialised network to train without gates).
     :raises ValueError: a layer with skip connections or a weight layer of unknown kind.
     """
+    if gates not in ("deterministic", "open"):
+        raise ValueError(f"gates must be 'deterministic' or 'open', got {gates!r}")
     out: list[nn.Module] = []
     for layer in _chain(net):
         if hasattr(layer, "test_time_parameters"):  # Sparse VD layers
             weight, bias = layer.test_time_parameters()
+        elif isinstance(layer, L0Linear) and gates == "open":
+            weight, bias = layer.weight.t(), layer.bias
+        elif isinstance(layer, (L0Linear, L0Conv2d, *PLAIN)) and gates == "open":
+            weight, bias = layer.weight, layer.bias
         elif isinstance(layer, (L0Linear, L0Conv2d, *PLAIN)):
             weight, bias = folded_chain(layer)
         elif any(True for _ in layer.parameters()):
@@ -209,9 +221,57 @@ def magnitude_prune(chain: nn.Module, num_weights: int) -> nn.Sequential:
     return pruned
 
 
-def _masks(chain: nn.Module) -> Iterator[tuple[nn.Parameter, torch.Tensor]]:
-    for m in weight_layers(chain):
-        yield m.weight, (m.weight != 0).to(m.weight.dtype)
+def _masks(chain: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    return [(m.weight, (m.weight != 0).to(m.weight.dtype)) for m in weight_layers(chain)]
+
+
+def _train_masked(
+    chain: nn.Sequential,
+    train: Images,
+    epochs: int,
+    masks: list[tuple[nn.Parameter, torch.Tensor]],
+    *,
+    before_step: Callable[[int], None] | None = None,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> FitResult:
+    """Cross-entropy training (Adam, :func:`~l0bayes.training.loop.fit`) of the plain chain
+    in place with every weight whose mask is 0 held at zero: its gradient is masked and the
+    masks are re-applied after each step. ``before_step(t)`` may change the masks in place
+    before step ``t`` (counted from 0) is taken; they are applied at once."""
+    hooks = [weight.register_hook(lambda grad, mask=mask: grad * mask) for weight, mask in masks]
+    done = 0
+
+    @torch.no_grad()
+    def reapply() -> None:
+        nonlocal done
+        done += 1
+        if before_step is not None:
+            before_step(done)
+        for weight, mask in masks:
+            weight.mul_(mask)
+
+    def loss(x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+        return F.cross_entropy(chain(x), y)
+
+    chain.train()
+    torch.manual_seed(seed)
+    try:
+        if before_step is not None:
+            with torch.no_grad():
+                before_step(0)
+                for weight, mask in masks:
+                    weight.mul_(mask)
+        result = fit(
+            loss, chain.parameters(), train, epochs,
+            batch_size=batch_size, lr=lr, seed=seed, after_step=reapply,
+        )  # fmt: skip
+    finally:
+        for hook in hooks:
+            hook.remove()
+        chain.eval()
+    return result
 
 
 def fine_tune(
@@ -225,39 +285,89 @@ def fine_tune(
 ) -> FitResult:
     """Retrain the plain chain in place by cross-entropy (Adam), every pruned (zero) weight held
     at zero: its gradient is masked and the mask is re-applied after every step."""
-    masks = list(_masks(chain))
-    hooks = [weight.register_hook(lambda grad, mask=mask: grad * mask) for weight, mask in masks]
+    return _train_masked(
+        chain, train, epochs, _masks(chain), batch_size=batch_size, lr=lr, seed=seed
+    )
 
-    @torch.no_grad()
-    def reapply() -> None:
-        for weight, mask in masks:
-            weight.mul_(mask)
 
-    def loss(x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
-        return F.cross_entropy(chain(x), y)
+def cubic_sparsity(step: int, begin: int, end: int, final: float, initial: float = 0.0) -> float:
+    r"""The gradual pruning schedule of Zhu & Gupta (2017, Eq. 1): the sparsity at ``step``
 
-    chain.train()
-    torch.manual_seed(seed)
-    try:
-        result = fit(
-            loss,
-            chain.parameters(),
-            train,
-            epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            after_step=reapply,
-        )
-    finally:
-        for hook in hooks:
-            hook.remove()
-        chain.eval()
-    return result
+    .. math::
+
+        s_t = s_f + (s_i - s_f)\Bigl(1 - \frac{t - t_0}{t_1 - t_0}\Bigr)^3,
+        \qquad t_0 \le t \le t_1,
+
+    :math:`s_i` before :math:`t_0` (``begin``) and :math:`s_f` (``final``) from :math:`t_1`
+    (``end``) on: pruning fast while many redundant weights remain, slowly at the end."""
+    if not 0.0 <= initial <= final <= 1.0:
+        raise ValueError(f"need 0 <= initial <= final <= 1, got {initial!r}, {final!r}")
+    if step <= begin:
+        return initial
+    if step >= end:
+        return final
+    return final + (initial - final) * (1.0 - (step - begin) / (end - begin)) ** 3
+
+
+def gradual_magnitude_prune(
+    chain: nn.Sequential,
+    train: Images,
+    epochs: int,
+    num_weights: int,
+    *,
+    begin: float = 0.1,
+    end: float = 0.6,
+    prune_every: int | None = None,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> FitResult:
+    r"""Train the plain chain in place while pruning it gradually to ``num_weights`` non-zero
+    weights (Zhu & Gupta 2017), within the training budget of ``epochs``.
+
+    With :math:`T` steps in all, every ``prune_every`` steps between :math:`t_0 = \lfloor
+    \text{begin}\cdot T\rfloor` and :math:`t_1 = \lfloor \text{end}\cdot T\rfloor` the
+    smallest-magnitude weights (globally over the weight layers; biases kept) are masked to
+    the sparsity :func:`cubic_sparsity` of that step, :math:`s_f = 1 - \text{num\_weights} /
+    W` of the :math:`W` weights; a masked weight gets no gradient and stays zero. After
+    :math:`t_1` the survivors keep training with the final mask (the fine-tuning is inside the
+    budget, not added to it).
+
+    :param prune_every: steps between two mask updates (``None``: :math:`\max(1, T/100)`).
+    """
+    if isinstance(num_weights, bool) or not isinstance(num_weights, int) or num_weights < 0:
+        raise ValueError(f"num_weights must be a non-negative integer, got {num_weights!r}")
+    if not 0.0 <= begin <= end <= 1.0:
+        raise ValueError(f"need 0 <= begin <= end <= 1, got begin={begin!r}, end={end!r}")
+    masks = [(m.weight, torch.ones_like(m.weight)) for m in weight_layers(chain)]
+    total_weights = sum(mask.numel() for _, mask in masks)
+    final = 1.0 - min(num_weights, total_weights) / total_weights
+    steps = epochs * math.ceil(len(train) / batch_size)
+    t0, t1 = int(begin * steps), int(end * steps)
+    every = prune_every or max(1, steps // 100)
+
+    def before_step(t: int) -> None:
+        if t < t0 or t > t1 or ((t - t0) % every and t != t1):
+            return
+        keep = total_weights - round(cubic_sparsity(t, t0, t1, final) * total_weights)
+        flat = torch.cat([(w * mask).abs().flatten() for w, mask in masks])
+        kept = torch.zeros_like(flat)
+        kept[torch.topk(flat, keep).indices] = 1.0
+        start = 0
+        for _, mask in masks:
+            mask.copy_(kept[start : start + mask.numel()].reshape(mask.shape))
+            start += mask.numel()
+
+    return _train_masked(
+        chain, train, epochs, masks, before_step=before_step,
+        batch_size=batch_size, lr=lr, seed=seed,
+    )  # fmt: skip
 
 
 __all__ = [
+    "cubic_sparsity",
     "fine_tune",
+    "gradual_magnitude_prune",
     "live_chain",
     "magnitude_prune",
     "masked_architecture",

@@ -67,9 +67,11 @@ marginal_likelihood`): exactly, by enumerating all :math:`2^p` models, when
 (:mod:`l0bayes.linear_model.model_space`) started from the guide's draws and from the empty
 and full models, whose diagnostics (chain agreement, :math:`\hat R`, ESS, a guide that never
 visited the chains' best model) are stored in ``pip_diagnostics_`` and raise a warning naming
-the diagnostic whenever a PIP may be wrong. With ``prior="raw"`` the correction is the
-Pareto-smoothed importance sampling of :mod:`l0bayes.linear_model.importance`, which warns when
-its :math:`\hat k > 0.7` or its ESS is low.
+the diagnostic whenever a PIP may be wrong. With ``prior="raw"`` (:math:`\sigma` fixed at its
+estimate) the correction enumerates the :math:`2^p` models of that prior for
+:math:`p \le` :data:`ENUMERATION_LIMIT` (:func:`l0bayes.linear_model.exact.exact_posterior`);
+beyond, it is the Pareto-smoothed importance sampling of :mod:`l0bayes.linear_model.importance`,
+which warns when its :math:`\hat k > 0.7` or its ESS is low.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ from l0bayes.linear_model.model_size import (
 )
 from l0bayes.linear_model.model_space import (
     MAX_KHAT,
+    SAMPLERS,
     MC3Result,
     default_starts,
     diagnose,
@@ -150,6 +153,7 @@ from l0bayes.validation import (
     COUNT_FAMILIES,
     FAMILIES,
     as_float_array,
+    check_choice,
     check_count,
     check_finite,
     check_not_constant,
@@ -238,9 +242,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
     :param correction: how the guide's PIPs are corrected (Gaussian, ``"bayes"``):
         ``"auto"``, ``"enumerate"`` (exact; p ≤ 20), ``"mc3"``, ``"psis"`` (``prior="raw"``
         only) or ``"none"``.
-    :param chain_iterations: iterations of each of the 4 MC3 chains (``None``:
-        :math:`\max(20000, 500p)`, run again up to twice as long twice while a
-        diagnostic fires).
+    :param chain_iterations: iterations of each of the 4 model-space chains (``None``:
+        :math:`\max(10000, 200p)` for ``"tempered"``, :math:`\max(20000, 500p)` for ``"mh"``,
+        continued to twice their length, up to 8 times the first, while a diagnostic fires).
+    :param chain_sampler: the model-space chains of ``correction="mc3"`` (Gaussian):
+        ``"tempered"`` (default; weighted tempered Gibbs, Zanella & Roberts 2019, which moves
+        every iteration) or ``"mh"`` (add/delete/swap Metropolis–Hastings, Madigan & York
+        1995); see :mod:`l0bayes.linear_model.model_space`.
     :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models without SVI;
         Gaussian, ``"bayes"``, p ≤ 20; ``prior="raw"`` also needs ``noise_scale``, see
         :func:`l0bayes.linear_model.exact.exact_posterior`).
@@ -303,6 +311,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         noise_scale: float | None = None,
         correction: str = "auto",
         chain_iterations: int | None = None,
+        chain_sampler: str = "tempered",
         method: str = "svi",
         n_steps: int = 1500,
         lr: float = 0.05,
@@ -327,6 +336,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.noise_scale = noise_scale
         self.correction = correction
         self.chain_iterations = chain_iterations
+        self.chain_sampler = chain_sampler
         self.method = method
         self.n_steps = n_steps
         self.lr = lr
@@ -383,10 +393,16 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 "correction='psis' weighs with the raw-unit slab's marginal likelihood: it needs "
                 "prior='raw'; the other priors are corrected by 'enumerate' or 'mc3'"
             )
+        if self.correction == "mc3" and self.prior == "raw" and self.family == "gaussian":
+            raise ValueError(
+                "correction='mc3' runs over a σ-integrated conjugate prior; prior='raw' is "
+                "corrected by 'enumerate' (p <= 20) or 'psis'"
+            )
         if self.correction == "enumerate" and p > 20:
             raise ValueError(f"correction='enumerate' enumerates 2^p models: p = {p} > 20")
         if self.chain_iterations is not None:
             check_count("chain_iterations", self.chain_iterations, minimum=10)
+        check_choice("chain_sampler", self.chain_sampler, SAMPLERS)
         if self.noise_scale is not None:
             check_positive("noise_scale", self.noise_scale)
             if self.penalty != "bayes":
@@ -642,6 +658,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
             correction = self._correction(X.shape[1])
             if correction == "psis":
                 self._importance_correct(X, y)
+            elif correction == "enumerate" and self.prior == "raw":
+                self._raw_enumerate_correct(X, y, _gates(result, prior))
             elif correction in ("enumerate", "mc3") and self.family == "gaussian":
                 self._model_space_correct(X, y, correction, _gates(result, prior))
             elif correction != "none":
@@ -795,9 +813,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
         if self.correction != "auto":
             return self.correction
+        if p <= ENUMERATION_LIMIT:
+            return "enumerate"
         if self.prior == "raw":
             return "psis" if self.importance_samples else "none"
-        return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
+        return "mc3"
 
     def _conjugate_prior(self) -> Prior:
         r"""The slab of ``prior`` as a conjugate prior with :math:`\sigma` integrated out."""
@@ -849,6 +869,33 @@ class L0Regression(RegressorMixin, BaseEstimator):
             warnings.warn(
                 f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
             )
+
+    def _raw_enumerate_correct(self, X, y, gates: HardConcrete) -> None:
+        r"""``prior="raw"``: the exact posterior of the raw-unit slab with :math:`\sigma` fixed at
+        the fitted ``noise_scale_``, over all :math:`2^p` models."""
+        from l0bayes.linear_model.exact import exact_posterior
+
+        pi = self._prior_pi(X.shape[1])
+        post = exact_posterior(
+            X, y, noise_scale=self.noise_scale_, slab_scale=self.slab_scale, prior_inclusion=pi
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            guide = (gates.sample((GUIDE_DRAWS,)) > 0).cpu().numpy()
+        bits = (guide * (1 << np.arange(X.shape[1]))).sum(axis=1)
+        best_guide = float(post.log_model_probs[bits].max())
+        self.pip_diagnostics_ = {
+            "method": "enumerate",
+            "guide_gap": float(post.log_model_probs.max() - best_guide),
+            "warnings": [],
+        }
+        self.variational_inclusion_probs_ = self.inclusion_probs_
+        self.inclusion_probs_ = post.inclusion_probs
+        self.selected_ = post.inclusion_probs > 0.5
+        self.coef_, self.intercept_ = post.coef_mean, post.intercept
+        self.top_models_ = post.top_models
+        self._set_size_posterior(post.model_size_probs)
+        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
 
     def _restore_constant_columns(self, constants: np.ndarray, keep: np.ndarray) -> None:
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
@@ -1095,31 +1142,37 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
 
     def _chains(self, stats: SufficientStats, prior: Prior, pi, guide: np.ndarray) -> MC3Result:
-        r"""Four MC3 chains, from the empty model, a full one and two of the guide's draws. With
-        ``chain_iterations=None`` they start at :math:`\max(20000, 500p)` iterations each and
-        run again, twice as long each time (up to 4 times the first length), while a
-        diagnostic still fires."""
+        r"""Four chains from the empty model, a full one and two of the guide's draws. With
+        ``chain_iterations=None`` they run :math:`\max(10000, 200p)` iterations each
+        (``"mh"``: :math:`\max(20000, 500p)`) and continue, doubling their length up to 8
+        times the first, while a diagnostic still fires."""
         p = stats.p
         starts = default_starts(p, stats.n, 4, self.seed)
         starts[2:] = guide[:2]
-        first = self.chain_iterations or max(20_000, 500 * p)
-        longest = first if self.chain_iterations else 4 * first
-        n_iter = first
-        while True:
-            with tqdm(
-                total=4 * n_iter,
-                desc=f"MC3 chains ({n_iter} iterations each)",
-                disable=not self.progress,
-                mininterval=1.0,
-                leave=False,
-            ) as bar:
-                res = mc3(
-                    stats, prior, pi, starts=starts, n_chains=4, n_iter=n_iter, seed=self.seed,
-                    progress=bar.update,
-                )  # fmt: skip
-            if not diagnose(res) or 2 * n_iter > longest:
-                return res
-            n_iter *= 2
+        tempered = self.chain_sampler == "tempered"
+        first = self.chain_iterations or (
+            max(10_000, 200 * p) if tempered else max(20_000, 500 * p)
+        )
+        with tqdm(
+            total=4 * first,
+            desc=f"model-space chains ({self.chain_sampler})",
+            disable=not self.progress,
+            mininterval=1.0,
+            leave=False,
+        ) as bar:
+
+            def enough(result: MC3Result) -> bool:
+                if not diagnose(result):
+                    return True
+                bar.total = 4 * 2 * result.n_iter
+                bar.refresh()
+                return False
+
+            return mc3(
+                stats, prior, pi, starts=starts, n_chains=4, n_iter=first,
+                max_iter=first if self.chain_iterations else 8 * first, enough=enough,
+                sampler=self.chain_sampler, seed=self.seed, progress=bar.update,
+            )  # fmt: skip
 
     def _fit_enumerated(self, X, y) -> None:
         r"""``method="exact"`` under a prior that integrates :math:`\sigma` out."""

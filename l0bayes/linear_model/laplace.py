@@ -37,15 +37,18 @@ PIPs from the single-flip neighbours (Guan & Stephens 2011), summarised in the
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-from scipy.special import expit
 
 from l0bayes.linear_model.glm import GLM_FAMILIES, NoMLEError, fit_glm
 from l0bayes.linear_model.marginal_likelihood import Enumeration
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
-from l0bayes.linear_model.model_space import MC3Result, effective_sample_size, split_rhat
+from l0bayes.linear_model.model_space import (
+    MC3Result,
+    default_starts,
+    model_key,
+    run_chains,
+)
 from l0bayes.validation import check_choice, check_count, check_offset, check_positive
 
 #: Largest number of gate groups that the estimator's ``correction="auto"`` enumerates.
@@ -107,14 +110,19 @@ class LaplaceScorer:
         d = fit.beta.size + (self.family == "negative_binomial")
         return fit.loglik + log_prior + 0.5 * d * _LOG_2PI - 0.5 * fit.logdet
 
-    def score(self, mask: np.ndarray) -> float:
+    def log_posterior(self, mask: np.ndarray) -> float:
         r""":math:`\log p(y \mid \gamma) + \log p(\gamma)`, cached."""
-        key = np.packbits(mask).tobytes()
+        key = model_key(mask)
         if (hit := self.cache.get(key)) is not None:
             return hit
         value = self.log_marginal(mask) + float(self.log_size[int(mask.sum())])
         self.cache[key] = value
         return value
+
+    def neighbours(self, masks: np.ndarray, log_posts: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``(m, G)`` of the single-flip neighbours of each row of ``masks``."""
+        flipped = np.atleast_2d(masks)[:, None, :] ^ np.eye(self.p, dtype=bool)
+        return np.array([[self.log_posterior(mask) for mask in row] for row in flipped])
 
 
 def laplace_enumerate(
@@ -125,65 +133,7 @@ def laplace_enumerate(
     if 2**G > check_count("max_models", max_models):
         raise ValueError(f"2^{G} models exceed max_models = {max_models}; use laplace_mc3")
     bits = ((np.arange(2**G)[:, None] >> np.arange(G)) & 1).astype(bool)
-    return Enumeration.from_log_joint(np.array([scorer.score(mask) for mask in bits]), top)
-
-
-def _neighbours(scorer: LaplaceScorer, mask: np.ndarray) -> np.ndarray:
-    """Scores of the G single-flip neighbours of ``mask``."""
-    out = np.empty(scorer.p)
-    for g in range(scorer.p):
-        mask[g] = not mask[g]
-        out[g] = scorer.score(mask)
-        mask[g] = not mask[g]
-    return out
-
-
-def _rb(mask: np.ndarray, here: float, flips: np.ndarray) -> np.ndarray:
-    r""":math:`P(\gamma_g = 1 \mid \gamma_{-g}, y)` from a state and its flip neighbours."""
-    diff = np.where(mask, here - flips, flips - here)
-    with np.errstate(invalid="ignore"):
-        out = expit(diff)
-    return np.where(np.isnan(out), mask.astype(float), out)
-
-
-def _chain(scorer: LaplaceScorer, start: np.ndarray, n_iter: int, burn: int, thin: int, seed):
-    rng = np.random.default_rng(seed)
-    G = scorer.p
-    mask = start.copy()
-    here = scorer.score(mask)
-    flips = _neighbours(scorer, mask)
-    rb = _rb(mask, here, flips)
-    kept = n_iter - burn
-    trace = np.empty((kept // thin, G))
-    log_post, size = np.empty(kept), np.empty(kept)
-    rb_sum, accepted, visited = np.zeros(G), 0, {mask.tobytes()}
-    best, best_mask = here, mask.copy()
-    for t in range(n_iter):
-        if rng.random() < 0.5 or mask.all() or not mask.any():
-            g = int(rng.integers(G))
-            proposal = mask.copy()
-            proposal[g] = not proposal[g]
-            new = float(flips[g])
-        else:
-            proposal = mask.copy()
-            proposal[rng.choice(np.flatnonzero(mask))] = False
-            proposal[rng.choice(np.flatnonzero(~mask))] = True
-            new = scorer.score(proposal)
-        if here == -math.inf or math.log(rng.random()) < new - here:
-            mask, here = proposal, new
-            flips = _neighbours(scorer, mask)
-            rb = _rb(mask, here, flips)
-            accepted += 1
-            visited.add(mask.tobytes())
-            if here > best:
-                best, best_mask = here, mask.copy()
-        if t >= burn:
-            s = t - burn
-            rb_sum += rb
-            log_post[s], size[s] = here, mask.sum()
-            if s % thin == 0 and s // thin < len(trace):
-                trace[s // thin] = rb
-    return rb_sum / kept, trace, log_post, size, accepted, visited, best, best_mask
+    return Enumeration.from_log_joint(np.array([scorer.log_posterior(mask) for mask in bits]), top)
 
 
 def laplace_mc3(
@@ -204,46 +154,13 @@ def laplace_mc3(
     :param starts: bool ``(m, G)`` starting models of the first m chains; the others start
         from the empty model, the full model and Bernoulli(1/2) draws.
     """
-    t0 = time.perf_counter()
-    n_chains, n_iter = check_count("n_chains", n_chains), check_count("n_iter", n_iter, 10)
-    G = scorer.p
-    rng = np.random.default_rng(seed)
-    initial = rng.random((n_chains, G)) < 0.5
-    initial[0] = False
-    if n_chains > 1:
-        initial[1] = True
+    n_chains = check_count("n_chains", n_chains)
+    initial = default_starts(scorer.p, scorer.n, n_chains, seed)
     if starts is not None:
         starts = np.atleast_2d(np.asarray(starts, dtype=bool))[:n_chains]
         initial[: len(starts)] = starts
-    burn = int(burn_in * n_iter)
-    thin = max(1, (n_iter - burn) // check_count("n_draws", n_draws))
-    seeds = np.random.SeedSequence(seed).spawn(n_chains)
-    runs = [_chain(scorer, s, n_iter, burn, thin, q) for s, q in zip(initial, seeds, strict=True)]
-    chain_pips = np.array([r[0] for r in runs])
-    rb_trace = np.stack([r[1] for r in runs])
-    log_post = np.stack([r[2] for r in runs])
-    sizes = np.stack([r[3] for r in runs])
-    varying = rb_trace.std(axis=(0, 1)) > 0
-    sd = rb_trace.std(axis=(0, 1))
-    ess = np.array([effective_sample_size(rb_trace[:, :, g]) for g in range(G)])
-    best = max(range(n_chains), key=lambda c: runs[c][6])
-    finite = np.where(np.isfinite(log_post), log_post, np.nanmin(log_post[np.isfinite(log_post)]))
-    return MC3Result(
-        inclusion_probs=chain_pips.mean(axis=0),
-        chain_inclusion_probs=chain_pips,
-        pip_se=sd / np.sqrt(ess),
-        pip_spread=float(np.ptp(chain_pips, axis=0).max()),
-        rhat=max([split_rhat(rb_trace[:, :, g]) for g in np.flatnonzero(varying)], default=1.0),
-        ess_log_posterior=effective_sample_size(finite),
-        ess_model_size=effective_sample_size(sizes),
-        acceptance=np.array([r[4] / n_iter for r in runs]),
-        best_model=runs[best][7],
-        best_log_posterior=float(runs[best][6]),
-        n_models=len(set().union(*(r[5] for r in runs))),
-        log_posterior_trace=log_post,
-        rb_trace=rb_trace,
-        elapsed=time.perf_counter() - t0,
-        model_size_probs=np.bincount(sizes.astype(int).ravel(), minlength=G + 1) / sizes.size,
+    return run_chains(
+        scorer, initial, n_iter=n_iter, burn_in=burn_in, n_draws=n_draws, seed=seed, sampler="mh"
     )
 
 

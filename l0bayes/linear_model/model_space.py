@@ -1,10 +1,20 @@
-r"""MC3 over models with exact conjugate marginal likelihoods, and diagnostics you can act on.
+r"""Markov chains over models with exact conjugate marginal likelihoods, and diagnostics you
+can act on.
 
-Madigan & York (1995): from :math:`\gamma`, with probability 1/2 flip one gate :math:`j`
-(uniform over :math:`p`: add or delete), else swap a uniform included feature with a uniform
-excluded one (a swap from the empty or full model is rejected, which keeps the proposal
-symmetric); accept with :math:`\min(1, p(y \mid \gamma') p(\gamma') / p(y \mid \gamma)
-p(\gamma))`. The marginals come from :mod:`l0bayes.marginal_likelihood`.
+Two samplers (:data:`SAMPLERS`), both over any :class:`ModelScorer` (the conjugate
+:class:`ConjugateScorer` here, the Laplace scorer of :mod:`l0bayes.linear_model.laplace`):
+
+* ``"mh"``, MC3 (Madigan & York 1995): from :math:`\gamma`, with probability 1/2 flip one gate
+  :math:`j` (uniform over :math:`p`: add or delete), else swap a uniform included feature with a
+  uniform excluded one (a swap from the empty or full model is rejected, which keeps the
+  proposal symmetric); accept with :math:`\min(1, p(y \mid \gamma') p(\gamma') / p(y \mid
+  \gamma) p(\gamma))`.
+* ``"tempered"``, weighted tempered Gibbs (Zanella & Roberts 2019, :func:`tempered_selection`):
+  every iteration flips one gate, chosen from the neighbourhood's conditionals; the chain
+  targets :math:`p(\gamma \mid y) Z(\gamma)` and importance weights :math:`1/Z(\gamma)` restore
+  the posterior. The chains advance in lockstep, one batched neighbourhood per iteration.
+
+The marginals come from :mod:`l0bayes.linear_model.marginal_likelihood`.
 
 **Neighbourhoods.** On entering a state :math:`\gamma` (size :math:`k`) the chain computes, with
 :math:`M = R_\gamma + \rho I`, :math:`\hat b = M^{-1} r_\gamma`, :math:`e = 1 - r_\gamma^\top
@@ -20,16 +30,23 @@ p(\gamma))`. The marginals come from :mod:`l0bayes.marginal_likelihood`.
         \log\det{}' = \log\det M + \log (M^{-1})_{jj},
 
 with :math:`c_j = R_{\gamma j}`. Add and delete proposals then cost a lookup; swaps are
-factorised afresh (:math:`O(k^3)`, :math:`k` small) and cached by bitmask. Rejections cost
-nothing more.
+factorised afresh (:math:`O(k^3)`, :math:`k` small) and cached by model. Rejections cost
+nothing more. Several models are done at once by padding their supports to the largest with
+identity blocks (:meth:`ConjugateScorer.neighbours`).
 
 **Rao–Blackwellised PIPs** (Guan & Stephens 2011): every iteration contributes
 :math:`P(\gamma_j = 1 \mid \gamma_{-j}, y) = \mathrm{logistic}(\pm(\log p(\gamma^{(j)} \mid y)
 - \log p(\gamma \mid y)))` from the neighbourhood, i.e. exactly, for free.
 
 **Monte Carlo error.** ``pip_se`` is :math:`\mathrm{sd}_j / \sqrt{\mathrm{ESS}_j}` of the
-thinned RB traces pooled over chains (ESS by Geyer's initial monotone sequence, multi-chain, as
-Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021).
+thinned, weight-scaled RB traces pooled over chains (ESS by Geyer's initial monotone sequence,
+multi-chain, as Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021); the ESS of the
+log-posterior and model-size traces is multiplied by Kish's efficiency of the weights
+(:func:`weight_efficiency`; 1 for ``"mh"``).
+
+**Continuation.** :func:`run_chains` with ``enough`` continues the chains (it does not restart
+them) to twice their length while ``enough`` says no: the result equals one longer run with
+the same burn-in.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.special import expit
@@ -50,7 +68,7 @@ from l0bayes.linear_model.marginal_likelihood import (
     log_marginals,
 )
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
-from l0bayes.validation import check_count
+from l0bayes.validation import check_choice, check_count, check_positive
 
 MAX_KHAT = 0.7
 """PSIS :math:`\\hat k` above which importance weights are not trusted (Vehtari et al. 2024)."""
@@ -64,38 +82,56 @@ MISSED_MASS_NATS = 3.0
 """The guide missed mass if its best model is this many nats below the chain's best."""
 
 
-# ------------------------------------------------------------------------------- scorer
-@dataclass
-class _State:
-    inside: np.ndarray  # (p,) bool
-    idx: np.ndarray  # sorted included indices
-    out: np.ndarray  # sorted excluded indices
-    mask: int
-    log_post: float
-    flips: np.ndarray  # (p,) log posterior of each single-flip neighbour
-    rb: np.ndarray  # (p,) P(gamma_j = 1 | gamma_-j, y)
+# ------------------------------------------------------------------------------- scorers
+class ModelScorer(Protocol):
+    """What the chains need of a posterior over models :math:`\\gamma \\in \\{0, 1\\}^p`."""
+
+    p: int
+
+    def log_posterior(self, inside: np.ndarray) -> float:
+        """:math:`\\log p(y \\mid \\gamma) + \\log p(\\gamma)` + const (bool ``(p,)``)."""
+        ...
+
+    def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
+        """The log posteriors ``(m, p)`` of the single-flip neighbours of each row of
+        ``insides`` (bool ``(m, p)``), whose own log posteriors are ``log_posts``."""
+        ...
 
 
-class _Scorer:
-    """Log posteriors :math:`\\log \\mathrm{BF}(\\gamma : \\emptyset) + \\log p(\\gamma)`."""
+def model_key(inside: np.ndarray) -> bytes:
+    """A hashable key of a bool model vector."""
+    return np.packbits(inside).tobytes()
+
+
+class ConjugateScorer:
+    """Log posteriors :math:`\\log \\mathrm{BF}(\\gamma : \\emptyset) + \\log p(\\gamma)` of the
+    conjugate priors, cached by model; neighbourhoods by the updates of the module docstring.
+
+    :param stats: the data's sufficient statistics.
+    :param prior: a conjugate prior of :mod:`l0bayes.linear_model.marginal_likelihood`.
+    :param log_size: :math:`\\log p(\\gamma)` of a model of each size ``0..p``.
+    """
 
     def __init__(self, stats: SufficientStats, prior: Prior, log_size: np.ndarray) -> None:
         self.stats, self.prior, self.log_size = stats, prior, log_size
         self.R, self.r, self.n, self.p = stats.corr, stats.r, stats.n, stats.p
         self.ridge = prior.ridge(stats.n)
         self.diag = np.diag(self.R) + self.ridge
-        self.cache: dict[int, float] = {}
+        self.cache: dict[bytes, float] = {}
 
     def _finish(self, resid, logdet, k, min_pivot) -> np.ndarray:
-        resid = np.atleast_1d(np.asarray(resid, float))
-        logdet = np.broadcast_to(np.asarray(logdet, float), resid.shape).copy()
-        lbf = finish(self.prior, self.n, np.maximum(resid, 1e-14), logdet, k, min_pivot)
-        return lbf + self.log_size[np.asarray(k)]
+        resid = np.maximum(np.atleast_1d(np.asarray(resid, float)), 1e-14)
+        logdet = np.broadcast_to(np.asarray(logdet, float), resid.shape)
+        k = np.broadcast_to(np.asarray(k), resid.shape)
+        lbf = finish(self.prior, self.n, resid, logdet, k, min_pivot)
+        return lbf + self.log_size[k]
 
-    def score(self, idx: np.ndarray, mask: int) -> float:
-        """Log posterior of one sorted support, cached by bitmask."""
-        if (hit := self.cache.get(mask)) is not None:
+    def log_posterior(self, inside: np.ndarray) -> float:
+        """Log posterior of one model, cached."""
+        key = model_key(inside)
+        if (hit := self.cache.get(key)) is not None:
             return hit
+        idx = np.flatnonzero(inside)
         k = len(idx)
         if k == 0:
             value = float(self.log_size[0])
@@ -104,135 +140,242 @@ class _Scorer:
             try:
                 L = np.linalg.cholesky(M)
             except np.linalg.LinAlgError:
-                value = -math.inf if self.prior.full_rank else self._fallback(idx)
+                value = -math.inf if self.prior.full_rank else self._direct(inside[None])[0]
             else:
                 w = np.linalg.solve(L, self.r[idx])
                 d2 = np.diag(L) ** 2
                 value = float(self._finish(1.0 - w @ w, np.log(d2).sum(), k, d2.min())[0])
-        self.cache[mask] = value
+        self.cache[key] = value
         return value
 
-    def _fallback(self, idx: np.ndarray) -> float:
-        inside = np.zeros((1, self.p), dtype=bool)
-        inside[0, idx] = True
-        return float(log_marginals(self.stats, self.prior, inside)[0] + self.log_size[len(idx)])
+    def _direct(self, models: np.ndarray) -> np.ndarray:
+        return log_marginals(self.stats, self.prior, models) + self.log_size[models.sum(1)]
 
-    def state(self, inside: np.ndarray, log_post: float | None = None) -> _State:
-        idx, out = np.flatnonzero(inside), np.flatnonzero(~inside)
-        mask = sum(1 << int(j) for j in idx)
-        if log_post is None:
-            log_post = self.score(idx, mask)
-        flips = self._neighbours(inside, idx, log_post)
-        diff = np.where(inside, log_post - flips, flips - log_post)
-        rb = expit(np.nan_to_num(diff, nan=0.0))
-        return _State(inside, idx, out, mask, log_post, flips, rb)
-
-    def _neighbours(self, inside: np.ndarray, idx: np.ndarray, log_post: float) -> np.ndarray:
-        k = len(idx)
-        if k and not math.isfinite(log_post):
-            masks = np.repeat(inside[None, :], self.p, axis=0)
-            masks[np.arange(self.p), np.arange(self.p)] ^= True
-            return log_marginals(self.stats, self.prior, masks) + self.log_size[masks.sum(1)]
-        C = self.R[idx]  # (k, p)
-        Minv = np.linalg.inv(self.R[np.ix_(idx, idx)] + self.ridge * np.eye(k)) if k else C[:, :0]
-        b_hat = Minv @ self.r[idx]
-        resid = 1.0 - self.r[idx] @ b_hat
-        logdet = -np.linalg.slogdet(Minv)[1] if k else 0.0
-        d = self.diag - np.einsum("ip,ip->p", C, Minv @ C)
-        u = self.r - C.T @ b_hat
+    def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
+        """All single-flip neighbours of each row of ``insides`` in :math:`O(k^2 p)` (module
+        docstring), the rows batched: supports are padded to the largest size with identity
+        blocks, which change no residual, determinant or pivot."""
+        insides = np.atleast_2d(insides)
+        log_posts = np.broadcast_to(np.asarray(log_posts, float), insides.shape[:1])
+        m, p = insides.shape
+        sizes = insides.sum(axis=1)
+        order = np.argsort(~insides, axis=1, kind="stable")[:, : max(1, sizes.max())]
+        valid = np.arange(order.shape[1]) < sizes[:, None]  # (m, K)
+        idx = np.where(valid, order, 0)
+        M = self.R[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] & valid[:, None, :])
+        M[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] = np.where(
+            valid, self.diag[idx], 1.0
+        )
+        C = self.R[idx] * valid[:, :, None]  # (m, K, p)
+        r = self.r[idx] * valid
+        Minv = np.linalg.inv(M)
+        b_hat = np.einsum("mij,mj->mi", Minv, r)
+        resid = 1.0 - (r * b_hat).sum(axis=1)
+        logdet = np.linalg.slogdet(M)[1]
+        d = self.diag - np.einsum("mip,mip->mp", C, Minv @ C)
         safe = np.maximum(d, RANK_TOL)
-        out = self._finish(resid - u**2 / safe, logdet + np.log(safe), min(k + 1, self.p), d)
-        if k:
-            inv_diag = np.diag(Minv)
-            out[idx] = self._finish(
-                resid + b_hat**2 / inv_diag, logdet + np.log(inv_diag), k - 1, 1.0
-            )
+        new_resid = resid[:, None] - (self.r - np.einsum("mip,mi->mp", C, b_hat)) ** 2 / safe
+        new_logdet = logdet[:, None] + np.log(safe)
+        new_size = np.repeat(np.minimum(sizes + 1, p)[:, None], p, axis=1)
+        rows, slots = np.nonzero(valid)
+        cols = idx[rows, slots]
+        inv_diag = Minv[rows, slots, slots]
+        new_resid[rows, cols] = resid[rows] + b_hat[rows, slots] ** 2 / inv_diag
+        new_logdet[rows, cols] = logdet[rows] + np.log(inv_diag)
+        new_size[rows, cols], d[rows, cols] = sizes[rows] - 1, 1.0
+        out = self._finish(new_resid.ravel(), new_logdet.ravel(), new_size.ravel(), d.ravel())
+        out = out.reshape(m, p)
+        for row in np.flatnonzero((sizes > 0) & ~np.isfinite(log_posts)):
+            out[row] = self._direct(insides[row][None, :] ^ np.eye(p, dtype=bool))
         return out
 
 
-# ------------------------------------------------------------------------------- chains
+# -------------------------------------------------------------------------------- states
 @dataclass
+class _State:
+    inside: np.ndarray  # (p,) bool
+    log_post: float
+    flips: np.ndarray  # (p,) log posterior of each single-flip neighbour
+    rb: np.ndarray  # (p,) P(gamma_j = 1 | gamma_-j, y)
+
+
+def conditional_inclusion(inside: np.ndarray, log_post, flips: np.ndarray) -> np.ndarray:
+    r""":math:`P(\gamma_j = 1 \mid \gamma_{-j}, y) = \mathrm{logistic}(\pm(\log p(\gamma^{(j)}
+    \mid y) - \log p(\gamma \mid y)))` for every :math:`j` (rows of models broadcast); where
+    both are :math:`-\infty` the current value."""
+    with np.errstate(invalid="ignore"):
+        out = expit(np.where(inside, log_post - flips, flips - log_post))
+    return np.where(np.isnan(out), inside.astype(float), out)
+
+
+def _state(scorer: ModelScorer, inside: np.ndarray, log_post: float | None = None) -> _State:
+    if log_post is None:
+        log_post = scorer.log_posterior(inside)
+    flips = scorer.neighbours(inside[None, :], np.array([log_post]))[0]
+    return _State(inside, log_post, flips, conditional_inclusion(inside, log_post, flips))
+
+
 class _Chain:
-    rb_sum: np.ndarray  # dwell-weighted sum of RB vectors after burn-in
-    rb_trace: np.ndarray  # (draws, p), thinned
-    log_post: np.ndarray  # (kept,) per iteration
-    size: np.ndarray  # (kept,)
-    accepted: int
-    best: _State
-    visited: set[int]
+    """One chain's running sums and kept traces (after burn-in)."""
+
+    def __init__(self, p: int, burn: int, thin: int) -> None:
+        self.burn, self.thin, self.t = burn, thin, 0  # t: iterations run
+        self.rb_sum, self.weight_sum, self.moves = np.zeros(p), 0.0, 0
+        self.log_post: list[float] = []
+        self.size: list[int] = []
+        self.weight: list[float] = []
+        self.rb_trace: list[np.ndarray] = []
+        self.weight_trace: list[float] = []
+        self.best_inside, self.best_log_post = np.zeros(p, dtype=bool), -math.inf
+        self.visited: set[bytes] = set()
+
+    def visit(self, inside: np.ndarray, log_post: float) -> None:
+        self.visited.add(model_key(inside))
+        if log_post > self.best_log_post:
+            self.best_inside, self.best_log_post = inside.copy(), float(log_post)
+
+    def record(self, rb: np.ndarray, log_post: float, size: int, weight: float) -> bool:
+        """Record iteration ``self.t`` (then advance it); False during burn-in."""
+        s, self.t = self.t - self.burn, self.t + 1
+        if s < 0:
+            return False
+        self.log_post.append(log_post)
+        self.size.append(size)
+        self.weight.append(weight)
+        if s % self.thin == 0:
+            self.rb_trace.append(rb)
+            self.weight_trace.append(weight)
+        return True
 
 
-def _propose(scorer: _Scorer, state: _State, flip: bool, u: float, v: float):
-    """A symmetric proposal: ``(inside', mask', log_post')``, or None for a blocked swap."""
-    p, k = scorer.p, len(state.idx)
+#: Iterations between two calls of the ``progress`` callback.
+PROGRESS_EVERY = 1000
+SAMPLERS = ("tempered", "mh")
+"""``"tempered"``: weighted tempered Gibbs; ``"mh"``: add/delete/swap Metropolis–Hastings."""
+
+
+# ------------------------------------------------------------------------------ MC3 (MH)
+def _mh_step(scorer: ModelScorer, state: _State, flip: bool, u: float, v: float, log_u: float):
+    """One add/delete/swap proposal (module docstring): the new state, or None to stay."""
+    p, inside = scorer.p, state.inside
     if flip:
         j = int(u * p)
-        inside = state.inside.copy()
-        inside[j] = not inside[j]
-        return inside, state.mask ^ (1 << j), float(state.flips[j])
-    if k in (0, p):
-        return None
-    i, j = int(state.idx[int(u * k)]), int(state.out[int(v * (p - k))])
-    inside = state.inside.copy()
-    inside[i], inside[j] = False, True
-    mask = state.mask ^ (1 << i) ^ (1 << j)
-    return inside, mask, scorer.score(np.flatnonzero(inside), mask)
+        new = inside.copy()
+        new[j] = not new[j]
+        log_post = float(state.flips[j])
+    else:
+        idx, out = np.flatnonzero(inside), np.flatnonzero(~inside)
+        if len(idx) in (0, p):
+            return None  # a blocked swap keeps the proposal symmetric
+        new = inside.copy()
+        new[idx[int(u * len(idx))]] = False
+        new[out[int(v * len(out))]] = True
+        log_post = scorer.log_posterior(new)
+    if state.log_post != -math.inf and not log_u < log_post - state.log_post:
+        return None  # an inadmissible start is left by any move
+    return _state(scorer, new, log_post)
 
 
-def _accept(log_u: float, new: float, old: float) -> bool:
-    if old == -math.inf:
-        return True  # leave an inadmissible start by any move
-    return log_u < new - old
+class _MetropolisChains:
+    """MC3 chains, one after the other; a state's RB vector is summed once per dwell."""
 
+    def __init__(self, scorer: ModelScorer, starts: np.ndarray, burn: int, thin: int, seeds):
+        self.scorer = scorer
+        self.rngs = [np.random.default_rng(q) for q in seeds]
+        self.states = [_state(scorer, s.copy()) for s in starts]
+        self.chains = [_Chain(scorer.p, burn, thin) for _ in starts]
+        for chain, state in zip(self.chains, self.states, strict=True):
+            chain.visit(state.inside, state.log_post)
 
-#: Iterations between two calls of ``mc3``'s ``progress`` callback.
-PROGRESS_EVERY = 1000
-
-
-def _run_chain(
-    scorer: _Scorer,
-    start: np.ndarray,
-    n_iter: int,
-    burn: int,
-    thin: int,
-    seed,
-    progress: Callable[[int], None] | None = None,
-) -> _Chain:
-    rng = np.random.default_rng(seed)
-    flips, us, vs = rng.random(n_iter) < 0.5, rng.random(n_iter), rng.random(n_iter)
-    log_us = np.log(rng.random(n_iter))
-    state = best = scorer.state(start.copy())
-    kept = n_iter - burn
-    chain = _Chain(
-        np.zeros(scorer.p),
-        np.empty((kept // thin, scorer.p)),
-        np.empty(kept),
-        np.empty(kept),
-        0,
-        best,
-        {state.mask},
-    )
-    dwell = 0
-    for t in range(n_iter):
-        proposal = _propose(scorer, state, bool(flips[t]), float(us[t]), float(vs[t]))
-        if proposal is not None and _accept(float(log_us[t]), proposal[2], state.log_post):
+    def advance(self, n: int, progress: Callable[[int], None] | None) -> None:
+        for c, (chain, rng) in enumerate(zip(self.chains, self.rngs, strict=True)):
+            flips, us, vs = rng.random(n) < 0.5, rng.random(n), rng.random(n)
+            log_us = np.log(rng.random(n))
+            state, dwell = self.states[c], 0
+            for t in range(n):
+                new = _mh_step(self.scorer, state, bool(flips[t]), us[t], vs[t], log_us[t])
+                if new is not None:
+                    chain.rb_sum += dwell * state.rb
+                    chain.weight_sum += dwell
+                    dwell, state = 0, new
+                    chain.moves += 1
+                    chain.visit(state.inside, state.log_post)
+                dwell += chain.record(state.rb, state.log_post, int(state.inside.sum()), 1.0)
+                if progress is not None and (t + 1) % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
             chain.rb_sum += dwell * state.rb
-            dwell = 0
-            state = scorer.state(proposal[0], proposal[2])
-            chain.accepted += 1
-            chain.visited.add(state.mask)
-            best = state if state.log_post > best.log_post else best
-        if t >= burn:
-            s = t - burn
-            dwell += 1
-            chain.log_post[s], chain.size[s] = state.log_post, len(state.idx)
-            if s % thin == 0 and s // thin < len(chain.rb_trace):
-                chain.rb_trace[s // thin] = state.rb
-        if progress is not None and (t + 1) % PROGRESS_EVERY == 0:
-            progress(PROGRESS_EVERY)
-    chain.rb_sum += dwell * state.rb
-    chain.best = best
-    return chain
+            chain.weight_sum += dwell
+            self.states[c] = state
+
+
+# ------------------------------------------------------------------ weighted tempered Gibbs
+def tempered_selection(
+    inside: np.ndarray, log_post: np.ndarray, flips: np.ndarray, rb: np.ndarray, kappa: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Weighted tempered Gibbs (Zanella & Roberts 2019) for rows of models ``inside``
+    ``(m, p)``: the log probabilities ``(m, p)`` of flipping each :math:`j` and the log
+    importance weights ``(m,)``,
+
+    .. math::
+
+        \xi_j(\gamma) = \frac{\eta_j(\gamma_{-j})}{P(\gamma_j \mid \gamma_{-j}, y)}, \quad
+        \eta_j = P(\gamma_j = 1 \mid \gamma_{-j}, y) + \frac{\kappa}{p}, \quad
+        P(\text{flip } j) = \frac{\xi_j}{Z}, \quad Z(\gamma) = \sum_j \xi_j, \quad
+        w(\gamma) = \frac1{Z(\gamma)} .
+
+    Since :math:`p(\gamma \mid y)\,\xi_j(\gamma) = p(\gamma_{-j} \mid y)\,\eta_j(\gamma_{-j})`
+    is the same for :math:`\gamma` and its flip, the chain is reversible for
+    :math:`p(\gamma \mid y) Z(\gamma)` and takes every move; weighting by :math:`w` recovers
+    the posterior. :math:`\eta_j = 0` where the flip is inadmissible; an inadmissible state
+    (an infeasible start) moves to its best neighbour and weighs 0.
+    """
+    log_post = np.asarray(log_post, float)[:, None]
+    eta = np.where(np.isfinite(flips), rb + kappa / inside.shape[1], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_xi = np.log(eta) + np.logaddexp(0.0, flips - log_post)
+    stuck = ~np.isfinite(log_post[:, 0])
+    if stuck.any():
+        log_xi[stuck] = np.where(flips[stuck] == flips[stuck].max(1, keepdims=True), 0.0, -np.inf)
+    top = log_xi.max(axis=1, keepdims=True)
+    log_z = top[:, 0] + np.log(np.exp(log_xi - top).sum(axis=1))
+    return log_xi - log_z[:, None], np.where(stuck, -np.inf, -log_z)
+
+
+class _TemperedChains:
+    """Weighted tempered Gibbs chains in lockstep: one batched neighbourhood per iteration
+    serves every chain."""
+
+    def __init__(self, scorer, starts: np.ndarray, burn: int, thin: int, seeds, kappa: float):
+        self.scorer, self.kappa = scorer, kappa
+        self.rngs = [np.random.default_rng(q) for q in seeds]
+        self.inside = starts.copy()
+        self.log_post = np.array([scorer.log_posterior(row) for row in self.inside])
+        self.flips = scorer.neighbours(self.inside, self.log_post)
+        self.chains = [_Chain(scorer.p, burn, thin) for _ in starts]
+
+    def advance(self, n: int, progress: Callable[[int], None] | None) -> None:
+        m, p = self.inside.shape
+        u, rows = np.stack([rng.random(n) for rng in self.rngs]), np.arange(m)
+        for t in range(n):
+            inside, log_post = self.inside, self.log_post
+            rb = conditional_inclusion(inside, log_post[:, None], self.flips)
+            log_select, log_weight = tempered_selection(
+                inside, log_post, self.flips, rb, self.kappa
+            )
+            weight = np.exp(log_weight)
+            for c, chain in enumerate(self.chains):
+                chain.visit(inside[c], log_post[c])
+                if chain.record(rb[c], float(log_post[c]), int(inside[c].sum()), weight[c]):
+                    chain.rb_sum += weight[c] * rb[c]
+                    chain.weight_sum += weight[c]
+                chain.moves += 1
+            cumulative = np.cumsum(np.exp(log_select), axis=1)
+            j = np.minimum((cumulative < u[:, t : t + 1] * cumulative[:, -1:]).sum(axis=1), p - 1)
+            self.log_post = self.flips[rows, j]
+            inside[rows, j] ^= True
+            self.flips = self.scorer.neighbours(inside, self.log_post)
+            if progress is not None and (t + 1) % PROGRESS_EVERY == 0:
+                progress(m * PROGRESS_EVERY)
 
 
 # -------------------------------------------------------------------------- convergence
@@ -299,7 +442,9 @@ class MC3Result:
     :param rb_trace: thinned RB vectors, ``(chains, draws, p)``.
     :param elapsed: wall seconds.
     :param model_size_probs: visit frequencies of the model sizes ``0..p`` after burn-in,
-        pooled over the chains (an estimate of :math:`P(|\gamma| = k \mid y)`).
+        pooled over the chains (an estimate of :math:`P(|\gamma| = k \mid y)`), weighted
+        by the importance weights of a tempered sampler.
+    :param n_iter: iterations each chain ran, burn-in included.
     """
 
     inclusion_probs: np.ndarray
@@ -317,6 +462,7 @@ class MC3Result:
     rb_trace: np.ndarray
     elapsed: float
     model_size_probs: np.ndarray
+    n_iter: int = 0
 
 
 def default_starts(p: int, n: int, n_chains: int, seed: int = 0) -> np.ndarray:
@@ -330,42 +476,125 @@ def default_starts(p: int, n: int, n_chains: int, seed: int = 0) -> np.ndarray:
     return starts[:n_chains]
 
 
-def _pip_se(rb_trace: np.ndarray) -> np.ndarray:
-    sd = rb_trace.std(axis=(0, 1))
-    ess = np.array([effective_sample_size(rb_trace[:, :, j]) for j in range(rb_trace.shape[2])])
-    return sd / np.sqrt(ess)
+def weight_efficiency(weights: np.ndarray) -> float:
+    r"""Kish's fraction :math:`(\sum w)^2 / (N \sum w^2) \in (0, 1]` of importance weights; 1
+    when they are equal (and for an empty or all-zero set)."""
+    weights = np.ravel(weights)
+    total, square = weights.sum(), (weights**2).sum()
+    return float(total**2 / (weights.size * square)) if square > 0 else 1.0
 
 
-def _summarise(chains: list[_Chain], n_iter: int, start: float) -> MC3Result:
-    kept = len(chains[0].log_post)
-    chain_pips = np.array([c.rb_sum / kept for c in chains])
-    rb_trace = np.stack([c.rb_trace for c in chains])
+def _pip_se(rb_trace: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""Standard errors of the self-normalised PIP estimates from the thinned traces
+    ``(chains, draws, p)`` and weights ``(chains, draws)``: :math:`\mathrm{sd}(z_j) /
+    \sqrt{\mathrm{ESS}(z_j)}` with :math:`z_{j} = (w / \bar w)(h_j - \hat\pi_j)` (the delta
+    method for a ratio estimator; :math:`z_j = h_j - \hat\pi_j` for equal weights)."""
+    scaled = weights / weights.mean() if weights.mean() > 0 else np.ones_like(weights)
+    mean = (scaled[..., None] * rb_trace).sum(axis=(0, 1)) / scaled.sum()
+    z = scaled[..., None] * (rb_trace - mean)
+    ess = np.array([effective_sample_size(z[:, :, j]) for j in range(z.shape[2])])
+    return z.std(axis=(0, 1)) / np.sqrt(ess)
+
+
+def _summarise(chains: list[_Chain], n_draws: int, start: float) -> MC3Result:
+    step = max(1, -(-len(chains[0].rb_trace) // n_draws))
+    rb_trace = np.stack([np.array(c.rb_trace[::step]) for c in chains])
+    weight_trace = np.stack([np.array(c.weight_trace[::step]) for c in chains])
+    chain_pips = np.array([c.rb_sum / c.weight_sum for c in chains])
     varying = rb_trace.std(axis=(0, 1)) > 0
-    best = max((c.best for c in chains), key=lambda s: s.log_post)
-    log_post = np.stack([c.log_post for c in chains])
+    best = max(chains, key=lambda c: c.best_log_post)
+    log_post = np.array([c.log_post for c in chains])
+    efficiency = weight_efficiency(np.array([c.weight for c in chains]))
     return MC3Result(
         inclusion_probs=chain_pips.mean(axis=0),
         chain_inclusion_probs=chain_pips,
-        pip_se=_pip_se(rb_trace),
+        pip_se=_pip_se(rb_trace, weight_trace),
         pip_spread=float(np.ptp(chain_pips, axis=0).max()),
         rhat=max([split_rhat(rb_trace[:, :, j]) for j in np.flatnonzero(varying)], default=1.0),
-        ess_log_posterior=effective_sample_size(log_post),
-        ess_model_size=effective_sample_size(np.stack([c.size for c in chains])),
-        acceptance=np.array([c.accepted / n_iter for c in chains]),
-        best_model=best.inside.copy(),
-        best_log_posterior=float(best.log_post),
+        ess_log_posterior=efficiency * effective_sample_size(_finite(log_post)),
+        ess_model_size=efficiency * effective_sample_size(np.array([c.size for c in chains])),
+        acceptance=np.array([c.moves / c.t for c in chains]),
+        best_model=best.best_inside.copy(),
+        best_log_posterior=float(best.best_log_post),
         n_models=len(set().union(*(c.visited for c in chains))),
         log_posterior_trace=log_post,
         rb_trace=rb_trace,
         elapsed=time.perf_counter() - start,
         model_size_probs=_size_frequencies(chains),
+        n_iter=chains[0].t,
     )
 
 
+def _finite(log_post: np.ndarray) -> np.ndarray:
+    """The trace with the ``-inf`` of an inadmissible start replaced by its finite minimum."""
+    finite = np.isfinite(log_post)
+    return np.where(finite, log_post, log_post[finite].min() if finite.any() else 0.0)
+
+
 def _size_frequencies(chains: list[_Chain]) -> np.ndarray:
-    sizes = np.concatenate([c.size for c in chains]).astype(int)
+    """Weighted visit frequencies of the sizes ``0..p``, averaged over chains."""
     p = len(chains[0].rb_sum)
-    return np.bincount(sizes, minlength=p + 1) / sizes.size
+    per_chain = [
+        np.bincount(c.size, weights=c.weight, minlength=p + 1) / c.weight_sum for c in chains
+    ]
+    return np.mean(per_chain, axis=0)
+
+
+def run_chains(
+    scorer: ModelScorer,
+    starts: np.ndarray,
+    *,
+    n_iter: int,
+    burn_in: float = 0.1,
+    n_draws: int = 1000,
+    seed: int = 0,
+    sampler: str = "tempered",
+    kappa: float = 1.0,
+    max_iter: int | None = None,
+    enough: Callable[[MC3Result], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> MC3Result:
+    r"""One chain per row of ``starts`` (bool ``(chains, p)``) over ``scorer``'s posterior,
+    pooled as :math:`\hat\pi_j = \frac1C \sum_c \sum_t w_{ct} h_{ctj} / \sum_t w_{ct}` with
+    :math:`h_{ctj} = P(\gamma_j = 1 \mid \gamma^{(c,t)}_{-j}, y)` (Rao–Blackwellised) and
+    :math:`w` the importance weights of the ``sampler`` (all 1 for ``"mh"``).
+
+    :param n_iter: iterations per chain, burn-in included.
+    :param burn_in: fraction of the first ``n_iter`` iterations discarded.
+    :param n_draws: RB vectors kept per chain for :math:`\hat R` and the standard errors.
+    :param seed: seeds the chains through ``SeedSequence.spawn``.
+    :param sampler: one of :data:`SAMPLERS`.
+    :param kappa: :math:`\kappa` of the tempered sampler: each feature is flipped at least at
+        a rate of about :math:`\kappa / p` per iteration.
+    :param max_iter: with ``enough``, the longest the chains may grow (default ``n_iter``).
+    :param enough: called on the result; while it returns False and the chains are at most
+        half of ``max_iter`` long, the chains *continue* (not restart) to twice their length.
+    :param progress: called with the number of iterations done since its last call, every
+        :data:`PROGRESS_EVERY` iterations of each chain (e.g. a progress bar's ``update``).
+    """
+    start_time = time.perf_counter()
+    n_iter = check_count("n_iter", n_iter, minimum=10)
+    max_iter = n_iter if max_iter is None else check_count("max_iter", max_iter)
+    sampler = check_choice("sampler", sampler, SAMPLERS)
+    kappa = check_positive("kappa", kappa)
+    if not 0 <= burn_in < 1:
+        raise ValueError(f"burn_in must lie in [0, 1), got {burn_in!r}")
+    starts = np.atleast_2d(np.asarray(starts, dtype=bool))
+    if starts.shape[1] != scorer.p:
+        raise ValueError(f"starts must be bool (chains, p={scorer.p}), got {starts.shape}")
+    burn = int(burn_in * n_iter)
+    thin = max(1, (n_iter - burn) // check_count("n_draws", n_draws))
+    seeds = np.random.SeedSequence(seed).spawn(len(starts))
+    if sampler == "tempered":
+        runner = _TemperedChains(scorer, starts, burn, thin, seeds, kappa)
+    else:
+        runner = _MetropolisChains(scorer, starts, burn, thin, seeds)
+    runner.advance(n_iter, progress)
+    result = _summarise(runner.chains, n_draws, start_time)
+    while enough is not None and 2 * result.n_iter <= max_iter and not enough(result):
+        runner.advance(result.n_iter, progress)
+        result = _summarise(runner.chains, n_draws, start_time)
+    return result
 
 
 def mc3(
@@ -379,13 +608,14 @@ def mc3(
     burn_in: float = 0.1,
     n_draws: int = 1000,
     seed: int = 0,
+    sampler: str = "mh",
+    kappa: float = 1.0,
+    max_iter: int | None = None,
+    enough: Callable[[MC3Result], bool] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MC3Result:
-    r"""Run ``n_chains`` MC3 chains (module docstring) and pool their Rao–Blackwellised PIPs
-
-    .. math::
-
-        \hat\pi_j = \frac{1}{C T} \sum_{c, t} P(\gamma_j = 1 \mid \gamma^{(c, t)}_{-j}, y).
+    r"""Run ``n_chains`` chains over the conjugate posterior (module docstring) and pool their
+    Rao–Blackwellised PIPs (:func:`run_chains`).
 
     :param stats: the data's sufficient statistics.
     :param prior: a :class:`~l0bayes.marginal_likelihood.GPrior`, ``HyperGPrior`` or
@@ -394,34 +624,24 @@ def mc3(
     :param starts: bool ``(m, p)`` starting models (e.g. the guide's draws) for the first
         ``m`` chains; the rest start from :func:`default_starts`.
     :param n_chains: number of chains (each with its own seed).
-    :param n_iter: iterations per chain, burn-in included.
-    :param burn_in: fraction of each chain discarded.
-    :param n_draws: RB vectors kept per chain for :math:`\hat R` and the standard errors.
-    :param seed: seeds the starts and, through ``SeedSequence.spawn``, the chains.
-    :param progress: called with the number of iterations done since its last call, every
-        :data:`PROGRESS_EVERY` iterations of each chain (e.g. a progress bar's ``update``).
+    :param sampler: ``"mh"`` (MC3 proper) or ``"tempered"`` (weighted tempered Gibbs, which
+        moves every iteration at the cost of one neighbourhood).
+
+    The other parameters are :func:`run_chains`'.
     """
-    start_time = time.perf_counter()
     n_chains = check_count("n_chains", n_chains)
-    n_iter = check_count("n_iter", n_iter, minimum=10)
-    if not 0 <= burn_in < 1:
-        raise ValueError(f"burn_in must lie in [0, 1), got {burn_in!r}")
     log_size = log_prior_by_size(check_prior_inclusion(model_prior), stats.p)
-    scorer = _Scorer(stats, prior, log_size)
     initial = default_starts(stats.p, stats.n, n_chains, seed)
     if starts is not None:
         starts = np.atleast_2d(np.asarray(starts, dtype=bool))[:n_chains]
         if starts.shape[1] != stats.p:
             raise ValueError(f"starts must be bool (m, p={stats.p}), got {starts.shape}")
         initial[: len(starts)] = starts
-    burn = int(burn_in * n_iter)
-    thin = max(1, (n_iter - burn) // check_count("n_draws", n_draws))
-    seeds = np.random.SeedSequence(seed).spawn(n_chains)
-    chains = [
-        _run_chain(scorer, s, n_iter, burn, thin, q, progress)
-        for s, q in zip(initial, seeds, strict=True)
-    ]
-    return _summarise(chains, n_iter, start_time)
+    return run_chains(
+        ConjugateScorer(stats, prior, log_size), initial, n_iter=n_iter, burn_in=burn_in,
+        n_draws=n_draws, seed=seed, sampler=sampler, kappa=kappa, max_iter=max_iter,
+        enough=enough, progress=progress,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -501,6 +721,14 @@ def diagnose(
 
 __all__ = [
     "MAX_KHAT",
+    "PROGRESS_EVERY",
+    "SAMPLERS",
+    "ConjugateScorer",
+    "ModelScorer",
+    "conditional_inclusion",
+    "model_key",
+    "run_chains",
+    "weight_efficiency",
     "MAX_PIP_SPREAD",
     "MAX_RHAT",
     "MIN_ESS",
@@ -513,4 +741,5 @@ __all__ = [
     "guide_missed_mass",
     "mc3",
     "split_rhat",
+    "tempered_selection",
 ]

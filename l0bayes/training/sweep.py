@@ -1,9 +1,10 @@
 r"""A study as one job: every (λ, seed) network of a sweep trained in one process, stacked.
 
-:math:`K` networks that differ only in λ and the seed are :math:`K` independent optimisation
-problems. :class:`Sweep` keeps one :class:`~l0bayes.training.trainer.Trainer` per network
-(its run directory, configuration, data order, random stream, average, Lagrangian, history,
-checkpoints and metrics, exactly as ``l0bayes train`` writes them), but stores the
+:math:`K` networks that differ only in λ, the seed and the target fraction (one kind of
+``target`` for all; each network has its own Lagrange multiplier) are :math:`K` independent
+optimisation problems. :class:`Sweep` keeps one :class:`~l0bayes.training.trainer.Trainer`
+per network (its run directory, configuration, data order, random stream, average, Lagrangian,
+history, checkpoints and metrics, exactly as ``l0bayes train`` writes them), but stores the
 :math:`K` networks' parameters as slices ``[k]`` of stacked tensors ``(K, ...)`` and takes
 the steps in lockstep:
 
@@ -63,7 +64,7 @@ from l0bayes.training.trainer import Trainer, TrainingInterrupted
 #: The networks a sweep stacks (chains of gated layers).
 STACKABLE = ("mnist-mlp", "lenet5")
 #: The settings in which the networks of a sweep differ (every other one is shared).
-SWEPT = frozenset({"lam", "seed", "out"})
+SWEPT = frozenset({"lam", "seed", "out", "target_fraction"})
 #: Settings that may differ without changing what is computed.
 _FREE = frozenset({"progress", "quick"})
 #: Ungated modules a stacked chain applies to the flattened ``(K*B, ...)`` activations.
@@ -125,7 +126,8 @@ def check_sweep(cfgs: Sequence[TrainConfig]) -> list[TrainConfig]:
     for cfg in resolved[1:]:
         differ = sorted(k for k, v in shared(cfg).items() if shared(first)[k] != v)
         if differ:
-            raise ValueError(f"the networks of a sweep share every setting but λ and the seed; "
+            raise ValueError(f"the networks of a sweep share every setting but λ, the seed "
+                             f"and the target fraction; "
                              f"{cfg.out} differs in {differ}")  # fmt: skip
     return resolved
 

@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 from l0bayes.baselines.pruning import (
+    cubic_sparsity,
     fine_tune,
+    gradual_magnitude_prune,
     live_chain,
     magnitude_prune,
     masked_architecture,
@@ -99,3 +101,51 @@ def test_fine_tune_keeps_pruned_weights_at_zero_and_lowers_the_loss(one_thread):
     for m, zero in zip(weight_layers(chain), zeros, strict=True):
         assert bool((m.weight[zero] == 0).all())
     assert nonzero_weights(chain) <= 60
+
+
+def test_cubic_sparsity_follows_zhu_and_gupta():
+    assert cubic_sparsity(0, 10, 110, 0.9) == 0.0
+    assert cubic_sparsity(10, 10, 110, 0.9) == 0.0
+    assert cubic_sparsity(60, 10, 110, 0.9) == pytest.approx(0.9 - 0.9 * 0.5**3)
+    assert cubic_sparsity(110, 10, 110, 0.9) == pytest.approx(0.9)
+    assert cubic_sparsity(500, 10, 110, 0.9, initial=0.2) == pytest.approx(0.9)
+    values = [cubic_sparsity(t, 10, 110, 0.9) for t in range(0, 120)]
+    assert all(b >= a for a, b in zip(values, values[1:], strict=False))  # never un-prunes
+    with pytest.raises(ValueError, match="initial"):
+        cubic_sparsity(5, 0, 10, 0.3, initial=0.5)
+
+
+def test_gradual_pruning_reaches_the_count_on_schedule_and_trains(one_thread):
+    """The mask follows the cubic schedule step by step (counted before every step through a
+    gradient hook), ends at exactly ``num_weights`` non-zero weights, and the loss falls."""
+    torch.manual_seed(3)
+    n, d = 400, 8
+    x = torch.randint(0, 256, (n, d), dtype=torch.uint8)
+    y = (x[:, 0].float() > x[:, 1].float()).long()
+    train = Images(x.numpy(), y.numpy(), (d,), torch.device("cpu"))
+    chain = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2))
+    total = 8 * 16 + 16 * 2
+    seen = []
+    chain[0].weight.register_hook(lambda g: seen.append(nonzero_weights(chain)))
+    fit = gradual_magnitude_prune(chain, train, 10, 40, begin=0.2, end=0.6, prune_every=1, lr=1e-2)
+    steps = 10 * 4  # 400 examples in batches of 100
+    t0, t1 = int(0.2 * steps), int(0.6 * steps)
+    expected = [
+        total - round(cubic_sparsity(t, t0, t1, 1 - 40 / total) * total) for t in range(steps)
+    ]
+    assert seen == expected
+    assert nonzero_weights(chain) == 40
+    assert fit.epoch_loss[-1] < fit.epoch_loss[0]
+    with pytest.raises(ValueError, match="begin"):
+        gradual_magnitude_prune(chain, train, 1, 10, begin=0.7, end=0.5)
+
+
+def test_open_gates_give_the_dense_network_of_the_raw_weights():
+    torch.manual_seed(0)
+    net = _some_gates_closed(mnist_mlp())
+    dense = plain_chain(net, gates="open")
+    assert nonzero_weights(dense) == sum(layer.weight.numel() for layer in net.gated_layers())
+    first = net.gated_layers()[0]
+    torch.testing.assert_close(weight_layers(dense)[0].weight, first.weight.detach().t())
+    with pytest.raises(ValueError, match="gates"):
+        plain_chain(net, gates="sampled")

@@ -119,12 +119,30 @@ def test_bayes_pips_are_close_to_exact_enumeration():
         noise_scale=prob.noise_scale,
     )
     exact = L0Regression(method="exact", **kw).fit(prob.X, prob.y)
-    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    est = L0Regression(**kw, correction="psis", **FAST).fit(prob.X, prob.y)
     assert np.abs(est.inclusion_probs_ - exact.inclusion_probs_).mean() < 0.03
     assert est.variational_inclusion_probs_.shape == (8,)
     assert est.importance_ess_ > 50
     np.testing.assert_allclose(est.model_size_probs_.sum(), 1.0)
     np.testing.assert_allclose(est.coef_, exact.coef_, atol=0.1)
+
+
+@pytest.mark.parametrize("noise_scale", [None, 0.7])
+def test_raw_prior_enumerates_its_own_posterior_when_p_is_small(noise_scale):
+    """``prior="raw"`` with p <= ENUMERATION_LIMIT: the default correction is the exact
+    enumeration of that prior with sigma at the fitted noise_scale_ (PSIS only beyond), so
+    no importance weight can miss the posterior's mass."""
+    from l0bayes.linear_model.exact import exact_posterior
+
+    prob = simulate_regression(n=60, p=7, k=3, rho=0.6, snr=1.0, seed=3)
+    kw = dict(penalty="bayes", prior="raw", prior_inclusion=0.3, noise_scale=noise_scale)
+    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    assert est.pip_diagnostics_["method"] == "enumerate" and est.pip_diagnostics_["guide_gap"] >= 0
+    exact = exact_posterior(prob.X, prob.y, noise_scale=est.noise_scale_, prior_inclusion=0.3)
+    np.testing.assert_allclose(est.inclusion_probs_, exact.inclusion_probs, rtol=1e-10)
+    np.testing.assert_allclose(est.model_size_probs_, exact.model_size_probs, rtol=1e-10)
+    with pytest.raises(ValueError, match="σ-integrated"):
+        L0Regression(**kw, correction="mc3", **FAST).fit(prob.X, prob.y)
 
 
 def test_summary_has_pip_coef_selected():

@@ -86,8 +86,10 @@ def test_short_chains_warn_naming_the_diagnostic(monkeypatch):
     est = L0Regression(
         family="bernoulli", penalty="bayes", correction="mc3", chain_iterations=10, **FAST
     )
-    with pytest.warns(RuntimeWarning, match=r"inclusion probabilities may be wrong: (ess|rhat)"):
+    with pytest.warns(RuntimeWarning) as caught:
         est.fit(X, y)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("the inclusion probabilities may be wrong: ess") for m in messages)
 
 
 @pytest.mark.slow

@@ -29,9 +29,9 @@ def _max_diff(a: dict, b: dict) -> float:
     return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
-def _equal_to_separate_runs(tmp_path: Path, network: str, **options) -> list[dict]:
+def _equal_to_separate_runs(tmp_path: Path, network: str, cfgs=None, **options) -> list[dict]:
     base = TrainConfig(network=network, num_threads=1, **{**TINY, **options})
-    cfgs = sweep_configs(base, [0.1, 3.0], [0, 1], tmp_path / "sweep")
+    cfgs = cfgs or sweep_configs(base, [0.1, 3.0], [0, 1], tmp_path / "sweep")
     stacked = sweep(cfgs)
     for cfg, metrics in zip(cfgs, stacked, strict=True):
         alone_dir = tmp_path / ("alone-" + Path(cfg.out).name)
@@ -46,7 +46,7 @@ def _equal_to_separate_runs(tmp_path: Path, network: str, **options) -> list[dic
         assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])  # the same gate draws
         assert metrics["architecture"] == alone["architecture"]
         assert metrics["test_error"] == pytest.approx(alone["test_error"], abs=0.011)
-        assert metrics["sweep"]["networks"] == 4
+        assert metrics["sweep"]["networks"] == len(cfgs)
     return stacked
 
 
@@ -66,6 +66,23 @@ def test_target_and_local_draws_equal_separate_runs(tmp_path, one_thread):
         tmp_path, "mnist-mlp", target="params", target_fraction=0.5, lam_warmup=1.0,
         local_rep=True,
     )  # fmt: skip
+
+
+def test_target_fractions_may_differ_between_swept_networks(tmp_path, one_thread):
+    base = TrainConfig(
+        network="mnist-mlp", num_threads=1, target="params", lam=[0.0], **{**TINY, "epochs": 2}
+    )
+    cfgs = [
+        replace(base, target_fraction=f, seed=s, out=str(tmp_path / f"t{f}-s{s}"))
+        for f in (0.2, 0.6)
+        for s in (0, 1)
+    ]
+    _equal_to_separate_runs(tmp_path, "mnist-mlp", cfgs=cfgs)
+    mu = [load_checkpoint(Path(c.out) / "checkpoint.pt")["mu"] for c in cfgs]
+    assert mu[0] > mu[2] > 0  # the tighter target pushed its own multiplier further
+    mixed = [cfgs[0], replace(cfgs[1], target=None, target_fraction=None)]
+    with pytest.raises(ValueError, match="target"):
+        check_sweep(mixed)
 
 
 def test_sweep_resumes_to_more_epochs_like_a_longer_sweep(tmp_path, one_thread):
