@@ -69,9 +69,10 @@ and full models, whose diagnostics (chain agreement, :math:`\hat R`, ESS, a guid
 visited the chains' best model) are stored in ``pip_diagnostics_`` and raise a warning naming
 the diagnostic whenever a PIP may be wrong. With ``prior="raw"`` (:math:`\sigma` fixed at its
 estimate) the correction enumerates the :math:`2^p` models of that prior for
-:math:`p \le` :data:`ENUMERATION_LIMIT` (:func:`l0bayes.linear_model.exact.exact_posterior`);
+:math:`p \le` :data:`RAW_ENUMERATION_LIMIT` (:func:`l0bayes.linear_model.exact.exact_posterior`);
 beyond, it is the Pareto-smoothed importance sampling of :mod:`l0bayes.linear_model.importance`,
-which warns when its :math:`\hat k > 0.7` or its ESS is low.
+which warns when its :math:`\hat k > 0.7`, its ESS is low, or a local search from its best
+draw finds a model the guide never came near (``guide_missed_mass``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ from l0bayes.linear_model.model_size import (
 )
 from l0bayes.linear_model.model_space import (
     MAX_KHAT,
+    MIN_ESS,
     SAMPLERS,
     MC3Result,
     default_starts,
@@ -170,17 +172,22 @@ METHODS = ("svi", "exact")
 #: The slab priors of ``penalty="bayes"`` (module docstring).
 PRIORS = ("slab", "g", "hyper-g", "hyper-g/n", "raw")
 #: How the guide's PIPs are corrected (Gaussian family): ``"auto"`` enumerates up to
-#: :data:`ENUMERATION_LIMIT` features and runs MC3 beyond (PSIS for ``prior="raw"``).
+#: :data:`ENUMERATION_LIMIT` features and runs the model-space chains beyond (``prior="raw"``:
+#: enumeration up to :data:`RAW_ENUMERATION_LIMIT`, PSIS beyond).
 #: Non-Gaussian families (``penalty="bayes"``): ``"auto"`` and ``"laplace"`` enumerate all
 #: models with Laplace scores up to :data:`~l0bayes.linear_model.laplace.ENUMERATION_LIMIT`
 #: gates and run MC3 on the Laplace scores beyond; ``"enumerate"``/``"mc3"`` force either.
 CORRECTIONS = ("auto", "enumerate", "mc3", "psis", "laplace", "none")
+#: Largest p that ``correction="auto"`` enumerates with ``prior="raw"`` (2^20 models, about
+#: 2.5 s on one CPU thread with :func:`l0bayes.linear_model.exact.exact_posterior`).
+RAW_ENUMERATION_LIMIT = 20
 #: Largest p that ``correction="auto"`` enumerates (2^16 = 65,536 models, under a second).
 ENUMERATION_LIMIT = 16
 #: Guide draws used as starting models of the MC3 chains and for the missed-mass check.
 GUIDE_DRAWS = 256
-#: Below this effective sample size a PIP's Monte Carlo sd can reach 0.5/sqrt(30) ≈ 0.09.
-_MIN_ESS = 30
+#: The PSIS correction warns (``pip_se``) when a PIP's Monte Carlo standard error exceeds
+#: this: half the 0.05 of an acceptable error, so that two standard errors stay within it.
+MAX_PIP_SE = 0.025
 #: The relaxation of the sufficient-statistics path (Gaussian, IC penalty, ``polish=True``)
 #: stops once its support has been stable for ``max(RELAXATION_PATIENCE, n_steps // 10)``
 #: steps: the certified search decides the answer from any incumbent.
@@ -813,11 +820,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
         if self.correction != "auto":
             return self.correction
-        if p <= ENUMERATION_LIMIT:
-            return "enumerate"
         if self.prior == "raw":
+            if p <= RAW_ENUMERATION_LIMIT:
+                return "enumerate"
             return "psis" if self.importance_samples else "none"
-        return "mc3"
+        return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
 
     def _conjugate_prior(self) -> Prior:
         r"""The slab of ``prior`` as a conjugate prior with :math:`\sigma` integrated out."""
@@ -963,7 +970,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """Replace the guide's PIPs by their PSIS-corrected values
         (:mod:`l0bayes.linear_model.importance`).
         With an estimated noise scale the marginal likelihood uses the fitted value."""
-        from l0bayes.linear_model.importance import psis_inclusion_probs
+        from l0bayes.linear_model.importance import (
+            MISSED_MODE_NATS,
+            hill_climb,
+            psis_inclusion_probs,
+        )
 
         res = psis_inclusion_probs(
             X,
@@ -983,22 +994,45 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self._set_size_posterior(res.model_size_probs)
         self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        _, climbed = hill_climb(
+            X, y, res.best_draw, noise_scale=self.noise_scale_, slab_scale=self.slab_scale,
+            prior_inclusion=self._prior_pi(X.shape[1]),
+        )  # fmt: skip
+        gap = climbed - res.best_log_joint
         reasons = []
-        if res.ess < _MIN_ESS:
-            reasons.append(f"ess: an effective sample size of {res.ess:.0f} < {_MIN_ESS}")
+        if gap > MISSED_MODE_NATS:
+            reasons.append(
+                f"guide_missed_mass: a local search from the best draw found a model "
+                f"{math.exp(min(gap, 700)):.3g} times as probable as every draw of the guide"
+            )
+        if res.ess < MIN_ESS:
+            reasons.append(f"ess: an effective sample size of {res.ess:.0f} < {MIN_ESS:.0f}")
+        if res.pip_se.max() > MAX_PIP_SE:
+            reasons.append(
+                f"pip_se: a PIP's Monte Carlo standard error is {res.pip_se.max():.3f} > "
+                f"{MAX_PIP_SE} (feature {int(res.pip_se.argmax())})"
+            )
+        if X.shape[1] <= RAW_ENUMERATION_LIMIT:
+            reasons.append(
+                f"psis_forced: with p = {X.shape[1]} <= {RAW_ENUMERATION_LIMIT} the models are "
+                "enumerated exactly by correction='auto'; PSIS on so few distinct models smooths "
+                "tied weights and can be biased beyond its standard errors"
+            )
         if res.pareto_k > MAX_KHAT:  # NaN (tied top weights: no tail to fit) is not a failure
             reasons.append(f"khat: Pareto k = {res.pareto_k:.2f} > {MAX_KHAT}")
         self.pip_diagnostics_ = {
             "method": "psis",
             "khat": float(res.pareto_k),
             "ess": float(res.ess),
+            "pip_se": float(res.pip_se.max()),
+            "guide_gap": float(gap),
             "warnings": reasons,
         }
         for reason in reasons:
             warnings.warn(
                 f"the importance-sampling correction is unreliable ({reason}); raise "
-                "importance_samples or n_steps, use correction='mc3', or read "
-                "variational_inclusion_probs_",
+                "importance_samples or n_steps, use a sigma-integrated prior ('slab', 'g') whose "
+                "chains need no proposal, or read variational_inclusion_probs_",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -34,6 +34,7 @@ are used unsmoothed, and :math:`\hat k` is reported as NaN ("not estimable"), se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from numbers import Real
 
@@ -80,6 +81,9 @@ class ImportanceResult:
     pareto_k: float
     ess: float
     num_samples: int
+    pip_se: np.ndarray | None = None
+    best_draw: np.ndarray | None = None
+    best_log_joint: float = float("nan")
 
 
 def psis_inclusion_probs(
@@ -119,18 +123,80 @@ def psis_inclusion_probs(
     smoothed, k_hat = pareto_smooth(log_w)
     w = np.exp(smoothed)
     w /= w.sum()
+    pips = w @ draws
+    se = np.sqrt((w[:, None] ** 2 * (draws - pips) ** 2).sum(axis=0))
+    joint = loglik + log_prior_by_size(check_prior_inclusion(prior_inclusion), p)[models.sum(1)]
     return ImportanceResult(
-        inclusion_probs=w @ draws,
+        inclusion_probs=pips,
         coef_mean=w @ cond_mean[inverse.ravel()],
         model_size_probs=np.bincount(size, weights=w, minlength=p + 1),
         pareto_k=k_hat,
         ess=float(1.0 / np.sum(w**2)),
         num_samples=num_samples,
+        pip_se=se,
+        best_draw=models[int(np.argmax(joint))],
+        best_log_joint=float(joint.max()),
     )
 
 
+#: The PSIS correction warns (``guide_missed_mass``) when a local search from the best draw
+#: finds a model at least twice as probable as every draw of the guide: mass it never saw.
+MISSED_MODE_NATS = math.log(2.0)
+
+
+def _neighbourhood(model: np.ndarray) -> np.ndarray:
+    """Every model one flip (add or drop) or one swap (drop one, add another) away."""
+    p = model.size
+    flips = model[None, :] ^ np.eye(p, dtype=bool)
+    inside, outside = np.flatnonzero(model), np.flatnonzero(~model)
+    swaps = np.repeat(model[None, :], inside.size * outside.size, axis=0)
+    rows = np.arange(len(swaps))
+    swaps[rows, np.repeat(inside, outside.size)] = False
+    swaps[rows, np.tile(outside, inside.size)] = True
+    return np.concatenate([flips, swaps])
+
+
+def hill_climb(
+    X: np.ndarray,
+    y: np.ndarray,
+    start: np.ndarray,
+    *,
+    noise_scale: float,
+    slab_scale: float | np.ndarray,
+    prior_inclusion: PriorInclusion,
+    max_steps: int = 100,
+) -> tuple[np.ndarray, float]:
+    r"""Best-improvement ascent of :math:`\log p(y \mid \gamma) + \log p(\gamma)` from
+    ``start`` over the models one flip or one swap away (a swap trades a feature for a
+    correlated substitute, which no single flip can do without passing a worse model): every
+    step scores the :math:`p + k(p - k)` neighbours
+    (:func:`~l0bayes.linear_model.exact.score_supports`) and moves to the best while it
+    improves. Returns the local optimum and its log joint. A model the guide's draws never
+    came near (the check of :class:`~l0bayes.linear_model.estimator.L0Regression` after PSIS)
+    shows up as a climb far above the best draw."""
+    p = X.shape[1]
+    log_size = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)
+
+    def joint(models: np.ndarray) -> np.ndarray:
+        ll, _ = score_supports(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
+        return ll + log_size[models.sum(axis=1)]
+
+    here = np.asarray(start, dtype=bool).copy()
+    value = float(joint(here[None])[0])
+    for _ in range(check_count("max_steps", max_steps)):
+        neighbours = _neighbourhood(here)
+        scores = joint(neighbours)
+        best = int(np.argmax(scores))
+        if not scores[best] > value:
+            break
+        here, value = neighbours[best], float(scores[best])
+    return here, value
+
+
 __all__ = [
+    "MISSED_MODE_NATS",
     "ImportanceResult",
+    "hill_climb",
     "pareto_smooth",
     "psis_inclusion_probs",
 ]

@@ -30,3 +30,11 @@ def test_compaction_speed_uses_the_papers_architectures(load_script):
     mlp = by_name["mnist-mlp"]
     assert mlp["compact_flops"] == 219 * 214 + 214 * 100 + 100 * 10
     assert mlp["flops_ratio"] == pytest.approx(mlp["dense_flops"] / mlp["compact_flops"])
+
+
+def test_chain_speed_reports_each_sampler(load_script):
+    bench = load_script("bench/chain_speed.py")
+    rows = bench.main(["--quick"])
+    assert [r["sampler"] for r in rows] == ["mh", "tempered"]
+    for r in rows:
+        assert r["seconds"] > 0 and 0 <= r["spread"] <= 1 and r["rhat"] >= 1
