@@ -18,7 +18,8 @@ Methods, per seed, all on the same data (the same subset and standardisation) an
 * ``gmp``: gradual magnitude pruning (Zhu & Gupta 2017, the cubic schedule,
   :func:`l0bayes.baselines.pruning.gradual_magnitude_prune`) of a freshly initialised dense
   network to the same matched count, pruning from ``--gmp-begin`` to ``--gmp-end`` of the
-  same ``--epochs`` budget and training the survivors for the rest;
+  L0 runs' budget (``--epochs`` plus ``--l0-finetune-epochs``) and training the survivors for
+  the rest;
 * ``svd``: Sparse Variational Dropout (:mod:`l0bayes.baselines.sparse_vd`), local
   reparameterisation, KL weight warmed up linearly over ``--svd-warmup`` epochs; test time:
   log α > 3 pruned.
@@ -291,12 +292,14 @@ def svd_row(args, seed: int, data, standardize: bool) -> dict:
 
 def gmp_row(args, seed: int, lam: float, data, target: int, splits) -> dict:
     """Gradual magnitude pruning (cubic schedule) of a freshly initialised dense network to
-    ``target`` non-zero weights, in the same number of epochs as every other method."""
+    ``target`` non-zero weights, in the L0 runs' budget (``--epochs`` plus
+    ``--l0-finetune-epochs``)."""
     spec = get_network(args.network)
     torch.manual_seed(seed)
     chain = plain_chain(spec.make(), gates="open")  # the dense network, every gate open
+    epochs = args.epochs + args.l0_finetune_epochs  # the L0 runs' whole budget
     fit = gradual_magnitude_prune(
-        chain, splits[0], args.epochs, target, begin=args.gmp_begin, end=args.gmp_end,
+        chain, splits[0], epochs, target, begin=args.gmp_begin, end=args.gmp_end,
         batch_size=spec.batch_size, lr=spec.lr, seed=seed,
     )  # fmt: skip
     arch = masked_architecture(chain, spec.input_shape)

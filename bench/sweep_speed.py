@@ -15,10 +15,13 @@ Reproduce::
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from l0bayes.device import torch_threads
 from l0bayes.training.config import TrainConfig
@@ -26,6 +29,33 @@ from l0bayes.training.sweep import sweep, sweep_configs
 from l0bayes.training.trainer import train
 
 TARGET = 2.5
+#: The MNIST MLP's gated products: (inputs, outputs) of each layer, batch 100.
+MLP_LAYERS = ((784, 300), (300, 100), (100, 10))
+
+
+def matmul_floor(networks: int = 4, batch: int = 100, repeats: int = 50) -> float:
+    """The compute floor of a stacked step: the time of the MLP's gated products, forward and
+    backward, for ``networks`` stacked networks (``torch.bmm``, as the sweep) over their time
+    for one network (``@``, as ``train``), medians of ``repeats`` on one thread. No stacking
+    can make the sweep cheaper than this ratio times one run's matrix-product time."""
+
+    def step(k: int | None) -> float:
+        shape = () if k is None else (k,)
+        h = torch.rand(*shape, batch, MLP_LAYERS[0][0])
+        params = [(torch.randn(*shape, i, o, requires_grad=True),
+                   torch.rand(*shape, i, requires_grad=True)) for i, o in MLP_LAYERS]  # fmt: skip
+        tic = time.perf_counter()
+        for w, z in params:
+            gated = h * (z if k is None else z[:, None, :])
+            h = torch.relu(gated @ w if k is None else torch.bmm(gated, w))
+        h.sum().backward()
+        return time.perf_counter() - tic
+
+    for _ in range(5):  # warm-up
+        step(None), step(networks)
+    one = statistics.median(step(None) for _ in range(repeats))
+    stacked = statistics.median(step(networks) for _ in range(repeats))
+    return stacked / one
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -34,35 +64,49 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-size", type=int, default=2000)
     p.add_argument("--test-size", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (medians)")
     args = p.parse_args(argv)
     sizes = dict(epochs=args.epochs, train_size=args.train_size, test_size=args.test_size)
     base = TrainConfig(
         network=args.network, dataset="synthetic", num_threads=1, progress=False, **sizes
     )
+    t_train, t_sweep, loop_train, loop_sweep = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
         warm = dict(epochs=1, train_size=200, test_size=100)  # imports, allocator: untimed
         sweep(sweep_configs(TrainConfig(**{**base.__dict__, **warm}), [0.1], [0], Path(tmp) / "w"))
-        tic = time.perf_counter()
-        one = train(TrainConfig(**{**base.__dict__, "out": str(Path(tmp) / "train")}))
-        t_train = time.perf_counter() - tic
-        tic = time.perf_counter()
-        four = sweep(sweep_configs(base, [0.1, 1.0], [0, 1], Path(tmp) / "sweep"))
-        t_sweep = time.perf_counter() - tic
+        for r in range(args.repeats):  # interleaved, so that a burst of load hits both
+            tic = time.perf_counter()
+            one = train(TrainConfig(**{**base.__dict__, "out": str(Path(tmp) / f"train{r}")}))
+            t_train.append(time.perf_counter() - tic)
+            tic = time.perf_counter()
+            four = sweep(sweep_configs(base, [0.1, 1.0], [0, 1], Path(tmp) / f"sweep{r}"))
+            t_sweep.append(time.perf_counter() - tic)
+            loop_train.append(one["train_seconds"])
+            loop_sweep.append(four[0]["train_seconds"])
+    med = statistics.median
     result = {
-        "train_seconds_whole": t_train,
-        "sweep_seconds_whole": t_sweep,
-        "ratio_whole": t_sweep / t_train,
-        "train_loop_seconds": one["train_seconds"],
-        "sweep_loop_seconds": four[0]["train_seconds"],
-        "ratio_loop": four[0]["train_seconds"] / one["train_seconds"],
+        "train_seconds_whole": med(t_train),
+        "sweep_seconds_whole": med(t_sweep),
+        "ratio_whole": med(s / t for s, t in zip(t_sweep, t_train, strict=True)),
+        "train_loop_seconds": med(loop_train),
+        "sweep_loop_seconds": med(loop_sweep),
+        "ratio_loop": med(s / t for s, t in zip(loop_sweep, loop_train, strict=True)),
     }
+    result["matmul_floor"] = matmul_floor()
     command = " ".join(["python bench/sweep_speed.py", *(argv or sys.argv[1:])])
     print(f"{args.network}, synthetic {args.train_size} x {args.epochs} epochs, one thread:")
-    print(f"  one train run : {t_train:6.2f} s (training loop {one['train_seconds']:.2f} s)")
-    print(f"  sweep of four : {t_sweep:6.2f} s (training loop {four[0]['train_seconds']:.2f} s)")
+    print(f"medians of {args.repeats} interleaved repeats:")
+    print(f"  one train run : {result['train_seconds_whole']:6.2f} s "
+          f"(training loop {result['train_loop_seconds']:.2f} s)")  # fmt: skip
+    print(f"  sweep of four : {result['sweep_seconds_whole']:6.2f} s "
+          f"(training loop {result['sweep_loop_seconds']:.2f} s)")  # fmt: skip
     print(
         f"  ratio sweep/train: {result['ratio_whole']:.2f} whole, {result['ratio_loop']:.2f} "
         f"training loop (target <= {TARGET}; four separate runs: 4)"
+    )
+    print(
+        f"  compute floor: the MLP's gated products, forward and backward, cost "
+        f"{result['matmul_floor']:.2f}x for four stacked networks (bmm) as for one (mm)"
     )
     print(f"command: {command}")
     return result

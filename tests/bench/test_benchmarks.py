@@ -38,3 +38,11 @@ def test_chain_speed_reports_each_sampler(load_script):
     assert [r["sampler"] for r in rows] == ["mh", "tempered"]
     for r in rows:
         assert r["seconds"] > 0 and 0 <= r["spread"] <= 1 and r["rhat"] >= 1
+
+
+def test_sweep_speed_reports_the_ratio_and_its_compute_floor(load_script, one_thread):
+    bench = load_script("bench/sweep_speed.py")
+    result = bench.main(["--epochs", "1", "--train-size", "200", "--test-size", "100",
+                         "--repeats", "1"])  # fmt: skip
+    assert result["ratio_whole"] > 0 and result["ratio_loop"] > 0
+    assert 1.0 < result["matmul_floor"] < 8.0  # four networks' products: more than one's
