@@ -244,6 +244,22 @@ class Trainer:
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
             reason = " ".join(str(err).split())[:300]
             raise ValueError(f"{path} does not fit the run's network: {reason}") from None
+        self._check_finetune_boundary(ckpt["config"].get("epochs"))
+
+    def _check_finetune_boundary(self, saved_epochs) -> None:
+        """A resume may not move the start of fine-tuning once it has begun: the gates were
+        frozen at the end of epoch ``saved_epochs`` and the weights trained alone since, so
+        more gate-training epochs after them would be another method, not a longer run."""
+        if not self.cfg.finetune_epochs or saved_epochs in (None, self.cfg.epochs):
+            return
+        if self.state.epoch > saved_epochs or (
+            self.state.epoch == saved_epochs and self.state.step_in_epoch > 0
+        ):
+            raise ValueError(
+                f"--resume: {self.out} began fine-tuning (gates frozen) after epoch "
+                f"{saved_epochs}; --epochs {self.cfg.epochs} would train the gates again "
+                "after it. Keep --epochs, or start a new run"
+            )
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
         self.net.load_state_dict(ckpt["net"])

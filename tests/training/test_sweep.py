@@ -151,6 +151,20 @@ def test_finetune_keeps_the_gates_and_trains_the_weights(tmp_path, one_thread):
             assert not torch.equal(a[name], b[name])
 
 
+def test_resume_cannot_move_the_start_of_finetuning(tmp_path, one_thread):
+    """After fine-tuning has begun (gates frozen after epoch 1), more --epochs would train
+    the gates again after it: refused, for train and sweep alike, with the run untouched."""
+    out = tmp_path / "ft"
+    train(TrainConfig(network="mnist-mlp", out=str(out), finetune_epochs=1, **TINY))
+    before = (out / "checkpoint.pt").read_bytes()
+    longer = TrainConfig.for_resume(out, epochs=2, progress=False)
+    with pytest.raises(ValueError, match="began fine-tuning"):
+        train(longer, resume=True)
+    with pytest.raises(ValueError, match="began fine-tuning"):
+        sweep([longer], resume=True)
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
 def test_bma_reported_beside_the_deterministic_gates(tmp_path, one_thread):
     out = tmp_path / "bma"
     metrics = train(TrainConfig(network="mnist-mlp", out=str(out), bma_samples=3, **TINY))
