@@ -236,28 +236,27 @@ def l0_row(args, seed: int, lam: float, data, metrics: dict, method: str, weight
     )
 
 
+def _chain_row(method, args, seed, lam, data, chain, test_error: float, seconds: float) -> dict:
+    """The row of a plain test-time chain: its sparsity and FLOPs counted one way for every
+    method (:func:`l0bayes.baselines.pruning.masked_architecture`)."""
+    shape = get_network(args.network).input_shape
+    arch = masked_architecture(chain, shape)
+    return _row(
+        method, args, seed, lam, data, test_error=test_error, nonzero_params=arch.params,
+        nonzero_weights=nonzero_weights(live_chain(chain, shape)), flops=arch.flops,
+        architecture=str(arch), wall_seconds=seconds,
+    )  # fmt: skip
+
+
 def pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits) -> dict:
     """Magnitude pruning of the dense chain to ``target`` non-zero weights (+ fine-tuning)."""
-    shape = get_network(args.network).input_shape
     tic = time.perf_counter()
     pruned = magnitude_prune(dense_chain, target)
     seconds = time.perf_counter() - tic
     if args.fine_tune_epochs:
         seconds += fine_tune(pruned, splits[0], args.fine_tune_epochs, seed=seed).train_seconds
-    arch = masked_architecture(pruned, shape)
-    return _row(
-        "magnitude",
-        args,
-        seed,
-        lam,
-        data,
-        test_error=error_rate(pruned, splits[1]),
-        nonzero_params=arch.params,
-        nonzero_weights=nonzero_weights(live_chain(pruned, shape)),
-        flops=arch.flops,
-        architecture=str(arch),
-        wall_seconds=dense_seconds + seconds,
-    )
+    return _chain_row("magnitude", args, seed, lam, data, pruned, error_rate(pruned, splits[1]),
+                      dense_seconds + seconds)  # fmt: skip
 
 
 def svd_row(args, seed: int, data, standardize: bool) -> dict:
@@ -273,21 +272,7 @@ def svd_row(args, seed: int, data, standardize: bool) -> dict:
         standardize=standardize,
         seed=seed,
     )
-    chain = plain_chain(net)
-    arch = masked_architecture(chain, shape)
-    return _row(
-        "svd",
-        args,
-        seed,
-        math.nan,
-        data,
-        test_error=error,
-        nonzero_params=arch.params,
-        nonzero_weights=nonzero_weights(live_chain(chain, shape)),
-        flops=arch.flops,
-        architecture=str(arch),
-        wall_seconds=fit.train_seconds,
-    )
+    return _chain_row("svd", args, seed, math.nan, data, plain_chain(net), error, fit.train_seconds)
 
 
 def gmp_row(args, seed: int, lam: float, data, target: int, splits) -> dict:
@@ -302,20 +287,8 @@ def gmp_row(args, seed: int, lam: float, data, target: int, splits) -> dict:
         chain, splits[0], epochs, target, begin=args.gmp_begin, end=args.gmp_end,
         batch_size=spec.batch_size, lr=spec.lr, seed=seed,
     )  # fmt: skip
-    arch = masked_architecture(chain, spec.input_shape)
-    return _row(
-        "gmp",
-        args,
-        seed,
-        lam,
-        data,
-        test_error=error_rate(chain, splits[1]),
-        nonzero_params=arch.params,
-        nonzero_weights=nonzero_weights(live_chain(chain, spec.input_shape)),
-        flops=arch.flops,
-        architecture=str(arch),
-        wall_seconds=fit.train_seconds,
-    )
+    test_error = error_rate(chain, splits[1])
+    return _chain_row("gmp", args, seed, lam, data, chain, test_error, fit.train_seconds)
 
 
 def run_seed(args, seed: int, grid: dict) -> list[dict]:
