@@ -16,7 +16,7 @@ Settings per data set (``SETTINGS``):
 * ``mc3``: as ``raw`` with ``correction="mc3"`` forced (validates the chains where enumeration
   is the default; for p > 16 it *is* the default, so the row is not repeated);
 * ``prior_raw``: ``prior="raw"`` with the PSIS correction forced (the old default; the raw
-  prior is now enumerated exactly for p <= 16 and PSIS-corrected only beyond), for contrast;
+  prior is now enumerated exactly for p <= 20 and PSIS-corrected only beyond), for contrast;
 * ``x1000``: as ``raw`` with one column (the one whose exact PIP is closest to 1/2) multiplied
   by 1000; its PIPs are compared with those of ``raw`` (unit invariance).
 
@@ -474,7 +474,7 @@ def summarise(rows: list[dict], big: dict | None, datasets: list[Dataset], argv)
     lines.append(to_markdown((header, body), numeric_from=2))
     lines += [
         "`prior_raw` is the old default (slab on X as given, σ estimated, PSIS forced) shown "
-        "for contrast; it is not held to the targets (with p <= 16 `prior=\"raw\"` is now "
+        'for contrast; it is not held to the targets (with p <= 20 `prior="raw"` is now '
         "enumerated exactly by default).",
         "",
         "## (b) Large errors without a warning",
