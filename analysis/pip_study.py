@@ -1,9 +1,9 @@
 """Can the posterior inclusion probabilities of ``L0Regression(penalty="bayes")`` be trusted?
 
 Real regression data sets shipped inside statsmodels and scikit-learn (nothing is downloaded)
-and simulated correlated designs (p up to 20, so that the model-space chains run by default) are fitted
-with ``L0Regression(penalty="bayes")`` at its DEFAULT settings, and each PIP vector is compared
-with exact enumeration of the SAME model:
+and simulated correlated designs (p up to 20, so that the model-space chains run by default)
+are fitted with ``L0Regression(penalty="bayes")`` at its DEFAULT settings, and each PIP vector
+is compared with exact enumeration of the SAME model:
 :func:`l0bayes.linear_model.marginal_likelihood.enumerate_posterior` with the same prior (the
 unit-free standardised slab, π = 0.5 or M / p), or, for ``prior="raw"``,
 :func:`l0bayes.linear_model.exact.exact_posterior` at the fit's own noise scale.
@@ -22,8 +22,8 @@ Settings per data set (``SETTINGS``):
 
 Each fit records the data set, n, p, setting, the correction used, mean and max |PIP error|,
 whether a warning fired and which diagnostics, and the run time. Finally a p = 100 problem
-(AR(1) ρ = 0.7 design, n = 500, 10 signals) is fitted at the defaults to time the model-space chains and
-measure their PIP spread. Writes ``pips.csv``, ``p100.csv`` and ``summary.md`` to
+(AR(1) ρ = 0.7 design, n = 500, 10 signals) is fitted at the defaults to time the model-space
+chains and measure their PIP spread. Writes ``pips.csv``, ``p100.csv`` and ``summary.md`` to
 ``--out-dir``.
 
     .venv/bin/python analysis/pip_study.py --out-dir analysis/results/pip-study
