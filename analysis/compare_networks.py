@@ -232,8 +232,14 @@ def l0_row(args, seed: int, lam: float, data, metrics: dict, method: str, weight
         nonzero_weights=weights,
         flops=metrics["compact_flops"],
         architecture="-".join(f"{u:.0f}" for u in metrics["architecture"]),
-        wall_seconds=metrics["train_seconds"],
+        wall_seconds=network_seconds(metrics),
     )
+
+
+def network_seconds(metrics: dict) -> float:
+    """A run's training seconds; for a network trained in a sweep, the sweep's time divided by
+    its number of networks (``metrics.json`` records the whole sweep's)."""
+    return metrics["train_seconds"] / metrics.get("sweep", {}).get("networks", 1)
 
 
 def _chain_row(method, args, seed, lam, data, chain, test_error: float, seconds: float) -> dict:
@@ -308,7 +314,7 @@ def run_seed(args, seed: int, grid: dict) -> list[dict]:
         if "l0bayes" in args.methods:
             rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", target))
         if "magnitude" in args.methods:
-            dense_seconds = dense_metrics["train_seconds"]
+            dense_seconds = network_seconds(dense_metrics)
             rows.append(
                 pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits)
             )
@@ -503,15 +509,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     elapsed = time.perf_counter() - start
     table = summary(rows)
     n = rows[0]["train_size"]
+    budget = args.epochs + args.l0_finetune_epochs
     note = (
         f"Mean ± sd over {args.seeds} seed(s); {args.network} on {rows[0]['dataset']} "
-        f"(N = {n} training images), {args.epochs} epochs each. λ: code cost per parameter "
-        f"(the paper's λ = lam/N); magnitude rows are pruned to the number of non-zero weights "
-        f"that the l0bayes run at that λ uses (fine-tuned {args.fine_tune_epochs} epochs). FLOPs: "
-        "multiply–accumulates per example of the test-time network, every weight layer. "
-        "Train time excludes evaluation; for magnitude it includes the dense run's. Wall time "
-        f"of this invocation {elapsed:.0f} s ({len(args.reused)} finished L0 runs reused). "
-        f"Command: `{command}`\n"
+        f"(N = {n} training images). Budgets: L0 and dense {args.epochs} epochs"
+        f"{f' + {args.l0_finetune_epochs} with frozen gates' if args.l0_finetune_epochs else ''}"
+        f"{f', λ warmed up over {args.lam_warmup:g} epochs' if args.lam_warmup else ''}; "
+        f"gmp {budget} epochs (pruning from {args.gmp_begin:g} to {args.gmp_end:g} of them); "
+        f"magnitude: the dense network pruned once, fine-tuned {args.fine_tune_epochs} epochs; "
+        f"svd {args.epochs} epochs. λ: code cost per parameter (the paper's λ = lam/N); "
+        "magnitude and gmp rows are pruned to the number of non-zero weights that the l0bayes "
+        "run at that λ uses. FLOPs: multiply–accumulates per example of the test-time network, "
+        "every weight layer. Train time excludes evaluation; an L0 network trained in a sweep "
+        "is charged the sweep's time over its networks, and magnitude includes the dense run's. "
+        f"Wall time of this invocation {elapsed:.0f} s ({len(args.reused)} finished L0 runs "
+        f"reused). Command: `{command}`\n"
     )
     tables.write_csv(rows, out / "results.csv")
     (out / "summary.md").write_text(
