@@ -33,10 +33,11 @@ TARGET = 2.5
 MLP_LAYERS = ((784, 300), (300, 100), (100, 10))
 
 
-def matmul_floor(networks: int = 4, batch: int = 100, repeats: int = 50) -> float:
+def matmul_floor(networks: int = 4, batch: int = 100, repeats: int = 200) -> float:
     """The compute floor of a stacked step: the time of the MLP's gated products, forward and
     backward, for ``networks`` stacked networks (``torch.bmm``, as the sweep) over their time
-    for one network (``@``, as ``train``), medians of ``repeats`` on one thread. No stacking
+    for one network (``@``, as ``train``): the median ratio of ``repeats`` interleaved pairs, on
+    one thread. No stacking
     can make the sweep cheaper than this ratio times one run's matrix-product time."""
 
     def step(k: int | None) -> float:
@@ -53,9 +54,8 @@ def matmul_floor(networks: int = 4, batch: int = 100, repeats: int = 50) -> floa
 
     for _ in range(5):  # warm-up
         step(None), step(networks)
-    one = statistics.median(step(None) for _ in range(repeats))
-    stacked = statistics.median(step(networks) for _ in range(repeats))
-    return stacked / one
+    # interleaved pairs, so that a burst of load or a clock change hits both sides alike
+    return statistics.median(step(networks) / step(None) for _ in range(repeats))
 
 
 def main(argv: list[str] | None = None) -> dict:
