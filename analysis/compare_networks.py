@@ -27,7 +27,7 @@ Methods, per seed, all on the same data (the same subset and standardisation) an
 Every L0 network (dense included) of all seeds is trained in one ``l0bayes sweep``
 (:func:`l0bayes.training.sweep.sweep`, stacked; the target fractions in a second one), each
 exactly as ``l0bayes train`` would train it, into ``runs/lam-<λ>_seed-<s>`` and
-``runs/target-<t>_seed-<s>``; a finished run with the same settings is reused.
+``runs/lam-0_target-<t>_seed-<s>``; a finished run with the same settings is reused.
 
 Non-zero parameters and FLOPs (multiply–accumulates per example, every weight layer) are those
 of each method's test-time network, counted the same way for all
@@ -205,12 +205,9 @@ def run_l0_grid(args) -> dict[tuple, tuple[dict, Path]]:
     cfgs = sweep_configs(base, lams, seeds, runs)
     keys = [("lam", lam, seed) for lam in lams for seed in seeds]
     if args.targets and "l0-target" in args.methods:
-        target = replace(base, target="params", lam=[0.0])
-        for fraction in args.targets:
-            for seed in seeds:
-                out = runs / f"target-{fraction:g}_seed-{seed}"
-                cfgs.append(replace(target, target_fraction=fraction, seed=seed, out=str(out)))
-                keys.append(("target", fraction, seed))
+        target = replace(base, target="params")
+        cfgs += sweep_configs(target, [0.0], seeds, runs, args.targets)
+        keys += [("target", fraction, seed) for fraction in args.targets for seed in seeds]
     grid = {}
     for kind in ("lam", "target"):
         chosen = [(k, c) for k, c in zip(keys, cfgs, strict=True) if k[0] == kind]

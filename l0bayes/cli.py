@@ -260,14 +260,15 @@ step per minibatch. Each network trains exactly as `l0bayes train` would with th
 settings (its seed's initialisation, data order and gate draws; Adam and the EMA act
 elementwise), up to the order of float additions in batched matrix products.
 
-Writes OUT/lam-<lambda>_seed-<s>/ per network, each a run directory as `l0bayes train`
+Writes OUT/lam-<lambda>_seed-<s>/ per network (OUT/lam-<lambda>_target-<t>_seed-<s>/ with
+several --target-fraction values), each a run directory as `l0bayes train`
 writes (config.json, history.csv, checkpoint.pt, metrics.json) that `l0bayes report` reads.
 Ctrl-C checkpoints every network; continue with the same command and --resume.
 Stacks mnist-mlp and lenet5 (train the WRN with `l0bayes train`).
 """
 
 #: ``train`` options a sweep does not take (it sets them per network, or cannot stack them).
-_NOT_SWEPT = {"network", "out", "lam", "seed", "nproc", "help", "resume", "elbo"}
+_NOT_SWEPT = {"network", "out", "lam", "seed", "nproc", "help", "resume", "elbo", "target_fraction"}
 
 
 def _add_sweep_parser(sub, train: argparse.ArgumentParser) -> None:
@@ -284,6 +285,10 @@ def _add_sweep_parser(sub, train: argparse.ArgumentParser) -> None:
         "--lam", type=float, nargs="+", required=True, help="the lambda values (nats per parameter)"
     )
     sweep.add_argument("--seeds", type=int, nargs="+", required=True, help="the seeds")
+    sweep.add_argument(
+        "--target-fraction", type=float, nargs="+", default=None,
+        help="with --target: one network per kept fraction (each its own Lagrange multiplier)",
+    )  # fmt: skip
     sweep.add_argument("--out", required=True, help="folder of the sweep's run directories")
     sweep.add_argument("--resume", action="store_true", help="continue every network of --out")
     for action in train._actions:
@@ -489,9 +494,9 @@ def _given_train_options(argv: list[str], command: str = "train") -> dict[str, A
         given["progress"] = not given.pop("no_progress")
     for key in ("command", "debug", "resume", "network", "out", "help", "quick"):
         given.pop(key, None)
-    if command == "sweep":  # each network's own lambda and seed come from its folder
-        given.pop("lam", None)
-        given.pop("seeds", None)
+    if command == "sweep":  # each network's own lambda, seed and target come from its folder
+        for key in ("lam", "seeds", "target_fraction"):
+            given.pop(key, None)
     return given
 
 
@@ -545,6 +550,13 @@ def _cmd_train(args) -> None:
     print(json.dumps(shown, indent=2))
 
 
+def _swept_fractions(args) -> list[float] | None:
+    """The target fractions a sweep varies (two or more ``--target-fraction`` values, each in
+    its own ``lam-<λ>_target-<t>_seed-<s>`` folder), else None (one is a shared setting)."""
+    fractions = args.target_fraction
+    return list(fractions) if fractions is not None and len(fractions) > 1 else None
+
+
 def _cmd_sweep(args) -> None:
     import json
     from pathlib import Path
@@ -561,9 +573,10 @@ def _cmd_sweep(args) -> None:
         given.setdefault("progress", progress)
         cfgs = [
             TrainConfig.for_resume(
-                Path(args.out) / run_name([lam], seed), network=args.network, **given
+                Path(args.out) / run_name([lam], seed, fraction), network=args.network, **given
             )
             for lam in args.lam
+            for fraction in _swept_fractions(args) or [None]
             for seed in args.seeds
         ]
     else:
@@ -572,11 +585,13 @@ def _cmd_sweep(args) -> None:
                 if getattr(args, name) is None:
                     setattr(args, name, value)
         names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
-        names -= {"lam", "seed"}
+        names -= {"lam", "seed", "target_fraction"}
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
         values["clamp_log_alpha"] = not args.no_clamp
+        if args.target_fraction is not None and _swept_fractions(args) is None:
+            values["target_fraction"] = args.target_fraction[0]  # one: shared, as in train
         base = TrainConfig(network=args.network, out=args.out, progress=progress, **values)
-        cfgs = sweep_configs(base, args.lam, args.seeds, args.out)
+        cfgs = sweep_configs(base, args.lam, args.seeds, args.out, _swept_fractions(args))
     try:
         metrics = sweep(cfgs, resume=args.resume)
     except TrainingInterrupted as stop:

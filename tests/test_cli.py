@@ -251,3 +251,33 @@ def test_sweep_writes_run_directories_train_and_report_read(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sweep", "wrn", "--lam", "1", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
     assert "train wrn networks one by one" in capsys.readouterr().err
+
+
+def test_sweep_over_target_fractions_names_and_resumes_each_network(tmp_path, capsys):
+    """Two or more --target-fraction values: one network per (λ, fraction, seed), each in its
+    own folder with its own fraction, resumed by the same command; one value is shared (as in
+    train); fractions without --target are refused in one line."""
+    import json
+
+    out = tmp_path / "targets"
+    args = ["sweep", "mnist-mlp", "--lam", "0", "--seeds", "0", "--out", str(out),
+            "--target", "params", "--target-fraction", "0.3", "0.6"]  # fmt: skip
+    tiny = ["--dataset", "synthetic", "--train-size", "200", "--test-size", "100", "--epochs", "1"]
+    assert main([*args, *tiny, "--no-progress"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted(shown["runs"]) == ["lam-0_target-0.3_seed-0", "lam-0_target-0.6_seed-0"]
+    for name, fraction in (("lam-0_target-0.3_seed-0", 0.3), ("lam-0_target-0.6_seed-0", 0.6)):
+        assert json.loads((out / name / "config.json").read_text())["target_fraction"] == fraction
+    assert main([*args, "--epochs", "2", "--resume", "--no-progress"]) == 0
+    metrics = json.loads((out / "lam-0_target-0.6_seed-0" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+    capsys.readouterr()
+    one = ["sweep", "mnist-mlp", "--lam", "0", "--seeds", "0", "--out", str(tmp_path / "one"),
+           "--target", "params", "--target-fraction", "0.5", *tiny, "--no-progress"]  # fmt: skip
+    assert main(one) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["runs"]) == ["lam-0_seed-0"]
+    bad = ["sweep", "mnist-mlp", "--lam", "0", "--seeds", "0", "--out", str(tmp_path / "bad"),
+           "--target-fraction", "0.3", "0.6", *tiny]  # fmt: skip
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--target" in err

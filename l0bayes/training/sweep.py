@@ -71,10 +71,12 @@ _FREE = frozenset({"progress", "quick"})
 _PLAIN = (nn.ReLU, nn.MaxPool2d, nn.Flatten)
 
 
-def run_name(lam: Sequence[float], seed: int) -> str:
+def run_name(lam: Sequence[float], seed: int, target_fraction: float | None = None) -> str:
     """The folder of one network of a sweep: ``lam-<λ>_seed-<s>`` (per-layer λ joined by
-    commas)."""
-    return f"lam-{','.join(f'{v:g}' for v in lam)}_seed-{seed}"
+    commas), or ``lam-<λ>_target-<t>_seed-<s>`` for one of several target fractions."""
+    lam_part = f"lam-{','.join(f'{v:g}' for v in lam)}"
+    target_part = "" if target_fraction is None else f"_target-{target_fraction:g}"
+    return f"{lam_part}{target_part}_seed-{seed}"
 
 
 def sweep_configs(
@@ -82,22 +84,35 @@ def sweep_configs(
     lams: Sequence[float | Sequence[float]],
     seeds: Sequence[int],
     out: str | Path,
+    target_fractions: Sequence[float] | None = None,
 ) -> list[TrainConfig]:
-    """One configuration per (λ, seed), λ-major, each in ``out/lam-<λ>_seed-<s>``.
+    """One configuration per (λ, seed), λ-major, each in ``out/lam-<λ>_seed-<s>``; with
+    ``target_fractions``, one per (λ, target fraction, seed) in
+    ``out/lam-<λ>_target-<t>_seed-<s>``.
 
     :param base: the shared settings.
     :param lams: the λ values (nats per parameter; a number, or one per gated layer).
     :param seeds: the seeds.
     :param out: the sweep's folder.
+    :param target_fractions: kept fractions held by the Lagrangian of ``base.target``.
+    :raises ValueError: no λ or seed, a repeated network, or target fractions without a
+        ``target``.
     """
     if not lams or not seeds:
         raise ValueError("a sweep needs at least one --lam and one --seeds value")
+    if target_fractions is not None and base.target is None:
+        raise ValueError("several --target-fraction values need --target params or flops")
+    fractions = [None] if target_fractions is None else [float(t) for t in target_fractions]
     cfgs = []
     for lam in lams:
         values = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
-        for seed in seeds:
-            path = Path(out) / run_name(values, seed)
-            cfgs.append(replace(base, lam=values, seed=int(seed), out=str(path)))
+        for fraction in fractions:
+            for seed in seeds:
+                path = Path(out) / run_name(values, seed, fraction)
+                settings = dict(lam=values, seed=int(seed), out=str(path))
+                if fraction is not None:
+                    settings["target_fraction"] = fraction
+                cfgs.append(replace(base, **settings))
     names = [c.out for c in cfgs]
     if len(set(names)) != len(names):
         raise ValueError("the sweep names the same (λ, seed) twice")

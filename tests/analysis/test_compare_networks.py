@@ -40,6 +40,6 @@ def test_quick_writes_tidy_csv_tables_and_figures(tmp_path, load_script, one_thr
     # every L0 network was trained in a sweep: λ grid in one, the target fractions in another
     for run in (out / "runs").iterdir():
         metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["sweep"]["networks"] == (1 if run.name.startswith("target") else 3)
+        assert metrics["sweep"]["networks"] == (1 if "_target-" in run.name else 3)
     svd = rows[-1]
     assert float(svd["nonzero_params"]) < float(dense["nonzero_params"])
