@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy.special import betainc, betaln, logsumexp
+from scipy.special import betainc, betaln, expit, logsumexp
 
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.linear_model.subset_search import GaussianStats
@@ -59,6 +59,8 @@ RESIDUAL_FLOOR = 1e-14
 _CHUNK = 1 << 16  # models per batch of the enumeration
 _QUAD_NODES = 97  # trapezoid nodes over the window of the 1-D integral over log g
 _QUAD_DROP = 40.0  # the window ends where the integrand is this many nats below its peak
+_FLAT_WIDTH = 5.0  # a mode wider than this (in log g) is a plateau: integrate on a fixed grid
+_PLATEAU_NODES = 4001
 
 
 # ------------------------------------------------------------------- sufficient statistics
@@ -268,17 +270,21 @@ def _log_bf_hyper_g(resid: np.ndarray, k: np.ndarray, n: int, a: float) -> np.nd
 
 
 def _log_integrand(tau, resid, k, n, a, scale_n):
-    r""":math:`h(\tau)` and its first two derivatives, :math:`g = e^\tau`."""
-    g = np.exp(tau)
+    r""":math:`h(\tau)` and its first two derivatives, :math:`g = e^\tau`, without forming
+    :math:`g` (a near-perfect fit puts the mode at a :math:`\tau` where :math:`e^\tau`
+    overflows): :math:`\log(1 + g e) = \mathrm{softplus}(\tau + \log e)`, :math:`g / (1 + g)
+    = \sigma(\tau)`, :math:`g e / (1 + g e) = \sigma(\tau + \log e)`, :math:`g / (m + g) =
+    \sigma(\tau - \log m)`."""
     A, B = 0.5 * (n - 1 - k), 0.5 * (n - 1)
+    log_resid, log_m = np.log(resid), math.log(scale_n)
     h = (
         A * _log1p_exp(tau)
-        - B * np.log1p(g * resid)
+        - B * _log1p_exp(tau + log_resid)
         + math.log((a - 2) / (2 * scale_n))
-        - 0.5 * a * _log1p_exp(tau - math.log(scale_n))
+        - 0.5 * a * _log1p_exp(tau - log_m)
         + tau
     )
-    u, v, w = g / (1 + g), g * resid / (1 + g * resid), g / (scale_n + g)
+    u, v, w = expit(tau), expit(tau + log_resid), expit(tau - log_m)
     dh = A * u - B * v - 0.5 * a * w + 1.0
     d2h = A * u * (1 - u) - B * v * (1 - v) - 0.5 * a * w * (1 - w)
     return h, dh, d2h
@@ -305,14 +311,40 @@ def _log_bf_quadrature(resid, k, n, a, scale_n):
             break
     peak, _, d2h = _log_integrand(tau, resid, k, n, a, scale_n)
     width = 1.0 / np.sqrt(np.maximum(-d2h, 1e-6))
-    ends = [_reach(tau, width, side, peak, resid, k, n, a, scale_n) for side in (-1.0, 1.0)]
-    t = np.linspace(np.arcsinh(-ends[0] / width), np.arcsinh(ends[1] / width), _QUAD_NODES, axis=1)
-    nodes = tau[:, None] + width[:, None] * np.sinh(t)
-    h = _log_integrand(nodes, resid[:, None], k[:, None], n, a, scale_n)[0]
-    weights = np.full(_QUAD_NODES, 1.0)
+    out = np.empty(resid.shape)
+    flat = width > _FLAT_WIDTH
+    if flat.any():
+        out[flat] = _log_bf_plateau(resid[flat], k[flat], n, a, scale_n)
+    peaked = ~flat
+    if peaked.any():
+        args = resid[peaked], k[peaked], n, a, scale_n
+        tau, width, peak = tau[peaked], width[peaked], peak[peaked]
+        ends = [_reach(tau, width, side, peak, *args) for side in (-1.0, 1.0)]
+        t = np.linspace(
+            np.arcsinh(-ends[0] / width), np.arcsinh(ends[1] / width), _QUAD_NODES, axis=1
+        )
+        nodes = tau[:, None] + width[:, None] * np.sinh(t)
+        h = _log_integrand(nodes, args[0][:, None], args[1][:, None], n, a, scale_n)[0]
+        weights = np.full(_QUAD_NODES, 1.0)
+        weights[[0, -1]] = 0.5
+        log_jac = np.log(width[:, None] * np.cosh(t) * (t[:, 1:2] - t[:, :1]))
+        out[peaked] = logsumexp(h + log_jac, b=weights[None, :], axis=1)
+    return out
+
+
+def _log_bf_plateau(resid, k, n, a, scale_n):
+    r"""The same integral when :math:`h` is flat around its maximum (e.g. :math:`k = n - 2` with
+    a near-perfect fit: :math:`h` is level from :math:`g \approx 1` to :math:`g \approx 1/e`,
+    and a width from the curvature means nothing): the trapezoid rule on
+    ``_PLATEAU_NODES`` nodes from :math:`\tau = -60` to :math:`\log m - \log e + 40`,
+    beyond which the integrand is below :math:`e^{-40}` of its plateau; with both ends in the
+    negligible tails the rule converges geometrically."""
+    hi = math.log(scale_n) - np.log(resid) + 40.0
+    t = np.linspace(-60.0, hi, _PLATEAU_NODES, axis=1)
+    h = _log_integrand(t, resid[:, None], k[:, None], n, a, scale_n)[0]
+    weights = np.full(_PLATEAU_NODES, 1.0)
     weights[[0, -1]] = 0.5
-    log_jac = np.log(width[:, None] * np.cosh(t) * (t[:, 1:2] - t[:, :1]))
-    return logsumexp(h + log_jac, b=weights[None, :], axis=1)
+    return logsumexp(h, b=weights[None, :], axis=1) + np.log(t[:, 1] - t[:, 0])
 
 
 def _reach(tau, width, side, peak, *args):

@@ -253,3 +253,17 @@ def test_statistics_accumulated_in_chunks_give_the_same_view():
     np.testing.assert_allclose(parts.gram, whole.gram, rtol=1e-12)
     np.testing.assert_allclose(parts.xty, whole.xty, rtol=1e-12, atol=1e-12)
     assert parts.yty == pytest.approx(whole.yty, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "resid"), [(30, 28, 2.0**-46), (10, 8, 2.0**-46), (30, 27, 2.0**-40)]
+)
+def test_hyper_g_near_perfect_fit_is_finite_and_matches_quadrature(n, k, resid):
+    """A near-perfect fit with k = n - 2 (the large models a chain meets when p > n) makes the
+    integrand flat up to g ~ 1/e, where exp(tau) once overflowed in the search for its ends
+    (pytest turns that RuntimeWarning into an error). The value matches the 1-D reference
+    (residuals are powers of two, so that the reference's 1 - R^2 is exactly the same number)."""
+    total, ref = _integrate_over_g(1 - resid, k, n, 3.0, 1.0)
+    got = HyperGPrior().log_bayes_factor(np.array([resid]), np.zeros(1), np.array([k]), n)[0]
+    assert np.isfinite(got)
+    assert got == pytest.approx(math.log(total) + ref, rel=1e-6)
