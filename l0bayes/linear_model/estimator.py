@@ -705,9 +705,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             ]
             diagnostics = {"method": "laplace-enumerate", "warnings": []}
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                guide = (gates.sample((2,)) > 0).cpu().numpy()
+            guide = self._guide_models(gates, 2)
             n_iter = self.chain_iterations or max(5_000, 200 * G)
             res = laplace_mc3(
                 scorer,
@@ -716,24 +714,39 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 seed=self.seed,
             )
             pips, sizes = res.inclusion_probs, res.model_size_probs
-            diagnostics = {
-                "method": "laplace-mc3",
-                "pip_spread": res.pip_spread,
-                "rhat": res.rhat,
-                "ess": res.ess_log_posterior,
-                "n_models": res.n_models,
-                "warnings": diagnose(res),
-            }
+            diagnostics = _chain_diagnostics("laplace-mc3", res)
+        self._adopt_posterior(X, y, pips, sizes, diagnostics, offset=offset, per_gate=True)
+
+    def _guide_models(self, gates: HardConcrete, draws: int) -> np.ndarray:
+        """``draws`` models (bool, one column per gate) drawn from the guide under the fit's
+        seed, outside the global torch stream."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return (gates.sample((draws,)) > 0).cpu().numpy()
+
+    def _adopt_posterior(
+        self, X, y, pips, sizes, diagnostics: dict, *, offset=None, coef=None, per_gate=False
+    ) -> None:
+        """Replace the guide's PIPs by a corrected posterior's (the guide's are kept in
+        ``variational_inclusion_probs_``): ``pip_diagnostics_``, the PIPs (per gate and widened
+        to the columns with ``per_gate``), the 0.5-PIP model refitted (or ``coef``, a pair
+        ``(coef, intercept)``), the model-size posterior and the criteria; one
+        ``RuntimeWarning`` per diagnostic that fired."""
         self.pip_diagnostics_ = diagnostics
         self.variational_inclusion_probs_ = self.inclusion_probs_
-        self._set_probs(pips)
+        if per_gate:
+            self._set_probs(pips)
+        else:
+            self.inclusion_probs_ = np.asarray(pips)
         self.selected_ = self.inclusion_probs_ > 0.5
-        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family, offset)
+        if coef is None:
+            coef = _refit(X, y, self.selected_, self.family, offset)
+        self.coef_, self.intercept_ = coef
         self._set_size_posterior(sizes)
         self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
         for message in diagnostics["warnings"]:
             warnings.warn(
-                f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
+                f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=5
             )
 
     def _set_probs(self, gate_probs: np.ndarray) -> None:
@@ -839,9 +852,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         or estimated by MC3 chains started from the guide's draws (module docstring)."""
         stats = SufficientStats.from_data(X, y)
         prior, pi = self._conjugate_prior(), self._prior_pi(X.shape[1])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            guide = (gates.sample((GUIDE_DRAWS,)) > 0).cpu().numpy()
+        guide = self._guide_models(gates, GUIDE_DRAWS)
         if correction == "enumerate":
             post = enumerate_posterior(stats, prior, pi, max_p=20)
             pips, sizes, self.top_models_ = (
@@ -856,26 +867,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
             res = self._chains(stats, prior, pi, guide)
             check = guide_missed_mass(stats, prior, pi, guide, res.best_log_posterior)
             pips, sizes = res.inclusion_probs, res.model_size_probs
-            diagnostics = {
-                "method": "mc3",
-                "pip_spread": res.pip_spread,
-                "rhat": res.rhat,
-                "ess": res.ess_log_posterior,
-                "n_models": res.n_models,
-                "guide_gap": check.gap,
-                "warnings": diagnose(res),  # the chains do not rest on the guide
-            }
-        self.pip_diagnostics_ = diagnostics
-        self.variational_inclusion_probs_ = self.inclusion_probs_
-        self.inclusion_probs_ = pips
-        self.selected_ = pips > 0.5
-        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
-        self._set_size_posterior(sizes)
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
-        for message in diagnostics["warnings"]:
-            warnings.warn(
-                f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=4
-            )
+            # the chains do not rest on the guide: its gap is reported, not warned about
+            diagnostics = {**_chain_diagnostics("mc3", res), "guide_gap": check.gap}
+        self._adopt_posterior(X, y, pips, sizes, diagnostics)
 
     def _raw_enumerate_correct(self, X, y, gates: HardConcrete) -> None:
         r"""``prior="raw"``: the exact posterior of the raw-unit slab with :math:`\sigma` fixed at
@@ -886,23 +880,19 @@ class L0Regression(RegressorMixin, BaseEstimator):
         post = exact_posterior(
             X, y, noise_scale=self.noise_scale_, slab_scale=self.slab_scale, prior_inclusion=pi
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            guide = (gates.sample((GUIDE_DRAWS,)) > 0).cpu().numpy()
+        guide = self._guide_models(gates, GUIDE_DRAWS)
         bits = (guide * (1 << np.arange(X.shape[1]))).sum(axis=1)
         best_guide = float(post.log_model_probs[bits].max())
-        self.pip_diagnostics_ = {
+        diagnostics = {
             "method": "enumerate",
             "guide_gap": float(post.log_model_probs.max() - best_guide),
             "warnings": [],
         }
-        self.variational_inclusion_probs_ = self.inclusion_probs_
-        self.inclusion_probs_ = post.inclusion_probs
-        self.selected_ = post.inclusion_probs > 0.5
-        self.coef_, self.intercept_ = post.coef_mean, post.intercept
         self.top_models_ = post.top_models
-        self._set_size_posterior(post.model_size_probs)
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        self._adopt_posterior(
+            X, y, post.inclusion_probs, post.model_size_probs, diagnostics,
+            coef=(post.coef_mean, post.intercept),
+        )  # fmt: skip
 
     def _restore_constant_columns(self, constants: np.ndarray, keep: np.ndarray) -> None:
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X: a
@@ -1393,6 +1383,19 @@ def _check_layout(X, y) -> None:
         )
     if y.dtype.kind in "biuf":  # validate_data's own check of y has a generic message
         check_finite(y.astype(np.float64), "y")
+
+
+def _chain_diagnostics(method: str, res: MC3Result) -> dict:
+    """``pip_diagnostics_`` of model-space chains: their agreement, R-hat, ESS, the models
+    visited and the warnings of :func:`~l0bayes.linear_model.model_space.diagnose`."""
+    return {
+        "method": method,
+        "pip_spread": res.pip_spread,
+        "rhat": res.rhat,
+        "ess": res.ess_log_posterior,
+        "n_models": res.n_models,
+        "warnings": diagnose(res),
+    }
 
 
 def _gates(result, prior: RegressionPrior) -> HardConcrete:
