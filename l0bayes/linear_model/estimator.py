@@ -122,6 +122,7 @@ from l0bayes.linear_model.model_size import (
     PriorInclusion,
     beta_from_model_size,
     check_prior_inclusion,
+    log_prior_by_size,
     pi_posterior,
     pmf_interval,
     poisson_binomial,
@@ -130,11 +131,14 @@ from l0bayes.linear_model.model_space import (
     MAX_KHAT,
     MIN_ESS,
     SAMPLERS,
+    ConjugateScorer,
+    GroupedScorer,
     MC3Result,
+    ModelScorer,
     default_starts,
     diagnose,
-    guide_missed_mass,
-    mc3,
+    enumerate_models,
+    run_chains,
 )
 from l0bayes.linear_model.selection import (
     InformationCriteria,
@@ -849,27 +853,32 @@ class L0Regression(RegressorMixin, BaseEstimator):
 
     def _model_space_correct(self, X, y, correction: str, gates: HardConcrete) -> None:
         """Replace the guide's PIPs by the posterior's under the declared prior: enumerated,
-        or estimated by MC3 chains started from the guide's draws (module docstring)."""
+        or estimated by model-space chains started from the guide's draws (module docstring).
+        With ``groups`` the models are sets of groups (:class:`GroupedScorer`)."""
         stats = SufficientStats.from_data(X, y)
-        prior, pi = self._conjugate_prior(), self._prior_pi(X.shape[1])
-        guide = self._guide_models(gates, GUIDE_DRAWS)
-        if correction == "enumerate":
-            post = enumerate_posterior(stats, prior, pi, max_p=20)
-            pips, sizes, self.top_models_ = (
-                post.inclusion_probs,
-                post.model_size_probs,
-                post.top_models,
-            )
-            best = float(np.max(post.log_posterior) + post.log_evidence)
-            check = guide_missed_mass(stats, prior, pi, guide, best)
-            diagnostics = {"method": "enumerate", "guide_gap": check.gap, "warnings": []}
+        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
+        G = X.shape[1] if groups is None else int(groups.max()) + 1
+        prior, pi = self._conjugate_prior(), self._prior_pi(G)
+        log_size = log_prior_by_size(check_prior_inclusion(pi), G)
+        if groups is None:
+            scorer = ConjugateScorer(stats, prior, log_size)
         else:
-            res = self._chains(stats, prior, pi, guide)
-            check = guide_missed_mass(stats, prior, pi, guide, res.best_log_posterior)
+            scorer = GroupedScorer(stats, prior, log_size, groups)
+        guide = self._guide_models(gates, GUIDE_DRAWS)
+        best_guide = float(scorer.score(np.unique(guide, axis=0)).max())
+        if correction == "enumerate":
+            post = enumerate_models(scorer)
+            pips, sizes = post.inclusion_probs, post.model_size_probs
+            self.top_models_ = [(m if groups is None else m[groups], q) for m, q in post.top_models]
+            best = float(np.max(post.log_posterior) + post.log_evidence)
+            diagnostics = {"method": "enumerate", "guide_gap": best - best_guide, "warnings": []}
+        else:
+            res = self._chains(scorer, stats.n, guide)
             pips, sizes = res.inclusion_probs, res.model_size_probs
             # the chains do not rest on the guide: its gap is reported, not warned about
-            diagnostics = {**_chain_diagnostics("mc3", res), "guide_gap": check.gap}
-        self._adopt_posterior(X, y, pips, sizes, diagnostics)
+            gap = res.best_log_posterior - best_guide
+            diagnostics = {**_chain_diagnostics("mc3", res), "guide_gap": gap}
+        self._adopt_posterior(X, y, pips, sizes, diagnostics, per_gate=groups is not None)
 
     def _raw_enumerate_correct(self, X, y, gates: HardConcrete) -> None:
         r"""``prior="raw"``: the exact posterior of the raw-unit slab with :math:`\sigma` fixed at
@@ -1165,13 +1174,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self._set_size_posterior(post.model_size_probs)
         self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
 
-    def _chains(self, stats: SufficientStats, prior: Prior, pi, guide: np.ndarray) -> MC3Result:
+    def _chains(self, scorer: ModelScorer, n: int, guide: np.ndarray) -> MC3Result:
         r"""Four chains from the empty model, a full one and two of the guide's draws. With
         ``chain_iterations=None`` they run :math:`\max(10000, 200p)` iterations each
         (``"mh"``: :math:`\max(20000, 500p)`) and continue, doubling their length up to 8
         times the first, while a diagnostic still fires."""
-        p = stats.p
-        starts = default_starts(p, stats.n, 4, self.seed)
+        p = scorer.p
+        starts = default_starts(p, n, 4, self.seed)
         starts[2:] = guide[:2]
         tempered = self.chain_sampler == "tempered"
         first = self.chain_iterations or (
@@ -1192,9 +1201,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 bar.refresh()
                 return False
 
-            return mc3(
-                stats, prior, pi, starts=starts, n_chains=4, n_iter=first,
-                max_iter=first if self.chain_iterations else 8 * first, enough=enough,
+            longest = first if self.chain_iterations else 8 * first
+            return run_chains(
+                scorer, starts, n_iter=first, max_iter=longest, enough=enough,
                 sampler=self.chain_sampler, seed=self.seed, progress=bar.update,
             )  # fmt: skip
 

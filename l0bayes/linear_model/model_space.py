@@ -62,6 +62,7 @@ from scipy.special import expit
 
 from l0bayes.linear_model.marginal_likelihood import (
     RANK_TOL,
+    Enumeration,
     Prior,
     SufficientStats,
     finish,
@@ -140,7 +141,7 @@ class ConjugateScorer:
             try:
                 L = np.linalg.cholesky(M)
             except np.linalg.LinAlgError:
-                value = -math.inf if self.prior.full_rank else self._direct(inside[None])[0]
+                value = -math.inf if self.prior.full_rank else self.score(inside[None])[0]
             else:
                 w = np.linalg.solve(L, self.r[idx])
                 d2 = np.diag(L) ** 2
@@ -148,7 +149,8 @@ class ConjugateScorer:
         self.cache[key] = value
         return value
 
-    def _direct(self, models: np.ndarray) -> np.ndarray:
+    def score(self, models: np.ndarray) -> np.ndarray:
+        """Log posteriors of the rows of a bool matrix ``(m, p)``, factorised afresh."""
         return log_marginals(self.stats, self.prior, models) + self.log_size[models.sum(1)]
 
     def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
@@ -186,8 +188,54 @@ class ConjugateScorer:
         out = self._finish(new_resid.ravel(), new_logdet.ravel(), new_size.ravel(), d.ravel())
         out = out.reshape(m, p)
         for row in np.flatnonzero((sizes > 0) & ~np.isfinite(log_posts)):
-            out[row] = self._direct(insides[row][None, :] ^ np.eye(p, dtype=bool))
+            out[row] = self.score(insides[row][None, :] ^ np.eye(p, dtype=bool))
         return out
+
+
+class GroupedScorer:
+    """The conjugate posterior over *groups* of columns: gate :math:`g` opens or closes every
+    column :math:`j` with ``groups[j] == g`` together, and the model prior counts groups.
+
+    :param stats: the data's sufficient statistics (one row and column per column of X).
+    :param prior: a conjugate prior of :mod:`l0bayes.linear_model.marginal_likelihood`.
+    :param log_size: :math:`\\log p(\\gamma)` of a model of each number of groups ``0..G``.
+    :param groups: ``(p,)`` group id ``0..G-1`` of each column.
+    """
+
+    def __init__(
+        self, stats: SufficientStats, prior: Prior, log_size: np.ndarray, groups: np.ndarray
+    ) -> None:
+        self.stats, self.prior, self.log_size = stats, prior, log_size
+        self.groups = np.asarray(groups, dtype=np.intp)
+        self.p = int(self.groups.max()) + 1
+        self.cache: dict[bytes, float] = {}
+
+    def score(self, models: np.ndarray) -> np.ndarray:
+        """Log posteriors of the rows of a bool group matrix ``(m, G)``."""
+        models = np.atleast_2d(models)
+        columns = models[:, self.groups]
+        return log_marginals(self.stats, self.prior, columns) + self.log_size[models.sum(1)]
+
+    def log_posterior(self, inside: np.ndarray) -> float:
+        """Log posterior of one group model, cached."""
+        key = model_key(inside)
+        if (hit := self.cache.get(key)) is None:
+            hit = self.cache[key] = float(self.score(inside[None])[0])
+        return hit
+
+    def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
+        """The ``G`` single-flip neighbours of each row, factorised afresh."""
+        insides = np.atleast_2d(insides)
+        flipped = insides[:, None, :] ^ np.eye(self.p, dtype=bool)
+        return self.score(flipped.reshape(-1, self.p)).reshape(len(insides), self.p)
+
+
+def enumerate_models(scorer: GroupedScorer | ConjugateScorer, top: int = 10) -> Enumeration:
+    """The exact posterior over all :math:`2^p` models of a scorer (``scorer.p <= 20``)."""
+    if scorer.p > 20:
+        raise ValueError(f"enumerating 2^{scorer.p} models: more than 2^20")
+    bits = ((np.arange(2**scorer.p)[:, None] >> np.arange(scorer.p)) & 1).astype(bool)
+    return Enumeration.from_log_joint(scorer.score(bits), top)
 
 
 # -------------------------------------------------------------------------------- states
@@ -724,6 +772,8 @@ __all__ = [
     "PROGRESS_EVERY",
     "SAMPLERS",
     "ConjugateScorer",
+    "GroupedScorer",
+    "enumerate_models",
     "ModelScorer",
     "conditional_inclusion",
     "model_key",

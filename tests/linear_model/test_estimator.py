@@ -540,3 +540,38 @@ def test_chunks_need_the_gaussian_ic_fit(kwargs):
         L0Regression(**FAST, **kwargs).fit_chunks([_ok()])
     with pytest.raises(ValueError, match="fits from sufficient statistics"):
         L0Regression(**FAST, **kwargs).partial_fit(*_ok())
+
+
+def test_gaussian_groups_get_the_posterior_over_groups():
+    """``groups`` with the Gaussian family and ``penalty="bayes"``: the PIPs are those of the
+    conjugate posterior over sets of groups (a group's columns enter together; the model prior
+    counts groups), against a brute-force enumeration; the chains agree with it. (It raised a
+    shape error from deep inside the scorer before.)"""
+    import itertools
+
+    from l0bayes.linear_model.marginal_likelihood import (
+        StandardizedSlab,
+        SufficientStats,
+        log_marginals,
+    )
+    from l0bayes.linear_model.model_size import log_prior_by_size
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(90, 7))
+    X[:, 1] = X[:, 0] + 0.3 * rng.normal(size=90)
+    y = X[:, 0] + 0.5 * X[:, 4] + rng.normal(size=90)
+    groups = np.array([0, 0, 1, 2, 3, 3, 4])
+    bits = np.array(list(itertools.product([False, True], repeat=5)))
+    log_joint = (
+        log_marginals(SufficientStats.from_data(X, y), StandardizedSlab(), bits[:, groups])
+        + log_prior_by_size(0.5, 5)[bits.sum(1)]
+    )
+    w = np.exp(log_joint - log_joint.max())
+    exact = (w / w.sum()) @ bits
+    kw = dict(penalty="bayes", groups=groups, **FAST)
+    est = L0Regression(**kw).fit(X, y)
+    assert est.pip_diagnostics_["method"] == "enumerate"
+    np.testing.assert_allclose(est.group_inclusion_probs_, exact, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(est.inclusion_probs_, est.group_inclusion_probs_[groups])
+    chains = L0Regression(**kw, correction="mc3", chain_iterations=4000).fit(X, y)
+    assert np.abs(chains.group_inclusion_probs_ - exact).max() <= 0.02

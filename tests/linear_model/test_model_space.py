@@ -247,3 +247,13 @@ def test_progress_is_reported_for_every_iteration_of_every_chain():
     done = []
     mc3(stats, GPrior(), 0.5, n_chains=3, n_iter=2 * PROGRESS_EVERY, progress=done.append)
     assert sum(done) == 3 * 2 * PROGRESS_EVERY
+
+
+def test_enumerate_models_of_a_scorer_equals_enumerate_posterior():
+    from l0bayes.linear_model.model_space import enumerate_models
+
+    stats = SufficientStats.from_data(*_problem("collinear", p=9))
+    scorer = ConjugateScorer(stats, GPrior(), log_prior_by_size(0.3, 9))
+    ours, theirs = enumerate_models(scorer), enumerate_posterior(stats, GPrior(), 0.3)
+    np.testing.assert_allclose(ours.inclusion_probs, theirs.inclusion_probs, rtol=1e-10)
+    np.testing.assert_allclose(ours.model_size_probs, theirs.model_size_probs, atol=1e-12)
