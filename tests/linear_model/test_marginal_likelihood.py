@@ -222,13 +222,15 @@ def test_rank_deficient_supports_have_probability_zero_never_nan():
             assert result.inclusion_probs[3] == pytest.approx(0.5)
 
 
-def test_too_many_columns_for_the_residual_degrees_of_freedom():
+def test_the_model_space_ends_at_n_minus_2_columns_for_every_prior():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(6, 5)), rng.normal(size=6)
     stats = SufficientStats.from_data(X, y)
-    assert GPrior().log_marginal(stats, np.arange(4)) > -np.inf  # k = n - 2
-    assert GPrior().log_marginal(stats, np.arange(5)) == -np.inf  # k = n - 1
-    assert np.isfinite(StandardizedSlab().log_marginal(stats, np.arange(5)))
+    for prior in (GPrior(), HyperGPrior(), StandardizedSlab()):
+        assert np.isfinite(prior.log_marginal(stats, np.arange(4)))  # k = n - 2
+        assert prior.log_marginal(stats, np.arange(5)) == -np.inf  # k = n - 1
+    post = enumerate_posterior(stats, StandardizedSlab())
+    assert post.model_size_probs[5] == 0.0 and post.model_size_probs[4] > 0.0
 
 
 def test_bad_input():

@@ -21,7 +21,7 @@ def fitted():
     prob = simulate_regression(n=N_TRAIN + N_HOLDOUT, p=5, k=2, snr=2.0, seed=4)
     X, y = prob.X[:N_TRAIN], prob.y[:N_TRAIN]
     Xh, yh = prob.X[N_TRAIN:], prob.y[N_TRAIN:]
-    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, method="svi", **FAST).fit(X, y)
     return est, X, y, Xh, yh
 
 
@@ -131,7 +131,7 @@ def test_gaussian_log_likelihood_is_scipy_norm_logpdf():
 
     prob = simulate_regression(n=60, p=4, k=2, snr=2.0, seed=7)
     X, y = prob.X, 10.0 * prob.y
-    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, method="svi", **FAST).fit(X, y)
     sigma = est.noise_scale_
     assert abs(np.log(sigma)) > 1.0
     idata = to_inference_data(est, X, y, num_samples=50)
@@ -156,7 +156,7 @@ def test_gaussian_log_likelihood_of_a_point_mass_is_the_ols_llf():
 
     prob = simulate_regression(n=50, p=3, k=2, snr=2.0, seed=8)
     X, y = prob.X, 5.0 * prob.y + 3.0
-    est = L0Regression(penalty="bayes", prior_inclusion=0.3, **FAST).fit(X, y)
+    est = L0Regression(penalty="bayes", prior_inclusion=0.3, method="svi", **FAST).fit(X, y)
     ols = sm.OLS(y, sm.add_constant(X)).fit()
     std = est._standardizer_
     params = dict(est.params_)

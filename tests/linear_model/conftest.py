@@ -1,0 +1,61 @@
+"""Shared references of the regression tests: ill-conditioned designs and 50-digit least
+squares (fixtures that return functions, as tests import no test module)."""
+
+import mpmath
+import pytest
+
+
+def _ill_conditioned(rng, n, p, collinearity, noise):
+    """Columns that are noisy copies of two directions (condition number about
+    1/``collinearity``), on scales from 1e-3 to 1e3 with large means, and y fitted up to a
+    relative ``noise`` (1 - R^2 about noise^2)."""
+    base = rng.normal(size=(n, 2))
+    X = base @ rng.normal(size=(2, p)) + collinearity * rng.normal(size=(n, p))
+    X = X * 10.0 ** rng.uniform(-3, 3, p) + 10.0 ** rng.uniform(-2, 4, p)
+    signal = X @ rng.normal(size=p)
+    y = signal + noise * signal.std() * rng.normal(size=n)
+    return X, y
+
+
+def _reference_rss(X, y, cols, digits=50):
+    """RSS of the least-squares fit of y on [1, X[:, cols]] in ``digits``-digit arithmetic
+    (normal equations: their squared condition number is harmless at this precision)."""
+    with mpmath.workdps(digits):
+        n = X.shape[0]
+        A = mpmath.matrix([[1] + [mpmath.mpf(float(X[i, c])) for c in cols] for i in range(n)])
+        Y = mpmath.matrix([mpmath.mpf(float(v)) for v in y])
+        beta = mpmath.lu_solve(A.T * A, A.T * Y)
+        resid = Y - A * beta
+        return float(sum(r**2 for r in resid))
+
+
+def _reference_max_vif(X, cols, digits=50):
+    """The largest variance inflation factor of the columns ``cols`` in ``digits``-digit
+    arithmetic (the diagonal of the inverse of their correlation matrix); 1 for none."""
+    if not len(cols):
+        return 1.0
+    with mpmath.workdps(digits):
+        n = X.shape[0]
+        Z = mpmath.matrix([[mpmath.mpf(float(X[i, c])) for c in cols] for i in range(n)])
+        means = [sum(Z[i, j] for i in range(n)) / n for j in range(len(cols))]
+        for i in range(n):
+            for j in range(len(cols)):
+                Z[i, j] -= means[j]
+        G = Z.T * Z
+        G_inv = mpmath.inverse(G)
+        return float(max(G[j, j] * G_inv[j, j] for j in range(len(cols))))
+
+
+@pytest.fixture
+def ill_conditioned():
+    return _ill_conditioned
+
+
+@pytest.fixture
+def reference_rss():
+    return _reference_rss
+
+
+@pytest.fixture
+def reference_max_vif():
+    return _reference_max_vif
