@@ -259,20 +259,19 @@ def qr_rss_error(rss: float, yty: float, b: np.ndarray, rows: int, k: int) -> fl
     return 2.0 * eps * math.sqrt(max(rss, 0.0) * yty) * spread + (eps * spread) ** 2 * yty
 
 
-def gram_rss_error(
-    rss: np.ndarray | float, yty: float, vif_sum: np.ndarray | float, p: int, k: int, steps=0
-) -> np.ndarray:
+def gram_rss_error(rss, yty: float, vif_sum, p: int, k: int, steps: int = 0):
     r"""Bound on the relative error of RSS values computed from the Gram matrix :math:`W^\top
     W` (module docstring): :math:`\epsilon (1 + V) / r` with :math:`\epsilon = c(p + k +
     2)(k + 1)(1 + s)u`, where :math:`(k + 1)` covers the norm of the perturbation of a
     :math:`(k + 1)`-square block and ``steps`` :math:`s` counts rank-one downdates of an inverse
     since it was last factorised.  ``inf`` where :math:`r \le 0`; a bound of 1 or more means
-    the value carries no information."""
-    rss = np.asarray(rss, dtype=np.float64)
-    eps = ROUNDING_SAFETY * (p + k + 2) * (k + 1) * (1 + np.asarray(steps)) * UNIT_ROUNDOFF
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = eps * (1.0 + np.asarray(vif_sum)) * yty / rss
-    return np.where(rss > 0, out, np.inf)
+    the value carries no information.  Floats in, a float out (the search's hot path), or
+    arrays of ``rss`` and ``vif_sum``."""
+    eps = ROUNDING_SAFETY * (p + k + 2) * (k + 1) * (1 + steps) * UNIT_ROUNDOFF
+    if isinstance(rss, np.ndarray):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(rss > 0, eps * (1.0 + vif_sum) * yty / rss, np.inf)
+    return eps * (1.0 + vif_sum) * yty / rss if rss > 0 else math.inf
 
 
 __all__ = [

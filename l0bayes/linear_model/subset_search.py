@@ -691,6 +691,7 @@ class _BranchAndBound:
 
     def __init__(self, prob: _Problem) -> None:
         self.prob = prob
+        self.gram_diag = np.diag(prob.stats.gram).copy()
         self.nodes = 0
         self.stack: list[_Node] = []
 
@@ -703,11 +704,11 @@ class _BranchAndBound:
         parent, keep, j = node.parent
         H = parent.H
         Hj = H[keep, j]
-        H = H[np.ix_(keep, keep)] - np.outer(Hj, Hj) / H[j, j]
+        H = H[keep[:, None], keep] - Hj[:, None] * (Hj / H[j, j])
         steps = 1 if parent.exact else parent.steps + 1
-        vif_sum = float(np.diag(H) @ np.diag(stats.gram)[node.cols])
+        vif_sum = float(H.diagonal() @ self.gram_diag[node.cols])
         k = node.cols.size
-        relative = float(gram_rss_error(node.rss, stats.yty, vif_sum, stats.p, k, steps))
+        relative = gram_rss_error(node.rss, stats.yty, vif_sum, stats.p, k, steps)
         if relative > _USABLE:
             return _solve_support(stats, node.cols)
         error = node.rss_error + relative * node.rss
@@ -726,9 +727,10 @@ class _BranchAndBound:
         if not free.size:
             return None
         beta = H @ stats.xty[node.cols]
-        delta = beta**2 / np.diag(H)
-        g_diag = np.diag(stats.gram)[node.cols]
-        vif_sum = float(np.diag(H) @ g_diag)
+        h = H.diagonal()
+        delta = beta**2 / h
+        g_diag = self.gram_diag[node.cols]
+        vif_sum = float(h @ g_diag)
         inc_error = _increment_error(factor, stats, vif_sum)
         b2 = beta[free] ** 2 * g_diag[free]
         if self.size_bound(node, factor, delta[free], inc_error, b2) > self.prob.limit():
