@@ -174,6 +174,7 @@ from l0bayes.linear_model.selection import (
     local_search,
 )
 from l0bayes.linear_model.subset_search import (
+    RSS_FLOOR,
     GaussianStats,
     admissible_max_size,
     certified_best_subset,
@@ -868,6 +869,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=4,
             )
+        _warn_exact_fit(stats, res.support)
         return res.support
 
     def _correction(self, p: int) -> str:
@@ -1647,6 +1649,25 @@ def _ols_from_stats(stats: GaussianStats, support: np.ndarray) -> tuple[np.ndarr
     coef[cols] = np.linalg.lstsq(A / scale, stats.root[:, -1], rcond=1e-12)[0] / scale
     resid = stats.root[:, -1] - A @ coef[cols]
     return coef, float(resid @ resid)
+
+
+def _warn_exact_fit(stats: GaussianStats, support: np.ndarray) -> None:
+    """Warn when ``support`` fits the response exactly: its RSS is below
+    :data:`~l0bayes.linear_model.subset_search.RSS_FLOOR` of the centred sum of squares, where
+    the likelihood is unbounded and every criterion (ours, and statsmodels' from the rounding
+    residue) ranks exact fits by round-off."""
+    cols = np.flatnonzero(support)
+    rss = stats.exact_rss(cols).rss if cols.size else stats.yty
+    if rss <= RSS_FLOOR * stats.yty:
+        warnings.warn(
+            f"the response is an exact linear function of the columns {cols.tolist()} of X "
+            f"(RSS = {rss:.3g} against sum((y - mean)^2) = {stats.yty:.3g}): the "
+            f"likelihood is unbounded there, so the criteria floor the RSS at {RSS_FLOOR:g} of "
+            "that sum (subset_search.RSS_FLOOR) and the exact fit with fewest columns wins; "
+            "statsmodels' log-likelihood of such a fit is rounding noise",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _criteria_from_stats(stats: GaussianStats, support: np.ndarray) -> InformationCriteria:

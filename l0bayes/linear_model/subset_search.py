@@ -73,7 +73,11 @@ degrees of freedom.  With :math:`\nu` of them :math:`\operatorname{Var}\log\hat\
 3 is also the smallest :math:`\nu` at which the AICc (σ counted) is finite."""
 
 ENUMERATION_LIMIT = 200_000  # enumerate all supports when there are at most this many
-_LOG_FLOOR = 1e-14  # RSS below this fraction of the total sum of squares counts as round-off
+RSS_FLOOR = 1e-14
+"""An RSS below this fraction of the centred :math:`\sum (y - \bar y)^2` is round-off: the
+response is an exact linear function of the columns (e.g. a column defined from others). Every
+criterion floors the RSS there, so all exact fits tie and the one with fewest columns wins;
+below the floor float64 data rank supports by the rounding of their decimal values."""
 _BATCH = 1 << 20  # float64 entries of one batch of Gram blocks in the enumeration
 _USABLE = 1e-3  # a Gram-based RSS whose relative error bound exceeds this is recomputed by QR
 
@@ -161,7 +165,7 @@ def admissible_max_size(n: int, p: int) -> int:
 
 def _neg_loglik(rss: np.ndarray | float, stats: GaussianStats) -> np.ndarray:
     r""":math:`-\ell = \tfrac n2(\log(2\pi\,\mathrm{RSS}/n) + 1)`, RSS floored at round-off."""
-    rss = np.maximum(rss, _LOG_FLOOR * stats.yty)
+    rss = np.maximum(rss, RSS_FLOOR * stats.yty)
     return 0.5 * stats.n * (np.log(2.0 * math.pi * rss / stats.n) + 1.0)
 
 
@@ -370,8 +374,8 @@ class _Problem:
             return math.inf, 0.0
         rss, err = solved.rss, solved.rss_error
         value = float(self.objective(rss, cols.size))
-        # the objective floors the RSS at round-off (_LOG_FLOOR): an exact fit is exact
-        floor = _LOG_FLOOR * self.stats.yty
+        # the objective floors the RSS at round-off (RSS_FLOOR): an exact fit is exact
+        floor = RSS_FLOOR * self.stats.yty
         mid, low, high = max(rss, floor), max(rss - err, floor), max(rss + err, floor)
         return value, 0.5 * self.n * max(math.log(high / mid), math.log(mid / low))
 
@@ -891,6 +895,7 @@ def certified_best_subset(
 __all__ = [
     "ENUMERATION_LIMIT",
     "MIN_RESIDUAL_DF",
+    "RSS_FLOOR",
     "VIF_LIMIT",
     "GaussianCriteria",
     "GaussianStats",

