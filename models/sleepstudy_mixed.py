@@ -46,6 +46,7 @@ class Config:
     steps: int = 3000  # SVI steps
     lr: float = 0.03  # Adam learning rate
     subjects: int = 18  # the first k subjects
+    blocks: tuple[str, ...] = tuple(BLOCKS)  # the random-effect blocks in the model
     prior_inclusion: float = 0.5  # prior P(gate open) per gate
     init_log_alpha: float = 0.0  # the guide's starting log alpha
     seed: int = 0
@@ -71,17 +72,19 @@ def load(subjects: int = 18) -> dict[str, np.ndarray]:
     }
 
 
-def model(days, subject, y=None, prior_inclusion=0.5):
-    """``days``, ``y``: (n,) standardised; ``subject``: (n,) codes ``0..S-1``."""
+def model(days, subject, y=None, prior_inclusion=0.5, blocks=tuple(BLOCKS)):
+    """``days``, ``y``: (n,) standardised; ``subject``: (n,) codes ``0..S-1``; ``blocks``: the
+    random-effect blocks present (names of :data:`BLOCKS`)."""
     num_subjects = int(subject.max()) + 1
     intercept = pyro.sample("intercept", dist.Normal(0.0, 5.0))
     sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
     # the scales first, then the gates (AutoL0Guide's order, which TraceMeanField_ELBO checks)
-    taus = {name: pyro.sample(f"tau_{name}", dist.HalfNormal(1.0)) for name in BLOCKS}
+    taus = {name: pyro.sample(f"tau_{name}", dist.HalfNormal(1.0)) for name in blocks}
     slope = gated("days", dist.Normal(0.0, 1.0).expand([1]), prior_inclusion=prior_inclusion)
     mean = intercept + slope * days  # (n,)
     one_gate = [0] * num_subjects  # a block's subjects share one gate
-    for name, power in BLOCKS.items():
+    for name in blocks:
+        power = BLOCKS[name]
         slab = dist.Normal(0.0, taus[name]).expand([num_subjects])
         u = gated(name, slab, groups=one_gate, prior_inclusion=prior_inclusion)  # (S,)
         covariate = days**power - (days**power).mean()  # centred: 1, days, days^2
@@ -92,8 +95,8 @@ def model(days, subject, y=None, prior_inclusion=0.5):
 
 def fit(cfg: Config, *data) -> AutoL0Guide:
     return fit_autol0(
-        model, *data, cfg.prior_inclusion, num_steps=cfg.steps, lr=cfg.lr, seed=cfg.seed,
-        init_log_alpha=cfg.init_log_alpha,
+        model, *data, cfg.prior_inclusion, cfg.blocks, num_steps=cfg.steps, lr=cfg.lr,
+        seed=cfg.seed, init_log_alpha=cfg.init_log_alpha,
     )  # fmt: skip
 
 
@@ -101,13 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=Config.steps)
     parser.add_argument("--subjects", type=int, default=Config.subjects)
+    parser.add_argument("--blocks", nargs="+", choices=list(BLOCKS), default=list(BLOCKS))
     parser.add_argument("--init-log-alpha", type=float, default=Config.init_log_alpha)
     parser.add_argument("--seed", type=int, default=Config.seed)
     parser.add_argument("--out", default=Config.out)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    cfg = Config(steps=args.steps, subjects=args.subjects, seed=args.seed,
-                 init_log_alpha=args.init_log_alpha, out=args.out)  # fmt: skip
+    cfg = Config(steps=args.steps, subjects=args.subjects, blocks=tuple(args.blocks),
+                 seed=args.seed, init_log_alpha=args.init_log_alpha, out=args.out)  # fmt: skip
     frame = load(cfg.subjects)
     data = (
         torch.tensor(frame["days"], dtype=torch.float32),
@@ -116,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     guide = fit(cfg, *data)
     post = guide.posterior_inclusion_probs(
-        model, *data, cfg.prior_inclusion, progress=not args.no_progress
+        model, *data, cfg.prior_inclusion, cfg.blocks, progress=not args.no_progress
     )
-    names = ["days", *BLOCKS]
+    names = ["days", *cfg.blocks]
     raw = np.array([float(post.variational_inclusion_probs[n]) for n in names])
     pips = np.array([float(post.inclusion_probs[n]) for n in names])
     print(f"{'gate':>18s}  guide PIP  posterior PIP")

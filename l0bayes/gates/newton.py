@@ -56,9 +56,9 @@ def derivatives(energy: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor)
     u = u.detach().requires_grad_(True)
     value = energy(u)
     if u.numel() == 0:
-        return value.detach(), u.detach(), torch.zeros(0, 0)
+        return value.detach(), u.detach(), u.new_zeros(0, 0)
     (grad,) = torch.autograd.grad(value, u, create_graph=True)
-    eye = torch.eye(u.numel())
+    eye = torch.eye(u.numel(), dtype=u.dtype)
     if not grad.requires_grad:  # E is linear in u
         return value.detach(), grad.detach(), torch.zeros_like(eye)
     (hess,) = torch.autograd.grad(grad, u, eye, is_grads_batched=True)
@@ -68,9 +68,9 @@ def derivatives(energy: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor)
 def fd_gradient(energy: Callable[[torch.Tensor], float], u: torch.Tensor, step: float = FD_STEP):
     """The central-difference gradient of ``energy`` at ``u`` (``2d`` evaluations), and the
     values at ``u ± step e_i``."""
-    eye = torch.eye(u.numel()) * step
-    plus = torch.tensor([energy(u + e) for e in eye])
-    minus = torch.tensor([energy(u - e) for e in eye])
+    eye = torch.eye(u.numel(), dtype=u.dtype) * step
+    plus = u.new_tensor([energy(u + e) for e in eye])
+    minus = u.new_tensor([energy(u - e) for e in eye])
     return (plus - minus) / (2 * step), plus, minus
 
 
@@ -78,7 +78,7 @@ def fd_derivatives(energy: Callable[[torch.Tensor], float], u: torch.Tensor, ste
     """``E(u)``, its gradient and Hessian by central differences (``1 + 2d + d(d - 1)``
     evaluations; the off-diagonal terms from the two corners ``u ± step (e_i + e_j)``)."""
     d = u.numel()
-    eye = torch.eye(d) * step
+    eye = torch.eye(d, dtype=u.dtype) * step
     value = energy(u)
     grad, plus, minus = fd_gradient(energy, u, step)
     hess = torch.diag((plus - 2 * value + minus) / step**2)
@@ -87,7 +87,7 @@ def fd_derivatives(energy: Callable[[torch.Tensor], float], u: torch.Tensor, ste
             both = energy(u + eye[i] + eye[j]) + energy(u - eye[i] - eye[j])
             mixed = both - plus[i] - minus[i] - plus[j] - minus[j] + 2 * value
             hess[i, j] = hess[j, i] = mixed / (2 * step**2)
-    return torch.tensor(value), grad, hess
+    return u.new_tensor(value), grad, hess
 
 
 def _minimise(derivs, energy, u0: torch.Tensor, max_steps: int, tolerance: float) -> Mode | None:
@@ -105,7 +105,7 @@ def _minimise(derivs, energy, u0: torch.Tensor, max_steps: int, tolerance: float
                 return float(value), u, float(2 * chol.diagonal().log().sum())
         else:  # indefinite: shift the spectrum up
             low = float(torch.linalg.eigvalsh(hess)[0])
-            step = torch.linalg.solve(hess + (1e-3 - low) * torch.eye(len(u)), grad)
+            step = torch.linalg.solve(hess + (1e-3 - low) * torch.eye(len(u), dtype=u.dtype), grad)
         slope, t = float(grad @ step), 1.0
         while True:
             trial = u - t * step
@@ -140,7 +140,7 @@ def fd_newton(energy: Callable[[torch.Tensor], float], u0: torch.Tensor, max_ste
 
     u = u0.detach().clone()
     if u.numel() == 0:
-        return safe(u), u, 0.0, torch.zeros(0, 0)
+        return safe(u), u, 0.0, u.new_zeros(0, 0)
     value, grad, hess = fd_derivatives(safe, u)
     fresh = True
     for _ in range(max_steps):
@@ -157,7 +157,7 @@ def fd_newton(energy: Callable[[torch.Tensor], float], u0: torch.Tensor, max_ste
                 continue
         else:
             low = float(torch.linalg.eigvalsh(hess)[0])
-            step = torch.linalg.solve(hess + (1e-3 - low) * torch.eye(len(u)), grad)
+            step = torch.linalg.solve(hess + (1e-3 - low) * torch.eye(len(u), dtype=u.dtype), grad)
         slope, t = float(grad @ step), 1.0
         while True:
             trial = u - t * step
@@ -176,7 +176,7 @@ def fd_newton(energy: Callable[[torch.Tensor], float], u0: torch.Tensor, max_ste
                 - torch.outer(hs, hs) / float(s_k @ hs)
                 + torch.outer(y_k, y_k) / float(s_k @ y_k)
             )
-        u, value, grad, fresh = trial, torch.tensor(trial_value), new_grad, False
+        u, value, grad, fresh = trial, u.new_tensor(trial_value), new_grad, False
     return None
 
 
@@ -189,10 +189,10 @@ def _axis_log_ratio(energy, u, direction, value: float) -> float:
     whitened axis (0 for a quadratic :math:`E`): the trapezoid rule on :data:`AXIS_GRID`, and
     exponential tails beyond it from the last two points on each side."""
     gaps = [value - energy_at(energy, u + float(x) * direction) if x else 0.0 for x in AXIS_GRID]
-    logs = torch.tensor(gaps)
+    logs = u.new_tensor(gaps)
     f, step = logs.exp(), float(AXIS_GRID[1] - AXIS_GRID[0])
     body = step * (f.sum() - (f[0] + f[-1]) / 2)
-    tail = torch.zeros(())
+    tail = u.new_zeros(())
     for end, inner in ((0, 1), (-1, -2)):
         slope = (logs[inner] - logs[end]) / step  # decay rate towards the outside
         if bool(torch.isfinite(logs[end])) and float(slope) > 0:

@@ -139,8 +139,10 @@ def _run_chains(scorer, starts, n_iter: int, seed: int, progress: bool) -> MC3Re
         )  # fmt: skip
 
 
-def _missed_mass(scorer: GatedLaplaceScorer, best: np.ndarray, best_score: float) -> str | None:
-    """The flip-and-swap climb from the chains' best structure (module docstring)."""
+def missed_mass(scorer: GatedLaplaceScorer, best: np.ndarray, best_score: float) -> str | None:
+    """The warning of a flip-and-swap climb from the chains' best structure ``best`` (log
+    evidence ``best_score``) that ends more than
+    :data:`~l0bayes.model_space.MISSED_MASS_NATS` above it, else ``None``."""
     _, climbed = climb(scorer.score, best)
     gap = climbed - best_score
     if gap <= MISSED_MASS_NATS:
@@ -202,7 +204,7 @@ def posterior_inclusion_probs(
             pips, sizes = res.inclusion_probs, res.model_size_probs
             top, best = [(res.best_model, None)], res.best_log_posterior
             diagnostics = _chain_diagnostics(res)
-            missed = _missed_mass(scorer, res.best_model, res.best_log_posterior)
+            missed = missed_mass(scorer, res.best_model, res.best_log_posterior)
             if missed:
                 diagnostics["warnings"].append(missed)
         best_draw = float(scorer.score(np.unique(draws, axis=0)).max())
@@ -239,5 +241,6 @@ __all__ = [
     "GUIDE_DRAWS",
     "METHODS",
     "GatePosterior",
+    "missed_mass",
     "posterior_inclusion_probs",
 ]
