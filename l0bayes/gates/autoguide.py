@@ -38,6 +38,8 @@ from l0bayes.distributions import (
     HardConcrete,
     check_gate_hyperparameters,
 )
+from l0bayes.gates.pairing import begin_draws, register_draw
+from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
 from l0bayes.validation import check_choice, check_count, check_positive
 
@@ -143,18 +145,21 @@ class GateGuide(AutoGuide):
         self.temperature = float(temperature)
         self.stretch = (float(stretch[0]), float(stretch[1]))
         self._gates: dict[str, dict] = {}
+        self._fixed: dict[str, torch.Tensor] = {}
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         super()._setup_prototype(*args, **kwargs)
         full = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
         observed = [
-            (name, {f.name for f in site["cond_indep_stack"] if f.vectorized})
+            (name, {f.name for f in site["cond_indep_stack"] if f.vectorized}, site["fn"])
             for name, site in full.nodes.items()
             if site["type"] == "sample"
             and site["is_observed"]
             and not site["infer"].get("_deterministic")
+            and not is_gated_site(site)
         ]
         self._gates = {}
+        self._fixed = {}
         for site_name, site in full.nodes.items():
             if site["type"] != "sample" or not is_gated_site(site):
                 continue
@@ -168,15 +173,12 @@ class GateGuide(AutoGuide):
                 "frames": frames,
                 "event_dim": site["fn"].event_dim,
             }
-            if info["role"] == "gate":
-                names = {f.name for f in frames}
-                for obs, obs_plates in observed:
-                    if names and obs_plates <= names:
-                        raise ValueError(
-                            f"the gate site {site_name!r} sits in every plate of the observed "
-                            f"site {obs!r} (one gate per observation): gates are global latent "
-                            "variables; call gated() outside the data plate"
-                        )
+            if info["role"] == "gate" and site["is_observed"]:
+                # a conditioned gate: the values are guided given it, the gate is not guided
+                value = torch.as_tensor(site["value"], dtype=site["fn"].mean.dtype)
+                self._fixed[info["name"]] = value.expand(site["fn"].shape()).detach().clone()
+            elif info["role"] == "gate":
+                _check_not_per_observation(site_name, {f.name for f in frames}, observed)
                 init = torch.full_like(site["value"], self.init_log_alpha)
                 deep_setattr(self, "log_alpha." + info["name"], PyroParam(init))
             else:
@@ -210,22 +212,29 @@ class GateGuide(AutoGuide):
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
         plates = self._create_plates(*args, **kwargs)
+        begin_draws()
         result = {}
         for name, entry in self._gates.items():
             gate, value = entry["gate"], entry["value"]
             with ExitStack() as stack:
                 for frame in gate["frames"]:
                     stack.enter_context(plates[frame.name])
-                q_gate = self._gate_dist(name)
-                z = pyro.sample(gate["site"], q_gate.to_event(gate["event_dim"]))
-                weight = q_gate.prob_nonzero
+                if name in self._fixed:  # conditioned: z is data, P(z != 0) is 0 or 1
+                    z = self._fixed[name]
+                    weight = (z != 0).to(z.dtype)
+                else:
+                    q_gate = self._gate_dist(name)
+                    z = pyro.sample(gate["site"], q_gate.to_event(gate["event_dim"]))
+                    register_draw(z, q_gate)
+                    weight = q_gate.prob_nonzero
+                    result[gate["site"]] = z
                 ids = entry["groups"]
                 if ids is not None:
                     z, weight = z.index_select(-1, ids), weight.index_select(-1, ids)
-                base = self._value_base(name, value["transform"])
-                q_value = GatedValue(base, weight, z != 0).to_event(value["event_dim"])
-                result[gate["site"]] = z
-                result[value["site"]] = pyro.sample(value["site"], q_value)
+                q_theta = GatedValue(self._value_base(name, value["transform"]), weight, z != 0)
+                theta = pyro.sample(value["site"], q_theta.to_event(value["event_dim"]))
+                register_draw(theta, q_theta)
+                result[value["site"]] = theta
         return result
 
     # ------------------------------------------------------------------ summaries
@@ -234,9 +243,15 @@ class GateGuide(AutoGuide):
             raise ValueError("the guide has not been run yet: fit it (or call it once) first")
 
     def inclusion_probs(self) -> dict[str, torch.Tensor]:
-        r""":math:`P_q(z_g \ne 0)` per gate, keyed by the ``gated`` name."""
+        r""":math:`P_q(z_g \ne 0)` per gate, keyed by the ``gated`` name (0 or 1 for a
+        conditioned gate)."""
         self._check_ready()
-        return {name: self._gate_dist(name).prob_nonzero.detach() for name in self._gates}
+        return {
+            name: (self._fixed[name] != 0).to(self._fixed[name].dtype)
+            if name in self._fixed
+            else self._gate_dist(name).prob_nonzero.detach()
+            for name in self._gates
+        }
 
     def sample_structures(self, num_samples: int) -> dict[str, torch.Tensor]:
         """Which gates are open in ``num_samples`` draws of the guide: bool ``(n, gates)``."""
@@ -244,7 +259,13 @@ class GateGuide(AutoGuide):
         n = check_count("num_samples", num_samples)
         with torch.no_grad():
             return {
-                name: (self._gate_dist(name).sample((n,)) != 0).reshape(n, -1)
+                name: (
+                    self._fixed[name].expand((n,) + self._fixed[name].shape)
+                    if name in self._fixed
+                    else self._gate_dist(name).sample((n,))
+                )
+                .ne(0)
+                .reshape(n, -1)
                 for name in self._gates
             }
 
@@ -254,7 +275,8 @@ class GateGuide(AutoGuide):
         self._check_ready()
         out = {}
         for name, entry in self._gates.items():
-            q_gate = self._gate_dist(name)
+            fixed = self._fixed.get(name)
+            q_gate = None if fixed is not None else self._gate_dist(name)
             gate_q, value_q = [], []
             transform = entry["value"]["transform"]
             loc = deep_getattr(self, "loc." + name)
@@ -262,7 +284,7 @@ class GateGuide(AutoGuide):
                 check_positive("quantile", level)
                 if level >= 1:
                     raise ValueError(f"quantiles must lie in (0, 1), got {level}")
-                gate_q.append(hard_concrete_quantile(q_gate, level))
+                gate_q.append(fixed if q_gate is None else hard_concrete_quantile(q_gate, level))
                 if self.values == "delta":
                     value_q.append(transform(loc))
                 else:
@@ -276,6 +298,19 @@ class GateGuide(AutoGuide):
     def median(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         """The medians of the gates and of every value's ``q(θ | z ≠ 0)``."""
         return {k: v[0] for k, v in self.quantiles([0.5]).items()}
+
+
+def _check_not_per_observation(site: str, plates: set[str], observed: list) -> None:
+    """Refuse a gate site with one gate per observation: one that sits in every plate of an
+    observed site whose plate cells hold one observation each (no event dimension with more
+    than one element; a gate per group of an event dimension's observations is fine)."""
+    for obs, obs_plates, fn in observed:
+        if plates and obs_plates <= plates and math.prod(fn.event_shape) <= 1:
+            raise ValueError(
+                f"the gate site {site!r} sits in every plate of the observed site {obs!r} (one "
+                "gate per observation): gates are global latent variables; call gated() "
+                "outside the data plate"
+            )
 
 
 def deep_getattr(obj, key: str):
@@ -351,6 +386,19 @@ class AutoL0Guide(AutoGuideList):
         the guide."""
         return self.gate_guide.sample_structures(num_samples)
 
+    def posterior_inclusion_probs(self, model, *args, **kwargs) -> GatePosterior:
+        r"""The posterior over the model's gate structures, by Laplace evidences over the
+        model space (enumerated up to 16 gates, chains beyond):
+        :func:`l0bayes.gates.posterior.posterior_inclusion_probs`, whose keyword options
+        (``method``, ``num_chains``, ``num_iter``, ``seed``, ``progress``) it takes; other
+        keywords go to the model. Read its ``inclusion_probs`` rather than the guide's own
+        :meth:`inclusion_probs` unless ``pip_diagnostics["guide_gap"]`` is small.
+
+        :param model: the model this guide was fitted to.
+        :param args: the model's positional arguments (the data).
+        """
+        return posterior_inclusion_probs(model, self, *args, **kwargs)
+
 
 def fit_autol0(
     model,
@@ -359,6 +407,7 @@ def fit_autol0(
     lr: float = 0.05,
     seed: int = 0,
     values: str = "normal",
+    init_log_alpha: float = 0.0,
     num_threads: int | None = None,
     **kwargs,
 ) -> AutoL0Guide:
@@ -377,6 +426,7 @@ def fit_autol0(
     :param lr: Adam's learning rate.
     :param seed: the random seed.
     :param values: the guide of the gated values and other latents (``"normal"``, ``"delta"``).
+    :param init_log_alpha: initial :math:`\log\alpha` of every gate.
     :param num_threads: torch's CPU threads during the fit.
     :param kwargs: the model's keyword arguments.
     :returns: the fitted guide (its parameters live in Pyro's parameter store).
@@ -385,7 +435,7 @@ def fit_autol0(
     check_positive("lr", lr)
     pyro.set_rng_seed(seed)
     pyro.clear_param_store()
-    guide = AutoL0Guide(model, values=values)
+    guide = AutoL0Guide(model, values=values, init_log_alpha=init_log_alpha)
     optim = pyro.optim.Adam({"lr": lr})
     svi = pyro.infer.SVI(model, guide, optim, pyro.infer.TraceMeanField_ELBO())
     with torch_threads(num_threads):

@@ -65,10 +65,12 @@ run under :func:`enumerated_gates` (Pyro's enumeration adds batch dimensions on 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from numbers import Real
 
 import pyro
 import pyro.distributions as dist
@@ -77,13 +79,18 @@ from pyro.infer.util import is_validation_enabled
 from pyro.poutine.runtime import get_plates
 from torch.distributions import Distribution, Independent
 
-from l0bayes.distributions import KL_MODES, SpikeSlabGate
+from l0bayes.distributions import KL_MODES
+from l0bayes.gates.pairing import PairedGate, PairedSlab
 from l0bayes.validation import check_choice
 
 #: Key of the sites' ``infer`` dict under which ``gated`` records its metadata.
 ROLE_KEY = "l0bayes_gated"
 GATE_SUFFIX = ".gate"
 VALUE_SUFFIX = ".theta"
+
+#: Plates that inference adds around a whole model (vectorised ELBO particles, parallel
+#: ``Predictive`` samples): they index draws, not parameters, so they never index gates.
+PARTICLE_PLATES = frozenset({"num_particles_vectorized", "_num_predictive_samples"})
 
 _ENUMERATED = ContextVar("l0bayes_enumerated_gates", default=False)
 
@@ -147,6 +154,46 @@ def check_groups(groups: object, size: int, device: torch.device) -> torch.Tenso
     return ids
 
 
+@functools.lru_cache(maxsize=512)
+def _listed_groups(groups: tuple, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ids and group sizes of ``groups`` given as a sequence (cached: a model passes
+    the same list at every step)."""
+    ids = check_groups(list(groups), size, torch.device("cpu"))
+    return ids, torch.bincount(ids)
+
+
+def group_layout(groups: object, size: int, like: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, sizes)``: the group id of each of ``size`` elements and each group's size, on
+    ``like``'s device (sizes in its dtype). A tensor's ids are checked when validation is on.
+
+    :param groups: an integer tensor or sequence (see :func:`check_groups`).
+    :param size: the length of the slab's last dimension.
+    :param like: ``{"dtype": ..., "device": ...}``.
+    """
+    if torch.is_tensor(groups):
+        if is_validation_enabled():
+            ids = check_groups(groups, size, like["device"])
+        else:
+            ids = groups.to(device=like["device"], dtype=torch.long)
+        sizes = torch.bincount(ids)
+    else:
+        try:
+            key = tuple(groups)
+            hash(key)
+        except TypeError:  # not a sequence of ints: the full check says why
+            check_groups(groups, size, like["device"])
+            raise
+        ids, sizes = _listed_groups(key, size)
+        ids = ids.to(like["device"])
+    return ids, sizes.to(**like)
+
+
+@functools.lru_cache(maxsize=512)
+def _constant(value: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 0-dim tensor holding ``value`` (cached: the same prior is declared at every step)."""
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
 def _like(base: Distribution) -> dict:
     for key in base.arg_constraints:
         value = getattr(base, key, None)
@@ -168,8 +215,18 @@ def _gate_cost(lam, prior_inclusion, expected_model_size, num_gates, sizes, like
                 f"got {expected_model_size!r}"
             )
         prior_inclusion = k / num_gates
-    if lam is None:
-        pi = torch.as_tensor(0.5 if prior_inclusion is None else prior_inclusion, **like)
+    if lam is None and (prior_inclusion is None or isinstance(prior_inclusion, Real)):
+        pi = 0.5 if prior_inclusion is None else float(prior_inclusion)
+        if not 0.0 < pi < 1.0:
+            raise ValueError(f"prior_inclusion must lie strictly in (0, 1), got {prior_inclusion}")
+        return _constant(math.log1p(-pi) - math.log(pi), **like)
+    if isinstance(lam, Real):
+        if not math.isfinite(float(lam)):
+            raise ValueError(f"lam must be finite, got {lam}")
+        lam_t = _constant(float(lam), **like)
+        return lam_t if sizes is None else lam_t * sizes
+    if lam is None:  # a tensor or sequence of probabilities
+        pi = torch.as_tensor(prior_inclusion, **like)
         if (not torch.is_tensor(prior_inclusion) or is_validation_enabled()) and not bool(
             ((pi > 0) & (pi < 1)).all()
         ):
@@ -218,7 +275,7 @@ def gated(
     if not isinstance(slab, Distribution):
         raise ValueError(f"slab must be a torch/Pyro distribution, got {type(slab).__name__}")
     check_choice("kl_mode", kl_mode, KL_MODES)
-    plates = get_plates()
+    plates = tuple(f for f in get_plates() if f.name not in PARTICLE_PLATES)
     for frame in plates:
         if frame.full_size is not None and frame.full_size != frame.size:
             raise ValueError(
@@ -237,10 +294,8 @@ def gated(
                 "groups index the slab's last element dimension, but inside plates this slab "
                 "has no event dimension; use .expand([...]).to_event(1) or call it outside"
             )
-        ids = check_groups(groups, free[-1], like["device"])
-        num_groups = int(ids.max()) + 1
-        sizes = torch.bincount(ids, minlength=num_groups).to(like["dtype"])
-        gate_free = free[:-1] + (num_groups,)
+        ids, sizes = group_layout(groups, free[-1], like)
+        gate_free = free[:-1] + (len(sizes),)
     plate_shape = [1] * max([-f.dim for f in plates if f.dim is not None], default=0)
     for f in plates:
         if f.dim is not None:
@@ -254,11 +309,11 @@ def gated(
         if bool((cost < 0).any()):
             raise ValueError("lam must be >= 0 with kl_mode='l0'; use kl_mode='bayes' for pi > 1/2")
     info = {"name": name, "groups": ids}
-    prior = SpikeSlabGate(lam=cost, kl_mode=kl_mode, validate_args=False)
+    prior = PairedGate(lam=cost, kl_mode=kl_mode, validate_args=False)
     prior = prior.expand(torch.Size(batch + gate_free)).to_event(len(gate_free))
     z = pyro.sample(name + GATE_SUFFIX, prior, infer={ROLE_KEY: {**info, "role": "gate"}})
     z_elem = z if ids is None else z.index_select(-1, ids)
-    theta_fn = base.mask(z_elem != 0).to_event(len(free))
+    theta_fn = PairedSlab(base, z_elem != 0).to_event(len(free))
     theta = pyro.sample(name + VALUE_SUFFIX, theta_fn, infer={ROLE_KEY: {**info, "role": "value"}})
     value = z_elem * theta
     pyro.deterministic(name, value, event_dim=len(free))
@@ -306,6 +361,7 @@ __all__ = [
     "check_groups",
     "elementwise",
     "enumerated_gates",
+    "group_layout",
     "gated",
     "is_gated_site",
 ]

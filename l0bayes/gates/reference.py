@@ -20,27 +20,10 @@ average is the Rao-Blackwellised posterior inclusion probability
 
 Feasible for :math:`p \le 10` or so (:math:`2^p` terms per log-density evaluation).
 
-**A correction of the guide's PIPs** (:func:`laplace_reweighted_pips`): the models the guide
-proposes, weighed by Laplace evidence. The mean-field guide's gate probabilities are biased
-when predictors are correlated (it cannot represent "one of these two"). Its *draws* of
-structures :math:`\gamma` are still good
-proposals. For each distinct structure among the draws, the log joint of the data and
-:math:`\gamma` is approximated by Laplace's method in the unconstrained space of the
-continuous latents (the model run under :func:`~l0bayes.gates.enumerated_gates` with its gates
-conditioned on :math:`\gamma`, so excluded values keep their proper slab prior):
-
-.. math::
-
-    \log p(y, \gamma) \approx \log p(y, \hat u, \gamma) + \tfrac d2 \log 2\pi
-        - \tfrac12 \log\lvert H \rvert,
-
-with :math:`\hat u` the mode of the :math:`d` unconstrained latents (log Jacobians included)
-and :math:`H` the negative Hessian of the log joint there (Raftery 1996; BAS uses this family
-for GLMs). The posterior restricted to the visited structures,
-:math:`p(\gamma \mid y) \propto \exp \log p(y, \gamma)`, gives the corrected PIPs.
-
-Feasible for small models (one optimisation per distinct structure); the gates must sit
-outside plates, as for :func:`reference_pips`.
+**The corrected posterior** is not here: :func:`laplace_reweighted_pips`, which weighed only the
+structures the guide drew, now returns the model-space posterior of
+:mod:`l0bayes.gates.posterior` (every structure enumerated up to 16 gates, chains beyond), and
+:func:`laplace_log_joint` lives in :mod:`l0bayes.gates.laplace`.
 
 **References**
 
@@ -52,15 +35,15 @@ outside plates, as for :func:`reference_pips`.
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import torch
 from pyro import poutine
 from pyro.infer import MCMC, NUTS
-from pyro.infer.autoguide.initialization import init_to_mean
-from pyro.infer.mcmc.util import initialize_model
 
-from l0bayes.gates.primitive import GATE_SUFFIX, ROLE_KEY, enumerated_gates
+from l0bayes.gates.laplace import laplace_log_joint
+from l0bayes.gates.posterior import posterior_inclusion_probs
+from l0bayes.gates.primitive import ROLE_KEY, enumerated_gates
 from l0bayes.validation import check_count
 
 MAX_GATES = 12
@@ -169,85 +152,26 @@ def reference_pips(
     return {name: torch.tensor(probs) for name, probs in out.items()}
 
 
-def laplace_log_joint(model, structure: dict[str, torch.Tensor], *args, **kwargs) -> float:
-    r"""Laplace's approximation of :math:`\log p(y, \gamma)` for one structure.
-
-    :param model: a Pyro model calling :func:`~l0bayes.gates.gated` outside plates.
-    :param structure: ``{name: 0/1 per gate}`` (flattened in the order of the gates).
-    :param args: the model's positional arguments (the data).
-    :param kwargs: the model's keyword arguments.
-    :return: the approximate log joint density of the data and :math:`\gamma`.
-    """
-    data = {
-        f"{name}{GATE_SUFFIX}_{j}": torch.tensor(float(v))
-        for name, gates in structure.items()
-        for j, v in enumerate(torch.as_tensor(gates).reshape(-1).tolist())
-    }
-
-    def conditioned(*a, **k):
-        with enumerated_gates():
-            return poutine.condition(model, data=data)(*a, **k)
-
-    init, potential_fn, _, _ = initialize_model(
-        conditioned, model_args=args, model_kwargs=kwargs, init_strategy=init_to_mean
-    )
-    keys = sorted(init)
-    shapes = [init[k].shape for k in keys]
-    sizes = [init[k].numel() for k in keys]
-
-    def unflatten(u: torch.Tensor) -> dict:
-        parts = torch.split(u, sizes)
-        return {k: p.reshape(s) for k, p, s in zip(keys, parts, shapes, strict=True)}
-
-    def potential(u: torch.Tensor) -> torch.Tensor:
-        return potential_fn(unflatten(u))
-
-    u = torch.cat([init[k].detach().reshape(-1) for k in keys]).requires_grad_(True)
-    opt = torch.optim.LBFGS([u], max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = potential(u)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    u_hat = u.detach()
-    hess = torch.autograd.functional.hessian(potential, u_hat)
-    _, logdet = torch.linalg.slogdet(hess)
-    d = u_hat.numel()
-    return float(-potential(u_hat) + 0.5 * d * math.log(2 * math.pi) - 0.5 * logdet)
-
-
 def laplace_reweighted_pips(
     model, guide, *args, num_samples: int = 1000, **kwargs
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """PIPs from the guide's distinct structures weighed by their Laplace log joints.
+    """Deprecated: the posterior inclusion probabilities of
+    :func:`~l0bayes.gates.posterior.posterior_inclusion_probs` (call
+    ``guide.posterior_inclusion_probs(model, *args)``). This function once weighed only the
+    structures that ``num_samples`` draws of the guide proposed, which misses every structure
+    a stuck gate never visits, without a warning.
 
-    :param model: the model the guide was fitted to (gates outside plates).
-    :param guide: a fitted :class:`~l0bayes.gates.AutoL0Guide`.
-    :param args: the model's positional arguments (the data).
-    :param num_samples: structures drawn from the guide.
-    :param kwargs: the model's keyword arguments.
-    :return: ``({name: PIP tensor}, diagnostics)`` with ``num_models`` (distinct structures
-        weighed) and ``top_weight`` (the largest posterior weight among them).
+    :return: ``(inclusion_probs, pip_diagnostics)``, the diagnostics with ``num_models``.
     """
+    warnings.warn(
+        "laplace_reweighted_pips is deprecated: it now returns the model-space posterior; call "
+        "guide.posterior_inclusion_probs(model, *args) (l0bayes.gates.posterior)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     check_count("num_samples", num_samples)
-    draws = guide.sample_structures(num_samples)
-    names = list(draws)
-    widths = [draws[n].shape[1] for n in names]
-    rows = torch.cat([draws[n] for n in names], dim=1)  # (num_samples, all gates)
-    unique = torch.unique(rows, dim=0)  # (models, all gates)
-    log_joint = []
-    for row in unique:
-        parts = torch.split(row, widths)
-        structure = dict(zip(names, parts, strict=True))
-        log_joint.append(laplace_log_joint(model, structure, *args, **kwargs))
-    weights = torch.softmax(torch.tensor(log_joint, dtype=torch.float64), 0)  # (models,)
-    pips = (weights[:, None] * unique.to(torch.float64)).sum(0)  # (all gates,)
-    out = dict(zip(names, torch.split(pips, widths), strict=True))
-    info = {"num_models": int(unique.shape[0]), "top_weight": float(weights.max())}
-    return out, info
+    post = posterior_inclusion_probs(model, guide, *args, progress=False, **kwargs)
+    return post.inclusion_probs, post.pip_diagnostics
 
 
 __all__ = [

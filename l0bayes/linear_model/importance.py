@@ -42,6 +42,7 @@ import numpy as np
 
 from l0bayes.linear_model.exact import score_supports
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
+from l0bayes.model_space.local_search import climb
 from l0bayes.validation import as_float_array, check_count, check_Xy
 
 #: A generalized Pareto fit needs at least this many distinct values in the tail.
@@ -144,18 +145,6 @@ def psis_inclusion_probs(
 MISSED_MODE_NATS = math.log(2.0)
 
 
-def _neighbourhood(model: np.ndarray) -> np.ndarray:
-    """Every model one flip (add or drop) or one swap (drop one, add another) away."""
-    p = model.size
-    flips = model[None, :] ^ np.eye(p, dtype=bool)
-    inside, outside = np.flatnonzero(model), np.flatnonzero(~model)
-    swaps = np.repeat(model[None, :], inside.size * outside.size, axis=0)
-    rows = np.arange(len(swaps))
-    swaps[rows, np.repeat(inside, outside.size)] = False
-    swaps[rows, np.tile(outside, inside.size)] = True
-    return np.concatenate([flips, swaps])
-
-
 def hill_climb(
     X: np.ndarray,
     y: np.ndarray,
@@ -171,9 +160,10 @@ def hill_climb(
     correlated substitute, which no single flip can do without passing a worse model): every
     step scores the :math:`p + k(p - k)` neighbours
     (:func:`~l0bayes.linear_model.exact.score_supports`) and moves to the best while it
-    improves. Returns the local optimum and its log joint. A model the guide's draws never
-    came near (the check of :class:`~l0bayes.linear_model.estimator.L0Regression` after PSIS)
-    shows up as a climb far above the best draw."""
+    improves (:func:`l0bayes.model_space.climb`). Returns the local optimum and its log joint.
+    A model the guide's draws never came near (the check of
+    :class:`~l0bayes.linear_model.estimator.L0Regression` after PSIS) shows up as a climb far
+    above the best draw."""
     p = X.shape[1]
     log_size = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)
 
@@ -181,16 +171,7 @@ def hill_climb(
         ll, _ = score_supports(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
         return ll + log_size[models.sum(axis=1)]
 
-    here = np.asarray(start, dtype=bool).copy()
-    value = float(joint(here[None])[0])
-    for _ in range(check_count("max_steps", max_steps)):
-        neighbours = _neighbourhood(here)
-        scores = joint(neighbours)
-        best = int(np.argmax(scores))
-        if not scores[best] > value:
-            break
-        here, value = neighbours[best], float(scores[best])
-    return here, value
+    return climb(joint, start, max_steps=max_steps)
 
 
 __all__ = [

@@ -119,6 +119,10 @@ class LaplaceScorer:
         self.cache[key] = value
         return value
 
+    def score(self, masks: np.ndarray) -> np.ndarray:
+        """Scores ``(m,)`` of the rows of a bool matrix ``(m, G)``, each cached."""
+        return np.array([self.log_posterior(mask) for mask in np.atleast_2d(masks)])
+
     def neighbours(self, masks: np.ndarray, log_posts: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(m, G)`` of the single-flip neighbours of each row of ``masks``."""
         flipped = np.atleast_2d(masks)[:, None, :] ^ np.eye(self.p, dtype=bool)

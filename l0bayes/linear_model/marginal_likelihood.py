@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -54,6 +54,7 @@ from scipy.special import betainc, betaln, expit, logsumexp
 
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.linear_model.subset_search import GaussianStats
+from l0bayes.model_space.scorer import Enumeration
 from l0bayes.validation import check_count, check_not_constant, check_positive, check_Xy
 
 RANK_TOL = 1e-10
@@ -428,46 +429,6 @@ def log_marginals(stats: SufficientStats, prior: Prior, supports: np.ndarray) ->
         idx = np.nonzero(supports[rows])[1].reshape(len(rows), k)
         out[rows] = _score_indices(stats, prior, idx)
     return out
-
-
-# --------------------------------------------------------------------------- enumeration
-@dataclass(frozen=True)
-class Enumeration:
-    r"""The exact posterior over all :math:`2^p` models.
-
-    :param inclusion_probs: PIPs :math:`P(\gamma_j = 1 \mid y)`, shape ``(p,)``.
-    :param model_size_probs: :math:`P(|\gamma| = k \mid y)`, ``k = 0..p``.
-    :param top_models: ``(mask, probability)`` of the most probable models, best first.
-    :param log_evidence: :math:`\log \sum_\gamma p(\gamma) \mathrm{BF}(\gamma : \emptyset)`.
-    :param log_posterior: :math:`\log p(\gamma \mid y)` indexed by the bitmask
-        :math:`\sum_j \gamma_j 2^j`.
-    """
-
-    inclusion_probs: np.ndarray
-    model_size_probs: np.ndarray
-    top_models: list[tuple[np.ndarray, float]]
-    log_evidence: float
-    log_posterior: np.ndarray = field(repr=False)
-
-    @classmethod
-    def from_log_joint(cls, log_joint: np.ndarray, top: int = 10) -> Enumeration:
-        r"""The posterior from :math:`\log p(\gamma) + \log p(y \mid \gamma)` (up to one
-        constant) of all :math:`2^p` models, indexed by the bitmask :math:`\sum_j
-        \gamma_j 2^j`: normalised by its log-sum-exp, the evidence."""
-        p = int(np.log2(len(log_joint)))
-        log_evidence = float(logsumexp(log_joint))
-        log_post = np.asarray(log_joint, dtype=float) - log_evidence
-        probs = np.exp(log_post)
-        powers = 1 << np.arange(p, dtype=np.int64)
-        bits = (np.arange(2**p, dtype=np.int64)[:, None] & powers[None, :]) != 0
-        order = np.argsort(-log_post, kind="stable")[: check_count("top", top, minimum=0)]
-        return cls(
-            inclusion_probs=probs @ bits,
-            model_size_probs=np.bincount(bits.sum(axis=1), weights=probs, minlength=p + 1),
-            top_models=[(bits[i].copy(), float(probs[i])) for i in order],
-            log_evidence=log_evidence,
-            log_posterior=log_post,
-        )
 
 
 def _all_models(p: int, k: int):

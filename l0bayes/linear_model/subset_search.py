@@ -74,7 +74,7 @@ degrees of freedom.  With :math:`\nu` of them :math:`\operatorname{Var}\log\hat\
 
 ENUMERATION_LIMIT = 200_000  # enumerate all supports when there are at most this many
 RSS_FLOOR = 1e-14
-"""An RSS below this fraction of the centred :math:`\sum (y - \bar y)^2` is round-off: the
+r"""An RSS below this fraction of the centred :math:`\sum (y - \bar y)^2` is round-off: the
 response is an exact linear function of the columns (e.g. a column defined from others). Every
 criterion floors the RSS there, so all exact fits tie and the one with fewest columns wins;
 below the floor float64 data rank supports by the rounding of their decimal values."""

@@ -1,0 +1,179 @@
+"""Gates under every trace-based ELBO, conditioned gates, and gates per group of an event
+dimension."""
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import (
+    SVI,
+    JitTrace_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceGraph_ELBO,
+    TraceMeanField_ELBO,
+)
+
+from l0bayes.distributions import HardConcrete, gate_kl
+from l0bayes.gates import AutoL0Guide, gated
+from l0bayes.gates.pairing import PairedGate, begin_draws, register_draw
+
+
+def readme_model(X, y=None):  # the README's gated model
+    sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+    beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]), prior_inclusion=0.2)
+    with pyro.plate("data", X.shape[0]):
+        pyro.sample("y", dist.Normal((X * beta).sum(-1), sigma), obs=y)
+
+
+def fixed_noise(X, y=None):  # its gated sites only
+    beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]), prior_inclusion=0.2)
+    with pyro.plate("data", X.shape[0]):
+        pyro.sample("y", dist.Normal((X * beta).sum(-1), 1.0), obs=y)
+
+
+def _data(n=200, p=5):
+    torch.manual_seed(0)
+    X = torch.randn(n, p)
+    return X, 2 * X[:, 0] + 0.5 * torch.randn(n)
+
+
+def _loss(elbo, guide, X, y, seed):
+    pyro.set_rng_seed(seed)
+    return elbo.loss(fixed_noise, guide, X, y)
+
+
+def test_the_gate_prior_pairs_only_with_the_guides_own_draw():
+    prior = PairedGate(prior_inclusion=0.2).expand([3])
+    q = HardConcrete(torch.tensor([-1.0, 0.0, 2.0]))
+    z = q.sample()
+    while not ((z > 0) & (z < 1)).any():  # an interior draw: no density without the guide
+        z = q.sample()
+    assert torch.isinf(prior.log_prob(z.clone())).any()
+    begin_draws()
+    register_draw(z, q)
+    expected = q.log_prob(z) - gate_kl(q, prior.lam)
+    assert torch.allclose(prior.log_prob(z), expected)
+
+
+@pytest.mark.parametrize(
+    "elbo",
+    [
+        Trace_ELBO(),
+        TraceGraph_ELBO(),
+        Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1),
+    ],
+    ids=["trace", "tracegraph", "vectorized"],
+)
+def test_trace_elbos_see_the_analytic_gate_kls(elbo):
+    """Same draws, same loss as TraceMeanField_ELBO: log p - log q of every gated site is
+    exactly -KL."""
+    X, y = _data()
+    guide = AutoL0Guide(fixed_noise)
+    guide(X, y)
+    mean_field = TraceMeanField_ELBO(
+        num_particles=elbo.num_particles,
+        vectorize_particles=elbo.vectorize_particles,
+        max_plate_nesting=1,
+    )
+    for seed in range(3):
+        ours = _loss(elbo, guide, X, y, seed)
+        assert math.isfinite(ours)
+        assert ours == pytest.approx(_loss(mean_field, guide, X, y, seed), rel=1e-6)
+
+
+def _fit(elbo, X, y, steps=300):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    guide = AutoL0Guide(readme_model)
+    svi = SVI(readme_model, guide, pyro.optim.Adam({"lr": 0.05}), elbo)
+    losses = [svi.step(X, y) for _ in range(steps)]
+    return losses, guide.inclusion_probs()["beta"]
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # Pyro's own shape code
+@pytest.mark.parametrize("elbo", [Trace_ELBO, JitTrace_ELBO, JitTraceMeanField_ELBO])
+def test_readme_model_gives_finite_losses_and_the_same_pips(elbo, one_thread):
+    X, y = _data()
+    with pyro.validation_enabled(False):
+        _, reference = _fit(TraceMeanField_ELBO(), X, y)
+        losses, pips = _fit(elbo(), X, y)
+    assert all(math.isfinite(loss) for loss in losses)
+    assert (pips - reference).abs().max() < 0.05, (pips, reference)
+
+
+def _plain(X, y=None):
+    beta = pyro.sample("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    with pyro.plate("data", X.shape[0]):
+        pyro.sample("y", dist.Normal((X * beta).sum(-1), 1.0), obs=y)
+
+
+@pytest.mark.parametrize("gate", [1, torch.ones(3)], ids=["int", "tensor"])
+def test_conditioned_gates_leave_the_plain_model(gate, float64):
+    """With every gate conditioned on 1 the guide's ELBO is a plain Gaussian guide's on the
+    ungated model: the same loss for the same draws, plus the constant -log p(gates)."""
+    X, y = _data(30, 3)
+    X, y = X.double(), y.double()
+    model = poutine.condition(fixed_noise, {"beta.gate": gate})
+    guide = AutoL0Guide(model)
+    guide(X, y)
+    loc, scale = torch.tensor([0.5, -0.3, 0.1]), torch.tensor([0.2, 0.3, 0.4])
+    guide.gate_guide.loc.beta, guide.gate_guide.scale.beta = loc.clone(), scale.clone()
+
+    def plain_guide(X, y=None):
+        pyro.sample("beta", dist.Normal(loc, scale).to_event(1))
+
+    for seed in range(3):
+        pyro.set_rng_seed(seed)
+        gated_loss = TraceMeanField_ELBO().differentiable_loss(model, guide, X, y)
+        pyro.set_rng_seed(seed)
+        plain_loss = TraceMeanField_ELBO().differentiable_loss(_plain, plain_guide, X, y)
+        difference = float((gated_loss - plain_loss).detach())
+        assert difference == pytest.approx(-3 * math.log(0.2), rel=1e-10)
+    assert torch.equal(guide.inclusion_probs()["beta"], torch.ones(3, dtype=torch.float64))
+    assert guide.sample_structures(4)["beta"].all()
+
+
+def test_conditioned_gates_give_the_conjugate_posterior(one_thread):
+    X, y = _data(30, 3)
+    model = poutine.condition(fixed_noise, {"beta.gate": 1})
+    guide = AutoL0Guide(model)
+    svi = SVI(model, guide, pyro.optim.ClippedAdam({"lr": 0.05, "lrd": 0.998}), Trace_ELBO())
+    with pyro.validation_enabled(False):
+        for _ in range(1500):
+            svi.step(X, y)
+    precision = X.T @ X + torch.eye(3)  # y | beta ~ N(X beta, 1), beta ~ N(0, 1)
+    mean = torch.linalg.solve(precision, X.T @ y)
+    assert torch.allclose(guide.median()["beta.theta"], mean, atol=0.05)
+    # the mean-field optimum: sd 1 / sqrt(precision_jj)
+    scale = guide.gate_guide.scale.beta.detach()
+    assert torch.allclose(scale, precision.diagonal().rsqrt(), rtol=0.25)
+
+
+def _firms(per_observation: bool):
+    T = 1 if per_observation else 6
+
+    def model(y=None):
+        with pyro.plate("firms", 4):
+            effect = gated("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1), groups=[0, 1])
+            mean = effect.sum(-1, keepdim=True).expand(4, T)
+            if per_observation:
+                pyro.sample("y", dist.Normal(mean[:, 0], 1.0), obs=y[:, 0])
+            else:  # T observations per firm, in an event dimension
+                pyro.sample("y", dist.Normal(mean, 1.0).to_event(1), obs=y)
+
+    return model, torch.randn(4, T)
+
+
+def test_a_gate_per_group_of_an_event_dimension_is_not_per_observation():
+    model, y = _firms(per_observation=False)
+    guide = AutoL0Guide(model)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.01}), TraceMeanField_ELBO())
+    assert math.isfinite(svi.step(y))
+    assert guide.inclusion_probs()["w"].shape == (4, 2)
+    model, y = _firms(per_observation=True)
+    with pytest.raises(ValueError, match="one gate per observation"):
+        AutoL0Guide(model)(y)
