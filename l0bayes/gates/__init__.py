@@ -1,6 +1,6 @@
 """L0 gates in any Pyro model: the ``gated`` primitive, its autoguide, the posterior over gate
-structures (Laplace evidences over the model space), an ArviZ export and an exact (enumerated)
-reference for small problems."""
+structures (Laplace evidences over the model space), a JIT ELBO that compiles once, an ArviZ
+export and an exact (enumerated) reference for small problems."""
 
 from l0bayes.gates.autoguide import (
     AutoL0Guide,
@@ -9,6 +9,7 @@ from l0bayes.gates.autoguide import (
     fit_autol0,
     hard_concrete_quantile,
 )
+from l0bayes.gates.jit import JitTraceMeanField_ELBO
 from l0bayes.gates.laplace import GatedLaplaceScorer, laplace_log_joint
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import enumerated_gates, gated, is_gated_site
@@ -19,6 +20,7 @@ __all__ = [
     "GatePosterior",
     "GatedLaplaceScorer",
     "GatedValue",
+    "JitTraceMeanField_ELBO",
     "enumerated_gates",
     "fit_autol0",
     "gated",
