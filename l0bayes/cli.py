@@ -38,10 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     select = sub.add_parser(
         "select",
-        help="variable selection on a CSV file (prints the PIP and AIC/BIC summary)",
+        help="variable selection on a CSV file (prints the selection and AIC/BIC summary)",
         description="Fit L0Regression to a CSV file with a header row; all columns but the "
-        "target are features. Prints every feature's row of the summary (PIP, coefficient, "
-        "selected) and the selected model's k, log-likelihood, AIC and BIC.",
+        "target are features. Prints one row per feature: with --penalty bayes its posterior "
+        "inclusion probability (pip), with aic/bic/aicc/a number its criterion weight "
+        "(ic_weight: the Akaike or BIC weight of the subsets holding it), and its coefficient "
+        "and selection; then the selected model's k, log-likelihood, AIC and BIC and whether "
+        "the subset is certified optimal.",
     )
     select.add_argument("csv", help="CSV file with a header row")
     select.add_argument("--target", required=True, help="name of the response column")
@@ -80,11 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="also write the summary table to PATH: .csv (one row per feature) or .json "
-        "(the rows and the selected model's k, log-likelihood, AIC and BIC)",
+        "(the rows, the penalty, the selected model's k, log-likelihood, AIC, BIC and "
+        "intercept, and the certificate or how the PIPs were computed)",
     )
     select.add_argument(
         "--quiet", action="store_true", help="print nothing but errors (no table, no progress)"
     )
+    select.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     select.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
     _add_sweep_parser(sub, _add_train_parser(sub))
     from l0bayes.reporting.report import add_report_parser
@@ -322,7 +327,7 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
         with open(path, newline="", encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
-        raise FileNotFoundError(f"cannot read --csv file {path!r}: {err.strerror}") from None
+        raise FileNotFoundError(f"cannot read the CSV file {path!r}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text CSV file (it is not UTF-8 text)") from None
     if "\x00" in text:
@@ -378,41 +383,82 @@ def format_summary(table: Any) -> str:
     return table if isinstance(table, str) else table.to_string()
 
 
-def write_summary(est: Any, names: list[str], path: str) -> None:
-    """Write the fitted ``est``'s summary table (``est.summary(names)``: pip, coef and
-    selected per feature) to ``path``: CSV, or JSON with the selected model's k,
-    log-likelihood, AIC and BIC too."""
-    import json
-    from pathlib import Path
+def summary_rows(est: Any, names: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``est.summary(names)`` (one per feature: ``pip`` or ``ic_weight`` when the
+    fit has them, ``coef``, ``selected``) as plain Python values, the same numbers the
+    printed table shows."""
+    import numpy as np
 
-    rows = [
-        {"feature": name, "pip": float(pip), "coef": float(coef), "selected": bool(sel)}
-        for name, pip, coef, sel in zip(
-            names, est.inclusion_probs_, est.coef_, est.selected_, strict=True
-        )
+    table = est.summary(names=names)
+    return [
+        {"feature": str(name)}
+        | {k: bool(v) if isinstance(v, (bool, np.bool_)) else float(v) for k, v in row.items()}
+        for name, row in table.iterrows()
     ]
-    criteria = est.information_criteria()
-    if Path(path).suffix.lower() == ".csv":
-        import csv
 
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["feature", "pip", "coef", "selected"])
-            writer.writeheader()
-            writer.writerows(rows)
-        return
+
+def selection_record(est: Any, names: list[str]) -> dict[str, Any]:
+    """What ``select --output x.json`` writes: the penalty, the rows, the selected model
+    (k, log-likelihood, AIC, BIC, intercept and noise sd) and how far the answer is proven
+    (``certificate``: the criterion searched, ``optimal``, ``criterion_gap``) or how the PIPs
+    were computed (``pips``: method and warnings); ``ic_weight`` says what that column is."""
+    import numpy as np
+
+    criteria = est.information_criteria()
     model = {
         "k": int(criteria.k),
         "log_likelihood": float(criteria.log_likelihood),
         "aic": float(criteria.aic),
         "bic": float(criteria.bic),
+        "intercept": float(est.intercept_),
     }
+    if hasattr(est, "noise_scale_"):
+        model["noise_scale"] = float(est.noise_scale_)
+    record: dict[str, Any] = {"penalty": est.penalty, "family": est.family}
+    record |= {"features": summary_rows(est, names), "selected_model": model}
+    if hasattr(est, "optimal_"):
+        gap = float(est.criterion_gap_)
+        search = getattr(est, "search_", None)
+        record["certificate"] = {
+            "optimal": bool(est.optimal_),
+            "criterion_gap": gap if np.isfinite(gap) else None,
+            "nodes": None if search is None else int(search.nodes),
+        }
+    if hasattr(est, "ic_weights_"):
+        record["ic_weight"] = est.ic_weights_.describe()
+    diag = getattr(est, "pip_diagnostics_", None)
+    if est.penalty == "bayes":
+        record["pips"] = {
+            "method": "variational guide" if diag is None else diag["method"],
+            "warnings": [] if diag is None else list(diag["warnings"]),
+        }
+    return record
+
+
+def write_summary(est: Any, names: list[str], path: str) -> None:
+    """Write the fitted ``est``'s summary table to ``path``: CSV (the rows of
+    :func:`summary_rows`), or JSON (:func:`selection_record`)."""
+    import json
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".csv":
+        import csv
+
+        rows = summary_rows(est, names)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"features": rows, "selected_model": model}, f, indent=2)
+        json.dump(selection_record(est, names), f, indent=2)
         f.write("\n")
 
 
 def _cmd_select(args) -> None:
     import warnings
+
+    import pandas as pd
 
     from l0bayes.device import torch_threads
     from l0bayes.linear_model.estimator import L0Regression
@@ -441,12 +487,14 @@ def _cmd_select(args) -> None:
         n_steps=args.steps,
         **prior,
         seed=args.seed,
-        progress=not args.quiet,
+        progress=not (args.quiet or args.no_progress),
     )
-    with warnings.catch_warnings(), torch_threads(args.num_threads):
-        if args.quiet:
-            warnings.simplefilter("ignore")
-        est.fit(X, table[:, target])
+    with warnings.catch_warnings(record=True) as caught, torch_threads(args.num_threads):
+        warnings.simplefilter("always")
+        est.fit(pd.DataFrame(X, columns=features), table[:, target])
+    if not args.quiet:
+        for warning in caught:
+            print(f"l0bayes select: warning: {_one_line(warning.message)}", file=sys.stderr)
     summary = est.summary(names=features)
     c = est.information_criteria()
     if args.output is not None:
@@ -454,8 +502,11 @@ def _cmd_select(args) -> None:
     if args.quiet:
         return
     print(format_summary(summary))
+    if "ic_weight" in summary.attrs:
+        print(f"ic_weight = {summary.attrs['ic_weight']}")
     print(
         f"\nselected model: k={c.k} loglik={c.log_likelihood:.3f} AIC={c.aic:.3f} BIC={c.bic:.3f}"
+        f" intercept={est.intercept_:.6g}"
     )
     print(_selection_note(est))
     if args.output is not None:

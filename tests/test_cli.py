@@ -22,7 +22,8 @@ def test_help_explains_every_subcommand(capsys):
 def test_demo_prints_tables_and_saves_plot(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "80", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "Posterior inclusion probabilities" in out
+    assert "Inclusion: posterior probability P(z != 0 | y)" in out
+    assert "Akaike and BIC weights" in out
     assert "best subset BIC" in out and "AIC" in out
     assert "Method comparison" in out and "| varbvs |" in out and "| lasso-cv |" in out
     assert (tmp_path / "diabetes_pips.png").stat().st_size > 10_000
@@ -43,7 +44,7 @@ def test_select_on_csv(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["select", "missing.csv", "--target", "y"], "cannot read"),
+        (["select", "missing.csv", "--target", "y"], "cannot read the CSV file 'missing.csv'"),
         (["select", "{csv}", "--target", "nope"], "is not a column"),
         (["select", "{csv}", "--target", "y", "--penalty", "-2"], "must be >= 0"),
     ],
@@ -91,8 +92,8 @@ def test_select_output_csv_holds_the_summary_table(tmp_path, capsys):
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["feature"] for r in rows] == ["x0", "x1", "x2"]
-    assert set(rows[0]) == {"feature", "pip", "coef", "selected"}
-    assert all(0.0 <= float(r["pip"]) <= 1.0 for r in rows)
+    assert list(rows[0]) == ["feature", "ic_weight", "coef", "selected"]
+    assert all(0.0 <= float(r["ic_weight"]) <= 1.0 for r in rows)
 
 
 def test_select_output_json_has_rows_and_the_selected_model(tmp_path, capsys):
@@ -104,9 +105,74 @@ def test_select_output_json_has_rows_and_the_selected_model(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert [r["feature"] for r in saved["features"]] == ["x0", "x1", "x2"]
     model = saved["selected_model"]
-    assert set(model) == {"k", "log_likelihood", "aic", "bic"}
+    assert set(model) == {"k", "log_likelihood", "aic", "bic", "intercept", "noise_scale"}
     assert f"selected model: k={model['k']} loglik={model['log_likelihood']:.3f}" in printed
     assert model["aic"] == pytest.approx(2 * model["k"] - 2 * model["log_likelihood"])
+    assert saved["penalty"] == "bic" and saved["certificate"]["optimal"] is True
+
+
+def test_select_json_and_table_agree_with_the_fitted_estimator(tmp_path, capsys):
+    """Every number select prints or writes is the fitted attribute's (issue 28)."""
+    import json
+
+    from l0bayes import L0Regression
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    argv = ["select", data, "--target", "y", "--penalty", "aic", "--steps", "30", "--seed", "3"]
+    assert main([*argv, "--no-progress", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = np.loadtxt(data, delimiter=",", skiprows=1)
+    est = L0Regression(penalty="aic", n_steps=30, seed=3, progress=False)
+    est.fit(table[:, :3], table[:, 3])
+    saved = json.loads(out.read_text())
+    rows = saved["features"]
+    np.testing.assert_allclose([r["ic_weight"] for r in rows], est.ic_weights_.inclusion)
+    np.testing.assert_allclose([r["coef"] for r in rows], est.coef_)
+    assert [r["selected"] for r in rows] == est.selected_.tolist()
+    assert saved["selected_model"]["intercept"] == pytest.approx(est.intercept_)
+    assert saved["certificate"] == {
+        "optimal": est.optimal_,
+        "criterion_gap": est.criterion_gap_,
+        "nodes": est.search_.nodes,
+    }
+    assert saved["ic_weight"] == est.ic_weights_.describe()
+    assert f"ic_weight = {est.ic_weights_.describe()}" in printed
+    for r in rows:
+        assert f"{r['ic_weight']:.6f}" in printed
+
+
+def test_select_json_of_a_bayes_fit_has_pips_and_their_method(tmp_path, capsys):
+    import json
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    argv = ["select", data, "--target", "y", "--penalty", "bayes", "--steps", "30"]
+    assert main([*argv, "--no-progress", "--output", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert list(saved["features"][0]) == ["feature", "pip", "coef", "selected"]
+    assert saved["pips"] == {"method": "enumerate", "warnings": []}
+    assert "certificate" not in saved and saved["penalty"] == "bayes"
+
+
+def test_select_no_progress_hides_the_bar(tmp_path, capsys):
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "y", "--steps", "30"]) == 0
+    assert "L0Regression" in capsys.readouterr().err
+    assert main(["select", data, "--target", "y", "--steps", "30", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "selected model" in captured.out
+
+
+def test_select_names_a_constant_column_in_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_normal((40, 2)), np.full(40, 7.0)])
+    y = X[:, 0] + rng.standard_normal(40)
+    path = tmp_path / "c.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,flat,y", comments="")
+    assert main(["select", str(path), "--target", "y", "--steps", "30", "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("l0bayes select: warning: X has constant columns ['flat']")
+    assert ".py" not in err[0]
 
 
 @pytest.mark.parametrize("name", ["summary.txt", "summary", "summary.csv.gz"])
@@ -141,9 +207,10 @@ def test_select_quiet_still_prints_errors(tmp_path, capsys):
 def test_select_prints_every_row_of_a_wide_table(tmp_path, capsys):
     """pandas cuts a DataFrame over 60 rows to 10; select prints all of them."""
     data = write_data(tmp_path / "wide.csv", n=20, p=80)
-    with pytest.warns(UserWarning, match="p = 80 features and only n = 20 observations"):
-        assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
-    out = capsys.readouterr().out
+    assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: p = 80 features and only n = 20 observations" in captured.err
+    out = captured.out
     assert "..." not in out
     for j in range(80):
         assert f"\nx{j} " in out

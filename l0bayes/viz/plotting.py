@@ -33,25 +33,40 @@ def plot_pips(
     names: Sequence[str],
     title: str = "Posterior inclusion probabilities",
     threshold: float = 0.5,
+    selected: Mapping[str, Sequence[bool]] | None = None,
+    ylabel: str = "P(z ≠ 0)  (posterior inclusion probability)",
 ):
-    """Grouped bars of P(z_j ≠ 0) per feature, one colour per method, with the 0.5 line
-    (the median-probability model includes the features above it)."""
+    """Grouped bars of an inclusion measure per feature (posterior inclusion probabilities,
+    or a criterion's inclusion weights), one colour per method, with the 0.5 line. With
+    ``selected`` (method → bool per feature) each method's selected features are marked by a
+    black-edged bar and a dot above it, so the chosen set is read off the figure whatever the
+    bar's height."""
     plt = pyplot()
     methods = list(pips)
     x = np.arange(len(names))
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 3.8))
     for i, method in enumerate(methods):
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, pips[method], width, label=method)
+        centre = x + (i - (len(methods) - 1) / 2) * width
+        bars = ax.bar(centre, pips[method], width, label=method)
+        if selected is not None and method in selected:
+            chosen = np.asarray(selected[method], dtype=bool)
+            for bar in np.asarray(bars.patches, dtype=object)[chosen]:
+                bar.set_edgecolor("black")
+                bar.set_linewidth(1.2)
+            heights = np.asarray(pips[method], dtype=float)[chosen]
+            ax.plot(centre[chosen], heights + 0.03, "o", color="black", markersize=2.5)
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"{threshold} line")
+    if selected is not None:
+        ax.plot([], [], "o", color="black", markersize=2.5, label="selected (black edge)")
     ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 1.08)
     ax.set_xlabel("feature")
-    ax.set_ylabel("P(z ≠ 0)  (posterior inclusion probability)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(
         fontsize=8,
-        ncol=min(len(methods) + 1, 4),
+        ncol=min(len(methods) + 2, 4),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.28),
         frameon=False,
