@@ -22,9 +22,6 @@ Importing l0bayes sets torch to one CPU thread unless ``$L0BAYES_THREADS``,
 from l0bayes._compat import install as _install_moved_module_paths
 from l0bayes._version import __version__
 from l0bayes.device import apply_thread_policy
-
-apply_thread_policy()  # one torch thread unless configured, as the CLI (l0bayes.device)
-
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
 from l0bayes.gates import AutoL0Guide, gated
 from l0bayes.linear_model import (
@@ -41,6 +38,7 @@ from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
 from l0bayes.reporting.inference_data import holdout_elpd, to_inference_data
 
 _install_moved_module_paths()
+apply_thread_policy()  # one torch thread unless configured, as the CLI (l0bayes.device)
 
 __all__ = [
     "AutoL0Guide",

@@ -1326,14 +1326,31 @@ class L0Regression(RegressorMixin, BaseEstimator):
             table.attrs["ic_weight"] = note
         return table
 
+    def model_prior(self, n_gates: int) -> tuple[Prior | None, PriorInclusion]:
+        """The declared prior of ``penalty="bayes"`` as the PIP corrections use it: the
+        conjugate slab with σ integrated out (None for ``prior="raw"`` and for the families
+        other than Gaussian, whose marginal likelihoods are not conjugate) and the prior on
+        the inclusion of ``n_gates`` gates (π, or ``("beta", a, b)``)."""
+        gaussian = self.family == "gaussian" and self.prior != "raw"
+        return (self._conjugate_prior() if gaussian else None), self._prior_pi(n_gates)
+
     def to_inference_data(
-        self, X, y, num_samples: int = 1000, seed: int = 0, X_holdout=None, y_holdout=None
+        self,
+        X,
+        y,
+        num_samples: int = 1000,
+        seed: int = 0,
+        X_holdout=None,
+        y_holdout=None,
+        source: str = "posterior",
     ):
-        """An ArviZ ``InferenceData`` of the variational posterior: gate, weight and coefficient
-        draws (``posterior``), the pointwise log-likelihood of ``(X, y)`` per draw
-        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out
-        data also ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
-        :func:`l0bayes.reporting.inference_data.holdout_elpd`)."""
+        """An ArviZ ``InferenceData`` of the posterior this fit reports (``source="guide"``:
+        of the raw variational guide): gate and coefficient draws (``posterior``), the
+        pointwise log-likelihood of ``(X, y)`` per draw (``log_likelihood``, so
+        ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out data also
+        ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
+        :func:`l0bayes.reporting.inference_data.holdout_elpd`). See
+        :func:`l0bayes.linear_model.inference_data.to_inference_data`."""
         from l0bayes.linear_model.inference_data import to_inference_data
 
         check_is_fitted(self, "coef_")
@@ -1345,6 +1362,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             y_holdout=y_holdout,
             num_samples=num_samples,
             seed=seed,
+            source=source,
         )
 
 

@@ -91,9 +91,12 @@ def test_bayes_mode_attributes_and_inference_data(tmp_path):
     assert set(idata.groups()) >= {"posterior", "log_likelihood", "observed_data"}
     assert idata.posterior["gate"].shape == (1, 200, 5)
     gates = idata.posterior["gate"].values
-    assert np.all((gates >= 0) & (gates <= 1))
-    # draws come from the guide: they agree with its inclusion probabilities (4 sd of 200 draws)
+    assert np.all((gates == 0) | (gates == 1))
+    # draws come from the reported posterior: they agree with its PIPs (4 sd of 200 draws)
     freq = (gates != 0).mean(axis=(0, 1))
+    np.testing.assert_allclose(freq, est.inclusion_probs_, atol=4 * 0.5 / np.sqrt(200))
+    guide = est.to_inference_data(X, y, num_samples=200, source="guide").posterior["gate"]
+    freq = (guide.values != 0).mean(axis=(0, 1))
     np.testing.assert_allclose(freq, est.variational_inclusion_probs_, atol=4 * 0.5 / np.sqrt(200))
     summary = az.summary(idata, var_names=["coef"], kind="stats")
     assert len(summary) == 5
