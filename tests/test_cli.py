@@ -273,18 +273,54 @@ def test_train_help_calls_quick_a_smoke_run(capsys):
     assert "--quick a smoke run, not a result" in out
 
 
-def test_train_quick_sets_the_smoke_sizes_and_records_it(tmp_path, capsys):
+def test_train_quick_sets_the_smoke_settings_and_the_gates_move(tmp_path, capsys):
+    """Issue 28: a --quick run looked broken (gates at their start). Its settings are recorded,
+    a given one wins, and the expected L0 of every gated layer falls epoch by epoch from its
+    value at initialisation."""
+    import csv
     import json
+
+    from l0bayes.nn.networks import mnist_mlp
+    from l0bayes.training.config import quick_settings
 
     out = tmp_path / "run"
     argv = ["train", "mnist-mlp", "--out", str(out), "--quick", "--dataset", "synthetic"]
-    assert main([*argv, "--epochs", "1", "--threads", "1", "--no-progress"]) == 0
+    assert main([*argv, "--epochs", "2", "--threads", "1", "--no-progress"]) == 0
     assert "smoke run" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["quick"] is True
-    assert (cfg["epochs"], cfg["train_size"], cfg["test_size"]) == (1, 2000, 1000)  # given wins
+    quick = quick_settings("mnist-mlp")
+    assert cfg["quick"] is True and cfg["epochs"] == 2  # given wins
+    for key in ("train_size", "test_size", "lr"):
+        assert cfg[key] == quick[key]
+    assert quick["ema"] == 0.0 and cfg["ema"] is None  # resolved: 0 turns the EMA off
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["num_train"], metrics["num_test"]) == (2000, 1000)
+    assert (metrics["num_train"], metrics["num_test"]) == (quick["train_size"], quick["test_size"])
+    with (out / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    start = [float(layer.inclusion_probs().sum().detach()) for layer in mnist_mlp().gated_layers()]
+    for k, initial in enumerate(start, start=1):
+        l0 = [initial] + [float(row[f"expected_l0_{k}"]) for row in rows]
+        assert all(b < a for a, b in zip(l0, l0[1:], strict=False)), (k, l0)
+
+
+@pytest.mark.slow
+def test_train_quick_on_mnist_shows_the_method_working(tmp_path, capsys):
+    """The full smoke run on MNIST (skipped without the files): a useful error, pruned input
+    pixels and hidden units, and a report whose figures are not degenerate."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data / "mnist").is_dir():
+        pytest.skip("MNIST is not in ../shared/data")
+    out = tmp_path / "run"
+    argv = ["train", "mnist-mlp", "--quick", "--out", str(out), "--data-dir", str(data)]
+    assert main([*argv, "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_error"] < 0.2
+    assert metrics["architecture_string"] != "784-300-100 -> 784-300-100"
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "figures" / "input_gates.png").is_file()
 
 
 def test_train_quick_with_resume_is_a_one_line_error(tmp_path, capsys):
