@@ -262,8 +262,45 @@ def plot_reliability(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarr
     return fig
 
 
+def plot_error_against_size(
+    points: Mapping[str, Sequence[float]],
+    front: Mapping[str, Sequence[bool]],
+    names: Sequence[str],
+    title: str,
+):
+    """Test error (%) against non-zero parameters and against test-time FLOPs, one panel
+    each (log x), one point per network labelled by ``names``, the points of each panel's
+    Pareto front (``front[key]``: no other network has both fewer and a lower error) joined by
+    a dashed step line. ``points`` maps ``"error"``, ``"nonzero_params"`` and
+    ``"compact_flops"`` to one value per network."""
+    plt = pyplot()
+    error = 100 * np.asarray(points["error"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    panels = (
+        ("nonzero_params", "non-zero parameters at test time (log scale)"),
+        ("compact_flops", "test-time FLOPs per example (log scale)"),
+    )
+    for ax, (key, xlabel) in zip(axes, panels, strict=True):
+        cost = np.asarray(points[key], dtype=float)
+        best = np.asarray(front[key], dtype=bool)
+        ax.scatter(cost[~best], error[~best], color="C0", label="network")
+        ax.scatter(cost[best], error[best], color="C3", marker="D", label="Pareto front")
+        order = np.argsort(cost[best])
+        ax.step(cost[best][order], error[best][order], where="post", color="C3", ls="--", lw=1)
+        for x, y, name in zip(cost, error, names, strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error (%), Eq. 13 gates")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
 __all__ = [
     "plot_active_units",
+    "plot_error_against_size",
     "plot_input_gates",
     "plot_layer_pips",
     "plot_pips",
