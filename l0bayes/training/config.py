@@ -150,10 +150,16 @@ class TrainConfig:
         return cls.from_run(out, **resumable)
 
     def resolved(self) -> TrainConfig:
-        """A copy with the network's defaults filled in, validated (clear errors)."""
+        """A copy with the network's defaults filled in and ``data_dir`` made absolute (so
+        that ``config.json`` names the data wherever the run is read from), validated (clear
+        errors)."""
         spec = get_network(self.network)
+        data_dir = (
+            None if self.data_dir is None else str(Path(self.data_dir).expanduser().resolve())
+        )
         cfg = replace(
             self,
+            data_dir=data_dir,
             epochs=spec.epochs if self.epochs is None else self.epochs,
             batch_size=spec.batch_size if self.batch_size is None else self.batch_size,
             lam=list(spec.lam) if self.lam is None else [float(v) for v in self.lam],

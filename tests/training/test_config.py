@@ -81,3 +81,10 @@ def test_resume_refusal_does_not_offer_quick_as_a_flag(tmp_path):
     with pytest.raises(ValueError, match="differ; only") as info:
         TrainConfig.for_resume(tmp_path, seed=3)
     assert "--quick" not in str(info.value)
+
+
+def test_a_relative_data_dir_resolves_to_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(network="mnist-mlp", out="run", data_dir="data").resolved()
+    assert cfg.data_dir == str(tmp_path / "data")
+    assert TrainConfig(network="mnist-mlp", out="run").resolved().data_dir is None
