@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -495,7 +496,8 @@ def _cmd_select(args) -> None:
         est.fit(pd.DataFrame(X, columns=features), table[:, target])
     if not args.quiet:
         for warning in caught:
-            print(f"l0bayes select: warning: {_one_line(warning.message)}", file=sys.stderr)
+            text = cli_wording(_one_line(warning.message), "select")
+            print(f"l0bayes select: warning: {text}", file=sys.stderr)
     summary = est.summary(names=features)
     c = est.information_criteria()
     if args.output is not None:
@@ -686,12 +688,40 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, FloatingPointError, DistributedError) as err:
         if args.debug:
             raise
-        print(f"l0bayes {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        message = cli_wording(_one_line(err), args.command)
+        print(f"l0bayes {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"l0bayes {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+#: Python-API names whose flag has another name.
+API_FLAGS = {"n_steps": "--steps"}
+
+
+def cli_wording(text: str, command: str) -> str:
+    """A message of the Python API in the command line's words: a parameter name
+    (``slab_scale``, ``data_dir=``) becomes the flag of ``command`` that sets it
+    (``--slab-scale``, ``--data-dir=``), and "call load_mnist(..., download=True)" becomes how
+    to do that from Python (the command line never downloads). A name inside a path
+    (``/tmp/data_dir/x``) is left alone."""
+    flags = dict(API_FLAGS)
+    for action in _subcommand(build_parser(), command)._actions:
+        if action.option_strings and "_" in action.dest:
+            flags[action.dest] = max(action.option_strings, key=len)
+    text = re.sub(
+        r"(?<![\w/\\.-])(" + "|".join(map(re.escape, flags)) + r")(?![\w/\\(-])",
+        lambda m: flags[m.group(1)],
+        text,
+    )
+    return re.sub(
+        r"call (\w+)\(\.\.\., download=True\) to fetch them",
+        r"fetch them from Python with l0bayes.data.\1(download=True) (the command line never "
+        "downloads)",
+        text,
+    )
 
 
 def _one_line(err: BaseException) -> str:

@@ -384,3 +384,32 @@ def test_sweep_over_target_fractions_names_and_resumes_each_network(tmp_path, ca
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--target" in err
+
+
+@pytest.mark.parametrize(
+    "command, api, cli",
+    [
+        ("select", "n_steps must be a positive integer, got 0", "--steps must be"),
+        ("select", "slab_scale must be a finite number > 0", "--slab-scale must be"),
+        ("select", "expected_model_size must lie strictly", "--expected-model-size must"),
+        (
+            "train",
+            "(from data_dir argument: no such directory) Fix: pass data_dir=<a folder>, or call "
+            "load_mnist(..., download=True) to fetch them.",
+            "(from --data-dir argument: no such directory) Fix: pass --data-dir=<a folder>, or "
+            "fetch them from Python with l0bayes.data.load_mnist(download=True)",
+        ),
+        ("train", "cannot read /tmp/data_dir/x.npz", "cannot read /tmp/data_dir/x.npz"),
+    ],
+)
+def test_errors_use_the_command_lines_words(command, api, cli):
+    """Issue 28: the command line showed the Python API's names (`Fix: pass data_dir=...`)."""
+    from l0bayes.cli import cli_wording
+
+    assert cli_wording(api, command).startswith(cli)
+
+
+def test_a_bad_step_count_names_the_flag(tmp_path, capsys):
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "y", "--steps", "0", "--no-progress"]) == 2
+    assert "error: --steps must be a positive integer" in capsys.readouterr().err
