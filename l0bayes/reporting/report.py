@@ -619,7 +619,7 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     :func:`run_report_command` (also set as the ``handler`` default)."""
     parser = subparsers.add_parser(
         "report",
-        help="turn a training run directory into RUN/report/ (markdown, figures, tables)",
+        help="turn a training run or a sweep into RUN/report/ (markdown, figures, tables)",
         description=REPORT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
