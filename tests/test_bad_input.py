@@ -736,7 +736,12 @@ CLI_CASES = [
         ["--target", "y", "--penalty", "bayes", "--prior-inclusion", "2"],
         r"\(0, 1\)",
     ),
-    ("zero steps", GOOD, ["--target", "y", "--steps", "0"], r"n_steps must be a positive integer"),
+    (
+        "zero steps",
+        GOOD,
+        ["--target", "y", "--steps", "0"],
+        r"(n_steps|--steps) must be a positive integer",
+    ),
 ]
 
 
