@@ -71,10 +71,12 @@ def dense_copy(net: torch.nn.Module, shape, tile_bytes: int = TILE_BYTES) -> tor
     return compact(opened, shape, tile_bytes)
 
 
-def nchw(chain: TiledSequential) -> TiledSequential:
-    """The engine's chain without the channels-last layout."""
+def nchw(chain: torch.nn.Sequential) -> TiledSequential:
+    """The engine's chain without the channels-last layout (a plain chain: not tiled)."""
     layers = [copy.deepcopy(m).to(memory_format=torch.contiguous_format) for m in chain]
-    return TiledSequential(*layers, depth=chain.depth, tile=chain.tile)
+    return TiledSequential(
+        *layers, depth=getattr(chain, "depth", 0), tile=getattr(chain, "tile", 0)
+    )
 
 
 def plain(chain: torch.nn.Sequential) -> torch.nn.Sequential:
@@ -107,8 +109,9 @@ def engines(net: torch.nn.Module, shape, tile_bytes: list[int], with_plain: bool
     out = {}
     for tb in [TILE_BYTES, *tile_bytes]:
         dense, small = dense_copy(net, shape, tb), compact(net, shape, tb)
-        out.setdefault(f"tiles of {dense.tile} / {small.tile} images", (dense, small))
-        if tb == TILE_BYTES and small.channels_last:
+        tiles = [getattr(chain, "tile", 0) for chain in (dense, small)]  # plain: untiled
+        out.setdefault(f"tiles of {tiles[0]} / {tiles[1]} images", (dense, small))
+        if tb == TILE_BYTES and getattr(small, "channels_last", False):
             out["the same in NCHW layout"] = (nchw(dense), nchw(small))
     if with_plain:
         whole = out.get("tiles of 0 / 0 images") or (

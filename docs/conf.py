@@ -2,10 +2,17 @@
 
 Build with ``make docs`` (warnings are errors). The tutorials in ``docs/tutorials/`` are run by
 sphinx-gallery on every build, so a tutorial that no longer runs fails the build.
+
+The math is typeset in the browser by MathJax 3, served from the built site itself
+(``_static/mathjax/``, copied at build time from the ``django-static-mathjax`` package of the
+``docs`` extra, which ships MathJax's files), so the pages render their formulas offline; no
+page loads anything from the network.
 """
 
+import importlib.util
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +40,35 @@ extensions = [
 intersphinx_mapping: dict = {}
 intersphinx_disabled_reftypes = ["*"]
 
+# MathJax from the built site (module docstring): the component that reads TeX and writes
+# HTML with CSS, and the parts it loads on demand (fonts, TeX extensions, its menu).
+mathjax_path = "mathjax/tex-chtml.js"
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml", "input/tex", "ui", "a11y")
+
+
+def mathjax_source() -> Path:
+    """MathJax's ``es5`` folder in the installed ``django-static-mathjax`` package."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "the docs need MathJax's files: install the docs extra (pip install -e '.[docs]', "
+            "which make docs does)"
+        )
+    return Path(spec.origin).parent / "static" / "mathjax" / "es5"
+
+
+def _copy_mathjax(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / part, target / part)
+
+
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
@@ -56,6 +92,8 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib",),
     "show_memory": False,
     "plot_gallery": "True",
+    # its execution-times pages load DataTables and Bootstrap from CDNs (module docstring)
+    "write_computation_times": False,
 }
 
 
@@ -73,3 +111,4 @@ def _skip_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("build-finished", _copy_mathjax)

@@ -15,10 +15,15 @@ Subpackages, each layer importing only from those below it:
 * :mod:`l0bayes.baselines`: Sparse VD and magnitude pruning;
 * :mod:`l0bayes.reporting`: run reports, studies, the ArviZ export;
 * :mod:`l0bayes.viz`: figures and tables.
+
+Importing l0bayes sets torch to one CPU thread unless ``$L0BAYES_THREADS``,
+``$OMP_NUM_THREADS`` or an earlier ``torch.set_num_threads`` says otherwise
+(:mod:`l0bayes.device`).
 """
 
 from l0bayes._compat import install as _install_moved_module_paths
 from l0bayes._version import __version__
+from l0bayes.device import apply_thread_policy
 from l0bayes.distributions import GaussianSlab, HardConcrete, SpikeSlabGate, gate_kl
 from l0bayes.gates import AutoL0Guide, gated
 from l0bayes.linear_model import (
@@ -35,6 +40,7 @@ from l0bayes.nn import L0Conv2d, L0Linear, L0Sequential
 from l0bayes.reporting.inference_data import holdout_elpd, to_inference_data
 
 _install_moved_module_paths()
+apply_thread_policy()  # one torch thread unless configured, as the CLI (l0bayes.device)
 
 __all__ = [
     "AutoL0Guide",

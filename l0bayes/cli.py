@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -38,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     select = sub.add_parser(
         "select",
-        help="variable selection on a CSV file (prints the PIP and AIC/BIC summary)",
+        help="variable selection on a CSV file (prints the selection and AIC/BIC summary)",
         description="Fit L0Regression to a CSV file with a header row; all columns but the "
-        "target are features. Prints every feature's row of the summary (PIP, coefficient, "
-        "selected) and the selected model's k, log-likelihood, AIC and BIC.",
+        "target are features. Prints one row per feature: with --penalty bayes its posterior "
+        "inclusion probability (pip), with aic/bic/aicc/a number its criterion weight "
+        "(ic_weight: the Akaike or BIC weight of the subsets holding it), and its coefficient "
+        "and selection; then the selected model's k, log-likelihood, AIC and BIC and whether "
+        "the subset is certified optimal.",
     )
     select.add_argument("csv", help="CSV file with a header row")
     select.add_argument("--target", required=True, help="name of the response column")
@@ -80,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="also write the summary table to PATH: .csv (one row per feature) or .json "
-        "(the rows and the selected model's k, log-likelihood, AIC and BIC)",
+        "(the rows, the penalty, the selected model's k, log-likelihood, AIC, BIC and "
+        "intercept, and the certificate or how the PIPs were computed)",
     )
     select.add_argument(
         "--quiet", action="store_true", help="print nothing but errors (no table, no progress)"
     )
+    select.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     select.add_argument("--threads", type=int, dest="num_threads", metavar="N", help=THREADS_HELP)
     _add_sweep_parser(sub, _add_train_parser(sub))
     from l0bayes.reporting.report import add_report_parser
@@ -114,9 +120,10 @@ RUN/metrics.json. Ctrl-C saves a checkpoint; continue with --resume.
 
 
 QUICK_HELP = (
-    "a smoke run, not a result: sets --epochs 2 --train-size 2000 --test-size 1000 unless "
-    'those are given, to check in a minute that the run works (recorded as "quick": true '
-    "in config.json); not with --resume"
+    "a smoke run, not a result: a few epochs on a few thousand images with Adam's rate at "
+    "0.01 and no EMA, so that the gates visibly move (mnist-mlp: --epochs 5 --train-size 10000 "
+    "--test-size 2000 --lr 0.01 --ema 0; lenet5: 3 epochs on 5000; wrn: 2 epochs on 2000), "
+    'unless those are given; recorded as "quick": true in config.json; not with --resume'
 )
 
 DATA_DIR_HELP = (
@@ -322,7 +329,7 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
         with open(path, newline="", encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
-        raise FileNotFoundError(f"cannot read --csv file {path!r}: {err.strerror}") from None
+        raise FileNotFoundError(f"cannot read the CSV file {path!r}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text CSV file (it is not UTF-8 text)") from None
     if "\x00" in text:
@@ -378,28 +385,28 @@ def format_summary(table: Any) -> str:
     return table if isinstance(table, str) else table.to_string()
 
 
-def write_summary(est: Any, names: list[str], path: str) -> None:
-    """Write the fitted ``est``'s summary table (``est.summary(names)``: pip, coef and
-    selected per feature) to ``path``: CSV, or JSON with the selected model's k,
-    log-likelihood, AIC and BIC too."""
-    import json
-    from pathlib import Path
+def summary_rows(est: Any, names: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``est.summary(names)`` (one per feature: ``pip`` or ``ic_weight`` when the
+    fit has them, ``coef``, ``selected``) as plain Python values, the same numbers the
+    printed table shows."""
+    import numpy as np
 
-    rows = [
-        {"feature": name, "pip": float(pip), "coef": float(coef), "selected": bool(sel)}
-        for name, pip, coef, sel in zip(
-            names, est.inclusion_probs_, est.coef_, est.selected_, strict=True
-        )
+    table = est.summary(names=names)
+    return [
+        {"feature": str(name)}
+        | {k: bool(v) if isinstance(v, (bool, np.bool_)) else float(v) for k, v in row.items()}
+        for name, row in table.iterrows()
     ]
-    criteria = est.criteria_
-    if Path(path).suffix.lower() == ".csv":
-        import csv
 
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["feature", "pip", "coef", "selected"])
-            writer.writeheader()
-            writer.writerows(rows)
-        return
+
+def selection_record(est: Any, names: list[str]) -> dict[str, Any]:
+    """What ``select --output x.json`` writes: the penalty, the rows, the selected model
+    (k, log-likelihood, AIC, BIC, intercept and noise sd) and how far the answer is proven
+    (``certificate``: the criterion searched, ``optimal``, ``criterion_gap``) or how the PIPs
+    were computed (``pips``: method and warnings); ``ic_weight`` says what that column is."""
+    import numpy as np
+
+    criteria = est.criteria_
     if criteria is None:  # a Bayesian answer with no maximum-likelihood refit
         model = {"k": int(est.selected_.sum()) + 1, "undefined": est.criteria_error_}
     else:
@@ -409,13 +416,54 @@ def write_summary(est: Any, names: list[str], path: str) -> None:
             "aic": float(criteria.aic),
             "bic": float(criteria.bic),
         }
+    model["intercept"] = float(est.intercept_)
+    if hasattr(est, "noise_scale_"):
+        model["noise_scale"] = float(est.noise_scale_)
+    record: dict[str, Any] = {"penalty": est.penalty, "family": est.family}
+    record |= {"features": summary_rows(est, names), "selected_model": model}
+    if hasattr(est, "optimal_"):
+        gap = float(est.criterion_gap_)
+        search = getattr(est, "search_", None)
+        record["certificate"] = {
+            "optimal": bool(est.optimal_),
+            "criterion_gap": gap if np.isfinite(gap) else None,
+            "nodes": None if search is None else int(search.nodes),
+        }
+    if hasattr(est, "ic_weights_"):
+        record["ic_weight"] = est.ic_weights_.describe()
+    diag = getattr(est, "pip_diagnostics_", None)
+    if est.penalty == "bayes":
+        record["pips"] = {
+            "method": "variational guide" if diag is None else diag["method"],
+            "warnings": [] if diag is None else list(diag["warnings"]),
+        }
+    return record
+
+
+def write_summary(est: Any, names: list[str], path: str) -> None:
+    """Write the fitted ``est``'s summary table to ``path``: CSV (the rows of
+    :func:`summary_rows`), or JSON (:func:`selection_record`)."""
+    import json
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".csv":
+        import csv
+
+        rows = summary_rows(est, names)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"features": rows, "selected_model": model}, f, indent=2)
+        json.dump(selection_record(est, names), f, indent=2)
         f.write("\n")
 
 
 def _cmd_select(args) -> None:
     import warnings
+
+    import pandas as pd
 
     from l0bayes.device import torch_threads
     from l0bayes.linear_model.estimator import L0Regression
@@ -444,12 +492,15 @@ def _cmd_select(args) -> None:
         n_steps=args.steps,
         **prior,
         seed=args.seed,
-        progress=not args.quiet,
+        progress=not (args.quiet or args.no_progress),
     )
-    with warnings.catch_warnings(), torch_threads(args.num_threads):
-        if args.quiet:
-            warnings.simplefilter("ignore")
-        est.fit(X, table[:, target])
+    with warnings.catch_warnings(record=True) as caught, torch_threads(args.num_threads):
+        warnings.simplefilter("always")
+        est.fit(pd.DataFrame(X, columns=features), table[:, target])
+    if not args.quiet:
+        for warning in caught:
+            text = cli_wording(_one_line(warning.message), "select")
+            print(f"l0bayes select: warning: {text}", file=sys.stderr)
     summary = est.summary(names=features)
     c = est.criteria_
     if args.output is not None:
@@ -457,12 +508,14 @@ def _cmd_select(args) -> None:
     if args.quiet:
         return
     print(format_summary(summary))
+    if "ic_weight" in summary.attrs:
+        print(f"ic_weight = {summary.attrs['ic_weight']}")
     if c is None:  # a Bayesian answer with no maximum-likelihood refit
         print(f"\nselected model: AIC and BIC undefined ({est.criteria_error_})")
     else:
         print(
             f"\nselected model: k={c.k} loglik={c.log_likelihood:.3f} AIC={c.aic:.3f} "
-            f"BIC={c.bic:.3f}"
+            f"BIC={c.bic:.3f} intercept={est.intercept_:.6g}"
         )
     print(_selection_note(est))
     if args.output is not None:
@@ -517,7 +570,7 @@ def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.Argument
 def _cmd_train(args) -> None:
     import json
 
-    from l0bayes.training.config import QUICK, TrainConfig
+    from l0bayes.training.config import TrainConfig, quick_settings
     from l0bayes.training.trainer import TrainingInterrupted, train
 
     progress = not args.no_progress
@@ -527,7 +580,7 @@ def _cmd_train(args) -> None:
             "run keeps its own settings)"
         )
     if args.quick:
-        for name, value in QUICK.items():
+        for name, value in quick_settings(args.network).items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
     if args.resume:
@@ -568,7 +621,7 @@ def _cmd_sweep(args) -> None:
     import json
     from pathlib import Path
 
-    from l0bayes.training.config import QUICK, TrainConfig
+    from l0bayes.training.config import TrainConfig, quick_settings
     from l0bayes.training.sweep import run_name, sweep, sweep_configs
     from l0bayes.training.trainer import TrainingInterrupted
 
@@ -588,7 +641,7 @@ def _cmd_sweep(args) -> None:
         ]
     else:
         if args.quick:
-            for name, value in QUICK.items():
+            for name, value in quick_settings(args.network).items():
                 if getattr(args, name) is None:
                     setattr(args, name, value)
         names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
@@ -641,12 +694,40 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, FloatingPointError, DistributedError) as err:
         if args.debug:
             raise
-        print(f"l0bayes {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        message = cli_wording(_one_line(err), args.command)
+        print(f"l0bayes {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"l0bayes {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+#: Python-API names whose flag has another name.
+API_FLAGS = {"n_steps": "--steps"}
+
+
+def cli_wording(text: str, command: str) -> str:
+    """A message of the Python API in the command line's words: a parameter name
+    (``slab_scale``, ``data_dir=``) becomes the flag of ``command`` that sets it
+    (``--slab-scale``, ``--data-dir=``), and "call load_mnist(..., download=True)" becomes how
+    to do that from Python (the command line never downloads). A name inside a path
+    (``/tmp/data_dir/x``) is left alone."""
+    flags = dict(API_FLAGS)
+    for action in _subcommand(build_parser(), command)._actions:
+        if action.option_strings and "_" in action.dest:
+            flags[action.dest] = max(action.option_strings, key=len)
+    text = re.sub(
+        r"(?<![\w/\\.-])(" + "|".join(map(re.escape, flags)) + r")(?![\w/\\(-])",
+        lambda m: flags[m.group(1)],
+        text,
+    )
+    return re.sub(
+        r"call (\w+)\(\.\.\., download=True\) to fetch them",
+        r"fetch them from Python with l0bayes.data.\1(download=True) (the command line never "
+        "downloads)",
+        text,
+    )
 
 
 def _one_line(err: BaseException) -> str:

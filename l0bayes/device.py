@@ -10,8 +10,18 @@ idle machine and, on a machine whose cores are busy, spin against the other work
 many times slower (measured: up to 28x for training and 2x for ``select`` on a busy 2-core
 machine; ``bench/threads_speed.py`` measures it). One thread is never slower than one thread.
 
-To use more, say so: ``--threads N`` on the command line, ``num_threads`` in the API, or the
-environment variable ``L0BAYES_THREADS`` (then ``OMP_NUM_THREADS``) for every run.
+To use more, say so: ``--threads N`` on the command line, ``num_threads`` in the API, the
+environment variable ``L0BAYES_THREADS`` (then ``OMP_NUM_THREADS``) for every run, or
+``torch.set_num_threads(n)`` in your own code.
+
+The Python API follows the same policy as the command line, applied **once, when l0bayes is
+imported** (:func:`apply_thread_policy`): if torch's thread count is still torch's own
+default (one per physical core, or ``$OMP_NUM_THREADS``/``$MKL_NUM_THREADS``), it is set to
+:func:`default_threads`; a count set before the import (``torch.set_num_threads``) is left
+alone, and one set after it wins, since l0bayes never sets it again: every function that runs
+torch (:func:`torch_threads` with no count) keeps a count the user chose and applies the
+policy otherwise, and restores the count it found. So a Pyro loop of your own (``svi.step``
+over gated sites) runs on one thread after ``import l0bayes``, as ``l0bayes train`` does.
 """
 
 from __future__ import annotations
@@ -46,6 +56,46 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def torch_default_threads() -> int:
+    """The intra-op thread count torch starts with: ``$OMP_NUM_THREADS``, then
+    ``$MKL_NUM_THREADS`` (a positive integer), else one per physical core, which torch also
+    uses for its inter-op pool (so read from it; that pool is never resized by l0bayes)."""
+    for name in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):  # torch: OMP's value, then MKL's wins
+        text = os.environ.get(name, "").strip()
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return torch.get_num_interop_threads()
+
+
+#: torch's thread count as :func:`apply_thread_policy` left it (None before it ran).
+_policy_threads: list[int] = []
+
+
+def apply_thread_policy() -> int:
+    """Set torch's intra-op threads to :func:`default_threads` unless they were already
+    changed from :func:`torch_default_threads` (module docstring). Called once when l0bayes
+    is imported; returns the count torch now has. A bad ``$L0BAYES_THREADS`` leaves torch
+    alone here (importing never fails) and is reported by the first function that runs
+    torch."""
+    current = torch.get_num_threads()
+    if current == torch_default_threads():
+        try:
+            current = default_threads()
+        except ValueError:
+            pass
+        else:
+            torch.set_num_threads(current)
+    _policy_threads[:] = [current]
+    return current
+
+
+def user_threads() -> int | None:
+    """The thread count the user set with ``torch.set_num_threads`` after l0bayes applied its
+    policy, or None if torch still runs on the policy's count."""
+    current = torch.get_num_threads()
+    return current if _policy_threads and current != _policy_threads[0] else None
+
+
 def default_threads() -> int:
     """The torch intra-op thread count when none is given: ``$L0BAYES_THREADS``, then
     ``$OMP_NUM_THREADS`` (a positive integer; empty counts as unset), else 1 (see the module
@@ -69,14 +119,15 @@ def default_threads() -> int:
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Set torch's intra-op threads to ``n`` for the block (``None``: the policy's
-    :func:`default_threads`) and restore them afterwards.
+    """Set torch's intra-op threads to ``n`` for the block and restore them afterwards.
+    ``None``: the count the user set with ``torch.set_num_threads`` (:func:`user_threads`),
+    else the policy's :func:`default_threads`.
 
     :raises ValueError: ``n`` is not a positive integer.
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"--threads must be a positive integer, got {n!r}")
-    threads = default_threads() if n is None else n
+    threads = n or user_threads() or default_threads()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -85,4 +136,13 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-__all__ = ["THREADS_ENV_VARS", "THREADS_HELP", "default_threads", "resolve_device", "torch_threads"]
+__all__ = [
+    "THREADS_ENV_VARS",
+    "THREADS_HELP",
+    "apply_thread_policy",
+    "default_threads",
+    "resolve_device",
+    "torch_default_threads",
+    "torch_threads",
+    "user_threads",
+]

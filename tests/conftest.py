@@ -71,3 +71,29 @@ def load_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def arviz_tools():
+    """A check that ArviZ's everyday tools run on an ``InferenceData``: ``plot_posterior``,
+    ``summary``, ``plot_forest`` and ``loo`` (matplotlib's Agg backend; their warnings, e.g.
+    about a constant variable or a Pareto k over 0.7, are information, not failures)."""
+    import warnings
+
+    az = pytest.importorskip("arviz")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def check(idata):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            az.plot_posterior(idata)
+            summary = az.summary(idata)
+            az.plot_forest(idata)
+            loo = az.loo(idata)
+        plt.close("all")
+        return summary, loo
+
+    return check

@@ -718,7 +718,7 @@ GOOD = "a,b,y\n" + "".join(
     f"{a},{b},{a + 2 * b % 3}\n" for a, b in zip(range(12), range(5, 17), strict=True)
 )
 CLI_CASES = [
-    ("missing csv", None, ["--target", "y"], r"cannot read --csv file"),
+    ("missing csv", None, ["--target", "y"], r"cannot read the CSV file"),
     ("unknown target", GOOD, ["--target", "nope"], r"--target 'nope' is not a column"),
     ("unknown penalty", GOOD, ["--target", "y", "--penalty", "mdl"], r"penalty must be one of"),
     ("negative penalty", GOOD, ["--target", "y", "--penalty", "-2"], r"must be >= 0"),
@@ -736,7 +736,12 @@ CLI_CASES = [
         ["--target", "y", "--penalty", "bayes", "--prior-inclusion", "2"],
         r"\(0, 1\)",
     ),
-    ("zero steps", GOOD, ["--target", "y", "--steps", "0"], r"n_steps must be a positive integer"),
+    (
+        "zero steps",
+        GOOD,
+        ["--target", "y", "--steps", "0"],
+        r"(n_steps|--steps) must be a positive integer",
+    ),
 ]
 
 

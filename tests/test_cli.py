@@ -22,7 +22,8 @@ def test_help_explains_every_subcommand(capsys):
 def test_demo_prints_tables_and_saves_plot(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "80", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "Posterior inclusion probabilities" in out
+    assert "Inclusion: posterior probability P(z != 0 | y)" in out
+    assert "Akaike and BIC weights" in out
     assert "best subset BIC" in out and "AIC" in out
     assert "Method comparison" in out and "| varbvs |" in out and "| lasso-cv |" in out
     assert (tmp_path / "diabetes_pips.png").stat().st_size > 10_000
@@ -43,7 +44,7 @@ def test_select_on_csv(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["select", "missing.csv", "--target", "y"], "cannot read"),
+        (["select", "missing.csv", "--target", "y"], "cannot read the CSV file 'missing.csv'"),
         (["select", "{csv}", "--target", "nope"], "is not a column"),
         (["select", "{csv}", "--target", "y", "--penalty", "-2"], "must be >= 0"),
     ],
@@ -91,8 +92,8 @@ def test_select_output_csv_holds_the_summary_table(tmp_path, capsys):
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["feature"] for r in rows] == ["x0", "x1", "x2"]
-    assert set(rows[0]) == {"feature", "pip", "coef", "selected"}
-    assert all(0.0 <= float(r["pip"]) <= 1.0 for r in rows)
+    assert list(rows[0]) == ["feature", "ic_weight", "coef", "selected"]
+    assert all(0.0 <= float(r["ic_weight"]) <= 1.0 for r in rows)
 
 
 def test_select_output_json_has_rows_and_the_selected_model(tmp_path, capsys):
@@ -104,9 +105,74 @@ def test_select_output_json_has_rows_and_the_selected_model(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert [r["feature"] for r in saved["features"]] == ["x0", "x1", "x2"]
     model = saved["selected_model"]
-    assert set(model) == {"k", "log_likelihood", "aic", "bic"}
+    assert set(model) == {"k", "log_likelihood", "aic", "bic", "intercept", "noise_scale"}
     assert f"selected model: k={model['k']} loglik={model['log_likelihood']:.3f}" in printed
     assert model["aic"] == pytest.approx(2 * model["k"] - 2 * model["log_likelihood"])
+    assert saved["penalty"] == "bic" and saved["certificate"]["optimal"] is True
+
+
+def test_select_json_and_table_agree_with_the_fitted_estimator(tmp_path, capsys):
+    """Every number select prints or writes is the fitted attribute's (issue 28)."""
+    import json
+
+    from l0bayes import L0Regression
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    argv = ["select", data, "--target", "y", "--penalty", "aic", "--steps", "30", "--seed", "3"]
+    assert main([*argv, "--no-progress", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = np.loadtxt(data, delimiter=",", skiprows=1)
+    est = L0Regression(penalty="aic", n_steps=30, seed=3, progress=False)
+    est.fit(table[:, :3], table[:, 3])
+    saved = json.loads(out.read_text())
+    rows = saved["features"]
+    np.testing.assert_allclose([r["ic_weight"] for r in rows], est.ic_weights_.inclusion)
+    np.testing.assert_allclose([r["coef"] for r in rows], est.coef_)
+    assert [r["selected"] for r in rows] == est.selected_.tolist()
+    assert saved["selected_model"]["intercept"] == pytest.approx(est.intercept_)
+    assert saved["certificate"] == {
+        "optimal": est.optimal_,
+        "criterion_gap": est.criterion_gap_,
+        "nodes": est.search_.nodes,
+    }
+    assert saved["ic_weight"] == est.ic_weights_.describe()
+    assert f"ic_weight = {est.ic_weights_.describe()}" in printed
+    for r in rows:
+        assert f"{r['ic_weight']:.6f}" in printed
+
+
+def test_select_json_of_a_bayes_fit_has_pips_and_their_method(tmp_path, capsys):
+    import json
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    argv = ["select", data, "--target", "y", "--penalty", "bayes", "--steps", "30"]
+    assert main([*argv, "--no-progress", "--output", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert list(saved["features"][0]) == ["feature", "pip", "coef", "selected"]
+    assert saved["pips"] == {"method": "enumerate", "warnings": []}
+    assert "certificate" not in saved and saved["penalty"] == "bayes"
+
+
+def test_select_no_progress_hides_the_bar(tmp_path, capsys):
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "y", "--steps", "30"]) == 0
+    assert "L0Regression" in capsys.readouterr().err
+    assert main(["select", data, "--target", "y", "--steps", "30", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "selected model" in captured.out
+
+
+def test_select_names_a_constant_column_in_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_normal((40, 2)), np.full(40, 7.0)])
+    y = X[:, 0] + rng.standard_normal(40)
+    path = tmp_path / "c.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,flat,y", comments="")
+    assert main(["select", str(path), "--target", "y", "--steps", "30", "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("l0bayes select: warning: X has constant columns ['flat']")
+    assert ".py" not in err[0]
 
 
 @pytest.mark.parametrize("name", ["summary.txt", "summary", "summary.csv.gz"])
@@ -141,9 +207,10 @@ def test_select_quiet_still_prints_errors(tmp_path, capsys):
 def test_select_prints_every_row_of_a_wide_table(tmp_path, capsys):
     """pandas cuts a DataFrame over 60 rows to 10; select prints all of them."""
     data = write_data(tmp_path / "wide.csv", n=20, p=80)
-    with pytest.warns(UserWarning, match="p = 80 features and only n = 20 observations"):
-        assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
-    out = capsys.readouterr().out
+    assert main(["select", data, "--target", "y", "--penalty", "aic", "--steps", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: p = 80 features and only n = 20 observations" in captured.err
+    out = captured.out
     assert "..." not in out
     for j in range(80):
         assert f"\nx{j} " in out
@@ -206,18 +273,54 @@ def test_train_help_calls_quick_a_smoke_run(capsys):
     assert "--quick a smoke run, not a result" in out
 
 
-def test_train_quick_sets_the_smoke_sizes_and_records_it(tmp_path, capsys):
+def test_train_quick_sets_the_smoke_settings_and_the_gates_move(tmp_path, capsys):
+    """Issue 28: a --quick run looked broken (gates at their start). Its settings are recorded,
+    a given one wins, and the expected L0 of every gated layer falls epoch by epoch from its
+    value at initialisation."""
+    import csv
     import json
+
+    from l0bayes.nn.networks import mnist_mlp
+    from l0bayes.training.config import quick_settings
 
     out = tmp_path / "run"
     argv = ["train", "mnist-mlp", "--out", str(out), "--quick", "--dataset", "synthetic"]
-    assert main([*argv, "--epochs", "1", "--threads", "1", "--no-progress"]) == 0
+    assert main([*argv, "--epochs", "2", "--threads", "1", "--no-progress"]) == 0
     assert "smoke run" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["quick"] is True
-    assert (cfg["epochs"], cfg["train_size"], cfg["test_size"]) == (1, 2000, 1000)  # given wins
+    quick = quick_settings("mnist-mlp")
+    assert cfg["quick"] is True and cfg["epochs"] == 2  # given wins
+    for key in ("train_size", "test_size", "lr"):
+        assert cfg[key] == quick[key]
+    assert quick["ema"] == 0.0 and cfg["ema"] is None  # resolved: 0 turns the EMA off
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["num_train"], metrics["num_test"]) == (2000, 1000)
+    assert (metrics["num_train"], metrics["num_test"]) == (quick["train_size"], quick["test_size"])
+    with (out / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    start = [float(layer.inclusion_probs().sum().detach()) for layer in mnist_mlp().gated_layers()]
+    for k, initial in enumerate(start, start=1):
+        l0 = [initial] + [float(row[f"expected_l0_{k}"]) for row in rows]
+        assert all(b < a for a, b in zip(l0, l0[1:], strict=False)), (k, l0)
+
+
+@pytest.mark.slow
+def test_train_quick_on_mnist_shows_the_method_working(tmp_path, capsys):
+    """The full smoke run on MNIST (skipped without the files): a useful error, pruned input
+    pixels and hidden units, and a report whose figures are not degenerate."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data / "mnist").is_dir():
+        pytest.skip("MNIST is not in ../shared/data")
+    out = tmp_path / "run"
+    argv = ["train", "mnist-mlp", "--quick", "--out", str(out), "--data-dir", str(data)]
+    assert main([*argv, "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_error"] < 0.2
+    assert metrics["architecture_string"] != "784-300-100 -> 784-300-100"
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "figures" / "input_gates.png").is_file()
 
 
 def test_train_quick_with_resume_is_a_one_line_error(tmp_path, capsys):
@@ -281,3 +384,32 @@ def test_sweep_over_target_fractions_names_and_resumes_each_network(tmp_path, ca
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--target" in err
+
+
+@pytest.mark.parametrize(
+    "command, api, cli",
+    [
+        ("select", "n_steps must be a positive integer, got 0", "--steps must be"),
+        ("select", "slab_scale must be a finite number > 0", "--slab-scale must be"),
+        ("select", "expected_model_size must lie strictly", "--expected-model-size must"),
+        (
+            "train",
+            "(from data_dir argument: no such directory) Fix: pass data_dir=<a folder>, or call "
+            "load_mnist(..., download=True) to fetch them.",
+            "(from --data-dir argument: no such directory) Fix: pass --data-dir=<a folder>, or "
+            "fetch them from Python with l0bayes.data.load_mnist(download=True)",
+        ),
+        ("train", "cannot read /tmp/data_dir/x.npz", "cannot read /tmp/data_dir/x.npz"),
+    ],
+)
+def test_errors_use_the_command_lines_words(command, api, cli):
+    """Issue 28: the command line showed the Python API's names (`Fix: pass data_dir=...`)."""
+    from l0bayes.cli import cli_wording
+
+    assert cli_wording(api, command).startswith(cli)
+
+
+def test_a_bad_step_count_names_the_flag(tmp_path, capsys):
+    data = write_data(tmp_path / "d.csv")
+    assert main(["select", data, "--target", "y", "--steps", "0", "--no-progress"]) == 2
+    assert "error: --steps must be a positive integer" in capsys.readouterr().err

@@ -63,3 +63,71 @@ def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("gpu0")
+
+
+# --------------------------------------------------------------- the policy at import
+def _threads_after(code: str, env: dict[str, str]) -> list[int]:
+    """Run ``code`` in a fresh interpreter (no thread variables but ``env``); the integers it
+    prints."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in (*THREADS_ENV_VARS, "MKL_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=clean | env, capture_output=True, text=True, check=True
+    ).stdout
+    return [int(word) for word in out.split()]
+
+
+def test_importing_l0bayes_applies_the_one_thread_policy():
+    code = "import torch, l0bayes; print(torch.get_num_threads())"
+    assert _threads_after(code, {}) == [1]
+    assert _threads_after(code, {"L0BAYES_THREADS": "3"}) == [3]
+
+
+def test_a_count_set_before_the_import_is_kept():
+    code = (
+        "import torch; n = torch.get_num_threads() + 2; torch.set_num_threads(n)\n"
+        "import l0bayes; print(n, torch.get_num_threads())"
+    )
+    n, after = _threads_after(code, {})
+    assert after == n
+
+
+def test_a_count_set_after_the_import_is_what_a_fit_uses_and_keeps():
+    """L0Regression (through fit_svi) runs on the user's count and leaves it in place; with no
+    count set it runs on the policy's one thread."""
+    code = """
+import numpy as np, torch
+from pyro.infer import SVI
+import l0bayes.linear_model.svi as svi
+from l0bayes import L0Regression
+seen = []
+class Spy(SVI):  # records the thread count of each step
+    def step(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return super().step(*args, **kwargs)
+svi.SVI = Spy
+X = np.random.default_rng(0).normal(size=(50, 3)); y = X[:, 0]
+L0Regression(penalty="bayes", n_steps=2, progress=False).fit(X, y)
+print(seen[-1], torch.get_num_threads())
+torch.set_num_threads(3)
+L0Regression(penalty="bayes", n_steps=2, progress=False).fit(X, y)
+print(seen[-1], torch.get_num_threads())
+"""
+    assert _threads_after(code, {}) == [1, 1, 3, 3]
+
+
+def test_torch_threads_none_keeps_a_count_the_user_set(no_thread_env):
+    from l0bayes.device import user_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(before + 1)
+        assert user_threads() == before + 1
+        with torch_threads(None):
+            assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
+    assert user_threads() is None

@@ -18,6 +18,10 @@ from l0bayes.linear_model.glm import (
     GLMFit,
     fit_glm,
 )
+from l0bayes.linear_model.ic_weights import (
+    InclusionWeights,
+    inclusion_weights,
+)
 from l0bayes.linear_model.importance import (
     ImportanceResult,
     pareto_smooth,
@@ -80,6 +84,7 @@ __all__ = [
     "laplace_enumerate",
     "laplace_mc3",
     "ImportanceResult",
+    "InclusionWeights",
     "InformationCriteria",
     "L0Regression",
     "LambdaPath",
@@ -100,7 +105,9 @@ __all__ = [
     "exact",
     "exact_posterior",
     "fit_svi",
+    "ic_weights",
     "importance",
+    "inclusion_weights",
     "inference_data",
     "information_criteria",
     "lambda_path",

@@ -118,6 +118,7 @@ from tqdm.auto import tqdm
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE, HardConcrete, check_gate_hyperparameters
+from l0bayes.linear_model.ic_weights import inclusion_weights
 from l0bayes.linear_model.laplace import (
     ENUMERATION_LIMIT as LAPLACE_ENUMERATION_LIMIT,
 )
@@ -329,12 +330,20 @@ class L0Regression(RegressorMixin, BaseEstimator):
     minimiser of the criterion), ``criterion_gap_`` (a proven bound, in nats of
     :math:`-\ell + \lambda k`, on how far the answer can be from the optimum: 0 when
     certified; NaN when no bound is known), ``search_`` (the search's
-    :class:`~l0bayes.linear_model.subset_search.SubsetSearchResult`, Gaussian family).
+    :class:`~l0bayes.linear_model.subset_search.SubsetSearchResult`, Gaussian family),
+    ``ic_weights_`` (Gaussian family: the criterion's weights of the supports the search
+    ranks and each feature's inclusion weight, ``ic_weights_.inclusion``: Akaike weights for
+    AIC, Raftery's approximation to the PIPs for BIC;
+    :class:`~l0bayes.linear_model.ic_weights.InclusionWeights`). These belong to the answer;
+    the relaxation's gate probabilities do not (``relaxed_inclusion_probs_``, and
+    ``inclusion_probs_`` too with an IC penalty, only describe where the search started).
 
     Fitted attributes: ``inclusion_probs_`` (:math:`P(z_j \ne 0)`), ``selected_``,
     ``coef_``, ``intercept_``, ``noise_scale_`` (Gaussian), ``criteria_``
     (:class:`~l0bayes.linear_model.selection.InformationCriteria` of the selected model's refit),
-    ``relaxed_support_``, ``losses_`` (negative ELBO per step), ``lam_`` (λ per coefficient).
+    ``relaxed_inclusion_probs_`` (the SVI relaxation's :math:`P(z_j \ne 0)`) and
+    ``relaxed_support_`` (those above 0.5), ``losses_`` (negative ELBO per step), ``lam_``
+    (λ per coefficient).
     With ``"bayes"``: ``model_size_probs_`` (posterior of :math:`\sum_j 1[z_j \ne 0]`, an array
     over 0..p), ``model_size_mean_``, ``model_size_interval_`` (90%), ``prior_inclusion_mean_``
     and ``prior_inclusion_interval_`` (posterior of :math:`\pi`; a point for a fixed
@@ -504,8 +513,12 @@ class L0Regression(RegressorMixin, BaseEstimator):
             )
         self._check_params(n, int(keep.sum()))
         if not keep.all():
+            names = getattr(self, "feature_names_in_", None)
+            constant = [
+                str(names[j]) if names is not None else int(j) for j in np.flatnonzero(~keep)
+            ]
             warnings.warn(
-                f"X has constant columns {np.flatnonzero(~keep).tolist()} (zero variance): they "
+                f"X has constant columns {constant} (zero variance): they "
                 "duplicate the intercept and carry no information, so they are left out of the "
                 "model (coefficient 0, inclusion probability 0); drop them to silence this",
                 UserWarning,
@@ -661,7 +674,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
             desc="L0Regression",
             **stop,
         )
-        self.relaxed_support_ = _gates(result, prior).prob_nonzero.cpu().numpy() > 0.5
+        self.relaxed_inclusion_probs_ = _gates(result, prior).prob_nonzero.cpu().numpy()
+        self.relaxed_support_ = self.relaxed_inclusion_probs_ > 0.5
         selected = self.relaxed_support_
         if self.polish:
             selected = self._certified_subset(stats, selected)
@@ -690,7 +704,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 init_intercept=start,
             )
         result = self._run_svi(Xt, yt, prior, desc="L0Regression", offset=ot)
-        self.relaxed_support_ = self._column_probs(_gates(result, prior)) > 0.5
+        self.relaxed_inclusion_probs_ = self._column_probs(_gates(result, prior))
+        self.relaxed_support_ = self.relaxed_inclusion_probs_ > 0.5
         selected = self.relaxed_support_
         if self.penalty != "bayes" and self.polish:
             if groups is None:
@@ -851,6 +866,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             )
         res = certified_best_subset(stats, criterion, incumbent=start, time_limit=self.time_limit)
         self.search_ = res
+        self.ic_weights_ = inclusion_weights(stats, criterion, res.support, max_size=res.max_size)
         self.optimal_, self.criterion_gap_ = bool(res.optimal), float(res.gap)
         if res.ties:
             names = [np.flatnonzero(res.support).tolist()] + [t.tolist() for t in res.ties]
@@ -1001,8 +1017,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
             out[keep] = values
             return out
 
+        if hasattr(self, "ic_weights_"):
+            self.ic_weights_ = self.ic_weights_.widen(keep)
         for name, fill in (
             ("inclusion_probs_", 0.0),
+            ("relaxed_inclusion_probs_", 0.0),
             ("variational_inclusion_probs_", 0.0),
             ("coef_", 0.0),
             ("selected_", False),
@@ -1389,31 +1408,68 @@ class L0Regression(RegressorMixin, BaseEstimator):
         return self.criteria_
 
     def summary(self, names=None):
-        """A table of PIP, coefficient and selection per feature: a pandas ``DataFrame`` when
-        pandas is installed, else plain text."""
+        """One row per feature of what the fit answers: a pandas ``DataFrame`` when pandas is
+        installed, else plain text.
+
+        With ``penalty="bayes"``: ``pip`` (the posterior inclusion probability,
+        ``inclusion_probs_``), ``coef`` and ``selected`` (PIP > 0.5). With an information
+        criterion: ``ic_weight`` (``ic_weights_.inclusion``: the Akaike, BIC, ... weight of the
+        supports holding the feature; Gaussian family), ``coef`` and ``selected`` (the
+        certified best subset); the relaxation's gate probabilities are not shown, as they do
+        not decide the answer. The frame's ``attrs["ic_weight"]`` (and the text's last line)
+        says what the weights are."""
         check_is_fitted(self, "coef_")
         names = feature_names(self, names)
-        rows = {"pip": self.inclusion_probs_, "coef": self.coef_, "selected": self.selected_}
+        weights = getattr(self, "ic_weights_", None)
+        if self.penalty == "bayes":
+            rows = {"pip": self.inclusion_probs_}
+        elif weights is not None:
+            rows = {"ic_weight": weights.inclusion}
+        else:
+            rows = {}
+        rows |= {"coef": self.coef_, "selected": self.selected_}
+        note = None if weights is None or self.penalty == "bayes" else weights.describe()
         try:
             import pandas as pd
         except ImportError:
-            lines = [f"{'feature':>12} {'pip':>7} {'coef':>11} selected"]
+            lines = [f"{'feature':>12} " + " ".join(f"{key:>11}" for key in rows)]
             for i, name in enumerate(names):
-                lines.append(
-                    f"{name:>12} {rows['pip'][i]:7.3f} {rows['coef'][i]:11.4g} "
-                    f"{bool(rows['selected'][i])}"
-                )
-            return "\n".join(lines)
-        return pd.DataFrame(rows, index=pd.Index(names, name="feature"))
+                cells = [
+                    f"{bool(v[i])!s:>11}" if v.dtype == bool else f"{v[i]:11.4g}"
+                    for v in map(np.asarray, rows.values())
+                ]
+                lines.append(f"{name:>12} " + " ".join(cells))
+            return "\n".join(lines + ([f"ic_weight: {note}"] if note else []))
+        table = pd.DataFrame(rows, index=pd.Index(names, name="feature"))
+        if note:
+            table.attrs["ic_weight"] = note
+        return table
+
+    def model_prior(self, n_gates: int) -> tuple[Prior | None, PriorInclusion]:
+        """The declared prior of ``penalty="bayes"`` as the PIP corrections use it: the
+        conjugate slab with σ integrated out (None for ``prior="raw"`` and for the families
+        other than Gaussian, whose marginal likelihoods are not conjugate) and the prior on
+        the inclusion of ``n_gates`` gates (π, or ``("beta", a, b)``)."""
+        gaussian = self.family == "gaussian" and self.prior != "raw"
+        return (self._conjugate_prior() if gaussian else None), self._prior_pi(n_gates)
 
     def to_inference_data(
-        self, X, y, num_samples: int = 1000, seed: int = 0, X_holdout=None, y_holdout=None
+        self,
+        X,
+        y,
+        num_samples: int = 1000,
+        seed: int = 0,
+        X_holdout=None,
+        y_holdout=None,
+        source: str = "posterior",
     ):
-        """An ArviZ ``InferenceData`` of the variational posterior: gate, weight and coefficient
-        draws (``posterior``), the pointwise log-likelihood of ``(X, y)`` per draw
-        (``log_likelihood``, so ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out
-        data also ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
-        :func:`l0bayes.reporting.inference_data.holdout_elpd`)."""
+        """An ArviZ ``InferenceData`` of the posterior this fit reports (``source="guide"``:
+        of the raw variational guide): gate and coefficient draws (``posterior``), the
+        pointwise log-likelihood of ``(X, y)`` per draw (``log_likelihood``, so
+        ``az.loo``/``az.waic`` run) and ``observed_data``; with held-out data also
+        ``holdout_log_likelihood``/``holdout_observed_data`` (score them with
+        :func:`l0bayes.reporting.inference_data.holdout_elpd`). See
+        :func:`l0bayes.linear_model.inference_data.to_inference_data`."""
         from l0bayes.linear_model.inference_data import to_inference_data
 
         check_is_fitted(self, "coef_")
@@ -1425,6 +1481,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             y_holdout=y_holdout,
             num_samples=num_samples,
             seed=seed,
+            source=source,
         )
 
 

@@ -53,10 +53,12 @@ def fit_svi(
     without it. Raises ``ValueError`` for invalid settings and ``FloatingPointError`` if the
     ELBO stops being finite.
 
-    ``num_threads`` (default: 1 for CPU problems under a million tensor elements) sets torch's
-    intra-op threads for the loop and restores them afterwards: SVI steps on small tensors are
-    dominated by per-op overhead, and several threads spinning on shared cores make them many
-    times slower (measured 16x on 2 busy cores).
+    ``num_threads`` sets torch's intra-op threads for the loop and restores them afterwards
+    (default: the count set by ``torch.set_num_threads``, else the policy of
+    :mod:`l0bayes.device`, one thread unless ``$L0BAYES_THREADS`` or ``$OMP_NUM_THREADS``
+    says otherwise): SVI steps on small tensors are dominated by per-op overhead, and several
+    threads spinning on shared cores make them many times slower (measured 16x on 2 busy
+    cores).
 
     Early stopping: with ``monitor`` (a function of no arguments, called inside the run's
     parameter store, e.g. the relaxed support :math:`P(z_j \ne 0) > \tfrac12`) and
@@ -79,8 +81,11 @@ def fit_svi(
     )
     losses = np.empty(n_steps)
     store = pyro.get_param_store()
-    threads = num_threads or _default_threads(args)
-    with store.scope(), torch.random.fork_rng(devices=_cuda_devices(args)), torch_threads(threads):
+    with (
+        store.scope(),
+        torch.random.fork_rng(devices=_cuda_devices(args)),
+        torch_threads(num_threads),
+    ):
         torch.manual_seed(seed)
         svi = SVI(model, guide, ClippedAdam({"lr": lr, "clip_norm": 100.0}), elbo)
         bar = tqdm(range(n_steps), desc=desc, disable=not progress, leave=False, mininterval=0.5)
@@ -118,13 +123,6 @@ def _tensors(args: tuple) -> list[torch.Tensor]:
 
 def _is_data(a) -> bool:
     return dataclasses.is_dataclass(a) and not isinstance(a, type)
-
-
-def _default_threads(args: tuple) -> int:
-    tensors = _tensors(args)
-    if any(a.device.type != "cpu" for a in tensors) or sum(a.numel() for a in tensors) > 1e6:
-        return torch.get_num_threads()
-    return 1
 
 
 def _cuda_devices(args: tuple) -> list[int]:

@@ -369,9 +369,10 @@ def compact(
     relative; measured on an H100), and to float32's with TF32 off.
 
     For CPU speed the chain is then rewritten exactly (``ReLU → MaxPool2d`` as ``MaxPool2d →
-    ReLU``, max-pools as :class:`~l0bayes.nn.runtime.StridedMaxPool2d`) and returned as a
-    :class:`~l0bayes.nn.runtime.TiledSequential` (an ``nn.Sequential``) that runs the
-    convolutional prefix on tiles of the batch (:mod:`l0bayes.nn.runtime`).
+    ReLU``, max-pools as :class:`~l0bayes.nn.runtime.StridedMaxPool2d`); a chain with a
+    convolutional prefix is returned as a :class:`~l0bayes.nn.runtime.TiledSequential` (an
+    ``nn.Sequential``) that runs that prefix on tiles of the batch (:mod:`l0bayes.nn.runtime`),
+    any other (a fully connected network, or ``tile_bytes=0``) as a plain ``nn.Sequential``.
 
     :param input_shape: one example's shape; may be omitted when the chain starts with a fully
         connected layer (it is then ``(in_features,)``).

@@ -152,19 +152,20 @@ def exact_rewrites(layers: list[nn.Module]) -> list[nn.Module]:
 
 def tiled(
     layers: list[nn.Module], shapes: list[torch.Size], itemsize: int, tile_bytes: int = TILE_BYTES
-) -> TiledSequential:
+) -> nn.Sequential:
     """Layers as a :class:`TiledSequential` whose tiled prefix is the leading run of layers with
     feature-map outputs (``shapes[i]``: layer ``i``'s output shape without the batch), run in
     channels-last layout (its weights converted in place), and whose tile holds ``tile_bytes``
     of the largest of those maps (at least one example). ``tile_bytes = 0``, or a chain that
-    starts with a fully connected layer, is a plain chain."""
+    starts with a fully connected layer, has nothing to tile: it is a plain ``nn.Sequential``
+    (what it prints as, too)."""
     if isinstance(tile_bytes, bool) or not isinstance(tile_bytes, int) or tile_bytes < 0:
         raise ValueError(f"tile_bytes must be an integer >= 0, got {tile_bytes!r}")
     depth = 0
     while depth < len(shapes) and len(shapes[depth]) == 3:
         depth += 1
     if not depth or not tile_bytes:
-        return TiledSequential(*layers)
+        return nn.Sequential(*layers)
     largest = max(s.numel() for s in shapes[:depth]) * itemsize
     for layer in layers[:depth]:
         layer.to(memory_format=torch.channels_last)

@@ -1,5 +1,5 @@
-"""Reports and studies: the run report, the regression comparison study, and the ArviZ export
-of any fitted model.
+"""Reports and studies: the run report, the sweep report, the regression comparison study, and
+the ArviZ export of any fitted model.
 """
 
 from l0bayes.reporting.comparison import (
@@ -35,6 +35,11 @@ from l0bayes.reporting.report import (
     read_history,
     run_report_command,
 )
+from l0bayes.reporting.sweep_report import (
+    is_sweep_folder,
+    make_sweep_report,
+    pareto_front,
+)
 
 __all__ = [
     "DATASETS",
@@ -57,7 +62,10 @@ __all__ = [
     "describe_layer",
     "holdout_elpd",
     "inference_data",
+    "is_sweep_folder",
     "make_report",
+    "make_sweep_report",
+    "pareto_front",
     "pip_errors",
     "read_history",
     "report",
@@ -66,5 +74,6 @@ __all__ = [
     "run_split",
     "summary_table",
     "support_metrics",
+    "sweep_report",
     "to_inference_data",
 ]

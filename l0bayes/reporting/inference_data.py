@@ -27,11 +27,13 @@ def to_inference_data(
     y_holdout: np.ndarray | torch.Tensor | None = None,
     num_samples: int | None = None,
     seed: int = 0,
+    source: str = "posterior",
 ) -> az.InferenceData:
     """Posterior draws of a fitted model as ``InferenceData``: a regression goes to
-    :func:`l0bayes.linear_model.inference_data.to_inference_data` (default 1000 draws), a gated
-    network to :func:`l0bayes.nn.inference_data.network_inference_data` (default 100 draws).
-    See those for the groups; :func:`holdout_elpd` reads the held-out ones."""
+    :func:`l0bayes.linear_model.inference_data.to_inference_data` (default 1000 draws; the
+    posterior the fit reports, or with ``source="guide"`` its variational guide), a gated
+    network to :func:`l0bayes.nn.inference_data.network_inference_data` (default 100 draws
+    of its guide). See those for the groups; :func:`holdout_elpd` reads the held-out ones."""
     from l0bayes.nn.layers import L0Network
 
     if isinstance(fit, L0Network):
@@ -52,6 +54,7 @@ def to_inference_data(
         y_holdout=y_holdout,
         num_samples=1000 if num_samples is None else num_samples,
         seed=seed,
+        source=source,
     )
 
 

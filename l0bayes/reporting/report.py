@@ -33,6 +33,7 @@ from l0bayes.data.images import image_splits
 from l0bayes.device import THREADS_HELP, resolve_device, torch_threads
 from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Network, l0_layers
 from l0bayes.nn.networks import get_network
+from l0bayes.reporting.sweep_report import is_sweep_folder, make_sweep_report
 from l0bayes.training.checkpoint import write_text
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
@@ -618,11 +619,16 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     :func:`run_report_command` (also set as the ``handler`` default)."""
     parser = subparsers.add_parser(
         "report",
-        help="turn a training run directory into RUN/report/ (markdown, figures, tables)",
+        help="turn a training run or a sweep into RUN/report/ (markdown, figures, tables)",
         description=REPORT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run", metavar="RUN", help="run directory written by `l0bayes train`")
+    parser.add_argument(
+        "run",
+        metavar="RUN",
+        help="run directory written by `l0bayes train`, or a sweep folder written by "
+        "`l0bayes sweep` (then a table of every network and the error-size Pareto figure)",
+    )
     parser.add_argument(
         "--samples",
         type=int,
@@ -654,9 +660,16 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 def run_report_command(args: argparse.Namespace) -> Path:
     """Run ``l0bayes report`` with parsed ``args``; prints and returns the report folder.
 
+    A sweep folder (``l0bayes sweep --out SWEEP``) gets the sweep's report instead
+    (:func:`l0bayes.reporting.sweep_report.make_sweep_report`).
+
     :raises FileNotFoundError: ``RUN`` is not a run directory.
     :raises ValueError: bad arguments or an unreadable run.
     """
+    if is_sweep_folder(args.run):
+        out = make_sweep_report(args.run)
+        print(f"sweep report written to {out / 'report.md'}")
+        return out
     out = make_report(
         args.run,
         num_samples=args.samples,

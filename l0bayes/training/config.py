@@ -62,8 +62,8 @@ class TrainConfig:
     nproc: int = 1
     num_threads: int | None = None
     progress: bool = True
-    #: ``--quick``: a smoke run (2 epochs on 2,000 / 1,000 examples unless given), not a result.
-    #: A label only: the sizes it sets are the ``epochs``/``train_size``/``test_size`` above.
+    #: ``--quick``: a smoke run (:data:`QUICK`'s epochs, sizes, rate and EMA unless given), not
+    #: a result. A label only: the settings it fills in are the fields above.
     quick: bool = False
     #: ``--lam-warmup K``: λ (or, with a target, the kept fraction from 1 down to the target)
     #: rises linearly over the first ``K`` epochs (0: off, the paper).
@@ -150,10 +150,16 @@ class TrainConfig:
         return cls.from_run(out, **resumable)
 
     def resolved(self) -> TrainConfig:
-        """A copy with the network's defaults filled in, validated (clear errors)."""
+        """A copy with the network's defaults filled in and ``data_dir`` made absolute (so
+        that ``config.json`` names the data wherever the run is read from), validated (clear
+        errors)."""
         spec = get_network(self.network)
+        data_dir = (
+            None if self.data_dir is None else str(Path(self.data_dir).expanduser().resolve())
+        )
         cfg = replace(
             self,
+            data_dir=data_dir,
             epochs=spec.epochs if self.epochs is None else self.epochs,
             batch_size=spec.batch_size if self.batch_size is None else self.batch_size,
             lam=list(spec.lam) if self.lam is None else [float(v) for v in self.lam],
@@ -303,8 +309,22 @@ RESUMABLE = frozenset(
 #: existed has none, and ``l0bayes train --resume`` refuses ``--quick``).
 _LABELS = frozenset({"out", "progress", "quick"})
 
-#: The settings ``--quick`` fills in when they are not given: a smoke run, not a result.
-QUICK = {"epochs": 2, "train_size": 2000, "test_size": 1000}
+#: The settings ``--quick`` fills in when they are not given, per network: a smoke run, not a
+#: result, that shows the method working in seconds on one CPU thread (measured on MNIST, one
+#: busy core: the MLP trains in 10 s to about 10% test error with 784-300-100 pruned to
+#: 359-237-82; LeNet-5 in 24 s to about 9%, its expected L0 down by a third). Adam's rate is
+#: raised to 0.01 so that the gates move within a few hundred steps, and the parameters' EMA
+#: is off (with β = 0.999 it would still hold most of the initial values after 500 steps).
+QUICK = {
+    "mnist-mlp": {"epochs": 5, "train_size": 10_000, "test_size": 2_000, "lr": 0.01, "ema": 0.0},
+    "lenet5": {"epochs": 3, "train_size": 5_000, "test_size": 2_000, "lr": 0.01, "ema": 0.0},
+    "wrn": {"epochs": 2, "train_size": 2_000, "test_size": 1_000},
+}
+
+
+def quick_settings(network: str) -> dict[str, Any]:
+    """The settings of ``--quick`` for ``network`` (:data:`QUICK`)."""
+    return dict(QUICK[network])
 
 
 __all__ = [
@@ -315,4 +335,5 @@ __all__ = [
     "RESUMABLE",
     "TARGETS",
     "TrainConfig",
+    "quick_settings",
 ]

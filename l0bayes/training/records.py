@@ -24,11 +24,14 @@ def progress_postfix(loss: float, last: dict | None) -> dict[str, str]:
     return post
 
 
-def epoch_line(row: dict) -> str:
+def epoch_line(row: dict, label: str | None = None) -> str:
+    """One history row as the line printed after each epoch; ``label`` (a sweep's network,
+    e.g. ``lam-0.1_seed-0``) comes first when given."""
     units = "-".join(f"{u:.0f}" for u in row["units"])
     l0 = "-".join(f"{v:.0f}" for v in row["expected_l0"])
+    name = f"{label} " if label else ""
     return (
-        f"epoch {row['epoch']}: -ELBO/N {row['train_loss']:.4f}  test error "
+        f"{name}epoch {row['epoch']}: -ELBO/N {row['train_loss']:.4f}  test error "
         f"{100 * row['test_error']:.2f}%  units {units}  E[L0] {l0}  "
         f"E[FLOPs] {row['expected_flops']:.3g}"
     )

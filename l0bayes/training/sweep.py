@@ -475,7 +475,7 @@ class Sweep:
         for k, t in enumerate(self.trainers):
             t.state.train_seconds += seconds
             with self._stream(k):
-                t.end_epoch()
+                t.end_epoch(label=t.out.name)  # one printed line per network, named
 
 
 def sweep(

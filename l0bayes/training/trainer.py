@@ -470,9 +470,10 @@ class Trainer:
         st.loss_sum += value
         st.loss_count += count
 
-    def end_epoch(self) -> None:
+    def end_epoch(self, label: str | None = None) -> None:
         """Close the current epoch: scheduler step, evaluation, the history row (and
-        ``history.csv``), the checkpoint."""
+        ``history.csv``), the checkpoint. ``label`` starts the printed line (a sweep's
+        network)."""
         st = self.state
         if self.scheduler is not None:
             self.scheduler.step()
@@ -493,7 +494,7 @@ class Trainer:
         st.loss_sum, st.loss_count = 0.0, 0
         if self.rank == 0:
             if self.cfg.progress:
-                tqdm.write(epoch_line(row))
+                tqdm.write(epoch_line(row, label))
             write_text(self.out / "history.csv", history_csv(st.history))
         self.save()
 

@@ -33,25 +33,40 @@ def plot_pips(
     names: Sequence[str],
     title: str = "Posterior inclusion probabilities",
     threshold: float = 0.5,
+    selected: Mapping[str, Sequence[bool]] | None = None,
+    ylabel: str = "P(z ≠ 0)  (posterior inclusion probability)",
 ):
-    """Grouped bars of P(z_j ≠ 0) per feature, one colour per method, with the 0.5 line
-    (the median-probability model includes the features above it)."""
+    """Grouped bars of an inclusion measure per feature (posterior inclusion probabilities,
+    or a criterion's inclusion weights), one colour per method, with the 0.5 line. With
+    ``selected`` (method → bool per feature) each method's selected features are marked by a
+    black-edged bar and a dot above it, so the chosen set is read off the figure whatever the
+    bar's height."""
     plt = pyplot()
     methods = list(pips)
     x = np.arange(len(names))
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) + 2), 3.8))
     for i, method in enumerate(methods):
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, pips[method], width, label=method)
+        centre = x + (i - (len(methods) - 1) / 2) * width
+        bars = ax.bar(centre, pips[method], width, label=method)
+        if selected is not None and method in selected:
+            chosen = np.asarray(selected[method], dtype=bool)
+            for bar in np.asarray(bars.patches, dtype=object)[chosen]:
+                bar.set_edgecolor("black")
+                bar.set_linewidth(1.2)
+            heights = np.asarray(pips[method], dtype=float)[chosen]
+            ax.plot(centre[chosen], heights + 0.03, "o", color="black", markersize=2.5)
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"{threshold} line")
+    if selected is not None:
+        ax.plot([], [], "o", color="black", markersize=2.5, label="selected (black edge)")
     ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 1.08)
     ax.set_xlabel("feature")
-    ax.set_ylabel("P(z ≠ 0)  (posterior inclusion probability)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(
         fontsize=8,
-        ncol=min(len(methods) + 1, 4),
+        ncol=min(len(methods) + 2, 4),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.28),
         frameon=False,
@@ -247,8 +262,45 @@ def plot_reliability(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarr
     return fig
 
 
+def plot_error_against_size(
+    points: Mapping[str, Sequence[float]],
+    front: Mapping[str, Sequence[bool]],
+    names: Sequence[str],
+    title: str,
+):
+    """Test error (%) against non-zero parameters and against test-time FLOPs, one panel
+    each (log x), one point per network labelled by ``names``, the points of each panel's
+    Pareto front (``front[key]``: no other network has both fewer and a lower error) joined by
+    a dashed step line. ``points`` maps ``"error"``, ``"nonzero_params"`` and
+    ``"compact_flops"`` to one value per network."""
+    plt = pyplot()
+    error = 100 * np.asarray(points["error"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    panels = (
+        ("nonzero_params", "non-zero parameters at test time (log scale)"),
+        ("compact_flops", "test-time FLOPs per example (log scale)"),
+    )
+    for ax, (key, xlabel) in zip(axes, panels, strict=True):
+        cost = np.asarray(points[key], dtype=float)
+        best = np.asarray(front[key], dtype=bool)
+        ax.scatter(cost[~best], error[~best], color="C0", label="network")
+        ax.scatter(cost[best], error[best], color="C3", marker="D", label="Pareto front")
+        order = np.argsort(cost[best])
+        ax.step(cost[best][order], error[best][order], where="post", color="C3", ls="--", lw=1)
+        for x, y, name in zip(cost, error, names, strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error (%), Eq. 13 gates")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
 __all__ = [
     "plot_active_units",
+    "plot_error_against_size",
     "plot_input_gates",
     "plot_layer_pips",
     "plot_pips",

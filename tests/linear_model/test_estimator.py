@@ -91,9 +91,12 @@ def test_bayes_mode_attributes_and_inference_data(tmp_path):
     assert set(idata.groups()) >= {"posterior", "log_likelihood", "observed_data"}
     assert idata.posterior["gate"].shape == (1, 200, 5)
     gates = idata.posterior["gate"].values
-    assert np.all((gates >= 0) & (gates <= 1))
-    # draws come from the guide: they agree with its inclusion probabilities (4 sd of 200 draws)
+    assert np.all((gates == 0) | (gates == 1))
+    # draws come from the reported posterior: they agree with its PIPs (4 sd of 200 draws)
     freq = (gates != 0).mean(axis=(0, 1))
+    np.testing.assert_allclose(freq, est.inclusion_probs_, atol=4 * 0.5 / np.sqrt(200))
+    guide = est.to_inference_data(X, y, num_samples=200, source="guide").posterior["gate"]
+    freq = (guide.values != 0).mean(axis=(0, 1))
     np.testing.assert_allclose(freq, est.variational_inclusion_probs_, atol=4 * 0.5 / np.sqrt(200))
     summary = az.summary(idata, var_names=["coef"], kind="stats")
     assert len(summary) == 5
@@ -147,12 +150,49 @@ def test_raw_prior_enumerates_its_own_posterior_when_p_is_small(noise_scale):
         L0Regression(**kw, correction="mc3", **FAST).fit(prob.X, prob.y)
 
 
-def test_summary_has_pip_coef_selected():
+def test_summary_of_an_ic_fit_shows_the_answers_weights_not_the_relaxation():
+    """Issue 28: the pip column of an AIC/BIC fit was the relaxation's gate probability and
+    contradicted selected; the summary now shows the criterion's inclusion weights, whose
+    heaviest support is the certified selection."""
     X, y, _ = simulate(n=100, p=3)
     est = L0Regression(**FAST).fit(X, y)
     table = est.summary(names=["a", "b", "c"])
-    assert list(table.columns) == ["pip", "coef", "selected"]
+    assert list(table.columns) == ["ic_weight", "coef", "selected"]
     assert list(table.index) == ["a", "b", "c"]
+    np.testing.assert_array_equal(table["ic_weight"], est.ic_weights_.inclusion)
+    np.testing.assert_array_equal(table["coef"], est.coef_)
+    np.testing.assert_array_equal(table["selected"], est.selected_)
+    assert est.optimal_
+    np.testing.assert_array_equal(est.ic_weights_.supports[0], est.selected_)
+    assert table.attrs["ic_weight"].startswith("BIC weight")
+    np.testing.assert_array_equal(est.relaxed_support_, est.relaxed_inclusion_probs_ > 0.5)
+
+
+def test_summary_of_a_bayes_fit_shows_the_pips():
+    X, y, _ = simulate(n=100, p=3)
+    est = L0Regression(penalty="bayes", **FAST).fit(X, y)
+    table = est.summary()
+    assert list(table.columns) == ["pip", "coef", "selected"]
+    np.testing.assert_array_equal(table["pip"], est.inclusion_probs_)
+    np.testing.assert_array_equal(table["selected"], table["pip"] > 0.5)
+    assert "ic_weight" not in table.attrs
+
+
+def test_summary_without_criterion_weights_has_no_inclusion_column():
+    X, y, _ = simulate(n=150, p=3, family="bernoulli")
+    est = L0Regression(family="bernoulli", penalty="aic", **FAST).fit(X, y)
+    assert list(est.summary().columns) == ["coef", "selected"]
+
+
+def test_constant_column_is_named_and_weighs_nothing():
+    pd = pytest.importorskip("pandas")
+    X, y, _ = simulate(n=100, p=3)
+    frame = pd.DataFrame(np.column_stack([X, np.ones(100)]), columns=["a", "b", "c", "one"])
+    with pytest.warns(UserWarning, match=r"constant columns \['one'\]"):
+        est = L0Regression(**FAST).fit(frame, y)
+    assert est.ic_weights_.inclusion[3] == 0.0 and est.relaxed_inclusion_probs_[3] == 0.0
+    assert est.ic_weights_.supports.shape[1] == 4
+    np.testing.assert_array_equal(est.summary()["ic_weight"], est.ic_weights_.inclusion)
 
 
 def test_bernoulli_predict_proba():

@@ -157,3 +157,12 @@ def test_compact_is_also_l0bayes_nn_compact_and_infers_a_dense_input_shape():
         torch.testing.assert_close(small(x), net(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="give input_shape"):
         l0bayes.nn.compact(lenet5())
+
+
+def test_a_compacted_mlp_is_a_plain_sequential_as_the_readme_says():
+    """Issue 28: it printed as TiledSequential(depth=0, tile=0, ...)."""
+    net = mlp()
+    randomise_gates(net, seed=3)
+    small = compact(net, (784,))
+    assert type(small) is nn.Sequential
+    assert repr(small).startswith("Sequential(") and "Tiled" not in repr(small)

@@ -88,7 +88,7 @@ def test_bad_holdout_arguments(fitted):
 
 
 # ----------------------------------------------------------------------------- networks
-def test_network_draws_loo_holdout_and_netcdf(tmp_path):
+def test_network_draws_loo_holdout_and_netcdf(tmp_path, arviz_tools):
     import torch
     from torch import nn
 
@@ -118,6 +118,7 @@ def test_network_draws_loo_holdout_and_netcdf(tmp_path):
     idata.to_netcdf(path)
     back = az.from_netcdf(path)
     np.testing.assert_array_equal(back.posterior["layers.0.gate"].values, gates)
+    arviz_tools(idata)  # plot_posterior, summary, plot_forest and loo run on it
 
 
 # --------------------------------------------------------------- against a wrong answer
@@ -137,8 +138,10 @@ def test_gaussian_log_likelihood_is_scipy_norm_logpdf():
     idata = to_inference_data(est, X, y, num_samples=50)
     coef = idata.posterior["coef"].values[0]  # (S, p)
     intercept = idata.posterior["intercept"].values[0]  # (S,)
+    draw_sigma = idata.posterior["noise_scale"].values[0][:, None]  # (S, 1), sigma integrated
+    assert abs(np.log(draw_sigma).mean() - np.log(sigma)) < 0.3
     mean = intercept[:, None] + coef @ X.T  # (S, n)
-    expected = norm.logpdf(y[None, :], loc=mean, scale=sigma)
+    expected = norm.logpdf(y[None, :], loc=mean, scale=draw_sigma)
     np.testing.assert_allclose(idata.log_likelihood["obs"].values[0], expected, atol=1e-10)
     # the same with the draws held out: one formula for both groups
     held = to_inference_data(est, X, y, X_holdout=X[:7], y_holdout=y[:7], num_samples=50)
@@ -168,7 +171,7 @@ def test_gaussian_log_likelihood_of_a_point_mass_is_the_ols_llf():
     )
     est.params_ = params
     est.noise_scale_ = float(np.sqrt(ols.ssr / len(y)))
-    idata = to_inference_data(est, X, y, num_samples=5)
+    idata = to_inference_data(est, X, y, num_samples=5, source="guide")
     np.testing.assert_allclose(idata.posterior["coef"].values[0], np.tile(ols.params[1:], (5, 1)))
     total = idata.log_likelihood["obs"].values[0].sum(axis=1)
     np.testing.assert_allclose(total, ols.llf, rtol=1e-10)

@@ -168,3 +168,32 @@ def test_report_cli_errors_are_one_line(tiny_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("l0bayes report: error: ") and len(err.strip().splitlines()) == 1
     assert "--threads must be a positive integer" in err
+
+
+def test_a_relative_data_dir_is_saved_absolute_and_found_from_elsewhere(
+    tmp_path, monkeypatch, capsys
+):
+    """Issue 28: config.json kept `--data-dir data` as given, so `l0bayes report` run from
+    another folder looked in the wrong place and left out the test set."""
+    from l0bayes.cli import main
+
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    argv = ["train", "mnist-mlp", "--out", "run", "--dataset", "synthetic", "--data-dir", "data"]
+    sizes = ["--train-size", "100", "--test-size", "40", "--epochs", "1", "--no-progress"]
+    assert main([*argv, *sizes]) == 0
+    saved = json.loads((tmp_path / "work" / "run" / "config.json").read_text())
+    assert saved["data_dir"] == str(tmp_path / "work" / "data")
+    asked = []
+    original = report.load_dataset
+
+    def spy(cfg):
+        asked.append(cfg.data_dir)
+        return original(cfg)
+
+    monkeypatch.setattr(report, "load_dataset", spy)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = report.make_report(tmp_path / "work" / "run", num_samples=2)
+    assert asked == [str(tmp_path / "work" / "data")]
+    assert "Data not available" not in (out / "report.md").read_text()

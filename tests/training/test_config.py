@@ -30,8 +30,16 @@ def test_quick_is_a_label_that_changes_nothing_else(tmp_path):
     assert {**asdict(quick), "quick": False} == asdict(plain)
 
 
-def test_quick_sizes_are_a_smoke_run():
-    assert QUICK == {"epochs": 2, "train_size": 2000, "test_size": 1000}
+def test_quick_settings_are_a_short_run_for_every_network():
+    from l0bayes.nn.networks import NETWORKS
+    from l0bayes.training.config import quick_settings
+
+    assert set(QUICK) == set(NETWORKS)
+    for name in NETWORKS:
+        quick = quick_settings(name)
+        assert quick["epochs"] <= 5 and quick["train_size"] <= 10_000
+        quick["epochs"] = 99  # a copy: the table is not changed
+        assert QUICK[name]["epochs"] <= 5
 
 
 def test_quick_must_be_a_bool(tmp_path):
@@ -73,3 +81,10 @@ def test_resume_refusal_does_not_offer_quick_as_a_flag(tmp_path):
     with pytest.raises(ValueError, match="differ; only") as info:
         TrainConfig.for_resume(tmp_path, seed=3)
     assert "--quick" not in str(info.value)
+
+
+def test_a_relative_data_dir_resolves_to_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(network="mnist-mlp", out="run", data_dir="data").resolved()
+    assert cfg.data_dir == str(tmp_path / "data")
+    assert TrainConfig(network="mnist-mlp", out="run").resolved().data_dir is None
