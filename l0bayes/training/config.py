@@ -12,6 +12,8 @@ from l0bayes.nn.layers import WEIGHT_INITS, check_precision
 from l0bayes.nn.networks import (
     get_network,
 )
+from l0bayes.training.run_directory import open_run
+from l0bayes.training.safe_files import read_limited
 from l0bayes.validation import check_count
 
 ELBOS = ("analytic", "trace")
@@ -117,8 +119,11 @@ class TrainConfig:
         (resolved) value, else the resume is refused naming the flags, since it would
         silently train with the saved one. ``network`` must be the run's network.
 
-        :raises ValueError: a given setting differs from the run's, or the network does.
+        :raises ValueError: ``out`` is not a run directory of l0bayes's files
+            (:func:`~l0bayes.training.run_directory.open_run`), a given setting differs from
+            the run's, or the network does.
         """
+        open_run(out)
         saved = cls.from_run(out)
         if network is not None and network != saved.network:
             raise ValueError(
@@ -263,20 +268,25 @@ class TrainConfig:
                 check_count(_flag(name), getattr(self, name))
 
 
+#: The largest ``config.json`` read (l0bayes writes about 1 KiB).
+CONFIG_LIMIT = 1 << 24
+
+
 def _read_config(path: Path) -> dict[str, Any]:
-    """The JSON object in a run's ``config.json``, with one-line errors naming the file."""
-    if not path.is_file():
+    """The JSON object in a run's ``config.json``, with one-line errors naming the file (a
+    FIFO, a device or a huge file is refused unread)."""
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(
             f"--resume: no config.json in {path.parent}; is it a run directory?"
         )
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = json.loads(read_limited(path, CONFIG_LIMIT, "config").decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file (not UTF-8): not an l0bayes config") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
     if not isinstance(saved, dict):
         raise ValueError(f"{path} does not hold a JSON object of settings")
     return saved

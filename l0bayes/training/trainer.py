@@ -88,7 +88,13 @@ from l0bayes.training.records import (
     peak_rss_mib,
     progress_postfix,
 )
-from l0bayes.training.run_directory import MARKER, open_run, prepare_new_run, run_lock, write_marker
+from l0bayes.training.run_directory import (
+    check_new_run,
+    claim_run,
+    open_run,
+    prepare_new_run,
+    run_lock,
+)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -388,14 +394,18 @@ class Trainer:
             return self._run()
 
     def begin(self) -> None:
-        """Restore the checkpoint of a resumed run and write ``config.json`` (a resume
-        records the settings it changed, :data:`~l0bayes.training.config.RESUMABLE`)."""
+        """Under the run's lock: check the run directory again (another process may have
+        finished a run there since the first check, or changed its files), restore the
+        checkpoint of a resumed run and write ``config.json`` (a resume records the settings
+        it changed, :data:`~l0bayes.training.config.RESUMABLE`)."""
+        if self.rank == 0:
+            if not self.resume:
+                check_new_run(self.out)
+            claim_run(self.out, "--resume" if self.resume else "--out")
         if self.resume:
             self.restore()
         if self.rank == 0:
             write_json(self.out / "config.json", asdict(self.cfg))
-            if not (self.out / MARKER).is_file():  # a run of a version before the marker
-                write_marker(self.out)
 
     def _run(self) -> dict[str, Any]:
         self.begin()
