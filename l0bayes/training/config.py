@@ -97,9 +97,7 @@ class TrainConfig:
         if bad:
             raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
         path = Path(out) / "config.json"
-        saved = _read_config(path)
-        saved.setdefault("standardize", True)  # runs from before the option standardised
-        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
+        saved = saved_settings(_read_config(path))
         saved.update({k: v for k, v in overrides.items() if v is not None})
         saved["out"] = str(out)
         names = {f.name for f in fields(cls)}
@@ -167,7 +165,7 @@ class TrainConfig:
             init_drop_rate=list(spec.init_drop_rate)
             if self.init_drop_rate is None
             else [float(v) for v in self.init_drop_rate],
-            ema=spec.ema if self.ema is None else (self.ema or None),
+            ema=spec.ema if self.ema is None else float(self.ema),  # 0.0: off, saved as 0.0
             dataset=spec.dataset if self.dataset is None else self.dataset,
             standardize=spec.standardize if self.standardize is None else self.standardize,
             weight_init=spec.weight_init if self.weight_init is None else self.weight_init,
@@ -235,8 +233,13 @@ class TrainConfig:
             raise ValueError(f"--elbo must be one of {ELBOS}, got {self.elbo!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
+        if self.ema is not None and not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
             raise ValueError(f"--ema must lie in (0, 1) (0 turns it off), got {self.ema}")
+        if not (math.isfinite(self.lagrange_lr) and self.lagrange_lr > 0):
+            raise ValueError(
+                f"--lagrange-lr must be a finite number > 0 (the multiplier's step size), got "
+                f"{self.lagrange_lr}"
+            )
         if self.target not in TARGETS:
             raise ValueError(f"--target must be 'params' or 'flops', got {self.target!r}")
         if (self.target is None) != (self.target_fraction is None):
@@ -266,6 +269,18 @@ class TrainConfig:
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None:
                 check_count(_flag(name), getattr(self, name))
+
+
+def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a saved (resolved) configuration, as this version reads them: runs from
+    before ``standardize`` standardised and from before ``weight_init`` used torch's init; a
+    resolved ``"ema": null`` (how versions before 0.0 was kept wrote ``--ema 0``) is off."""
+    saved = dict(saved)
+    saved.setdefault("standardize", True)
+    saved.setdefault("weight_init", "uniform")
+    if "ema" in saved and saved["ema"] is None:
+        saved["ema"] = 0.0
+    return saved
 
 
 #: The largest ``config.json`` read (l0bayes writes about 1 KiB).
@@ -325,4 +340,5 @@ __all__ = [
     "RESUMABLE",
     "TARGETS",
     "TrainConfig",
+    "saved_settings",
 ]

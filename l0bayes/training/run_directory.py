@@ -187,10 +187,15 @@ def check_run_files(out: PathLike, flag: str = "--out") -> dict[str, FileRecord]
 
 
 def claim_run(out: PathLike, flag: str = "--out") -> None:
-    """Under :func:`run_lock`: check ``out`` (:func:`check_run_files`) and rewrite its
-    manifest with the files as they are (settling a write that a kill interrupted, and giving
-    a run of an earlier version its manifest)."""
-    write_marker(out, check_run_files(out, flag))
+    """Under :func:`run_lock`: check ``out`` (:func:`check_run_files`) and, where it differs,
+    rewrite its manifest with the files as they are (settling a write that a kill
+    interrupted, and giving a run of an earlier version its manifest)."""
+    records = check_run_files(out, flag)
+    marker = read_marker(out) or {}
+    if any(recorded(marker, name) != [r] for name, r in records.items()) or not isinstance(
+        marker.get("files"), dict
+    ):
+        write_marker(out, records)
 
 
 def _ours_by_name(path: Path) -> bool:
