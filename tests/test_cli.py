@@ -281,3 +281,18 @@ def test_sweep_over_target_fractions_names_and_resumes_each_network(tmp_path, ca
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--target" in err
+
+
+def test_sweep_resume_refuses_a_changed_shared_target_fraction(tmp_path, capsys):
+    """One --target-fraction is a setting every network shares: a resume that changes it is
+    refused (as train's is), one that repeats it goes on."""
+    out = tmp_path / "one"
+    args = ["sweep", "mnist-mlp", "--lam", "0", "--seeds", "0", "--out", str(out),
+            "--target", "params", "--dataset", "synthetic", "--train-size", "200",
+            "--test-size", "100", "--no-progress"]  # fmt: skip
+    assert main([*args, "--target-fraction", "0.5", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--target-fraction", "0.4", "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--target-fraction 0.4 (the run has 0.5)" in err
+    assert main([*args, "--target-fraction", "0.5", "--epochs", "2", "--resume"]) == 0
