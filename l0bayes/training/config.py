@@ -262,8 +262,12 @@ class TrainConfig:
             raise ValueError(f"quick must be true or false, got {self.quick!r}")
         if self.num_threads is not None:
             check_count("--threads", self.num_threads)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ValueError(f"--seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
         for name in ("train_size", "test_size"):
@@ -282,6 +286,10 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
         saved["ema"] = 0.0
     return saved
 
+
+#: The largest seed (2**32 - 1): every epoch's data order seeds a generator with
+#: ``seed * 1_000_003 + epoch``, which must fit torch's 64-bit seed.
+MAX_SEED = 2**32 - 1
 
 #: The largest ``config.json`` read (l0bayes writes about 1 KiB).
 CONFIG_LIMIT = 1 << 24
@@ -336,6 +344,7 @@ __all__ = [
     "DATASETS",
     "ELBOS",
     "LOG_ALPHA_RANGE",
+    "MAX_SEED",
     "QUICK",
     "RESUMABLE",
     "TARGETS",

@@ -388,7 +388,8 @@ def test_resumable_settings_are_applied_and_recorded(finished_run, tmp_path):
     [
         (["--threads", "-2"], r"--threads must be a positive integer, got -2"),
         (["--threads", "0"], r"--threads must be a positive integer, got 0"),
-        (["--seed", "-1"], r"--seed must be an integer >= 0, got -1"),
+        (["--seed", "-1"], r"--seed must be an integer in \[0, 4294967295\], got -1"),
+        (["--seed", str(10**20)], r"--seed must be an integer in \[0, 4294967295\], got 10+"),
     ],
 )
 def test_bad_train_numbers_are_one_line_errors(tmp_path, capsys, flags, match):
