@@ -135,12 +135,16 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown settings {unknown}")
         base = saved.resolved()
+        typed = set(fixed)
+        for pair in (("weight_decay", "weight_precision"), ("weight_precision", "weight_decay")):
+            if pair[0] in fixed and pair[1] not in fixed:  # the one given replaces the other
+                fixed[pair[1]] = None
         try:
             asked = asdict(replace(base, **fixed).resolved())
         except ValueError as err:
             raise ValueError(f"--resume: {err}") from None
         kept = asdict(base)
-        changed = sorted(k for k in fixed if asked[k] != kept[k])
+        changed = sorted(k for k in typed if asked[k] != kept[k])
         if changed:
             flags = ", ".join(
                 f"{_flag(k)} {_show(asked[k])} (the run has {_show(kept[k])})" for k in changed
@@ -205,7 +209,13 @@ class TrainConfig:
             raise ValueError("resolve the configuration first (TrainConfig.resolved())")
         if num_train is None:
             raise ValueError("weight_decay is per data point: give num_train (N) to scale it")
-        return float(self.weight_decay) * num_train
+        precision = float(self.weight_decay) * num_train
+        if not math.isfinite(precision):
+            raise ValueError(
+                f"--weight-decay {self.weight_decay} times N = {num_train} data points is no "
+                "finite slab precision; give a smaller --weight-decay"
+            )
+        return precision
 
     def _validate(self) -> None:
         for name in ("epochs", "batch_size", "nproc"):

@@ -347,6 +347,8 @@ def test_a_second_writer_is_refused_and_told_who_holds_the_run(finished_run, tmp
         (["--lr", "0.5"], "--lr 0.5"),
         (["--kl-mode", "bayes"], "--kl-mode bayes"),
         (["--no-clamp"], "--clamp-log-alpha False"),
+        # the run has --weight-decay (the default): the other of the pair is named, not "both"
+        (["--weight-precision", "3"], "--weight-precision 3.0 (the run has None)"),
     ],
 )
 def test_resume_with_a_different_setting_is_an_error_naming_it(
@@ -389,6 +391,7 @@ def test_resumable_settings_are_applied_and_recorded(finished_run, tmp_path):
         (["--threads", "-2"], r"--threads must be a positive integer, got -2"),
         (["--threads", "0"], r"--threads must be a positive integer, got 0"),
         (["--seed", "-1"], r"--seed must be an integer in \[0, 4294967295\], got -1"),
+        (["--weight-decay", "1e308"], r"--weight-decay 1e\+308 times N = \d+ data points"),
         (["--seed", str(10**20)], r"--seed must be an integer in \[0, 4294967295\], got 10+"),
     ],
 )
