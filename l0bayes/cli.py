@@ -554,9 +554,12 @@ def _given_train_options(argv: list[str], command: str = "train") -> dict[str, A
         given["progress"] = not given.pop("no_progress")
     for key in ("command", "debug", "resume", "network", "out", "help", "quick"):
         given.pop(key, None)
-    if command == "sweep":  # each network's own lambda, seed and target come from its folder
-        for key in ("lam", "seeds", "target_fraction"):
+    if command == "sweep":  # each network's own lambda and seed come from its folder
+        for key in ("lam", "seeds"):
             given.pop(key, None)
+        fractions = given.pop("target_fraction", None)
+        if fractions is not None and len(fractions) == 1:  # one: shared, checked as in train
+            given["target_fraction"] = fractions[0]  # several: swept, named by the folders
     return given
 
 

@@ -413,3 +413,18 @@ def test_a_bad_step_count_names_the_flag(tmp_path, capsys):
     data = write_data(tmp_path / "d.csv")
     assert main(["select", data, "--target", "y", "--steps", "0", "--no-progress"]) == 2
     assert "error: --steps must be a positive integer" in capsys.readouterr().err
+
+
+def test_sweep_resume_refuses_a_changed_shared_target_fraction(tmp_path, capsys):
+    """One --target-fraction is a setting every network shares: a resume that changes it is
+    refused (as train's is), one that repeats it goes on."""
+    out = tmp_path / "one"
+    args = ["sweep", "mnist-mlp", "--lam", "0", "--seeds", "0", "--out", str(out),
+            "--target", "params", "--dataset", "synthetic", "--train-size", "200",
+            "--test-size", "100", "--no-progress"]  # fmt: skip
+    assert main([*args, "--target-fraction", "0.5", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--target-fraction", "0.4", "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--target-fraction 0.4 (the run has 0.5)" in err
+    assert main([*args, "--target-fraction", "0.5", "--epochs", "2", "--resume"]) == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -34,10 +35,9 @@ from l0bayes.device import THREADS_HELP, resolve_device, torch_threads
 from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Network, l0_layers
 from l0bayes.nn.networks import get_network
 from l0bayes.reporting.sweep_report import is_sweep_folder, make_sweep_report
-from l0bayes.training.checkpoint import write_text
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.run_directory import prepare_output_dir
+from l0bayes.training.safe_files import read_limited, remove_stale_temporaries, staged_directory
 from l0bayes.training.trainer import load_network
 from l0bayes.validation import check_count
 from l0bayes.viz.tables import Table, to_latex, to_markdown, write_csv
@@ -175,6 +175,7 @@ def _stages(progress: bool) -> Iterator:
 
 def _make_report(run, data, num_samples, data_dir, dev, seed, batch_size, level, stage) -> Path:
     stage(STAGES[0])
+    check_report_dir(run / REPORT_DIR)  # before the work; again before the folder is replaced
     try:
         cfg, net = load_network(run, dev)
     except (TypeError, KeyError, RuntimeError) as err:  # a config or state that does not fit
@@ -203,24 +204,68 @@ def _make_report(run, data, num_samples, data_dir, dev, seed, batch_size, level,
     if test is not None:
         rep.bma = posterior.compare_bma(net, *test, num_samples, seed, batch_size)
         rep.test_y = test[1].numpy()
-    for folder in ("figures", "tables"):  # no symlink on the way or inside: nothing leaves RUN
-        prepare_output_dir(run, REPORT_DIR, folder)
-    prepare_output_dir(run, REPORT_DIR)
-    stage(STAGES[3])
-    figures = _figures(rep)
-    stage(STAGES[4])
-    tables = _tables(rep)
-    write_text(rep.out / "report.md", _markdown(rep, figures, tables))
+    remove_stale_temporaries(run, REPORT_DIR)  # what a killed report left
+    with staged_directory(run / REPORT_DIR) as rep.out:
+        for folder in ("figures", "tables"):
+            (rep.out / folder).mkdir()
+        stage(STAGES[3])
+        figures = _figures(rep)
+        stage(STAGES[4])
+        tables = _tables(rep)
+        (rep.out / "report.md").write_text(_markdown(rep, figures, tables), encoding="utf-8")
+        check_report_dir(run / REPORT_DIR)  # it may have changed meanwhile
+    rep.out = run / REPORT_DIR
     stage("done")
     return rep.out
+
+
+#: What a report folder holds: ``report.md``, and the files of ``figures/`` and ``tables/``
+#: by their suffixes.
+REPORT_FILES = {".": (".md",), "figures": (".png", ".pdf"), "tables": (".csv", ".tex")}
+
+
+def check_report_dir(path: Path) -> None:
+    """Refuse to replace the report folder ``path`` unless it is missing or holds only what
+    a report writes (:data:`REPORT_FILES`): a symbolic link there or inside it, or a file of
+    the user's, is named, and nothing is changed.
+
+    :raises ValueError: ``path`` is a link or a file, or holds something a report does not
+        write.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        kind = "a symbolic link" if path.is_symlink() else "not a folder"
+        raise ValueError(f"{path} is {kind}: refusing to write a report there (remove it first)")
+    links, foreign = [], []
+    for entry in sorted(path.rglob("*")):
+        rel = entry.relative_to(path)
+        if entry.is_symlink():
+            links.append(str(rel))
+        elif entry.is_dir():
+            if str(rel) not in REPORT_FILES:
+                foreign.append(f"{rel}/")
+        elif entry.suffix not in REPORT_FILES.get(str(rel.parent), ()):
+            foreign.append(str(rel))
+    if links:
+        raise ValueError(
+            f"{path} holds symbolic links ({', '.join(links)}): refusing to write through "
+            "them (remove them first)"
+        )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
+        raise ValueError(
+            f"{path} holds {shown}, which `l0bayes report` does not write; the report replaces "
+            "the folder as a whole, so nothing was changed: move those out first"
+        )
 
 
 def _check_run_dir(run_dir: str | Path) -> Path:
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory at {run} (write one with `l0bayes train`)")
-    for name in ("config.json", "checkpoint.pt"):
-        if not (run / name).is_file():
+    for name in ("config.json", "checkpoint.pt"):  # what is there is checked when read
+        if not ((run / name).exists() or (run / name).is_symlink()):
             raise FileNotFoundError(
                 f"{run} has no {name}: not a run directory written by `l0bayes train --out "
                 f"{run}`, or the run stopped before its first checkpoint"
@@ -229,11 +274,22 @@ def _check_run_dir(run_dir: str | Path) -> Path:
     return run
 
 
+#: The largest ``metrics.json`` and ``history.csv`` read (l0bayes writes a few KiB).
+RECORD_LIMIT = 1 << 26
+
+
 def _read_json(path: Path) -> dict | None:
-    """A JSON object from ``path``; ``None`` when the file is missing or is not one."""
+    """A JSON object from ``path``; ``None`` when the file is missing or is not one.
+
+    :raises ValueError: ``path`` is a FIFO, a device, a directory or a huge file (not read).
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = json.loads(read_limited(path, RECORD_LIMIT, "run file").decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -242,11 +298,11 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
     """The columns of a run's ``history.csv`` as float arrays (non-numeric cells become NaN;
     an empty dict when there is no history)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return {}
+    text = read_limited(path, RECORD_LIMIT, "history")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(io.StringIO(text.decode("utf-8"), newline="")))
     except (UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path} is not a readable history CSV file ({err})") from None
     if rows and any(None in row or None in row.values() for row in rows):
@@ -336,7 +392,7 @@ def _save_table(rep: _Run, name: str, rows: list[dict], cells: Table, numeric_fr
     """``tables/NAME.csv`` (the raw values of ``rows``) and ``tables/NAME.tex`` (the
     formatted ``cells``); returns the Markdown table."""
     write_csv(rows, rep.out / "tables" / f"{name}.csv")
-    (rep.out / "tables" / f"{name}.tex").write_text(to_latex(cells, numeric_from))
+    (rep.out / "tables" / f"{name}.tex").write_text(to_latex(cells, numeric_from), "utf-8")
     return to_markdown(cells, numeric_from)
 
 
@@ -686,10 +742,13 @@ def run_report_command(args: argparse.Namespace) -> Path:
 
 __all__ = [
     "METRIC_KEYS",
+    "RECORD_LIMIT",
     "REPORT_DIR",
+    "REPORT_FILES",
     "REPORT_HELP",
     "STAGES",
     "add_report_parser",
+    "check_report_dir",
     "describe_layer",
     "make_report",
     "read_history",

@@ -1,10 +1,10 @@
 """Nothing lost: atomic file writes, random-number-generator state, training checkpoints.
 
-Every file a run writes goes through :func:`atomic_write`: the bytes go to a temporary file
-in the destination folder, are flushed to disk (``fsync``), and the temporary file is renamed
-over the destination with :func:`os.replace`, which is atomic on POSIX and Windows. A reader
-(or a run resumed after ``SIGKILL``) therefore sees either the old file or the new one, never a
-half-written one.
+Every file a run writes goes through :func:`atomic_write`
+(:func:`~l0bayes.training.safe_files.write_atomically`: a temporary file, ``fsync``, an atomic
+rename), so a reader or a run resumed after ``SIGKILL`` sees the old file or the new one,
+never a half-written one; a write into a marked run directory is recorded in its manifest
+(:mod:`l0bayes.training.manifest`).
 
 A checkpoint holds everything a resumed run needs to continue *bitwise* as if it had never
 stopped (on the same device and versions): the network's and optimizer's state, the EMA and
@@ -18,18 +18,17 @@ unpickled, so a crafted ``checkpoint.pt`` cannot run code. The random-number sta
 as plain types for that reason (checkpoints of earlier versions, which hold numpy arrays, are
 read with exactly numpy's array-rebuilding globals allow-listed, nothing else).
 
-**Nothing of the user's is touched.** Temporary files are named ``.l0bayes-tmp.<name>.<random>``
-(see :data:`TEMP_PREFIX`) so that :func:`remove_stale_temporaries` can never delete a file that
-l0bayes did not create.
+**Nothing of the user's is touched.** Temporary files are named with
+:data:`~l0bayes.training.safe_files.TEMP_PREFIX`, and
+:func:`~l0bayes.training.safe_files.remove_stale_temporaries` deletes nothing else.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-import os
 import random
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,54 +36,27 @@ from typing import Any
 import numpy as np
 import torch
 
-PathLike = str | os.PathLike
+from l0bayes.training.manifest import recording
+from l0bayes.training.safe_files import (
+    TEMP_PREFIX,
+    PathLike,
+    check_regular_file,
+    remove_stale_temporaries,
+    write_atomically,
+)
 
-#: Prefix of every temporary file :func:`atomic_write` creates (and the only files
-#: :func:`remove_stale_temporaries` deletes).
-TEMP_PREFIX = ".l0bayes-tmp."
 #: Keys every checkpoint of :class:`l0bayes.training.trainer.Trainer` holds.
 CHECKPOINT_KEYS = frozenset({"version", "config", "net", "optimizer", "run", "rng"})
+#: The largest checkpoint read (a Wide-ResNet-28-10's, with its optimizer and average, is
+#: about 0.6 GiB): a larger file is refused, not loaded.
+CHECKPOINT_LIMIT = 16 << 30
 
 
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write a file atomically: ``write(f)`` fills a temporary file in the same folder, which
-    is fsynced and renamed onto ``path``. The temporary file is removed on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it open()'s mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def remove_stale_temporaries(folder: PathLike) -> list[Path]:
-    """Delete the temporary files that :func:`atomic_write` leaves when its process is killed
-    mid-write (``SIGKILL`` gives it no chance to clean up); the final files are intact. Only
-    regular files named with :data:`TEMP_PREFIX` are removed: never a file of the user's."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = sorted(
-        path
-        for path in folder.glob(f"{TEMP_PREFIX}*.tmp")
-        if path.is_file() and not path.is_symlink()
-    )
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
+    is fsynced and renamed onto ``path`` (removed on failure). In a marked run directory the
+    new content is recorded in the manifest (:func:`~l0bayes.training.manifest.recording`)."""
+    write_atomically(path, write, guard=functools.partial(recording, path))
 
 
 def write_json(path: PathLike, obj: Any) -> None:
@@ -160,8 +132,10 @@ def load_checkpoint(
     :raises ValueError: the file is not a readable, safe l0bayes checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume")
+    try:
+        check_regular_file(path, CHECKPOINT_LIMIT, "checkpoint")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume") from None
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
             state = torch.load(path, map_location=map_location, weights_only=True)
@@ -192,6 +166,7 @@ _LEGACY_NUMPY_GLOBALS = _legacy_numpy_globals()
 
 __all__ = [
     "CHECKPOINT_KEYS",
+    "CHECKPOINT_LIMIT",
     "TEMP_PREFIX",
     "atomic_write",
     "load_checkpoint",

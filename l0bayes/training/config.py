@@ -12,6 +12,8 @@ from l0bayes.nn.layers import WEIGHT_INITS, check_precision
 from l0bayes.nn.networks import (
     get_network,
 )
+from l0bayes.training.run_directory import open_run
+from l0bayes.training.safe_files import read_limited
 from l0bayes.validation import check_count
 
 ELBOS = ("analytic", "trace")
@@ -95,9 +97,7 @@ class TrainConfig:
         if bad:
             raise ValueError(f"a resumed run keeps its settings; cannot change {bad}")
         path = Path(out) / "config.json"
-        saved = _read_config(path)
-        saved.setdefault("standardize", True)  # runs from before the option standardised
-        saved.setdefault("weight_init", "uniform")  # and before the option, torch's init
+        saved = saved_settings(_read_config(path))
         saved.update({k: v for k, v in overrides.items() if v is not None})
         saved["out"] = str(out)
         names = {f.name for f in fields(cls)}
@@ -117,8 +117,11 @@ class TrainConfig:
         (resolved) value, else the resume is refused naming the flags, since it would
         silently train with the saved one. ``network`` must be the run's network.
 
-        :raises ValueError: a given setting differs from the run's, or the network does.
+        :raises ValueError: ``out`` is not a run directory of l0bayes's files
+            (:func:`~l0bayes.training.run_directory.open_run`), a given setting differs from
+            the run's, or the network does.
         """
+        open_run(out)
         saved = cls.from_run(out)
         if network is not None and network != saved.network:
             raise ValueError(
@@ -132,12 +135,16 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown settings {unknown}")
         base = saved.resolved()
+        typed = set(fixed)
+        for pair in (("weight_decay", "weight_precision"), ("weight_precision", "weight_decay")):
+            if pair[0] in fixed and pair[1] not in fixed:  # the one given replaces the other
+                fixed[pair[1]] = None
         try:
             asked = asdict(replace(base, **fixed).resolved())
         except ValueError as err:
             raise ValueError(f"--resume: {err}") from None
         kept = asdict(base)
-        changed = sorted(k for k in fixed if asked[k] != kept[k])
+        changed = sorted(k for k in typed if asked[k] != kept[k])
         if changed:
             flags = ", ".join(
                 f"{_flag(k)} {_show(asked[k])} (the run has {_show(kept[k])})" for k in changed
@@ -168,7 +175,7 @@ class TrainConfig:
             init_drop_rate=list(spec.init_drop_rate)
             if self.init_drop_rate is None
             else [float(v) for v in self.init_drop_rate],
-            ema=spec.ema if self.ema is None else (self.ema or None),
+            ema=spec.ema if self.ema is None else float(self.ema),  # 0.0: off, saved as 0.0
             dataset=spec.dataset if self.dataset is None else self.dataset,
             standardize=spec.standardize if self.standardize is None else self.standardize,
             weight_init=spec.weight_init if self.weight_init is None else self.weight_init,
@@ -208,7 +215,13 @@ class TrainConfig:
             raise ValueError("resolve the configuration first (TrainConfig.resolved())")
         if num_train is None:
             raise ValueError("weight_decay is per data point: give num_train (N) to scale it")
-        return float(self.weight_decay) * num_train
+        precision = float(self.weight_decay) * num_train
+        if not math.isfinite(precision):
+            raise ValueError(
+                f"--weight-decay {self.weight_decay} times N = {num_train} data points is no "
+                "finite slab precision; give a smaller --weight-decay"
+            )
+        return precision
 
     def _validate(self) -> None:
         for name in ("epochs", "batch_size", "nproc"):
@@ -236,8 +249,13 @@ class TrainConfig:
             raise ValueError(f"--elbo must be one of {ELBOS}, got {self.elbo!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
+        if self.ema is not None and not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
             raise ValueError(f"--ema must lie in (0, 1) (0 turns it off), got {self.ema}")
+        if not (math.isfinite(self.lagrange_lr) and self.lagrange_lr > 0):
+            raise ValueError(
+                f"--lagrange-lr must be a finite number > 0 (the multiplier's step size), got "
+                f"{self.lagrange_lr}"
+            )
         if self.target not in TARGETS:
             raise ValueError(f"--target must be 'params' or 'flops', got {self.target!r}")
         if (self.target is None) != (self.target_fraction is None):
@@ -260,8 +278,12 @@ class TrainConfig:
             raise ValueError(f"quick must be true or false, got {self.quick!r}")
         if self.num_threads is not None:
             check_count("--threads", self.num_threads)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ValueError(f"--seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
         if self.checkpoint_every < 0:
             raise ValueError(f"--checkpoint-every must be >= 0, got {self.checkpoint_every}")
         for name in ("train_size", "test_size"):
@@ -269,20 +291,41 @@ class TrainConfig:
                 check_count(_flag(name), getattr(self, name))
 
 
+def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a saved (resolved) configuration, as this version reads them: runs from
+    before ``standardize`` standardised and from before ``weight_init`` used torch's init; a
+    resolved ``"ema": null`` (how versions before 0.0 was kept wrote ``--ema 0``) is off."""
+    saved = dict(saved)
+    saved.setdefault("standardize", True)
+    saved.setdefault("weight_init", "uniform")
+    if "ema" in saved and saved["ema"] is None:
+        saved["ema"] = 0.0
+    return saved
+
+
+#: The largest seed (2**32 - 1): every epoch's data order seeds a generator with
+#: ``seed * 1_000_003 + epoch``, which must fit torch's 64-bit seed.
+MAX_SEED = 2**32 - 1
+
+#: The largest ``config.json`` read (l0bayes writes about 1 KiB).
+CONFIG_LIMIT = 1 << 24
+
+
 def _read_config(path: Path) -> dict[str, Any]:
-    """The JSON object in a run's ``config.json``, with one-line errors naming the file."""
-    if not path.is_file():
+    """The JSON object in a run's ``config.json``, with one-line errors naming the file (a
+    FIFO, a device or a huge file is refused unread)."""
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(
             f"--resume: no config.json in {path.parent}; is it a run directory?"
         )
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = json.loads(read_limited(path, CONFIG_LIMIT, "config").decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file (not UTF-8): not an l0bayes config") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
     if not isinstance(saved, dict):
         raise ValueError(f"{path} does not hold a JSON object of settings")
     return saved
@@ -331,9 +374,11 @@ __all__ = [
     "DATASETS",
     "ELBOS",
     "LOG_ALPHA_RANGE",
+    "MAX_SEED",
     "QUICK",
     "RESUMABLE",
     "TARGETS",
     "TrainConfig",
     "quick_settings",
+    "saved_settings",
 ]

@@ -17,7 +17,8 @@ the single-process gradient of the same global batch. What holds, precisely:
 * the ranks always hold identical parameters (they apply the same summed gradient);
 * each step is the one-process step of the same estimator from the same parameters, equal to it
   up to float rounding: the sums over the batch are added in another order (tested: one step of
-  2 CPU processes over loopback equals one process to 1e-6, and 8 steps to 1e-5);
+  2 CPU processes over loopback equals one process to 1e-6, and 8 SGD steps to float32
+  rounding, :math:`8u` of each tensor's largest parameter per step);
 * over a whole run these rounding differences are amplified by training, as between any two
   machines: after 150 steps the parameters differ by about 1e-2 while test errors agree. A
   data-parallel run is a statistically equivalent run, not a bitwise copy of a one-process run.
@@ -31,6 +32,15 @@ variable ``L0BAYES_COLLECTIVE_TIMEOUT`` in seconds): a worker that hangs (say, s
 then stops every worker. A worker that dies or raises becomes one :class:`DistributedError`
 naming the rank and the signal or error.
 
+**Interrupts.** The workers of ``--nproc N`` run in a process group of their own, so the
+terminal's Ctrl-C reaches the launcher alone, and the launcher relays every SIGINT it gets to
+each worker (also a SIGINT sent to the launcher's pid only, as a job scheduler does). The
+ranks agree on the stop in the next step's all-reduce, rank 0 writes the checkpoint, every
+rank waits for it at a barrier and exits with :data:`INTERRUPTED`; :func:`spawn` then raises
+:class:`WorkersInterrupted`. A second SIGINT aborts the workers at once (``KeyboardInterrupt``
+in the launcher). If the launcher dies, the workers get SIGINT from the kernel (torch sets
+``PR_SET_PDEATHSIG``) and stop the same way.
+
 Launch with ``l0bayes train ... --nproc N`` (spawns N local processes on 127.0.0.1), or with
 ``torchrun --nproc-per-node N -m l0bayes.cli train ...`` on one or several nodes (the
 environment variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
@@ -39,13 +49,15 @@ environment variables ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
+import math
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -55,10 +67,19 @@ import torch.multiprocessing as mp
 COLLECTIVE_TIMEOUT = 600.0
 #: Seconds the parent gives the other workers to stop after one failed, before SIGKILL.
 GRACE_PERIOD = 5.0
+#: The longest collective timeout accepted (30 days; longer cannot be told from "never").
+MAX_COLLECTIVE_TIMEOUT = 30 * 86400.0
+#: The exit status of a worker that stopped on SIGINT after the run's checkpoint was written.
+INTERRUPTED = 130
 
 
 class DistributedError(RuntimeError):
     """A data-parallel worker failed, was killed, or a collective timed out."""
+
+
+class WorkersInterrupted(Exception):
+    """Every worker stopped on SIGINT after the checkpoint was written (exit status
+    :data:`INTERRUPTED`)."""
 
 
 def collective_timeout() -> datetime.timedelta:
@@ -69,8 +90,15 @@ def collective_timeout() -> datetime.timedelta:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
-        raise ValueError(f"L0BAYES_COLLECTIVE_TIMEOUT must be a positive number, got {text!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(
+            f"L0BAYES_COLLECTIVE_TIMEOUT must be a positive number of seconds, got {text!r}"
+        )
+    if seconds > MAX_COLLECTIVE_TIMEOUT:
+        raise ValueError(
+            f"L0BAYES_COLLECTIVE_TIMEOUT must be at most {MAX_COLLECTIVE_TIMEOUT:.0f} seconds "
+            f"(30 days), got {text!r}: a hung worker would block the others that long"
+        )
     return datetime.timedelta(seconds=seconds)
 
 
@@ -104,6 +132,10 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, nproc: int, port: int, fn: Callable, args: tuple) -> None:
+    """One spawned rank: its own process group (the launcher relays SIGINT), the process
+    group's environment, ``fn(*args)``; the exit status is ``SystemExit``'s code (e.g.
+    :data:`INTERRUPTED`), 1 after ``KeyboardInterrupt``, else 0."""
+    os.setpgrp()
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -111,13 +143,19 @@ def _worker(rank: int, nproc: int, port: int, fn: Callable, args: tuple) -> None
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(nproc),
     )
-    fn(*args)
+    try:
+        fn(*args)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    except KeyboardInterrupt:  # a second SIGINT: aborted (torch would report success)
+        code = 1
     # Leave without the interpreter's finalization: gloo objects still alive while modules are
     # torn down can abort a worker that has finished its work (SIGABRT, "terminate called
     # without an active exception"). The run's files are written and closed by now.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def spawn(fn: Callable, args: tuple, nproc: int) -> None:
@@ -125,8 +163,13 @@ def spawn(fn: Callable, args: tuple, nproc: int) -> None:
     loopback (``fn`` calls :func:`init_from_env`).
 
     When one worker fails, the others get :data:`GRACE_PERIOD` seconds to stop, then
-    ``SIGKILL`` (which also ends a stopped process).
+    ``SIGKILL`` (which also ends a stopped process). SIGINT to this process is relayed to
+    every worker (the module docstring's *Interrupts*).
 
+    :raises WorkersInterrupted: every worker stopped on SIGINT after the checkpoint was
+        written.
+    :raises KeyboardInterrupt: SIGINT stopped the workers otherwise (before training, or a
+        second SIGINT).
     :raises ValueError: a worker raised ``ValueError`` (a bad setting: its message as it is).
     :raises DistributedError: a worker raised another error or was killed by a signal; the
         message names the rank and the error's last line or the signal.
@@ -134,19 +177,62 @@ def spawn(fn: Callable, args: tuple, nproc: int) -> None:
     if nproc < 1:
         raise ValueError(f"--nproc must be a positive integer, got {nproc}")
     os.environ.setdefault("L0BAYES_COLLECTIVE_TIMEOUT", str(collective_timeout().total_seconds()))
-    context = mp.start_processes(
-        _worker, args=(nproc, _free_port(), fn, args), nprocs=nproc, join=False
-    )
-    try:
-        while not context.join(grace_period=GRACE_PERIOD):
-            pass
-    except mp.ProcessExitedException as err:
+    workers: list = []
+    failure: Exception | None = None
+    with _relay_sigint(workers) as received:
+        context = mp.start_processes(
+            _worker, args=(nproc, _free_port(), fn, args), nprocs=nproc, join=False
+        )
+        workers.extend(context.processes)
+        if received:  # a SIGINT came while the workers were being started
+            _send_sigint(workers)
+        try:
+            while not context.join(grace_period=GRACE_PERIOD):
+                pass
+        except (mp.ProcessExitedException, mp.ProcessRaisedException) as err:
+            failure = err
+    codes = [process.exitcode for process in workers]
+    if received or INTERRUPTED in codes:
+        if all(code == INTERRUPTED for code in codes):
+            raise WorkersInterrupted("the workers stopped on SIGINT after the checkpoint")
+        if all(code == 0 for code in codes):
+            return  # the run ended before the stop took effect
+        raise KeyboardInterrupt
+    if isinstance(failure, mp.ProcessExitedException):
         raise DistributedError(
-            f"data-parallel worker {err.error_index} {_exit_reason(err.exit_code)}; the other "
-            "workers were stopped"
-        ) from None
-    except mp.ProcessRaisedException as err:
-        raise _worker_error(err) from None
+            f"data-parallel worker {failure.error_index} {_exit_reason(failure.exit_code)}; "
+            "the other workers were stopped"
+        )
+    if isinstance(failure, mp.ProcessRaisedException):
+        raise _worker_error(failure)
+
+
+@contextlib.contextmanager
+def _relay_sigint(workers: list) -> Iterator[list[int]]:
+    """For the block, SIGINT to this process is sent on to every live process of ``workers``
+    (and recorded in the list yielded); outside the main thread nothing is relayed."""
+    received: list[int] = []
+
+    def relay(signum, frame) -> None:
+        received.append(signum)
+        _send_sigint(workers)
+
+    try:
+        previous = signal.signal(signal.SIGINT, relay)
+    except ValueError:  # not the main thread
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _send_sigint(workers: list) -> None:
+    for process in workers:
+        if process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
 
 
 def _exit_reason(code: int) -> str:
@@ -208,6 +294,9 @@ __all__ = [
     "COLLECTIVE_TIMEOUT",
     "DistributedError",
     "GRACE_PERIOD",
+    "INTERRUPTED",
+    "MAX_COLLECTIVE_TIMEOUT",
+    "WorkersInterrupted",
     "allreduce_gradients",
     "collective_timeout",
     "barrier",

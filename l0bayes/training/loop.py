@@ -49,16 +49,22 @@ AfterStep = Callable[[int, torch.Tensor], None]
 class LossTally:
     """The sum of the step losses since the last :meth:`read`, kept on ``device``.
 
+    The sum is kept in float64: :math:`n` float32 losses whose magnitudes span a ratio below
+    :math:`2^{29}/n` add up *exactly* (every partial sum fits float64's 53 bits), so an
+    epoch's mean loss does not depend on where its sum was read (every 50 steps, at a
+    checkpoint, at an interrupt): a resumed run writes the same ``train_loss`` as an
+    uninterrupted one.
+
     :param device: where the losses live (adding there costs no synchronisation).
     """
 
     def __init__(self, device: torch.device | str | None = None) -> None:
-        self._sum = torch.zeros((), device=device)
+        self._sum = torch.zeros((), device=device, dtype=torch.float64)
         self.pending = 0  #: steps added since the last read
 
     def add(self, loss: torch.Tensor) -> None:
         """Add one step's (detached, scalar) loss."""
-        self._sum += loss
+        self._sum += loss.to(torch.float64)
         self.pending += 1
 
     def read(self, where: str) -> tuple[float, int]:

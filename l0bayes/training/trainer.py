@@ -46,6 +46,7 @@ import contextlib
 import functools
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -76,7 +77,7 @@ from l0bayes.training.checkpoint import (
     write_json,
     write_text,
 )
-from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig
+from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig, saved_settings
 from l0bayes.training.datasets import load_dataset
 from l0bayes.training.loop import MinibatchLoop, descend, stop_on_sigint
 from l0bayes.training.records import (
@@ -88,7 +89,18 @@ from l0bayes.training.records import (
     peak_rss_mib,
     progress_postfix,
 )
-from l0bayes.training.run_directory import MARKER, open_run, prepare_new_run, run_lock, write_marker
+from l0bayes.training.run_directory import (
+    check_new_run,
+    claim_run,
+    open_run,
+    prepare_new_run,
+    run_lock,
+)
+
+#: What every row of a run's history holds (``end_epoch`` writes them).
+HISTORY_KEYS = frozenset(
+    {"epoch", "step", "train_loss", "test_error", "units", "expected_l0", "train_seconds"}
+)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -136,13 +148,14 @@ class Trainer:
         self.train, self.test = self._images()
         self.optimizer = self._optimizer()
         self.scheduler = self._scheduler()
-        self.ema = None if self.cfg.ema is None else ParameterEMA(self.net, self.cfg.ema)
+        self.ema = ParameterEMA(self.net, self.cfg.ema) if self.cfg.ema else None
         self.lagrangian = None
         if self.cfg.target is not None:
             self.lagrangian = Lagrangian(self.cfg, self.net, self.input_shape, self.device)
         self.state = RunState(num_train=self.num_train)
         self._elbo = TraceMeanField_ELBO() if self.cfg.elbo == "trace" else None
-        self._stop = False
+        self._stop = False  # asked for (SIGINT), on this rank
+        self._stopping = False  # agreed by every rank in the last step's all-reduce
         self.loop = MinibatchLoop(len(self.train), self.cfg.batch_size, self.cfg.seed, self.device)
         self._params = list(self.net.parameters())
         #: each gated layer's λ as configured (a warm-up scales a copy of it on the layer)
@@ -231,7 +244,7 @@ class Trainer:
         ckpt = load_checkpoint(path, self.device)
         if not isinstance(ckpt["config"], dict):
             raise ValueError(f"{path} is not an l0bayes checkpoint (no configuration)")
-        saved = {k: v for k, v in ckpt["config"].items() if k not in RESUMABLE}
+        saved = {k: v for k, v in saved_settings(ckpt["config"]).items() if k not in RESUMABLE}
         now = {k: v for k, v in asdict(self.cfg).items() if k not in RESUMABLE}
         changed = sorted(k for k in now if saved.get(k) != now[k])
         if changed:
@@ -244,7 +257,40 @@ class Trainer:
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
             reason = " ".join(str(err).split())[:300]
             raise ValueError(f"{path} does not fit the run's network: {reason}") from None
+        self._check_state(path)
         self._check_finetune_boundary(ckpt["config"].get("epochs"))
+
+    def _check_state(self, path: Path) -> None:
+        """A restored run state must be one this run can continue: a history row with the
+        records every epoch writes for each epoch done, a step inside the epoch, and no more
+        epochs done than the run has (``--epochs`` cannot shorten a run).
+
+        :raises ValueError: the checkpoint's run state is not that (its file named)."""
+        st, steps = self.state, self.loop.steps
+        if not (
+            isinstance(st.epoch, int)
+            and isinstance(st.step_in_epoch, int)
+            and isinstance(st.history, list)
+            and len(st.history) == st.epoch
+            and 0 <= st.step_in_epoch <= steps
+            and all(isinstance(r, dict) and HISTORY_KEYS <= set(r) for r in st.history)
+        ):
+            raise ValueError(
+                f"{path} holds a run state that no l0bayes run writes (epoch {st.epoch!r}, step "
+                f"{st.step_in_epoch!r} of {steps}, {len(st.history)} history rows, each with "
+                f"{', '.join(sorted(HISTORY_KEYS))}): it cannot be resumed"
+            )
+        if st.epoch > self.cfg.total_epochs or (
+            st.epoch == self.cfg.total_epochs and st.step_in_epoch > 0
+        ):
+            flag = f"--epochs {self.cfg.epochs}"
+            if self.cfg.finetune_epochs:
+                flag += f" (+ {self.cfg.finetune_epochs} fine-tuning)"
+            raise ValueError(
+                f"--resume: {self.out} has trained {st.epoch} epochs (and {st.step_in_epoch} "
+                f"steps); {flag} would end it before that, and a run cannot be shortened: "
+                "keep --epochs, or give more"
+            )
 
     def _check_finetune_boundary(self, saved_epochs) -> None:
         """A resume may not move the start of fine-tuning once it has begun: the gates were
@@ -328,7 +374,7 @@ class Trainer:
             weight = len(local) / len(index)
             extras = torch.stack([torch.tensor(float(self._stop)), loss.detach().cpu() * weight])
             summed = distributed.allreduce_gradients(self._params, extras.to(loss.device), weight)
-            self._stop = bool(summed[0] > 0)
+            self._stopping = bool(summed[0] > 0)  # a later SIGINT counts at the next step
             reduced[0] = summed[1]
 
         descend(
@@ -337,6 +383,8 @@ class Trainer:
             reduce=reduce if self.world > 1 else None,
             after_step=functools.partial(self._after_step, fractions),
         )
+        if self.world == 1:
+            self._stopping = self._stop
         return reduced[0].detach()
 
     def _after_step(self, fractions: torch.Tensor | None) -> None:
@@ -388,14 +436,18 @@ class Trainer:
             return self._run()
 
     def begin(self) -> None:
-        """Restore the checkpoint of a resumed run and write ``config.json`` (a resume
-        records the settings it changed, :data:`~l0bayes.training.config.RESUMABLE`)."""
+        """Under the run's lock: check the run directory again (another process may have
+        finished a run there since the first check, or changed its files), restore the
+        checkpoint of a resumed run and write ``config.json`` (a resume records the settings
+        it changed, :data:`~l0bayes.training.config.RESUMABLE`)."""
+        if self.rank == 0:
+            if not self.resume:
+                check_new_run(self.out)
+            claim_run(self.out, "--resume" if self.resume else "--out")
         if self.resume:
             self.restore()
         if self.rank == 0:
             write_json(self.out / "config.json", asdict(self.cfg))
-            if not (self.out / MARKER).is_file():  # a run of a version before the marker
-                write_marker(self.out)
 
     def _run(self) -> dict[str, Any]:
         self.begin()
@@ -436,18 +488,17 @@ class Trainer:
                 self.sync_loss()
                 bar.set_postfix(progress_postfix(float(loss), last), refresh=False)
             bar.update(1)
-            if self._stop or (cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0):
+            if self._stopping or (
+                cfg.checkpoint_every and st.global_step % cfg.checkpoint_every == 0
+            ):
                 self.sync_loss()
                 st.train_seconds += time.perf_counter() - tic
                 tic = time.perf_counter()
                 self.save()
-                if self._stop:
+                if self._stopping:
                     bar.close()
-                    raise TrainingInterrupted(
-                        f"interrupted at epoch {st.epoch + 1}, step {done}; "
-                        f"checkpoint saved in {self.out}. Resume with: l0bayes train "
-                        f"{cfg.network} --out {self.out} --resume"
-                    )
+                    distributed.barrier()  # no rank leaves before rank 0's checkpoint is written
+                    raise TrainingInterrupted(interrupted_message(cfg, st))
 
         self.loop.run_epoch(
             st.epoch,
@@ -622,20 +673,46 @@ def finetune_loss(net: L0Network, x: torch.Tensor, y: torch.Tensor, num_data: in
     return loss - net.ungated_log_prior() if net.ungated_precision else loss
 
 
+def interrupted_message(cfg: TrainConfig, state: RunState) -> str:
+    """What ``l0bayes train`` says after SIGINT, from the run state in the checkpoint."""
+    return (
+        f"interrupted at epoch {state.epoch + 1}, step {state.step_in_epoch}; checkpoint "
+        f"saved in {cfg.out}. Resume with: l0bayes train {cfg.network} --out {cfg.out} --resume"
+    )
+
+
 def train(cfg: TrainConfig, data: ImageDataset | None = None, resume: bool = False) -> dict:
     """Run a training job and return its metrics (see :class:`Trainer`).
 
     With ``cfg.nproc > 1`` it spawns that many local processes that train data-parallel
     (:mod:`l0bayes.training.distributed`); under torchrun (``WORLD_SIZE > 1`` in the environment)
-    this
-    process joins the launcher's group. Either way rank 0 writes the run directory and the
-    metrics are returned (read back from ``metrics.json``)."""
+    this process joins the launcher's group. Either way rank 0 writes the run directory and the
+    metrics are returned (read back from ``metrics.json``).
+
+    :raises TrainingInterrupted: SIGINT stopped the run after writing its checkpoint (with
+        ``nproc > 1`` the message is read from the checkpoint the workers wrote)."""
     if distributed.launched_by_torchrun():
         return _train_rank(cfg, data, resume)
     if cfg.nproc > 1:
-        distributed.spawn(_train_rank, (cfg, data, resume), cfg.nproc)
+        try:
+            distributed.spawn(_spawned_rank, (cfg, data, resume), cfg.nproc)
+        except distributed.WorkersInterrupted:
+            state = load_checkpoint(Path(cfg.out) / "checkpoint.pt")["run"]
+            raise TrainingInterrupted(interrupted_message(cfg, RunState(**state))) from None
         return json.loads((Path(cfg.out) / "metrics.json").read_text())
     return Trainer(cfg, data=data, resume=resume).run()
+
+
+def _spawned_rank(cfg: TrainConfig, data: ImageDataset | None, resume: bool) -> None:
+    """A rank spawned by :func:`train`: exits with :data:`~l0bayes.training.distributed.
+    INTERRUPTED` when SIGINT stopped it after the checkpoint. Its progress bars share a
+    thread lock, not tqdm's default multiprocessing one: a worker leaves with ``os._exit``,
+    and the resource tracker would report that lock's semaphore as leaked."""
+    tqdm.set_lock(threading.RLock())
+    try:
+        _train_rank(cfg, data, resume)
+    except TrainingInterrupted:
+        raise SystemExit(distributed.INTERRUPTED) from None
 
 
 def _train_rank(cfg: TrainConfig, data: ImageDataset | None, resume: bool) -> dict:
@@ -686,11 +763,13 @@ def load_network(out: str | Path, device: str = "cpu") -> tuple[TrainConfig, L0N
 
 
 __all__ = [
+    "HISTORY_KEYS",
     "RunState",
     "Trainer",
     "TrainingInterrupted",
     "build_network",
     "finetune_loss",
+    "interrupted_message",
     "load_network",
     "train",
 ]

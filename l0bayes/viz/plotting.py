@@ -18,12 +18,14 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
-    """Save ``fig`` as ``path.png`` and ``path.pdf`` (suffix of ``path`` ignored)."""
+    """Save ``fig`` as ``path.png`` and ``path.pdf`` (suffix of ``path`` ignored); the same
+    figure gives the same bytes (the PDF carries no creation date)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
     for p in out:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        metadata = {"CreationDate": None} if p.suffix == ".pdf" else None
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=metadata)
     pyplot().close(fig)
     return out
 

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import os
 import re
 import shutil
 
@@ -197,3 +198,183 @@ def test_a_relative_data_dir_is_saved_absolute_and_found_from_elsewhere(
     out = report.make_report(tmp_path / "work" / "run", num_samples=2)
     assert asked == [str(tmp_path / "work" / "data")]
     assert "Data not available" not in (out / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- nothing lost
+def tree(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_hard_link_in_the_report_folder_is_not_written_through(tiny_run, tiny_report, tmp_path):
+    copy = copy_run(tiny_run[0], tmp_path)
+    shutil.copytree(tiny_report, copy / "report")
+    mine = tmp_path / "my_table.csv"
+    mine.write_text("my own numbers\n")
+    target = copy / "report" / "tables" / "metrics.csv"
+    target.unlink()
+    os.link(mine, target)  # the report's table and the user's file are one inode
+    report.make_report(copy, num_samples=2)
+    assert mine.read_text() == "my own numbers\n"
+    assert target.read_text().startswith("quantity,value")
+
+
+def test_a_fifo_in_the_report_folder_does_not_hang_the_report(tiny_run, tiny_report, tmp_path):
+    copy = copy_run(tiny_run[0], tmp_path)
+    shutil.copytree(tiny_report, copy / "report")
+    fifo = copy / "report" / "figures" / "pips.pdf"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    report.make_report(copy, num_samples=2)  # a hang here is the bug
+    assert fifo.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("where", ["report.md", "notes.txt", "figures/mine.txt", "drafts/a.md"])
+def test_files_of_the_users_in_the_report_folder_refuse_it(
+    tiny_run, tiny_report, tmp_path, capsys, where
+):
+    from l0bayes.cli import main
+
+    copy = copy_run(tiny_run[0], tmp_path)
+    shutil.copytree(tiny_report, copy / "report")
+    path = copy / "report" / where
+    if where == "report.md":  # a name the report writes, as a symbolic link to elsewhere
+        outside = tmp_path / "outside.md"
+        outside.write_text("precious")
+        path.unlink()
+        path.symlink_to(outside)
+    else:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("mine")
+    before = tree(copy / "report")
+    assert main(["report", str(copy), "--samples", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("l0bayes report: error: ") and len(err.strip().splitlines()) == 1
+    assert ("symbolic link" if where == "report.md" else "does not write") in err
+    assert tree(copy / "report") == before
+
+
+def _fifo(path):
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def _dev_zero(path):
+    path.unlink(missing_ok=True)
+    path.symlink_to("/dev/zero")
+
+
+def _huge(path):
+    with path.open("r+b" if path.exists() else "wb") as f:
+        f.truncate(report.RECORD_LIMIT + 1)  # sparse: no disk used
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "history.csv", "config.json", "checkpoint.pt"])
+@pytest.mark.parametrize("spoil", [_fifo, _dev_zero, _huge], ids=["fifo", "dev-zero", "huge"])
+def test_run_files_that_are_not_regular_files_of_bounded_size_are_refused(
+    tiny_run, tmp_path, capsys, monkeypatch, name, spoil
+):
+    import l0bayes.training.checkpoint as checkpoint
+    from l0bayes.cli import main
+
+    copy = copy_run(tiny_run[0], tmp_path)
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_LIMIT", report.RECORD_LIMIT)  # not 16 GiB here
+    spoil(copy / name)
+    assert main(["report", str(copy), "--samples", "2", "--no-progress"]) == 2  # no hang
+    err = capsys.readouterr().err
+    assert err.startswith("l0bayes report: error: ") and len(err.strip().splitlines()) == 1
+    assert name in err and re.search("FIFO|device|larger than", err), err
+    assert not (copy / "report").exists()
+
+
+STAGED = ".l0bayes-tmp.report.*"
+
+
+def wait_for_staging(run, alive) -> bool:
+    """Wait until a report stages its folder (it is writing); ``False`` if it ended first."""
+    import time
+
+    while not list(run.glob(STAGED)):
+        if not alive():
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_report_killed_at_random_leaves_the_old_report_or_the_new_one(
+    tiny_run, tiny_report, tmp_path
+):
+    """SIGKILL at random moments while a report writes (a forked copy of this process, to
+    spare the start-up): the folder holds the complete old report or the complete new one."""
+    import multiprocessing
+    import random
+    import time
+
+    copy = copy_run(tiny_run[0], tmp_path)
+    shutil.copytree(tiny_report, tmp_path / "old")  # the old report: another one's, as bytes
+    old = tree(tmp_path / "old")
+    tic = time.monotonic()
+    report.make_report(copy, num_samples=3, seed=1)
+    window = time.monotonic() - tic
+    new = tree(copy / "report")
+    rng = random.Random(0)
+    for _ in range(2):
+        shutil.rmtree(copy / "report")
+        shutil.copytree(tmp_path / "old", copy / "report")
+        child = multiprocessing.get_context("fork").Process(
+            target=report.make_report, args=(copy,), kwargs=dict(num_samples=3, seed=1)
+        )
+        child.start()
+        if wait_for_staging(copy, child.is_alive):
+            time.sleep(rng.uniform(0.0, 1.2 * window))
+        child.kill()
+        child.join()
+        assert tree(copy / "report") in (old, new), "a mix of the old and the new report"
+
+
+@pytest.mark.slow
+def test_report_killed_twenty_times_leaves_the_old_report_or_the_new_one(tiny_run, tmp_path):
+    """The same with the command itself, killed 20 times while it writes (from the appearance
+    of its staged folder to a little after its end), then run to the end."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    run = copy_run(tiny_run[0], tmp_path)
+    argv = [sys.executable, "-m", "l0bayes.cli", "report", str(run), "--no-progress"]
+    argv += ["--threads", "1", "--samples"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([*argv, "3", "--seed", "1"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    subprocess.run([*argv, "2", "--seed", "0"], check=True, env=env, capture_output=True)
+    old = tree(run / "report")
+    shutil.copytree(run / "report", tmp_path / "old")
+    proc = start()
+    assert wait_for_staging(run, lambda: proc.poll() is None)
+    tic = time.monotonic()
+    assert proc.wait() == 0
+    window = time.monotonic() - tic
+    new = tree(run / "report")
+    rng = random.Random(1)
+    left = []
+    for _ in range(20):
+        shutil.rmtree(run / "report")
+        shutil.copytree(tmp_path / "old", run / "report")
+        proc = start()
+        if wait_for_staging(run, lambda p=proc: p.poll() is None):
+            time.sleep(rng.uniform(0.0, 1.3 * window))
+        proc.kill()
+        proc.wait()
+        now = tree(run / "report")
+        assert now in (old, new), "a mix of the old and the new report"
+        left.append("new" if now == new else "old")
+    print(f"the kills left the old report {left.count('old')} times, the new one "
+          f"{left.count('new')} times")  # fmt: skip
+    subprocess.run([*argv, "3", "--seed", "1"], check=True, env=env, capture_output=True)
+    assert tree(run / "report") == new and not list(run.glob(".l0bayes-tmp.*"))

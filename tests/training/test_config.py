@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from l0bayes.training.config import QUICK, RESUMABLE, TrainConfig
+from l0bayes.training.run_directory import MARKER
 from l0bayes.training.trainer import train
 
 
@@ -65,6 +66,7 @@ def test_a_run_saved_before_quick_existed_resumes(tmp_path):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
     del ckpt["config"]["quick"]
     torch.save(ckpt, out / "checkpoint.pt")
+    (out / MARKER).write_text('{"kind": "l0bayes run directory"}')  # and before the manifest
     cfg = TrainConfig.for_resume(out, network="mnist-mlp", epochs=2)
     metrics = train(cfg, resume=True)
     assert metrics["epochs"] == 2

@@ -16,11 +16,19 @@ import numpy as np
 import pytest
 import torch
 
-import l0bayes.training.checkpoint as checkpoint
+import l0bayes.training.safe_files as safe_files
 from l0bayes.cli import main
 from l0bayes.training.checkpoint import TEMP_PREFIX, load_checkpoint, rng_state, set_rng_state
 from l0bayes.training.config import TrainConfig
-from l0bayes.training.run_directory import MARKER, RunDirectoryError, prepare_new_run, run_lock
+from l0bayes.training.manifest import write_marker
+from l0bayes.training.run_directory import (
+    MARKER,
+    RUN_FILES,
+    RunDirectoryError,
+    prepare_new_run,
+    run_lock,
+)
+from l0bayes.training.safe_files import file_record
 from l0bayes.training.trainer import train
 
 SMALL = [
@@ -53,6 +61,12 @@ def copy_run(run: Path, tmp_path: Path, name: str = "copy") -> Path:
     return dest
 
 
+def forge_manifest(run: Path) -> None:
+    """Record the run's files as they are now in its marker: what someone who hands over a
+    crafted run does (the manifest proves the files are as written, not who wrote them)."""
+    write_marker(run, {n: file_record(run / n) for n in RUN_FILES if (run / n).exists()})
+
+
 def one_line_error(capsys, command: str) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -76,6 +90,7 @@ def plant_malicious_checkpoint(run: Path, marker: Path) -> None:
     state = load_checkpoint(run / "checkpoint.pt")
     state["run"]["payload"] = _Payload(marker)
     torch.save(state, run / "checkpoint.pt")
+    forge_manifest(run)
     assert not marker.exists()
 
 
@@ -128,6 +143,7 @@ def test_a_checkpoint_of_an_earlier_version_still_resumes(finished_run, tmp_path
 def test_a_torch_file_that_is_not_a_checkpoint_is_named(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path)
     torch.save({"weights": torch.zeros(3)}, run / "checkpoint.pt")
+    forge_manifest(run)
     assert main(["train", "mnist-mlp", "--out", str(run), "--resume"]) == 2
     err = one_line_error(capsys, "train")
     assert "checkpoint.pt is not an l0bayes checkpoint" in err
@@ -148,6 +164,7 @@ def test_a_broken_config_is_named_on_resume_and_report(
     run = copy_run(finished_run, tmp_path)
     path = run / "config.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    forge_manifest(run)
     assert main(["train", "mnist-mlp", "--out", str(run), "--resume"]) == 2
     assert re.search(match, one_line_error(capsys, "train"))
     assert main(["report", str(run)]) == 2
@@ -180,16 +197,108 @@ def test_train_refuses_a_folder_of_the_users_and_changes_nothing(tmp_path, capsy
     assert snapshot(folder) == before
 
 
-def test_only_temporaries_of_ours_are_removed(finished_run, tmp_path):
+def test_only_temporaries_of_ours_are_removed(finished_run, tmp_path, capsys):
+    """Files of the user's in a run refuse it, untouched (below); once they are moved out,
+    what a killed write of ours left (a file or a staged folder) is cleared by the resume."""
     run = copy_run(finished_run, tmp_path)
     users = [run / ".config.json.abc.tmp", run / ".notes.tmp", run / "scratch.tmp"]
     for path in users:
         path.write_text("the user's")
     ours = run / f"{TEMP_PREFIX}checkpoint.pt.x1y2.tmp"
     ours.write_bytes(b"half a checkpoint")
+    staged = run / f"{TEMP_PREFIX}report.abc.tmp"
+    (staged / "figures").mkdir(parents=True)
+    argv = ["train", "mnist-mlp", "--out", str(run), "--resume", "--epochs", "2"]
+    assert main([*argv, "--no-progress"]) == 2
+    err = one_line_error(capsys, "train")
+    assert "which l0bayes does not write" in err and ".notes.tmp" in err
+    assert all(path.read_text() == "the user's" for path in users) and ours.exists()
+    for path in users:
+        path.rename(tmp_path / path.name)
     train(TrainConfig.from_run(run, epochs=2), resume=True)
-    assert not ours.exists()
-    assert all(path.read_text() == "the user's" for path in users)
+    assert not ours.exists() and not staged.exists()
+    assert all((tmp_path / p.name).read_text() == "the user's" for p in users)
+
+
+# ------------------------------------------- 2b. a marker alone does not make a folder ours
+def users_folder_with_a_marker(tmp_path: Path, marker: str) -> Path:
+    """The issue's case: a stale or forged marker beside the user's own files."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"network": "mnist-mlp", "mine": true}')
+    (folder / "history.csv").write_text("my,own\n1,2\n")
+    if marker == "copied":  # a marker of a real run, copied (it records other files)
+        prepare_new_run(tmp_path / "real")
+        shutil.copy(tmp_path / "real" / MARKER, folder / MARKER)
+    else:  # written by hand, or left by an l0bayes version before the manifest
+        (folder / MARKER).write_text('{"kind": "l0bayes run directory"}')
+    return folder
+
+
+@pytest.mark.parametrize("marker", ["copied", "old"])
+@pytest.mark.parametrize("notes", [True, False])
+def test_a_marker_beside_the_users_files_is_refused_and_nothing_changes(
+    tmp_path, capsys, marker, notes
+):
+    folder = users_folder_with_a_marker(tmp_path, marker)
+    if notes:
+        (folder / "notes.txt").write_text("do not lose")
+    before = snapshot(folder)
+    for flags in (SMALL, ["--resume"]):
+        assert main(["train", "mnist-mlp", "--out", str(folder), *flags]) == 2
+        err = one_line_error(capsys, "train")
+        if notes:
+            assert "notes.txt, which l0bayes does not write" in err
+        elif marker == "copied":
+            assert "config.json, history.csv that l0bayes did not write" in err
+        else:  # an old marker: the files are not shaped as l0bayes writes them
+            assert "history.csv that l0bayes did not write" in err
+        assert "nothing was changed" in err
+        assert snapshot(folder) == before
+
+
+def test_a_run_file_changed_by_hand_refuses_the_run(finished_run, tmp_path, capsys):
+    run = copy_run(finished_run, tmp_path)
+    (run / "history.csv").write_text((run / "history.csv").read_text() + "my,own,row\n")
+    before = snapshot(run)
+    assert main(["train", "mnist-mlp", "--out", str(run), "--resume", "--epochs", "2"]) == 2
+    assert "holds history.csv that l0bayes did not write" in one_line_error(capsys, "train")
+    assert snapshot(run) == before
+
+
+def test_the_manifest_records_every_file_of_a_run(finished_run):
+    from l0bayes.training.manifest import read_marker, recorded
+
+    marker = read_marker(finished_run)
+    for name in RUN_FILES:
+        assert recorded(marker, name) == [file_record(finished_run / name)], name
+
+
+def test_an_old_run_without_a_manifest_resumes_and_gets_one(finished_run, tmp_path):
+    from l0bayes.training.manifest import read_marker
+
+    run = copy_run(finished_run, tmp_path)
+    (run / MARKER).write_text('{"kind": "l0bayes run directory", "created": "2026"}')
+    train(TrainConfig.from_run(run, epochs=2), resume=True)
+    assert set(read_marker(run)["files"]) == set(RUN_FILES)
+
+
+def test_a_second_train_cannot_start_over_a_run_finished_meanwhile(tmp_path):
+    """Item 2: "no checkpoint here" is checked again once the lock is held. The second trainer
+    passes the first check while the first run is in progress (no checkpoint yet), and takes
+    the lock only after the first one finished."""
+    from l0bayes.training.trainer import Trainer
+
+    cfg = TrainConfig(
+        network="mnist-mlp", out=str(tmp_path / "run"), epochs=1, dataset="synthetic",
+        train_size=200, test_size=100, progress=False, num_threads=1,
+    )  # fmt: skip
+    first, second = Trainer(cfg), Trainer(cfg)  # both checked: an empty folder
+    first.run()
+    finished = snapshot(tmp_path / "run")
+    with pytest.raises(RunDirectoryError, match="already holds a run; pass --resume"):
+        second.run()
+    assert snapshot(tmp_path / "run") == finished
 
 
 def test_a_new_run_goes_into_a_new_or_empty_folder(tmp_path):
@@ -238,6 +347,8 @@ def test_a_second_writer_is_refused_and_told_who_holds_the_run(finished_run, tmp
         (["--lr", "0.5"], "--lr 0.5"),
         (["--kl-mode", "bayes"], "--kl-mode bayes"),
         (["--no-clamp"], "--clamp-log-alpha False"),
+        # the run has --weight-decay (the default): the other of the pair is named, not "both"
+        (["--weight-precision", "3"], "--weight-precision 3.0 (the run has None)"),
     ],
 )
 def test_resume_with_a_different_setting_is_an_error_naming_it(
@@ -279,7 +390,9 @@ def test_resumable_settings_are_applied_and_recorded(finished_run, tmp_path):
     [
         (["--threads", "-2"], r"--threads must be a positive integer, got -2"),
         (["--threads", "0"], r"--threads must be a positive integer, got 0"),
-        (["--seed", "-1"], r"--seed must be an integer >= 0, got -1"),
+        (["--seed", "-1"], r"--seed must be an integer in \[0, 4294967295\], got -1"),
+        (["--weight-decay", "1e308"], r"--weight-decay 1e\+308 times N = \d+ data points"),
+        (["--seed", str(10**20)], r"--seed must be an integer in \[0, 4294967295\], got 10+"),
     ],
 )
 def test_bad_train_numbers_are_one_line_errors(tmp_path, capsys, flags, match):
@@ -302,7 +415,7 @@ def test_out_on_a_read_only_file_system_is_a_one_line_error(tmp_path, capsys, mo
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(safe_files.tempfile, "mkstemp", read_only)
     out = tmp_path / "ro"
     out.mkdir()
     assert main(["train", "mnist-mlp", "--out", str(out), *SMALL]) == 2

@@ -281,7 +281,7 @@ def test_weight_init_reaches_every_gated_layer(tmp_path, network):
 def test_parameters_are_averaged_as_the_paper_unless_turned_off(tmp_path, network, beta):
     """The paper's temporal averaging is every network's default; ``--ema 0`` turns it off."""
     assert config(tmp_path, network=network).resolved().ema == beta
-    assert config(tmp_path, network=network, ema=0.0).resolved().ema is None
+    assert config(tmp_path, network=network, ema=0.0).resolved().ema == 0.0  # off
     assert config(tmp_path, network=network, ema=0.9).resolved().ema == 0.9
 
 
@@ -376,3 +376,108 @@ def test_every_network_trains_on_the_device(tmp_path, network, device):
     assert losses[-1] < losses[0]
     _, net = load_network(tmp_path / "run", device=device)
     assert {p.device.type for p in net.parameters()} == {device}
+
+
+# ------------------------------------------------------------ silent wrong results (issue 27)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0, 0.0])
+def test_a_lagrange_step_size_that_is_not_finite_and_positive_is_refused(tmp_path, value):
+    cfg = config(tmp_path, target="params", target_fraction=0.5, lagrange_lr=value)
+    with pytest.raises(ValueError, match="--lagrange-lr must be a finite number > 0"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_cannot_shorten_a_run(tmp_path):
+    from l0bayes.training.run_directory import LOCK
+
+    def files():  # the lock file names its latest holder: not the run's content
+        return {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name != LOCK}
+
+    train(config(tmp_path, epochs=3))
+    before = files()
+    with pytest.raises(ValueError, match="has trained 3 epochs.*--epochs 1 would end it"):
+        train(TrainConfig.from_run(tmp_path / "run", epochs=1), resume=True)
+    assert files() == before
+    metrics = train(TrainConfig.from_run(tmp_path / "run", epochs=3), resume=True)
+    assert metrics["epochs"] == 3 and metrics["steps"] == 12  # the same run, not relabelled
+
+
+def test_ema_off_is_saved_as_off_and_resumes(tmp_path):
+    train(config(tmp_path, epochs=1, ema=0.0))
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["ema"] == 0.0
+    assert TrainConfig.from_run(run).resolved().ema == 0.0
+    metrics = train(TrainConfig.from_run(run, epochs=2), resume=True)
+    assert "EMA" not in metrics["test_error_note"]
+    # a run saved before 0.0 was kept wrote null for --ema 0: read as off too
+    saved = json.loads((run / "config.json").read_text())
+    saved["ema"] = None
+    (run / "config.json").write_text(json.dumps(saved))
+    assert TrainConfig.from_run(run).resolved().ema == 0.0
+
+
+def test_train_loss_is_the_same_after_an_interrupt_and_resume(tmp_path):
+    """The epoch's loss sum is read at the interrupt (not at the 50-step marks of the
+    uninterrupted run): it is exact in float64, so the history is the same to the last bit."""
+    from l0bayes.training.trainer import TrainingInterrupted
+
+    train(config(tmp_path, "straight", epochs=2, batch_size=7))  # 58 steps an epoch
+    cut = Trainer(config(tmp_path, "cut", epochs=2, batch_size=7))
+    step = cut.step
+
+    def interrupted_step(index, progress=None):
+        if cut.state.global_step == 83:  # mid second epoch, past its first 50-step read
+            cut.request_stop()
+        return step(index, progress)
+
+    cut.step = interrupted_step
+    with pytest.raises(TrainingInterrupted, match="interrupted at epoch 2, step 26"):
+        cut.run()
+    train(TrainConfig.from_run(tmp_path / "cut"), resume=True)
+
+    def losses(name):
+        rows = csv.DictReader((tmp_path / name / "history.csv").read_text().splitlines())
+        return [row["train_loss"] for row in rows]
+
+    assert losses("cut") == losses("straight")
+
+
+def checkpoint_with(run: Path, change) -> None:
+    """Change the run state of the run's checkpoint (and record it, as a forger would)."""
+    from l0bayes.training.manifest import write_marker
+    from l0bayes.training.run_directory import RUN_FILES
+    from l0bayes.training.safe_files import file_record
+
+    state = load_checkpoint(run / "checkpoint.pt")
+    change(state["run"])
+    torch.save(state, run / "checkpoint.pt")
+    write_marker(run, {n: file_record(run / n) for n in RUN_FILES if (run / n).exists()})
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda st: [row.pop("test_error") for row in st["history"]], "cannot be resumed"),
+        (lambda st: st.update(epoch=5), "cannot be resumed"),
+        (lambda st: st.update(step_in_epoch=99), "cannot be resumed"),
+        (
+            lambda st: st.update(epoch=7, history=st["history"] * 7),
+            "has trained 7 epochs.*--epochs 2 would end it",
+        ),
+    ],
+    ids=[
+        "history without test_error",
+        "epoch past the history",
+        "step past the epoch",
+        "epoch past the end",
+    ],  # fmt: skip
+)
+def test_a_checkpoint_whose_run_state_cannot_be_continued_is_named(tmp_path, change, match):
+    from l0bayes.cli import main
+
+    train(config(tmp_path, epochs=1))
+    run = tmp_path / "run"
+    checkpoint_with(run, change)
+    with pytest.raises(ValueError, match=match):
+        train(TrainConfig.from_run(run, epochs=2), resume=True)
+    assert main(["train", "mnist-mlp", "--out", str(run), "--resume", "--epochs", "2"]) == 2
