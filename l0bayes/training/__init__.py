@@ -6,7 +6,6 @@ the one minibatch loop (:mod:`l0bayes.training.loop`) that the trainer and the b
 from l0bayes.training.averaging import (
     Lagrangian,
     ParameterEMA,
-    StackedEMA,
 )
 from l0bayes.training.checkpoint import (
     CHECKPOINT_KEYS,
@@ -116,7 +115,6 @@ __all__ = [
     "RunState",
     "STACKABLE",
     "SWEPT",
-    "StackedEMA",
     "Sweep",
     "TARGETS",
     "TEMP_PREFIX",

@@ -46,6 +46,10 @@ StepFn = Callable[[torch.Tensor, float], torch.Tensor]
 AfterStep = Callable[[int, torch.Tensor], None]
 
 
+class TrainingInterrupted(RuntimeError):
+    """Raised after SIGINT once a checkpoint is written; the message says how to resume."""
+
+
 class LossTally:
     """The sum of the step losses since the last :meth:`read`, kept on ``device``.
 
@@ -263,6 +267,7 @@ __all__ = [
     "LossTally",
     "MinibatchLoop",
     "StepFn",
+    "TrainingInterrupted",
     "descend",
     "error_rate",
     "fit",

@@ -61,6 +61,7 @@ import l0bayes.training.distributed as distributed
 from l0bayes.data.files import ImageDataset
 from l0bayes.data.images import Images, image_splits
 from l0bayes.device import resolve_device, torch_threads
+from l0bayes.distributions.counter_noise import counter_noise
 from l0bayes.nn.layers import L0Network
 from l0bayes.nn.networks import (
     get_network,
@@ -78,7 +79,8 @@ from l0bayes.training.checkpoint import (
 )
 from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.loop import MinibatchLoop, descend, stop_on_sigint
+from l0bayes.training.engine import StackedTraining, stackable
+from l0bayes.training.loop import MinibatchLoop, TrainingInterrupted, descend, stop_on_sigint
 from l0bayes.training.records import (
     architecture_string,
     device_name,
@@ -89,10 +91,6 @@ from l0bayes.training.records import (
     progress_postfix,
 )
 from l0bayes.training.run_directory import MARKER, open_run, prepare_new_run, run_lock, write_marker
-
-
-class TrainingInterrupted(RuntimeError):
-    """Raised after SIGINT once a checkpoint is written; the message says how to resume."""
 
 
 @dataclass
@@ -316,7 +314,8 @@ class Trainer:
         x, y = self.train.batch(local, augment=self.spec.dataset.startswith("cifar"))
         if self.cfg.lam_warmup and progress is not None and not self.finetuning:
             self.set_warmup(progress)
-        loss = self._loss(x, y) / len(self.train)
+        with counter_noise(self.cfg.seed, self.state.global_step):  # the engine's gate uniforms
+            loss = self._loss(x, y) / len(self.train)
         total = loss
         fractions = None
         if self.lagrangian is not None and not self.finetuning:
@@ -365,13 +364,18 @@ class Trainer:
                     index = torch.arange(start, min(start + 1000, len(self.test)))
                     x, y = self.test.batch(index.to(self.device))
                     wrong += int((self.net(x).argmax(-1) != y).sum())
-                det = network_architecture(self.net, self.input_shape, "deterministic")
-                exp = network_architecture(self.net, self.input_shape, "expected")
-                l0 = [float(layer.inclusion_probs().sum()) for layer in self.net.gated_layers()]
+                return {"test_error": wrong / len(self.test), **self.describe()}
         finally:
             self.net.train()
+
+    @torch.no_grad()
+    def describe(self) -> dict[str, Any]:
+        """The network's architecture under its current parameters: units and FLOPs with
+        Eq. 13's gates, expected FLOPs and each gated layer's expected L0."""
+        det = network_architecture(self.net, self.input_shape, "deterministic")
+        exp = network_architecture(self.net, self.input_shape, "expected")
+        l0 = [float(layer.inclusion_probs().sum()) for layer in self.net.gated_layers()]
         return {
-            "test_error": wrong / len(self.test),
             "units": list(det.units),
             "expected_l0": l0,
             "expected_flops": exp.flops,
@@ -405,11 +409,19 @@ class Trainer:
             torch_threads(cfg.num_threads),
             pyro.validation_enabled(False),
         ):
+            if stackable(cfg, self.world):  # the chain networks: the stacked engine, K = 1
+                StackedTraining([self], self.save, lambda: self._stop, self._interrupted).run()
             while self.state.epoch < cfg.total_epochs:
                 if self.finetuning:
                     self.freeze_gates()
                 self._run_epoch()
             return self.finish()
+
+    def _interrupted(self, epoch: int, step: int) -> str:
+        return (
+            f"interrupted at epoch {epoch}, step {step}; checkpoint saved in {self.out}. "
+            f"Resume with: l0bayes train {self.cfg.network} --out {self.out} --resume"
+        )
 
     def _run_epoch(self) -> None:
         """The rest of the current epoch on :attr:`loop` (from the checkpoint's step after a
@@ -443,11 +455,7 @@ class Trainer:
                 self.save()
                 if self._stop:
                     bar.close()
-                    raise TrainingInterrupted(
-                        f"interrupted at epoch {st.epoch + 1}, step {done}; "
-                        f"checkpoint saved in {self.out}. Resume with: l0bayes train "
-                        f"{cfg.network} --out {self.out} --resume"
-                    )
+                    raise TrainingInterrupted(self._interrupted(st.epoch + 1, done))
 
         self.loop.run_epoch(
             st.epoch,
@@ -470,9 +478,10 @@ class Trainer:
         st.loss_sum += value
         st.loss_count += count
 
-    def end_epoch(self) -> None:
-        """Close the current epoch: scheduler step, evaluation, the history row (and
-        ``history.csv``), the checkpoint."""
+    def end_epoch(self, evaluation: dict[str, Any] | None = None, save: bool = True) -> None:
+        """Close the current epoch: scheduler step, evaluation (``evaluation`` when the
+        caller evaluated already), the history row (and ``history.csv``), the checkpoint
+        (unless ``save`` is false: a sweep commits all its runs' together)."""
         st = self.state
         if self.scheduler is not None:
             self.scheduler.step()
@@ -481,7 +490,7 @@ class Trainer:
             row["phase"] = "finetune" if self.finetuning else "train"
         row["train_loss"] = st.loss_sum / max(st.loss_count, 1)
         if self.rank == 0:
-            row.update(self.evaluate())
+            row.update(self.evaluate() if evaluation is None else evaluation)
         if self.lagrangian is not None:
             with torch.no_grad():
                 row["constraint"] = self.lagrangian.fractions().tolist()
@@ -495,7 +504,8 @@ class Trainer:
             if self.cfg.progress:
                 tqdm.write(epoch_line(row))
             write_text(self.out / "history.csv", history_csv(st.history))
-        self.save()
+        if save:
+            self.save()
 
     # ---------------------------------------------------------------- the end
     def finish(self) -> dict[str, Any]:
