@@ -269,17 +269,17 @@ class StackedTraining:
         progress = self.step_count.double() / (self.steps * self.cfg.lam_warmup)
         return progress.clamp(max=1.0).to(self.dtype)
 
-    def _train_step(self, index: torch.Tensor) -> None:
-        """One step of every run (module docstring)."""
+    def train_loss(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The objective of one step (module docstring, 1-3): the sum to descend, the
+        per-data-point losses ``(K,)``, and the constrained fractions and their targets (or
+        ``None`` without a target)."""
         cfg, chain = self.cfg, self.chain
         x, y = self.train.batch(index)
-        K, B = y.shape
         u = counter_uniform(
-            step_keys(chain.streams, self.step_count), self._noise_positions(B), self.dtype
+            step_keys(chain.streams, self.step_count), self._noise_positions(y.shape[1]), self.dtype
         )
         q = chain.posterior()
-        la = q.log_alpha
-        z = (chain.posterior(la[:, None]) if cfg.local_rep else q).from_uniform(u)
+        z = (chain.posterior(q.log_alpha[:, None]) if cfg.local_rep else q).from_uniform(u)
         w = self._warmup() if cfg.lam_warmup else None
         costs = chain.base_costs if w is None or self.mu is not None else chain.base_costs * w
         losses = self._losses(chain.logits(x, z), y, chain.kl(q, costs))
@@ -289,15 +289,24 @@ class StackedTraining:
             fractions = chain.expected_fractions(q.prob_nonzero, cfg.target, cfg.target_scope)
             target = self.target if w is None else 1.0 - w * (1.0 - self.target)
             total = total + (self.mu * (fractions - target)).sum()
+        return total, losses, fractions, target
+
+    def _train_step(self, index: torch.Tensor) -> None:
+        """One step of every run (module docstring)."""
+        total, losses, fractions, target = self.train_loss(index)
         descend(self.optimizer, total)
         self._after_step(losses, fractions, target)
 
-    def _finetune_step(self, index: torch.Tensor) -> None:
-        """One step of the weights alone, the gates frozen at Eq. 13's values
-        (:func:`~l0bayes.training.trainer.finetune_loss`)."""
+    def finetune_loss(self, index: torch.Tensor) -> torch.Tensor:
+        """The per-data-point losses ``(K,)`` of a fine-tuning step: the gates frozen at
+        Eq. 13's values (:func:`~l0bayes.training.trainer.finetune_loss`)."""
         x, y = self.train.batch(index)
         kl = self.chain.kl(self.chain.posterior(), self.chain.base_costs)
-        losses = self._losses(self.chain.logits(x, None), y, kl)
+        return self._losses(self.chain.logits(x, None), y, kl)
+
+    def _finetune_step(self, index: torch.Tensor) -> None:
+        """One step of the weights alone."""
+        losses = self.finetune_loss(index)
         descend(self.optimizer, losses.sum())
         self._after_step(losses, None, None)
 
