@@ -58,10 +58,10 @@ def test_one_step_of_two_processes_equals_one_process_to_rounding(tmp_path):
     """What holds exactly: each step is the one-process step to float rounding. One process
     trains through the stacked engine (batched matrix products, the KL of all layers at once),
     two through the layers' own loss, so their gradients agree to rounding, and Adam's first
-    step :math:`\eta\, g/(|g| + \epsilon)` turns a rounding difference of a gradient near
-    :math:`\epsilon` into up to a few thousandths of :math:`\eta = 10^{-3}` (observed 1.2e-6):
-    1e-5 after one step. Over a whole run the rounding is amplified by training, so runs are
-    statistically equivalent, not bitwise equal (see l0bayes.training.distributed)."""
+    step lr * g / (|g| + eps) turns a rounding difference of a gradient near eps into up to a
+    few thousandths of lr = 1e-3 (observed 1.2e-6): 1e-5 after one step. Over a whole run the
+    rounding is amplified by training, so runs are statistically equivalent, not bitwise equal
+    (see l0bayes.training.distributed)."""
     base = dict(
         network="mnist-mlp",
         epochs=1,

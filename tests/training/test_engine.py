@@ -110,7 +110,7 @@ def _run_steps(tmp_path, name, graph: bool, steps: int = 30, network: str = "mni
     cfg = TrainConfig(network=network, device="cuda", graph=graph, **TINY, seed=0)
     trainers = [
         Trainer(replace(cfg, lam=[lam], out=str(tmp_path / f"{name}{lam}"))) for lam in (0.1, 1.0)
-    ]  # noqa: E501
+    ]
     engine = StackedTraining(trainers, commit=lambda: None)
     program = engine.program(False)
     for s in range(steps):
