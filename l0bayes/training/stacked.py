@@ -33,7 +33,7 @@ it can be captured in a CUDA graph (:mod:`l0bayes.training.engine`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -223,51 +223,16 @@ class StackedChain:
         params = self.params if params is None else params
         if gates is None:
             gates = self.posterior(params[GATES]).deterministic_gate()
-        K, B = x.shape[:2]
-        h, grouped = x, False  # grouped: (B, K*C, H, W), else (K, B, ...)
-        j = 0
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, nn.Flatten):
-                h = h.reshape(B, K, -1).transpose(0, 1) if grouped else h.flatten(2)
-                grouped = False
-            elif isinstance(layer, nn.MaxPool2d) and not grouped:
-                h = layer(h.flatten(0, 1)).unflatten(0, (K, B))
-            elif not isinstance(layer, L0Layer):
-                h = layer(h)
-            else:
-                z = gates[..., self.slices[j]]
-                j += 1
-                weight, bias = params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias")
-                if isinstance(layer, L0Linear):
-                    h = h * (z if z.dim() == 3 else z[:, None, :])
-                    h = torch.baddbmm(bias[:, None], h, weight) if bias is not None else h @ weight
-                elif self.grouped_conv:
-                    if not grouped:
-                        h, grouped = h.transpose(0, 1).reshape(B, -1, *h.shape[3:]), True
-                    h = self._grouped_conv(layer, h, weight, bias, z)
-                else:
-                    h = self._conv_each(layer, h, weight, bias, z)
-        return h
+        slices = dict(zip(self.gated, self.slices, strict=True))
 
-    def _grouped_conv(self, layer, h, weight, bias, z) -> torch.Tensor:
-        """Network :math:`k`'s convolution as group :math:`k` of one grouped convolution of
-        ``h`` ``(B, K·C, H, W)``; its gates scale its output maps."""
-        B = h.shape[0]
-        w = weight.reshape(-1, *weight.shape[2:])
-        b = None if bias is None else bias.reshape(-1)
-        h = F.conv2d(h, w, b, layer.stride, layer.padding, groups=self.K)
-        z = z.reshape(1, -1) if z.dim() == 2 else z.transpose(0, 1).reshape(B, -1)
-        return h * z[..., None, None]
+        def gated(i: int, layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+            z = gates[..., slices[i]]
+            weight, bias = params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias")
+            if isinstance(layer, L0Linear):
+                return linear(h * (z if z.dim() == 3 else z[:, None, :]), weight, bias)
+            return scale_maps(conv(h, weight, bias, layer, self.grouped_conv), z, self.grouped_conv)
 
-    def _conv_each(self, layer, h, weight, bias, z) -> torch.Tensor:
-        """Each network's convolution of its ``h[k]`` ``(B, C, H, W)`` on its own: exactly the
-        arithmetic of a single run (the CPU's default)."""
-        conv = (layer.stride, layer.padding)
-        out = torch.stack([
-            F.conv2d(h[k], weight[k], None if bias is None else bias[k], *conv)
-            for k in range(self.K)
-        ])  # fmt: skip
-        return out * (z if z.dim() == 3 else z[:, None, :])[..., None, None]
+        return forward_chain(self.layers, x, gated, self.grouped_conv)
 
     def kl(self, q: HardConcrete, costs: torch.Tensor) -> torch.Tensor:
         r"""Each network's :math:`\sum_\ell \mathrm{KL}_\ell`, ``(K,)``: the gates' term with
@@ -354,4 +319,79 @@ class StackedChain:
         return cost[:, None]
 
 
-__all__ = ["GATES", "PLAIN", "StackedChain", "check_chain"]
+# ---------------------------------------------------------------------- stacked layers
+def forward_chain(
+    layers: Sequence[nn.Module],
+    x: torch.Tensor,
+    weight_layer: Callable[[int, nn.Module, torch.Tensor], torch.Tensor],
+    grouped_conv: bool,
+) -> torch.Tensor:
+    """The stacked forward pass of a chain on ``x`` ``(K, B, ...)``: every layer with a
+    ``weight`` is ``weight_layer(position, layer, h)``; ReLU, max pooling and Flatten act on
+    the activations as they are laid out: ``(K, B, ...)``, or, from a convolution on when
+    ``grouped_conv``, ``(B, K·C, H, W)`` (network :math:`k`'s maps are group :math:`k`)."""
+    K, B = x.shape[:2]
+    h, grouped = x, False
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Flatten):
+            h = h.reshape(B, K, -1).transpose(0, 1) if grouped else h.flatten(2)
+            grouped = False
+        elif isinstance(layer, nn.MaxPool2d) and not grouped:
+            h = layer(h.flatten(0, 1)).unflatten(0, (K, B))
+        elif getattr(layer, "weight", None) is None:
+            h = layer(h)
+        else:
+            if grouped_conv and not grouped and hasattr(layer, "kernel_size"):
+                h, grouped = grouped_layout(h), True
+            h = weight_layer(i, layer, h)
+    return h
+
+
+def grouped_layout(h: torch.Tensor) -> torch.Tensor:
+    """Activations ``(K, B, C, H, W)`` laid out ``(B, K·C, H, W)``."""
+    return h.transpose(0, 1).reshape(h.shape[1], -1, *h.shape[3:])
+
+
+def linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """:math:`h^{(k)} W^{(k)} + b^{(k)}` for ``h`` ``(K, B, in)``, ``weight`` ``(K, in,
+    out)``: one batched matrix product."""
+    return h @ weight if bias is None else torch.baddbmm(bias[:, None], h, weight)
+
+
+def conv(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer, grouped: bool
+) -> torch.Tensor:
+    """Every network's convolution (``layer``'s stride and padding) with its filters
+    ``weight[k]``: one grouped convolution of ``h`` ``(B, K·C, H, W)`` (``grouped``), else one
+    convolution per network of ``h[k]`` ``(B, C, H, W)``: exactly a single run's arithmetic."""
+    args = (layer.stride, layer.padding)
+    if grouped:
+        b = None if bias is None else bias.reshape(-1)
+        return F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), b, *args, groups=len(weight))
+    return torch.stack([
+        F.conv2d(h[k], weight[k], None if bias is None else bias[k], *args)
+        for k in range(len(weight))
+    ])  # fmt: skip
+
+
+def scale_maps(h: torch.Tensor, z: torch.Tensor, grouped: bool) -> torch.Tensor:
+    """Convolution outputs times per-map factors ``z`` ``(K, C)`` (or ``(K, B, C)``), in
+    either layout of :func:`conv`."""
+    if grouped:
+        z = z.reshape(1, -1) if z.dim() == 2 else z.transpose(0, 1).reshape(h.shape[0], -1)
+    else:
+        z = z if z.dim() == 3 else z[:, None, :]
+    return h * z[..., None, None]
+
+
+__all__ = [
+    "GATES",
+    "PLAIN",
+    "StackedChain",
+    "check_chain",
+    "conv",
+    "forward_chain",
+    "grouped_layout",
+    "linear",
+    "scale_maps",
+]
