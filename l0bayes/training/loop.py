@@ -163,10 +163,13 @@ def descend(
 
 @dataclass
 class FitResult:
-    """Mean training loss per epoch and the training time in seconds (no evaluation)."""
+    """Mean training loss per epoch and the training time in seconds (no evaluation); for a
+    network trained stacked with others, ``train_seconds`` is the whole stack's, of
+    ``networks`` networks."""
 
     epoch_loss: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
+    networks: int = 1
 
 
 def fit(
