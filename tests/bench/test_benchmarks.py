@@ -46,3 +46,11 @@ def test_sweep_speed_reports_the_ratio_and_its_compute_floor(load_script, one_th
                          "--repeats", "1"])  # fmt: skip
     assert result["ratio_whole"] > 0 and result["ratio_loop"] > 0
     assert 1.0 < result["matmul_floor"] < 8.0  # four networks' products: more than one's
+
+
+def test_stack_speed_times_the_engine_against_the_plain_graph_stack(load_script, one_thread):
+    """On the CPU both run eagerly: a smoke test of the GPU benchmark's two sides."""
+    bench = load_script("bench/stack_speed.py")
+    result = bench.main(["--networks", "2", "--steps", "3", "--num-data", "300", "--repeats", "1"])
+    (row,) = result["rows"]
+    assert row["networks"] == 2 and row["l0bayes_ms_per_step"] > 0 and row["ratio"] > 0
