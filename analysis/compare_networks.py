@@ -91,7 +91,8 @@ from l0bayes.reporting.comparison import summary_table
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
 from l0bayes.training.engine import StackedImages
-from l0bayes.training.sweep import sweep, sweep_configs
+from l0bayes.training.loop import TrainingInterrupted
+from l0bayes.training.sweep import PENDING, sweep, sweep_configs
 from l0bayes.training.trainer import load_network
 from l0bayes.viz import tables
 from l0bayes.viz.plotting import pyplot, save_figure
@@ -175,6 +176,8 @@ def _config(args, seed: int, lam: float, out: Path) -> TrainConfig:
     )
 
 
+#: Files of an L0 run whose sweep was interrupted after a commit (or in one): resumed.
+BEGUN = ("checkpoint.pt", PENDING)
 #: Settings a reused run may differ in (where and how it ran, not what it computed).
 _FREE = {"out", "progress", "num_threads", "data_dir", "device", "graph"}
 
@@ -196,10 +199,14 @@ def _finished(cfg: TrainConfig, args) -> dict | None:
 def run_stacked(args, cfgs: list[TrainConfig]) -> list[tuple[dict, Path]]:
     """Train ``cfgs`` as one ``l0bayes sweep`` (:func:`l0bayes.training.sweep.sweep`; each
     network loads its own seed's data, as ``l0bayes train`` would), reusing finished identical
-    runs; ``(metrics, run directory)`` in the order of ``cfgs``."""
+    runs and resuming an interrupted sweep; ``(metrics, run directory)`` in the order of
+    ``cfgs``."""
     found = [_finished(cfg, args) for cfg in cfgs]
     pending = [cfg for cfg, metrics in zip(cfgs, found, strict=True) if metrics is None]
-    trained = iter(sweep(pending) if pending else [])
+    begun = any((Path(c.out) / name).is_file() for c in pending for name in BEGUN)
+    if begun:
+        print(f"resuming the interrupted sweep of {len(pending)} networks", flush=True)
+    trained = iter(sweep(pending, resume=begun) if pending else [])
     return [
         (metrics if metrics is not None else next(trained), Path(cfg.out))
         for cfg, metrics in zip(cfgs, found, strict=True)
@@ -595,4 +602,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TrainingInterrupted as stop:  # SIGINT: the running sweep checkpointed
+        print(f"compare_networks: {stop}; run the same command to resume", file=sys.stderr)
+        sys.exit(130)
