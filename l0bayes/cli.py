@@ -262,14 +262,15 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:
 SWEEP_HELP = """\
 Train every (lambda, seed) network of a study in ONE process, stacked: the networks' parameters
 are slices of stacked tensors and take one batched forward/backward pass and one optimiser
-step per minibatch. Each network trains exactly as `l0bayes train` would with the same
-settings (its seed's initialisation, data order and gate draws; Adam and the EMA act
-elementwise), up to the order of float additions in batched matrix products.
+step per minibatch (on CUDA one captured graph). Each network trains exactly as `l0bayes train`
+would with the same settings (its seed's initialisation, data order and counter-based gate
+draws): on the CPU bitwise, on CUDA to float rounding (one grouped convolution for all).
 
 Writes OUT/lam-<lambda>_seed-<s>/ per network (OUT/lam-<lambda>_target-<t>_seed-<s>/ with
 several --target-fraction values), each a run directory as `l0bayes train`
 writes (config.json, history.csv, checkpoint.pt, metrics.json) that `l0bayes report` reads.
-Ctrl-C checkpoints every network; continue with the same command and --resume.
+The networks' checkpoints are written as one commit. Ctrl-C (or a kill) stops the sweep;
+continue with the same command and --resume.
 Stacks mnist-mlp and lenet5 (train the WRN with `l0bayes train`).
 """
 
