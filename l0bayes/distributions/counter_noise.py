@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -160,16 +161,22 @@ class CounterStream:
     :meth:`uniform` (a network's gated layers draw in definition order)."""
 
     def __init__(self, seed: int, step: int) -> None:
-        self.key = step_key(seed, step)
+        self.key = _signed(step_key(seed, step))
         self.draws = 0
 
     def uniform(self, shape: Sequence[int], dtype: torch.dtype, device=None) -> torch.Tensor:
         """The next draw's uniforms, of ``shape``."""
         shape = tuple(shape)
-        offsets = positions(self.draws, math.prod(shape), device).reshape(shape)
+        offsets = _cached_positions(self.draws, math.prod(shape), torch.device(device or "cpu"))
         self.draws += 1
-        key = torch.tensor(_signed(self.key), dtype=torch.int64, device=device)
-        return counter_uniform(key, offsets, dtype)
+        words = mix_tensor(offsets.reshape(shape) + self.key)
+        return words_to_uniform(words, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_positions(draw: int, count: int, device: torch.device) -> torch.Tensor:
+    """:func:`positions`, kept: a network's layers draw the same shapes at every step."""
+    return positions(draw, count, device)
 
 
 _STREAM: contextvars.ContextVar[CounterStream | None] = contextvars.ContextVar(

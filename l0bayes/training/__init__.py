@@ -7,6 +7,7 @@ from l0bayes.training.averaging import (
     Lagrangian,
     ParameterEMA,
 )
+from l0bayes.training.capture import CapturedStep
 from l0bayes.training.checkpoint import (
     CHECKPOINT_KEYS,
     TEMP_PREFIX,
@@ -43,6 +44,7 @@ from l0bayes.training.distributed import (
     spawn,
     world,
 )
+from l0bayes.training.engine import STACKABLE, StackedImages, StackedTraining, stackable
 from l0bayes.training.loop import (
     AfterStep,
     FitResult,
@@ -74,11 +76,14 @@ from l0bayes.training.run_directory import (
     run_lock,
     write_marker,
 )
+from l0bayes.training.stacked import StackedChain
 from l0bayes.training.sweep import (
-    STACKABLE,
+    PENDING,
     SWEPT,
     Sweep,
     check_sweep,
+    commit,
+    recover,
     run_name,
     sweep_configs,
 )
@@ -94,6 +99,7 @@ from l0bayes.training.trainer import (
 
 __all__ = [
     "CHECKPOINT_KEYS",
+    "CapturedStep",
     "COLLECTIVE_TIMEOUT",
     "DATASETS",
     "AfterStep",
@@ -108,6 +114,7 @@ __all__ = [
     "LossTally",
     "MARKER",
     "MinibatchLoop",
+    "PENDING",
     "ParameterEMA",
     "StepFn",
     "RESUMABLE",
@@ -115,6 +122,9 @@ __all__ = [
     "RunState",
     "STACKABLE",
     "SWEPT",
+    "StackedChain",
+    "StackedImages",
+    "StackedTraining",
     "Sweep",
     "TARGETS",
     "TEMP_PREFIX",
@@ -127,14 +137,17 @@ __all__ = [
     "averaging",
     "barrier",
     "build_network",
+    "capture",
     "check_sweep",
     "checkpoint",
     "collective_timeout",
+    "commit",
     "config",
     "datasets",
     "descend",
     "device_name",
     "distributed",
+    "engine",
     "environment",
     "epoch_line",
     "error_rate",
@@ -153,6 +166,7 @@ __all__ = [
     "prepare_new_run",
     "prepare_output_dir",
     "progress_postfix",
+    "recover",
     "records",
     "remove_stale_temporaries",
     "rng_state",
@@ -163,6 +177,8 @@ __all__ = [
     "set_rng_state",
     "shutdown",
     "spawn",
+    "stackable",
+    "stacked",
     "sweep",
     "sweep_configs",
     "train",

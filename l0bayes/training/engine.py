@@ -147,7 +147,7 @@ class StackedTraining:
         self.test = StackedImages([t.test for t in self.trainers])
         self.num_data, self.batch_size = len(self.train), self.cfg.batch_size
         self.steps = first.loop.steps
-        self.graph = bool(getattr(self.cfg, "graph", True)) and self.device.type == "cuda"
+        self.graph = self.cfg.graph and self.device.type == "cuda"
         self._optimizer()
         self._average()
         self._lagrangian()

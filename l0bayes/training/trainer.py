@@ -13,7 +13,11 @@ L0 norm times λ plus the :math:`P(z \ne 0)`-scaled weight decay). By default th
 :meth:`~l0bayes.nn.layers.L0Network.differentiable_loss` (the same ELBO as Pyro's
 ``TraceMeanField_ELBO`` on ``net.model``/``net.guide``, computed without tracing);
 ``elbo="trace"`` runs Pyro's ``TraceMeanField_ELBO`` itself, with the data in
-``pyro.plate("data", N, subsample=...)``.
+``pyro.plate("data", N, subsample=...)``. The chain networks (``mnist-mlp``, ``lenet5``) with
+the closed form in one process train through the stacked engine with one network
+(:mod:`l0bayes.training.engine`: each step one captured CUDA graph on a GPU), as ``l0bayes
+sweep`` trains many. Every path draws its gates from the counter uniforms of ``(seed, step)``
+(:mod:`l0bayes.distributions.counter_noise`), so all of them take the same draws.
 
 **λ's units.** ``lam`` is the code cost per parameter in nats of total log-likelihood, which is
 the paper's λ written per data point: the paper's ":math:`\lambda = 0.1/N`" is ``lam=0.1``. A

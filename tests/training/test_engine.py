@@ -97,6 +97,25 @@ def test_evaluation_on_the_device_equals_each_runs_own(tmp_path, one_thread):
         assert row == t.evaluate()
 
 
+def test_lenet5_steps_with_one_grouped_convolution_equal_the_per_network_ones(tmp_path):
+    """CUDA's layout (the K networks' convolutions as one grouped convolution) trains each
+    network as the CPU's per-network convolutions do, to float rounding: 1e-5 after 5 steps."""
+    cfg = TrainConfig(network="lenet5", num_threads=1, **{**TINY, "train_size": 100})
+    engines = []
+    for grouped in (False, True):
+        trainers = [
+            Trainer(replace(cfg, lam=[lam], seed=s, out=str(tmp_path / f"{grouped}{lam}{s}")))
+            for lam, s in ((0.1, 0), (1.0, 1))
+        ]
+        engine = StackedTraining(trainers, commit=lambda: None)
+        engine.chain.grouped_conv = grouped
+        for s in range(5):
+            engine.program(False)(torch.stack([torch.arange(50) + 10 * s + k for k in (0, 1)]))
+        engines.append(engine)
+    for key, value in engines[0].chain.params.items():
+        torch.testing.assert_close(engines[1].chain.params[key], value, rtol=0, atol=1e-5)
+
+
 def test_a_captured_step_runs_eagerly_on_the_cpu():
     calls = []
     step = CapturedStep(lambda x: calls.append(x.sum().item()), torch.device("cpu"))
