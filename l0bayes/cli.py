@@ -567,10 +567,12 @@ def _swept_fractions(args) -> list[float] | None:
     return list(fractions) if fractions is not None and len(fractions) > 1 else None
 
 
-def _resumed_sweep(args, given: dict[str, Any]) -> list:
+def _resumed_sweep(args, given: dict[str, Any]) -> list | None:
     """The configurations of the sweep in ``--out`` for ``--resume``, each checked against
     the options given (as ``train --resume``). A network whose folder the sweep had not
-    written yet when it stopped (nothing of it committed) takes its neighbours' settings."""
+    written yet when it stopped (nothing of it committed) takes its neighbours' settings;
+    ``None`` when the sweep made its folders but wrote no configuration (killed at its start:
+    it starts anew from the command's options)."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -585,6 +587,8 @@ def _resumed_sweep(args, given: dict[str, Any]) -> list:
         for seed in args.seeds
     ]
     saved = {out: (out / "config.json").is_file() for *_, out in wanted}
+    if not any(saved.values()) and any(out.is_dir() for *_, out in wanted):
+        return None  # stopped before it wrote a configuration: nothing of it is committed
     if not any(saved.values()):
         raise ValueError(
             f"--resume: no network of a sweep with these --lam, --seeds and --target-fraction "
@@ -622,7 +626,7 @@ def _cmd_sweep(args) -> None:
         if args.target_fraction is not None and _swept_fractions(args) is None:
             given["target_fraction"] = args.target_fraction[0]  # shared: checked like train's
         cfgs = _resumed_sweep(args, given)
-    else:
+    if not args.resume or cfgs is None:
         if args.quick:
             for name, value in QUICK.items():
                 if getattr(args, name) is None:

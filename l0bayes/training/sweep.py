@@ -146,6 +146,10 @@ def _commit_key(path: Path) -> tuple[int, int] | None:
         raise ValueError(f"{path} is not an l0bayes checkpoint (no step counters)") from None
 
 
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and next(path.iterdir(), None) is None
+
+
 def recover(outs: Sequence[str | Path]) -> tuple[int, int] | None:
     """Make the checkpoints of a sweep's networks (folders ``outs``, locked by the caller) one
     commit again after a kill (module docstring); returns the commit every network is at, or
@@ -237,8 +241,8 @@ class Sweep:
         if self.resume:
             self._check_resumable(outs)
         with contextlib.ExitStack() as stack:
-            for out in outs:
-                if self.resume and out.exists():
+            for out in outs:  # an empty folder: made by a sweep killed before its marker
+                if self.resume and out.exists() and not _empty_folder(out):
                     open_run(out)
                 else:
                     prepare_new_run(out)

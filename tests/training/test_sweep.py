@@ -26,6 +26,7 @@ import torch
 from l0bayes.cli import main
 from l0bayes.training.checkpoint import load_checkpoint, save_checkpoint
 from l0bayes.training.config import TrainConfig
+from l0bayes.training.run_directory import LOCK, prepare_new_run
 from l0bayes.training.sweep import (
     PENDING,
     Sweep,
@@ -194,6 +195,28 @@ def test_a_sweep_killed_before_its_first_commit_resumes_or_restarts_anew(tmp_pat
     sweep(cfgs)
     for cfg, ref in zip(cfgs, straight, strict=True):
         assert_same_run(Path(cfg.out), Path(ref.out))
+
+
+def test_a_sweep_killed_before_writing_its_configuration_resumes_anew(tmp_path, capsys):
+    """Killed after making its folders (one marked and locked, one still empty) but before any
+    ``config.json``: the same command with ``--resume`` starts it anew, as the uninterrupted
+    sweep; with other --lam values it is still refused."""
+    args = ["sweep", "mnist-mlp", "--lam", "0.1", "--seeds", "0", "1", "--dataset",
+            "synthetic", "--train-size", "100", "--test-size", "50", "--batch-size", "50",
+            "--epochs", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "straight")]) == 0
+    killed = tmp_path / "killed"
+    a, b = killed / "lam-0.1_seed-0", killed / "lam-0.1_seed-1"
+    prepare_new_run(a)
+    (a / LOCK).write_text("{}")
+    b.mkdir()
+    capsys.readouterr()
+    assert main([*args, "--out", str(killed), "--lam", "1", "--resume"]) == 2
+    assert "no network of a sweep with these" in capsys.readouterr().err
+    assert main([*args, "--out", str(killed), "--resume"]) == 0
+    assert "starts anew" in capsys.readouterr().err
+    for run in (a, b):
+        assert_same_run(tmp_path / "straight" / run.name, run)
 
 
 # ------------------------------------------------------------------ SIGKILL at random points
