@@ -353,7 +353,8 @@ class StackedTraining:
         orders = torch.stack([epoch_order(t.cfg.seed, epoch, self.num_data) for t in self.trainers])
         orders = orders.to(self.device)
         self.step_count.fill_(first.state.global_step)
-        self.loss_sum.copy_(torch.tensor([t.state.loss_sum for t in self.trainers]))
+        sums = [t.state.loss_sum for t in self.trainers]  # float64: a resume keeps every bit
+        self.loss_sum.copy_(torch.tensor(sums, dtype=torch.float64))
         label = f"epoch {epoch + 1}/{cfg.total_epochs}"
         bar = tqdm(total=self.steps, initial=start, leave=False, mininterval=1.0,
                    desc=label if self.K == 1 else f"{self.K} networks: {label}",

@@ -18,6 +18,7 @@ from l0bayes.distributions.counter_noise import counter_noise
 from l0bayes.training.capture import CapturedStep
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.engine import StackedTraining
+from l0bayes.training.loop import TrainingInterrupted
 from l0bayes.training.trainer import Trainer, finetune_loss
 
 TINY = dict(
@@ -114,6 +115,25 @@ def test_lenet5_steps_with_one_grouped_convolution_equal_the_per_network_ones(tm
         engines.append(engine)
     for key, value in engines[0].chain.params.items():
         torch.testing.assert_close(engines[1].chain.params[key], value, rtol=0, atol=1e-5)
+
+
+def test_a_run_stopped_mid_epoch_resumes_with_the_exact_train_loss(tmp_path, one_thread):
+    """Stopped after 2 of an epoch's 4 steps and resumed: the epoch's mean training loss (the
+    float64 sum carried in the checkpoint) is bitwise that of the uninterrupted run."""
+    cfg = TrainConfig(network="mnist-mlp", num_threads=1, **{**TINY, "epochs": 1})
+    straight = Trainer(replace(cfg, out=str(tmp_path / "straight")))
+    straight.run()
+    stopped = Trainer(replace(cfg, out=str(tmp_path / "stopped")))
+    stopped.begin()
+    engine = StackedTraining(
+        [stopped], stopped.save, lambda: stopped.state.step_in_epoch == 2, lambda e, s: "stop"
+    )
+    with pytest.raises(TrainingInterrupted):
+        engine.run()
+    assert stopped.state.loss_sum != float(torch.tensor(stopped.state.loss_sum))  # not float32
+    resumed = Trainer(replace(cfg, out=str(tmp_path / "stopped")), resume=True)
+    resumed.run()
+    assert resumed.state.history[0]["train_loss"] == straight.state.history[0]["train_loss"]
 
 
 def test_a_captured_step_runs_eagerly_on_the_cpu():
