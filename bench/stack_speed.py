@@ -46,6 +46,8 @@ def engine_step_seconds(K: int, steps: int, device: str, num_data: int, graph: b
         )
         lams = [0.1 * (1 + k) for k in range(K)]
         trainers = [Trainer(cfg, data=data) for cfg in sweep_configs(base, lams, [0], tmp)]
+        for t in trainers[1:]:  # one copy of the images on the device, as a sweep keeps
+            t.train, t.test = trainers[0].train, trainers[0].test
         engine = StackedTraining(trainers, commit=lambda: None)
         program = engine.program(False)
         orders = torch.stack([torch.randperm(num_data) for _ in range(K)]).to(device)
