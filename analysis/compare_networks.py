@@ -24,10 +24,14 @@ Methods, per seed, all on the same data (the same subset and standardisation) an
   reparameterisation, KL weight warmed up linearly over ``--svd-warmup`` epochs; test time:
   log α > 3 pruned.
 
-Every L0 network (dense included) of all seeds is trained in one ``l0bayes sweep``
-(:func:`l0bayes.training.sweep.sweep`, stacked; the target fractions in a second one), each
-exactly as ``l0bayes train`` would train it, into ``runs/lam-<λ>_seed-<s>`` and
-``runs/lam-0_target-<t>_seed-<s>``; a finished run with the same settings is reused.
+One process trains the study, every method stacked: every L0 network (dense included) of all
+seeds in one ``l0bayes sweep`` (:func:`l0bayes.training.sweep.sweep`; the target fractions in a
+second one), each exactly as ``l0bayes train`` would train it, into ``runs/lam-<λ>_seed-<s>``
+and ``runs/lam-0_target-<t>_seed-<s>`` (a finished run with the same settings is reused); the
+fine-tuning of every magnitude-pruned network, the gradual pruning of every (seed, λ) and the
+Sparse VD network of every seed each as one stack (:mod:`l0bayes.baselines.stacking`). With
+``--device cuda`` every method trains on the GPU, each step replayed from a captured CUDA graph
+(``--no-graph``: eagerly); the test errors are counted on the device.
 
 Non-zero parameters and FLOPs (multiply–accumulates per example, every weight layer) are those
 of each method's test-time network, counted the same way for all
@@ -41,6 +45,7 @@ run directories under ``runs/`` (a finished run with the same settings is reused
 
     .venv/bin/python analysis/compare_networks.py --data-dir /work/shared/data --out-dir runs/cmp
     .venv/bin/python analysis/compare_networks.py --quick --out-dir runs/cmp_quick
+    python3 analysis/compare_networks.py --device cuda ...   # on a GPU: bench/gpu_compare.sh
 
 The full-length study of the issue (the paper's 200 epochs; a GPU run)::
 
@@ -48,14 +53,16 @@ The full-length study of the issue (the paper's 200 epochs; a GPU run)::
         --seeds 2 --lams 0.1 0.3 1 3 --targets 0.02 0.05 0.1 0.3 --lam-warmup 10 \
         --l0-finetune-epochs 10 --bma-samples 16 --out-dir runs/cmp-200
 
-Its cost is about (1 + |lams| · (1 + 1) + |targets|) trainings per seed plus one Sparse VD
-run: each L0 sweep costs a few single runs (``bench/sweep_speed.py``), each ``gmp`` row one
-dense training. Measured times are in ``analysis/RESULTS.md``.
+Its cost is five stacks (the λ sweep, the target sweep, gradual pruning, the fine-tuning,
+Sparse VD), each a few single runs on a CPU (``bench/sweep_speed.py``) and close to one on a
+GPU, where a step is bound by kernel launches. ``bench/gpu_compare.sh`` is the prepared
+command for one H200. Measured times are in ``analysis/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -68,22 +75,24 @@ import numpy as np
 import torch
 
 from l0bayes.baselines.pruning import (
-    fine_tune,
-    gradual_magnitude_prune,
+    fine_tune_many,
+    gradual_magnitude_prune_many,
     live_chain,
     magnitude_prune,
     masked_architecture,
     nonzero_weights,
     plain_chain,
 )
-from l0bayes.baselines.sparse_vd import fit_sparse_vd, svd_network
+from l0bayes.baselines.sparse_vd import fit_sparse_vd_many, svd_network
+from l0bayes.baselines.stacking import PlainStack, test_errors
 from l0bayes.data.images import image_splits
 from l0bayes.nn.networks import get_network
 from l0bayes.reporting.comparison import summary_table
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.loop import error_rate
-from l0bayes.training.sweep import sweep, sweep_configs
+from l0bayes.training.engine import StackedImages
+from l0bayes.training.loop import TrainingInterrupted
+from l0bayes.training.sweep import PENDING, sweep, sweep_configs
 from l0bayes.training.trainer import load_network
 from l0bayes.viz import tables
 from l0bayes.viz.plotting import pyplot, save_figure
@@ -162,10 +171,15 @@ def _config(args, seed: int, lam: float, out: Path) -> TrainConfig:
         seed=seed,
         num_threads=args.num_threads,
         progress=False,
+        device=args.device,
+        graph=args.graph,
     )
 
 
-_FREE = {"out", "progress", "num_threads", "data_dir"}  # settings a reused run may differ in
+#: Files of an L0 run whose sweep was interrupted after a commit (or in one): resumed.
+BEGUN = ("checkpoint.pt", PENDING)
+#: Settings a reused run may differ in (where and how it ran, not what it computed).
+_FREE = {"out", "progress", "num_threads", "data_dir", "device", "graph"}
 
 
 def _finished(cfg: TrainConfig, args) -> dict | None:
@@ -185,10 +199,14 @@ def _finished(cfg: TrainConfig, args) -> dict | None:
 def run_stacked(args, cfgs: list[TrainConfig]) -> list[tuple[dict, Path]]:
     """Train ``cfgs`` as one ``l0bayes sweep`` (:func:`l0bayes.training.sweep.sweep`; each
     network loads its own seed's data, as ``l0bayes train`` would), reusing finished identical
-    runs; ``(metrics, run directory)`` in the order of ``cfgs``."""
+    runs and resuming an interrupted sweep; ``(metrics, run directory)`` in the order of
+    ``cfgs``."""
     found = [_finished(cfg, args) for cfg in cfgs]
     pending = [cfg for cfg, metrics in zip(cfgs, found, strict=True) if metrics is None]
-    trained = iter(sweep(pending) if pending else [])
+    begun = any((Path(c.out) / name).is_file() for c in pending for name in BEGUN)
+    if begun:
+        print(f"resuming the interrupted sweep of {len(pending)} networks", flush=True)
+    trained = iter(sweep(pending, resume=begun) if pending else [])
     return [
         (metrics if metrics is not None else next(trained), Path(cfg.out))
         for cfg, metrics in zip(cfgs, found, strict=True)
@@ -243,6 +261,7 @@ def _chain_row(method, args, seed, lam, data, chain, test_error: float, seconds:
     """The row of a plain test-time chain: its sparsity and FLOPs counted one way for every
     method (:func:`l0bayes.baselines.pruning.masked_architecture`)."""
     shape = get_network(args.network).input_shape
+    chain = chain.cpu()
     arch = masked_architecture(chain, shape)
     return _row(
         method, args, seed, lam, data, test_error=test_error, nonzero_params=arch.params,
@@ -251,79 +270,118 @@ def _chain_row(method, args, seed, lam, data, chain, test_error: float, seconds:
     )  # fmt: skip
 
 
-def pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits) -> dict:
-    """Magnitude pruning of the dense chain to ``target`` non-zero weights (+ fine-tuning)."""
+def chain_errors(chains: list, tests: list) -> list[float]:
+    """Test errors of plain chains, counted together on the device
+    (:func:`l0bayes.baselines.stacking.test_errors`)."""
+    return test_errors(PlainStack([copy.deepcopy(c) for c in chains]).logits, StackedImages(tests))
+
+
+def seconds_each(fit) -> float:
+    """A stacked fit's seconds per network (the stack's over its networks)."""
+    return fit.train_seconds / fit.networks
+
+
+def magnitude_results(args, pairs, dense_chains, dense_seconds, splits) -> dict:
+    """One-shot magnitude pruning of each seed's dense chain to each matched count, then the
+    fine-tuning of all of them at once: ``{(seed, λ): (chain, error, seconds)}``."""
     tic = time.perf_counter()
-    pruned = magnitude_prune(dense_chain, target)
-    seconds = time.perf_counter() - tic
-    if args.fine_tune_epochs:
-        seconds += fine_tune(pruned, splits[0], args.fine_tune_epochs, seed=seed).train_seconds
-    return _chain_row("magnitude", args, seed, lam, data, pruned, error_rate(pruned, splits[1]),
-                      dense_seconds + seconds)  # fmt: skip
+    pruned = {key: magnitude_prune(dense_chains[key[0]], count) for key, count in pairs.items()}
+    each = (time.perf_counter() - tic) / max(1, len(pruned))
+    keys = list(pruned)
+    seconds = {key: dense_seconds[key[0]] + each for key in keys}
+    if args.fine_tune_epochs and keys:
+        fits = fine_tune_many(
+            [pruned[k] for k in keys], [splits[k[0]][0] for k in keys], args.fine_tune_epochs,
+            seeds=[k[0] for k in keys], graph=args.graph,
+        )  # fmt: skip
+        for key, fit in zip(keys, fits, strict=True):
+            seconds[key] += seconds_each(fit)
+    errors = chain_errors([pruned[k] for k in keys], [splits[k[0]][1] for k in keys])
+    return {k: (pruned[k], e, seconds[k]) for k, e in zip(keys, errors, strict=True)}
 
 
-def svd_row(args, seed: int, data, standardize: bool) -> dict:
-    shape = get_network(args.network).input_shape
-    torch.manual_seed(seed)
-    net = svd_network(args.network)
-    fit, error = fit_sparse_vd(
-        net,
-        data,
-        shape,
-        args.epochs,
-        kl_warmup_epochs=args.svd_warmup,
-        standardize=standardize,
-        seed=seed,
-    )
-    return _chain_row("svd", args, seed, math.nan, data, plain_chain(net), error, fit.train_seconds)
-
-
-def gmp_row(args, seed: int, lam: float, data, target: int, splits) -> dict:
-    """Gradual magnitude pruning (cubic schedule) of a freshly initialised dense network to
-    ``target`` non-zero weights, in the L0 runs' budget (``--epochs`` plus
-    ``--l0-finetune-epochs``)."""
+def gmp_results(args, pairs, splits) -> dict:
+    """Gradual magnitude pruning (cubic schedule) of a freshly initialised dense network per
+    (seed, λ) to the matched count, all stacked, in the L0 runs' budget (``--epochs`` plus
+    ``--l0-finetune-epochs``): ``{(seed, λ): (chain, error, seconds)}``."""
     spec = get_network(args.network)
-    torch.manual_seed(seed)
-    chain = plain_chain(spec.make(), gates="open")  # the dense network, every gate open
-    epochs = args.epochs + args.l0_finetune_epochs  # the L0 runs' whole budget
-    fit = gradual_magnitude_prune(
-        chain, splits[0], epochs, target, begin=args.gmp_begin, end=args.gmp_end,
-        batch_size=spec.batch_size, lr=spec.lr, seed=seed,
+    keys = list(pairs)
+    chains = []
+    for seed, _ in keys:
+        torch.manual_seed(seed)
+        chains.append(plain_chain(spec.make(), gates="open").to(args.device))
+    fits = gradual_magnitude_prune_many(
+        chains, [splits[k[0]][0] for k in keys], args.epochs + args.l0_finetune_epochs,
+        [pairs[k] for k in keys], seeds=[k[0] for k in keys], begin=args.gmp_begin,
+        end=args.gmp_end, batch_size=spec.batch_size, lr=spec.lr, graph=args.graph,
     )  # fmt: skip
-    test_error = error_rate(chain, splits[1])
-    return _chain_row("gmp", args, seed, lam, data, chain, test_error, fit.train_seconds)
+    errors = chain_errors(chains, [splits[k[0]][1] for k in keys])
+    return {
+        k: (c, e, seconds_each(f)) for k, c, e, f in zip(keys, chains, errors, fits, strict=True)
+    }
 
 
-def run_seed(args, seed: int, grid: dict) -> list[dict]:
-    """Every method for one seed (the L0 networks come trained in ``grid``)."""
-    cfg = _config(args, seed, 0.0, Path(args.out_dir)).resolved()
-    data = load_dataset(cfg)
+def svd_results(args, datas, standardize: bool) -> dict:
+    """Sparse VD of every seed, stacked: ``{seed: (chain, error, seconds)}``."""
     shape = get_network(args.network).input_shape
-    splits = image_splits(data, shape, cfg.standardize)
-    dense_metrics, dense_dir = grid[("lam", 0.0, seed)]
-    _, dense_net = load_network(dense_dir)
-    dense_chain = plain_chain(dense_net)
-    used = nonzero_weights(live_chain(dense_chain, shape))
-    rows = [l0_row(args, seed, 0.0, data, dense_metrics, "dense", used)]
-    for lam in args.lams:
-        metrics, run_dir = grid[("lam", lam, seed)]
-        target = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
-        if "l0bayes" in args.methods:
-            rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", target))
-        if "magnitude" in args.methods:
-            dense_seconds = network_seconds(dense_metrics)
-            rows.append(
-                pruned_row(args, seed, lam, data, dense_chain, dense_seconds, target, splits)
-            )
-        if "gmp" in args.methods:
-            rows.append(gmp_row(args, seed, lam, data, target, splits))
-    for fraction in args.targets if "l0-target" in args.methods else []:
-        metrics, run_dir = grid[("target", fraction, seed)]
-        weights = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
-        row = l0_row(args, seed, math.nan, data, metrics, "l0-target", weights)
-        rows.append({**row, "target_fraction": fraction})
+    nets = []
+    for seed in range(args.seeds):
+        torch.manual_seed(seed)
+        nets.append(svd_network(args.network).to(args.device))
+    fits = fit_sparse_vd_many(
+        nets, datas, shape, args.epochs, seeds=list(range(args.seeds)),
+        kl_warmup_epochs=args.svd_warmup, standardize=standardize, graph=args.graph,
+    )  # fmt: skip
+    return {
+        seed: (plain_chain(net), error, seconds_each(fit))
+        for seed, (net, (fit, error)) in enumerate(zip(nets, fits, strict=True))
+    }
+
+
+def run_study(args, grid: dict) -> list[dict]:
+    """Every method for every seed (the L0 networks come trained in ``grid``); the baselines
+    of all seeds and λ values are trained together, one stack per method."""
+    shape = get_network(args.network).input_shape
+    cfgs = [_config(args, seed, 0.0, Path(args.out_dir)).resolved() for seed in range(args.seeds)]
+    datas = [load_dataset(cfg) for cfg in cfgs]
+    splits = [
+        image_splits(d, shape, c.standardize, args.device) for d, c in zip(datas, cfgs, strict=True)
+    ]
+    dense_chains, dense_seconds, counts = [], [], {}
+    for seed in range(args.seeds):
+        dense_metrics, dense_dir = grid[("lam", 0.0, seed)]
+        dense_chains.append(plain_chain(load_network(dense_dir, args.device)[1]))
+        dense_seconds.append(network_seconds(dense_metrics))
+        for lam in args.lams:
+            _, run_dir = grid[("lam", lam, seed)]
+            chain = plain_chain(load_network(run_dir)[1])
+            counts[(seed, lam)] = nonzero_weights(live_chain(chain, shape))
+    magnitude = gmp = svd = {}
+    if "magnitude" in args.methods:
+        magnitude = magnitude_results(args, counts, dense_chains, dense_seconds, splits)
+    if "gmp" in args.methods:
+        gmp = gmp_results(args, counts, splits)
     if "svd" in args.methods:
-        rows.append(svd_row(args, seed, data, cfg.standardize))
+        svd = svd_results(args, datas, cfgs[0].standardize)
+    rows = []
+    for seed, data in enumerate(datas):
+        dense_metrics, _ = grid[("lam", 0.0, seed)]
+        used = nonzero_weights(live_chain(dense_chains[seed].cpu(), shape))
+        rows.append(l0_row(args, seed, 0.0, data, dense_metrics, "dense", used))
+        for lam in args.lams:
+            metrics, _ = grid[("lam", lam, seed)]
+            if "l0bayes" in args.methods:
+                rows.append(l0_row(args, seed, lam, data, metrics, "l0bayes", counts[(seed, lam)]))
+            for method, results in (("magnitude", magnitude), ("gmp", gmp)):
+                if (seed, lam) in results:
+                    rows.append(_chain_row(method, args, seed, lam, data, *results[(seed, lam)]))
+        for fraction in args.targets if "l0-target" in args.methods else []:
+            metrics, run_dir = grid[("target", fraction, seed)]
+            weights = nonzero_weights(live_chain(plain_chain(load_network(run_dir)[1]), shape))
+            row = l0_row(args, seed, math.nan, data, metrics, "l0-target", weights)
+            rows.append({**row, "target_fraction": fraction})
+        if seed in svd:
+            rows.append(_chain_row("svd", args, seed, math.nan, data, *svd[seed]))
     return rows
 
 
@@ -467,6 +525,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "synthetic"])
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $L0BAYES_DATA)")
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (every method trains there)")
+    parser.add_argument(
+        "--no-graph", dest="graph", action="store_false",
+        help="on CUDA, launch each step's kernels one by one instead of one captured graph",
+    )  # fmt: skip
     parser.add_argument("--out-dir", default="runs/compare_networks")
     parser.add_argument(
         "--quick",
@@ -500,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     start = time.perf_counter()
     try:
         grid = run_l0_grid(args)
-        rows = [row for seed in range(args.seeds) for row in run_seed(args, seed, grid)]
+        print(f"L0 networks trained in {time.perf_counter() - start:.0f} s", flush=True)
+        rows = run_study(args, grid)
     finally:
         torch.set_num_threads(threads)
     elapsed = time.perf_counter() - start
@@ -538,4 +602,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TrainingInterrupted as stop:  # SIGINT: the running sweep checkpointed
+        print(f"compare_networks: {stop}; run the same command to resume", file=sys.stderr)
+        sys.exit(130)

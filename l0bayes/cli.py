@@ -222,6 +222,12 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--depth", type=int, default=28, help="WRN depth (6n + 4)")
     train.add_argument("--width", type=int, default=10, help="WRN width factor")
     train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument(
+        "--no-graph",
+        action="store_true",
+        help="on CUDA, launch each training step's kernels one by one instead of replaying "
+        "the step as one captured CUDA graph (the same arithmetic; for debugging)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--checkpoint-every", type=int, default=0, help="also checkpoint every K steps"
@@ -263,14 +269,15 @@ def _add_train_parser(sub) -> argparse.ArgumentParser:
 SWEEP_HELP = """\
 Train every (lambda, seed) network of a study in ONE process, stacked: the networks' parameters
 are slices of stacked tensors and take one batched forward/backward pass and one optimiser
-step per minibatch. Each network trains exactly as `l0bayes train` would with the same
-settings (its seed's initialisation, data order and gate draws; Adam and the EMA act
-elementwise), up to the order of float additions in batched matrix products.
+step per minibatch (on CUDA one captured graph). Each network trains exactly as `l0bayes train`
+would with the same settings (its seed's initialisation, data order and counter-based gate
+draws): on the CPU bitwise, on CUDA to float rounding (one grouped convolution for all).
 
 Writes OUT/lam-<lambda>_seed-<s>/ per network (OUT/lam-<lambda>_target-<t>_seed-<s>/ with
 several --target-fraction values), each a run directory as `l0bayes train`
 writes (config.json, history.csv, checkpoint.pt, metrics.json) that `l0bayes report` reads.
-Ctrl-C checkpoints every network; continue with the same command and --resume.
+The networks' checkpoints are written as one commit. Ctrl-C (or a kill) stops the sweep;
+continue with the same command and --resume.
 Stacks mnist-mlp and lenet5 (train the WRN with `l0bayes train`).
 """
 
@@ -552,6 +559,8 @@ def _given_train_options(argv: list[str], command: str = "train") -> dict[str, A
         given["clamp_log_alpha"] = not given.pop("no_clamp")
     if "no_progress" in given:
         given["progress"] = not given.pop("no_progress")
+    if "no_graph" in given:
+        given["graph"] = not given.pop("no_graph")
     for key in ("command", "debug", "resume", "network", "out", "help", "quick"):
         given.pop(key, None)
     if command == "sweep":  # each network's own lambda and seed come from its folder
@@ -594,6 +603,7 @@ def _cmd_train(args) -> None:
         names = set(TrainConfig.__dataclass_fields__) - {"network", "out", "progress", "extra"}
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
         values["clamp_log_alpha"] = not args.no_clamp
+        values["graph"] = not args.no_graph
         cfg = TrainConfig(network=args.network, out=args.out, progress=progress, **values)
     try:
         metrics = train(cfg, resume=args.resume)
@@ -620,12 +630,54 @@ def _swept_fractions(args) -> list[float] | None:
     return list(fractions) if fractions is not None and len(fractions) > 1 else None
 
 
+def _resumed_sweep(args, given: dict[str, Any]) -> list | None:
+    """The configurations of the sweep in ``--out`` for ``--resume``, each checked against
+    the options given (as ``train --resume``). A network whose folder the sweep had not
+    written yet when it stopped (nothing of it committed) takes its neighbours' settings;
+    ``None`` when the sweep made its folders but wrote no configuration (killed at its start:
+    it starts anew from the command's options)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from l0bayes.training.config import TrainConfig
+    from l0bayes.training.sweep import run_name
+
+    fractions = _swept_fractions(args)
+    wanted = [
+        (lam, fraction, seed, Path(args.out) / run_name([lam], seed, fraction))
+        for lam in args.lam
+        for fraction in fractions or [None]
+        for seed in args.seeds
+    ]
+    saved = {out: (out / "config.json").is_file() for *_, out in wanted}
+    if not any(saved.values()) and any(out.is_dir() for *_, out in wanted):
+        return None  # stopped before it wrote a configuration: nothing of it is committed
+    if not any(saved.values()):
+        raise ValueError(
+            f"--resume: no network of a sweep with these --lam, --seeds and --target-fraction "
+            f"values in {args.out}; give the values it was started with, or start it anew "
+            "without --resume"
+        )
+    cfgs = {}
+    for *_, out in wanted:
+        if saved[out]:
+            cfgs[out] = TrainConfig.for_resume(out, network=args.network, **given)
+    model = next(iter(cfgs.values()))
+    for lam, fraction, seed, out in wanted:
+        if out not in cfgs:
+            swept = dict(lam=[float(lam)], seed=seed, out=str(out))
+            if fraction is not None:
+                swept["target_fraction"] = fraction
+            cfgs[out] = replace(model, **swept)
+    return [cfgs[out] for *_, out in wanted]
+
+
 def _cmd_sweep(args) -> None:
     import json
     from pathlib import Path
 
     from l0bayes.training.config import TrainConfig, quick_settings
-    from l0bayes.training.sweep import run_name, sweep, sweep_configs
+    from l0bayes.training.sweep import sweep, sweep_configs
     from l0bayes.training.trainer import TrainingInterrupted
 
     progress = not args.no_progress
@@ -634,15 +686,10 @@ def _cmd_sweep(args) -> None:
     if args.resume:
         given = _given_train_options(args.argv, "sweep")
         given.setdefault("progress", progress)
-        cfgs = [
-            TrainConfig.for_resume(
-                Path(args.out) / run_name([lam], seed, fraction), network=args.network, **given
-            )
-            for lam in args.lam
-            for fraction in _swept_fractions(args) or [None]
-            for seed in args.seeds
-        ]
-    else:
+        if args.target_fraction is not None and _swept_fractions(args) is None:
+            given["target_fraction"] = args.target_fraction[0]  # shared: checked like train's
+        cfgs = _resumed_sweep(args, given)
+    if not args.resume or cfgs is None:
         if args.quick:
             for name, value in quick_settings(args.network).items():
                 if getattr(args, name) is None:
@@ -651,6 +698,7 @@ def _cmd_sweep(args) -> None:
         names -= {"lam", "seed", "target_fraction"}
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
         values["clamp_log_alpha"] = not args.no_clamp
+        values["graph"] = not args.no_graph
         if args.target_fraction is not None and _swept_fractions(args) is None:
             values["target_fraction"] = args.target_fraction[0]  # one: shared, as in train
         base = TrainConfig(network=args.network, out=args.out, progress=progress, **values)

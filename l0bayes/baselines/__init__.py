@@ -1,9 +1,12 @@
-"""Baselines on the same training loop as L0 networks: Sparse Variational Dropout and
-magnitude pruning.
+"""Baselines on the same training engine as L0 networks, stacked like them: Sparse
+Variational Dropout and magnitude pruning (one-shot with fine-tuning, and gradual).
 """
 
 from l0bayes.baselines.pruning import (
     fine_tune,
+    fine_tune_many,
+    gradual_magnitude_prune,
+    gradual_magnitude_prune_many,
     live_chain,
     magnitude_prune,
     masked_architecture,
@@ -22,14 +25,18 @@ from l0bayes.baselines.sparse_vd import (
     SVDNetwork,
     SVDSequential,
     fit_sparse_vd,
+    fit_sparse_vd_many,
     svd_lenet5,
     svd_mnist_mlp,
     svd_network,
 )
+from l0bayes.baselines.stacking import PlainStack, SVDStack, fit_stacked, test_errors
 
 __all__ = [
     "INIT_LOG_SIGMA2",
     "LOG_ALPHA_THRESHOLD",
+    "PlainStack",
+    "SVDStack",
     "SVDConv2d",
     "SVDLayer",
     "SVDLinear",
@@ -37,7 +44,12 @@ __all__ = [
     "SVDSequential",
     "SVD_NETWORKS",
     "fine_tune",
+    "fine_tune_many",
     "fit_sparse_vd",
+    "fit_sparse_vd_many",
+    "fit_stacked",
+    "gradual_magnitude_prune",
+    "gradual_magnitude_prune_many",
     "live_chain",
     "magnitude_prune",
     "masked_architecture",
@@ -46,8 +58,10 @@ __all__ = [
     "pruning",
     "sparse_architecture",
     "sparse_vd",
+    "stacking",
     "svd_lenet5",
     "svd_mnist_mlp",
     "svd_network",
+    "test_errors",
     "weight_layers",
 ]

@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from l0bayes.baselines.stacking import PlainStack, fit_stacked
 from l0bayes.data.images import Images
 from l0bayes.nn.architecture import Architecture, architecture, folded_chain
 from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Linear
-from l0bayes.training.loop import FitResult, fit
+from l0bayes.training.engine import StackedImages
+from l0bayes.training.loop import FitResult
 
 PLAIN = (nn.Linear, nn.Conv2d)
 
@@ -221,57 +223,66 @@ def magnitude_prune(chain: nn.Module, num_weights: int) -> nn.Sequential:
     return pruned
 
 
-def _masks(chain: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
-    return [(m.weight, (m.weight != 0).to(m.weight.dtype)) for m in weight_layers(chain)]
-
-
 def _train_masked(
-    chain: nn.Sequential,
-    train: Images,
+    chains: Sequence[nn.Sequential],
+    trains: Sequence[Images],
     epochs: int,
-    masks: list[tuple[nn.Parameter, torch.Tensor]],
     *,
-    before_step: Callable[[int], None] | None = None,
+    counts: Callable[[int], Sequence[int] | None] | None = None,
     batch_size: int,
     lr: float,
-    seed: int,
-) -> FitResult:
-    """Cross-entropy training (Adam, :func:`~l0bayes.training.loop.fit`) of the plain chain
-    in place with every weight whose mask is 0 held at zero: its gradient is masked and the
-    masks are re-applied after each step. ``before_step(t)`` may change the masks in place
-    before step ``t`` (counted from 0) is taken; they are applied at once."""
-    hooks = [weight.register_hook(lambda grad, mask=mask: grad * mask) for weight, mask in masks]
-    done = 0
+    seeds: Sequence[int],
+    graph: bool = True,
+) -> list[FitResult]:
+    """Cross-entropy training (Adam) of the plain chains in place, stacked
+    (:class:`~l0bayes.baselines.stacking.PlainStack`), every weight whose mask is 0 held at
+    zero: its gradient is masked and the masks are re-applied after each step. The masks start
+    as the weights' non-zero pattern, or, with a schedule ``counts``, at 1; ``counts(t)``, when
+    it returns counts, keeps each network's that many largest weights before step ``t``
+    (counted from 0)."""
+    if len({len(chains), len(trains), len(seeds)}) != 1:
+        raise ValueError("give one training set and one seed per chain")
+    stack = PlainStack(chains)
+    if counts is not None:
+        for mask in stack.masks.values():
+            mask.fill_(1.0)
+    data = StackedImages(trains)
+    optimizer = _adam(stack, lr)
+    loss_sum = torch.zeros(stack.K, dtype=torch.float64, device=stack.device)
 
-    @torch.no_grad()
-    def reapply() -> None:
-        nonlocal done
-        done += 1
-        if before_step is not None:
-            before_step(done)
-        for weight, mask in masks:
-            weight.mul_(mask)
+    def step(index: torch.Tensor) -> None:
+        x, y = data.batch(index)
+        losses = F.cross_entropy(stack.logits(x).flatten(0, 1), y.flatten(), reduction="none")
+        losses = losses.view(y.shape).mean(-1)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        stack.mask_gradients()
+        optimizer.step()
+        stack.apply_masks()
+        loss_sum.add_(losses.detach().double())
 
-    def loss(x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
-        return F.cross_entropy(chain(x), y)
+    def prune(t: int) -> None:
+        wanted = None if counts is None else counts(t)
+        if wanted is not None:
+            stack.keep_largest(wanted)
 
-    chain.train()
-    torch.manual_seed(seed)
+    for chain in chains:
+        chain.train()
     try:
-        if before_step is not None:
-            with torch.no_grad():
-                before_step(0)
-                for weight, mask in masks:
-                    weight.mul_(mask)
-        result = fit(
-            loss, chain.parameters(), train, epochs,
-            batch_size=batch_size, lr=lr, seed=seed, after_step=reapply,
-        )  # fmt: skip
+        prune(0)
+        stack.apply_masks()
+        return fit_stacked(step, loss_sum, data, seeds, epochs, batch_size=batch_size,
+                           graph=graph, after_step=prune)  # fmt: skip
     finally:
-        for hook in hooks:
-            hook.remove()
-        chain.eval()
-    return result
+        for chain in chains:
+            chain.eval()
+
+
+def _adam(stack, lr: float) -> torch.optim.Adam:
+    """Adam on a stack's parameters, capturable on CUDA."""
+    return torch.optim.Adam(
+        stack.params.values(), lr=lr, foreach=True, capturable=stack.device.type == "cuda"
+    )
 
 
 def fine_tune(
@@ -284,9 +295,25 @@ def fine_tune(
     seed: int = 0,
 ) -> FitResult:
     """Retrain the plain chain in place by cross-entropy (Adam), every pruned (zero) weight held
-    at zero: its gradient is masked and the mask is re-applied after every step."""
+    at zero: its gradient is masked and the mask is re-applied after every step
+    (:func:`fine_tune_many` of one chain)."""
+    return fine_tune_many([chain], [train], epochs, batch_size=batch_size, lr=lr, seeds=[seed])[0]
+
+
+def fine_tune_many(
+    chains: Sequence[nn.Sequential],
+    trains: Sequence[Images],
+    epochs: int,
+    *,
+    seeds: Sequence[int],
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    graph: bool = True,
+) -> list[FitResult]:
+    """:func:`fine_tune` of several chains of one architecture at once, stacked (each on its
+    own training set, in the data order of its seed); ``graph``: capture the step on CUDA."""
     return _train_masked(
-        chain, train, epochs, _masks(chain), batch_size=batch_size, lr=lr, seed=seed
+        chains, trains, epochs, batch_size=batch_size, lr=lr, seeds=seeds, graph=graph
     )
 
 
@@ -331,43 +358,61 @@ def gradual_magnitude_prune(
     the sparsity :func:`cubic_sparsity` of that step, :math:`s_f = 1 - \text{num\_weights} /
     W` of the :math:`W` weights; a masked weight gets no gradient and stays zero. After
     :math:`t_1` the survivors keep training with the final mask (the fine-tuning is inside the
-    budget, not added to it).
+    budget, not added to it). :func:`gradual_magnitude_prune_many` of one chain.
 
     :param prune_every: steps between two mask updates (``None``: :math:`\max(1, T/100)`).
     """
-    if isinstance(num_weights, bool) or not isinstance(num_weights, int) or num_weights < 0:
-        raise ValueError(f"num_weights must be a non-negative integer, got {num_weights!r}")
+    return gradual_magnitude_prune_many(
+        [chain], [train], epochs, [num_weights], begin=begin, end=end, prune_every=prune_every,
+        batch_size=batch_size, lr=lr, seeds=[seed],
+    )[0]  # fmt: skip
+
+
+def gradual_magnitude_prune_many(
+    chains: Sequence[nn.Sequential],
+    trains: Sequence[Images],
+    epochs: int,
+    num_weights: Sequence[int],
+    *,
+    seeds: Sequence[int],
+    begin: float = 0.1,
+    end: float = 0.6,
+    prune_every: int | None = None,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    graph: bool = True,
+) -> list[FitResult]:
+    """:func:`gradual_magnitude_prune` of several chains of one architecture at once,
+    stacked, each to its own ``num_weights[k]`` on its own schedule's counts (the same steps);
+    ``graph``: capture the step on CUDA (the mask updates run between the replays)."""
+    for count in num_weights:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"num_weights must be non-negative integers, got {count!r}")
     if not 0.0 <= begin <= end <= 1.0:
         raise ValueError(f"need 0 <= begin <= end <= 1, got begin={begin!r}, end={end!r}")
-    masks = [(m.weight, torch.ones_like(m.weight)) for m in weight_layers(chain)]
-    total_weights = sum(mask.numel() for _, mask in masks)
-    final = 1.0 - min(num_weights, total_weights) / total_weights
-    steps = epochs * math.ceil(len(train) / batch_size)
+    total = sum(m.weight.numel() for m in weight_layers(chains[0]))
+    finals = [1.0 - min(count, total) / total for count in num_weights]
+    steps = epochs * math.ceil(len(trains[0]) / batch_size)
     t0, t1 = int(begin * steps), int(end * steps)
     every = prune_every or max(1, steps // 100)
 
-    def before_step(t: int) -> None:
+    def counts(t: int) -> list[int] | None:
         if t < t0 or t > t1 or ((t - t0) % every and t != t1):
-            return
-        keep = total_weights - round(cubic_sparsity(t, t0, t1, final) * total_weights)
-        flat = torch.cat([(w * mask).abs().flatten() for w, mask in masks])
-        kept = torch.zeros_like(flat)
-        kept[torch.topk(flat, keep).indices] = 1.0
-        start = 0
-        for _, mask in masks:
-            mask.copy_(kept[start : start + mask.numel()].reshape(mask.shape))
-            start += mask.numel()
+            return None
+        return [total - round(cubic_sparsity(t, t0, t1, final) * total) for final in finals]
 
     return _train_masked(
-        chain, train, epochs, masks, before_step=before_step,
-        batch_size=batch_size, lr=lr, seed=seed,
+        chains, trains, epochs, counts=counts, batch_size=batch_size, lr=lr, seeds=seeds,
+        graph=graph,
     )  # fmt: skip
 
 
 __all__ = [
     "cubic_sparsity",
     "fine_tune",
+    "fine_tune_many",
     "gradual_magnitude_prune",
+    "gradual_magnitude_prune_many",
     "live_chain",
     "magnitude_prune",
     "masked_architecture",

@@ -80,12 +80,15 @@ from pyro.nn import PyroModule
 from pyro.nn.module import pyro_method
 from torch import nn
 
+from l0bayes.baselines.stacking import SVDStack, fit_stacked, test_errors
 from l0bayes.data.files import ImageDataset
 from l0bayes.data.images import image_splits
+from l0bayes.distributions.counter_noise import step_keys
 from l0bayes.distributions.log_uniform import LogUniform, log_alpha_of, sparse_vd_kl
 from l0bayes.nn.base import BayesianClassifier, SequentialClassifier
 from l0bayes.nn.layers import check_conv_input, init_conv, init_weights
-from l0bayes.training.loop import FitResult, error_rate, fit
+from l0bayes.training.engine import StackedImages
+from l0bayes.training.loop import FitResult
 from l0bayes.validation import check_count
 
 #: Weights with :math:`\log\alpha` above this are pruned at test time [1].
@@ -346,30 +349,80 @@ def fit_sparse_vd(
     standardize: bool = False,
     seed: int = 0,
 ) -> tuple[FitResult, float]:
-    r"""Train ``net`` on ``data`` by Adam on the per-data-point negative ELBO (local
-    reparameterisation where the layers use it); return the fit record and the test error of
-    the test-time network.
+    r"""Train ``net`` on ``data`` by Adam on the per-data-point negative ELBO (the local
+    reparameterisation, its noise the counter normals of ``(seed, step)``); return the fit
+    record and the test error of the test-time network (:func:`fit_sparse_vd_many` of one).
 
     :param kl_warmup_epochs: the KL weight rises linearly from 0 to 1 over this many epochs
         (0: the ELBO throughout).
     :param standardize: standardise the images by channel (as ``l0bayes train
         --standardize``) instead of scaling the pixels to [0, 1].
-    :param seed: seeds the noise (``torch.manual_seed``) and the data order.
+    :param seed: seeds the noise and the data order.
     """
+    return fit_sparse_vd_many(
+        [net], [data], input_shape, epochs, seeds=[seed], batch_size=batch_size, lr=lr,
+        kl_warmup_epochs=kl_warmup_epochs, standardize=standardize,
+    )[0]  # fmt: skip
+
+
+def fit_sparse_vd_many(
+    nets: Sequence[SVDNetwork],
+    datas: Sequence[ImageDataset],
+    input_shape: tuple[int, ...],
+    epochs: int,
+    *,
+    seeds: Sequence[int],
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    kl_warmup_epochs: float = 0.0,
+    standardize: bool = False,
+    graph: bool = True,
+) -> list[tuple[FitResult, float]]:
+    r""":func:`fit_sparse_vd` of several networks of one architecture at once, stacked
+    (:class:`~l0bayes.baselines.stacking.SVDStack`): network :math:`k` on ``datas[k]`` with
+    seed ``seeds[k]``, on the device of its parameters; ``graph``: capture the step on CUDA.
+    One step descends :math:`\sum_k \frac{1}{N}[\frac NB\sum_i -\log p(y_i \mid x_i, w^{(k)})
+    + \beta_t\,\mathrm{KL}^{(k)}]` with :math:`\beta_t = \min(1, t / (S K_w))` after
+    :math:`t` steps of :math:`S` per epoch."""
     if kl_warmup_epochs < 0 or not math.isfinite(kl_warmup_epochs):
         raise ValueError(f"kl_warmup_epochs must be finite and >= 0, got {kl_warmup_epochs}")
-    train, test = image_splits(data, input_shape, standardize)
-    n = len(train)
+    if len({len(nets), len(datas), len(seeds)}) != 1:
+        raise ValueError("give one data set and one seed per network")
+    device = next(nets[0].parameters()).device
+    splits: dict[int, tuple] = {}
+    for data in datas:
+        if id(data) not in splits:
+            splits[id(data)] = image_splits(data, input_shape, standardize, device)
+    train = StackedImages([splits[id(d)][0] for d in datas])
+    test = StackedImages([splits[id(d)][1] for d in datas])
+    stack = SVDStack(nets, seeds, LOG_ALPHA_THRESHOLD, VAR_EPS)
+    optimizer = torch.optim.Adam(
+        stack.params.values(), lr=lr, foreach=True, capturable=device.type == "cuda"
+    )
+    n, steps = len(train), math.ceil(len(train) / batch_size)
+    step_count = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros(stack.K, dtype=torch.float64, device=device)
 
-    def loss(x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
-        beta = 1.0 if kl_warmup_epochs == 0 else min(1.0, progress / kl_warmup_epochs)
-        return net.differentiable_loss(x, y, n, kl_scale=beta) / n
+    def step(index: torch.Tensor) -> None:
+        x, y = train.batch(index)
+        logits = stack.logits(x, step_keys(stack.streams, step_count))
+        nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        kl = stack.kl()
+        if kl_warmup_epochs:
+            kl = kl * (step_count.double() / (steps * kl_warmup_epochs)).clamp(max=1.0).to(kl)
+        losses = (nll.view(y.shape).sum(-1) * (n / y.shape[1]) + kl) / n
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        optimizer.step()
+        loss_sum.add_(losses.detach().double())
+        step_count.add_(1)
 
-    torch.manual_seed(seed)
-    net.train()
+    for net in nets:
+        net.train()
     with pyro.validation_enabled(False):
-        result = fit(loss, net.parameters(), train, epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return result, error_rate(net, test)
+        fits = fit_stacked(step, loss_sum, train, seeds, epochs, batch_size=batch_size, graph=graph)
+    errors = test_errors(stack.logits, test)
+    return list(zip(fits, errors, strict=True))
 
 
 __all__ = [
@@ -382,6 +435,7 @@ __all__ = [
     "SVDSequential",
     "SVD_NETWORKS",
     "fit_sparse_vd",
+    "fit_sparse_vd_many",
     "svd_lenet5",
     "svd_mnist_mlp",
     "svd_network",

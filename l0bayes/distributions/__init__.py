@@ -1,6 +1,12 @@
 """Pyro distributions for L0 gates (the hard concrete guide and the spike-and-slab prior) and
 the log-uniform prior of the Sparse Variational Dropout baseline."""
 
+from l0bayes.distributions.counter_noise import (
+    CounterStream,
+    counter_noise,
+    counter_normal,
+    counter_uniform,
+)
 from l0bayes.distributions.hard_concrete import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
@@ -18,6 +24,10 @@ from l0bayes.distributions.spike_slab import (
 )
 
 __all__ = [
+    "CounterStream",
+    "counter_noise",
+    "counter_normal",
+    "counter_uniform",
     "DEFAULT_STRETCH",
     "DEFAULT_TEMPERATURE",
     "KL_MODES",

@@ -11,6 +11,8 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch.distributions.utils import broadcast_all, lazy_property
 
+from l0bayes.distributions.counter_noise import uniform_noise
+
 #: Temperature β of the paper (Louizos et al. 2018, Sec. 4).
 DEFAULT_TEMPERATURE = 2.0 / 3.0
 #: Stretch interval (γ, ζ) of the paper.
@@ -186,10 +188,17 @@ class HardConcrete(TorchDistribution):
 
     # --------------------------------------------------------------------- sampling
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """A reparameterised draw (:meth:`from_uniform`) of uniforms from torch's generator,
+        or, inside :func:`~l0bayes.distributions.counter_noise.counter_noise`, from the
+        training step's counter stream."""
         shape = self._extended_shape(sample_shape)
-        finfo = torch.finfo(self.log_alpha.dtype)
-        u = torch.rand(shape, dtype=self.log_alpha.dtype, device=self.log_alpha.device)
-        u = u.clamp(finfo.tiny, 1.0 - finfo.eps)
+        u = uniform_noise(shape, self.log_alpha.dtype, self.log_alpha.device)
+        return self.from_uniform(u)
+
+    def from_uniform(self, u: torch.Tensor) -> torch.Tensor:
+        r"""The gate for uniforms ``u`` in :math:`(0, 1)` (broadcast with ``log_alpha``):
+        :math:`\min(1, \max(0, \sigma((\log u - \log(1-u) + \log\alpha)/\beta)
+        (\zeta-\gamma) + \gamma))`."""
         s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.temperature)
         low, high = self.stretch
         return (s * (high - low) + low).clamp(0.0, 1.0)

@@ -6,8 +6,8 @@ the one minibatch loop (:mod:`l0bayes.training.loop`) that the trainer and the b
 from l0bayes.training.averaging import (
     Lagrangian,
     ParameterEMA,
-    StackedEMA,
 )
+from l0bayes.training.capture import CapturedStep
 from l0bayes.training.checkpoint import (
     CHECKPOINT_KEYS,
     TEMP_PREFIX,
@@ -44,6 +44,7 @@ from l0bayes.training.distributed import (
     spawn,
     world,
 )
+from l0bayes.training.engine import STACKABLE, StackedImages, StackedTraining, stackable
 from l0bayes.training.loop import (
     AfterStep,
     FitResult,
@@ -80,11 +81,14 @@ from l0bayes.training.run_directory import (
     run_lock,
     write_marker,
 )
+from l0bayes.training.stacked import StackedChain
 from l0bayes.training.sweep import (
-    STACKABLE,
+    PENDING,
     SWEPT,
     Sweep,
     check_sweep,
+    commit,
+    recover,
     run_name,
     sweep_configs,
 )
@@ -100,6 +104,7 @@ from l0bayes.training.trainer import (
 
 __all__ = [
     "CHECKPOINT_KEYS",
+    "CapturedStep",
     "COLLECTIVE_TIMEOUT",
     "DATASETS",
     "AfterStep",
@@ -115,6 +120,7 @@ __all__ = [
     "MARKER",
     "MinibatchLoop",
     "OUTPUT_DIRS",
+    "PENDING",
     "ParameterEMA",
     "StepFn",
     "RESUMABLE",
@@ -123,7 +129,9 @@ __all__ = [
     "RunState",
     "STACKABLE",
     "SWEPT",
-    "StackedEMA",
+    "StackedChain",
+    "StackedImages",
+    "StackedTraining",
     "Sweep",
     "TARGETS",
     "TEMP_PREFIX",
@@ -138,15 +146,18 @@ __all__ = [
     "build_network",
     "check_new_run",
     "check_run_files",
+    "capture",
     "check_sweep",
     "checkpoint",
     "claim_run",
     "collective_timeout",
+    "commit",
     "config",
     "datasets",
     "descend",
     "device_name",
     "distributed",
+    "engine",
     "environment",
     "epoch_line",
     "error_rate",
@@ -166,6 +177,7 @@ __all__ = [
     "prepare_new_run",
     "prepare_output_dir",
     "progress_postfix",
+    "recover",
     "records",
     "remove_stale_temporaries",
     "rng_state",
@@ -177,6 +189,8 @@ __all__ = [
     "set_rng_state",
     "shutdown",
     "spawn",
+    "stackable",
+    "stacked",
     "sweep",
     "sweep_configs",
     "train",

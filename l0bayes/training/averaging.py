@@ -60,6 +60,10 @@ class ParameterEMA:
         for name, p in module.named_parameters():
             p.copy_(self.shadow[name] / correction)
 
+    def rebind(self, shadow: dict[str, torch.Tensor]) -> None:
+        """Keep the averages in ``shadow`` (e.g. views of a stacked engine's averages)."""
+        self.shadow, self._pairs = shadow, None
+
     def state_dict(self) -> dict:
         return {"beta": self.beta, "steps": self.steps, "shadow": self.shadow}
 
@@ -67,36 +71,6 @@ class ParameterEMA:
         self.beta, self.steps = state["beta"], state["steps"]
         for name, value in state["shadow"].items():
             self.shadow[name].copy_(value)
-
-
-class StackedEMA:
-    r"""The :class:`ParameterEMA` s of :math:`K` networks whose parameters are the slices
-    ``[k]`` of stacked tensors (a sweep), updated by one fused call. The update
-    :math:`m \leftarrow m + (1-\beta)(\theta - m)` is elementwise, so this equals the
-    :math:`K` separate updates; each network's averages stay views, so its ``state_dict`` and
-    :meth:`ParameterEMA.applied` work as alone.
-
-    :param emas: one average per network, all with the same :math:`\beta`.
-    :param stacked: the stacked parameters ``(K, ...)`` by name, in the networks'
-        ``named_parameters`` order.
-    """
-
-    def __init__(self, emas: list[ParameterEMA], stacked: dict[str, torch.Tensor]) -> None:
-        if len({ema.beta for ema in emas}) != 1:
-            raise ValueError("the stacked averages need one beta")
-        self.emas, self.beta = emas, emas[0].beta
-        shadows = {n: torch.stack([ema.shadow[n] for ema in emas]) for n in stacked}
-        for k, ema in enumerate(emas):
-            ema.shadow = {n: shadow[k] for n, shadow in shadows.items()}
-            ema._pairs = None
-        self._pairs = (list(shadows.values()), [p.detach() for p in stacked.values()])
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """One step of every network's average."""
-        for ema in self.emas:
-            ema.steps += 1
-        torch._foreach_lerp_(*self._pairs, 1.0 - self.beta)
 
 
 class Lagrangian:
@@ -135,5 +109,4 @@ class Lagrangian:
 __all__ = [
     "Lagrangian",
     "ParameterEMA",
-    "StackedEMA",
 ]

@@ -76,6 +76,9 @@ class TrainConfig:
     #: ``--bma-samples S``: also report the test error of the model average over ``S`` gate
     #: draws in ``metrics.json`` (0: off).
     bma_samples: int = 0
+    #: On CUDA, replay each training step of the chain networks as one captured CUDA graph
+    #: (``--no-graph``: launch its kernels one by one; the same arithmetic). No effect on CPU.
+    graph: bool = True
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -276,6 +279,8 @@ class TrainConfig:
                 raise ValueError(f"{_flag(name)} must be an integer >= 0, got {value!r}")
         if not isinstance(self.quick, bool):
             raise ValueError(f"quick must be true or false, got {self.quick!r}")
+        if not isinstance(self.graph, bool):
+            raise ValueError(f"graph must be true or false, got {self.graph!r}")
         if self.num_threads is not None:
             check_count("--threads", self.num_threads)
         if (
@@ -332,7 +337,8 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _flag(name: str) -> str:
-    return "--threads" if name == "num_threads" else f"--{name.replace('_', '-')}"
+    special = {"num_threads": "--threads", "graph": "--no-graph"}
+    return special.get(name, f"--{name.replace('_', '-')}")
 
 
 def _show(value: Any) -> str:
@@ -344,7 +350,17 @@ def _show(value: Any) -> str:
 #: The settings a resumed run may change (applied, and recorded in ``config.json``); every
 #: other one must equal the saved configuration.
 RESUMABLE = frozenset(
-    {"epochs", "progress", "num_threads", "out", "data_dir", "checkpoint_every", "device", "quick"}
+    {
+        "epochs",
+        "progress",
+        "num_threads",
+        "out",
+        "data_dir",
+        "checkpoint_every",
+        "device",
+        "quick",
+        "graph",
+    }
 )
 
 #: Settings in :data:`RESUMABLE` that are not flags a resume may change: the run directory, the

@@ -46,6 +46,10 @@ StepFn = Callable[[torch.Tensor, float], torch.Tensor]
 AfterStep = Callable[[int, torch.Tensor], None]
 
 
+class TrainingInterrupted(RuntimeError):
+    """Raised after SIGINT once a checkpoint is written; the message says how to resume."""
+
+
 class LossTally:
     """The sum of the step losses since the last :meth:`read`, kept on ``device``.
 
@@ -165,10 +169,13 @@ def descend(
 
 @dataclass
 class FitResult:
-    """Mean training loss per epoch and the training time in seconds (no evaluation)."""
+    """Mean training loss per epoch and the training time in seconds (no evaluation); for a
+    network trained stacked with others, ``train_seconds`` is the whole stack's, of
+    ``networks`` networks."""
 
     epoch_loss: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
+    networks: int = 1
 
 
 def fit(
@@ -269,6 +276,7 @@ __all__ = [
     "LossTally",
     "MinibatchLoop",
     "StepFn",
+    "TrainingInterrupted",
     "descend",
     "error_rate",
     "fit",

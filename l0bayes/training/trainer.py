@@ -13,7 +13,11 @@ L0 norm times λ plus the :math:`P(z \ne 0)`-scaled weight decay). By default th
 :meth:`~l0bayes.nn.layers.L0Network.differentiable_loss` (the same ELBO as Pyro's
 ``TraceMeanField_ELBO`` on ``net.model``/``net.guide``, computed without tracing);
 ``elbo="trace"`` runs Pyro's ``TraceMeanField_ELBO`` itself, with the data in
-``pyro.plate("data", N, subsample=...)``.
+``pyro.plate("data", N, subsample=...)``. The chain networks (``mnist-mlp``, ``lenet5``) with
+the closed form in one process train through the stacked engine with one network
+(:mod:`l0bayes.training.engine`: each step one captured CUDA graph on a GPU), as ``l0bayes
+sweep`` trains many. Every path draws its gates from the counter uniforms of ``(seed, step)``
+(:mod:`l0bayes.distributions.counter_noise`), so all of them take the same draws.
 
 **λ's units.** ``lam`` is the code cost per parameter in nats of total log-likelihood, which is
 the paper's λ written per data point: the paper's ":math:`\lambda = 0.1/N`" is ``lam=0.1``. A
@@ -62,6 +66,7 @@ import l0bayes.training.distributed as distributed
 from l0bayes.data.files import ImageDataset
 from l0bayes.data.images import Images, image_splits
 from l0bayes.device import resolve_device, torch_threads
+from l0bayes.distributions.counter_noise import counter_noise
 from l0bayes.nn.layers import L0Network
 from l0bayes.nn.networks import (
     get_network,
@@ -79,7 +84,8 @@ from l0bayes.training.checkpoint import (
 )
 from l0bayes.training.config import LOG_ALPHA_RANGE, RESUMABLE, TrainConfig, saved_settings
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.loop import MinibatchLoop, descend, stop_on_sigint
+from l0bayes.training.engine import StackedTraining, stackable
+from l0bayes.training.loop import MinibatchLoop, TrainingInterrupted, descend, stop_on_sigint
 from l0bayes.training.records import (
     architecture_string,
     device_name,
@@ -101,10 +107,6 @@ from l0bayes.training.run_directory import (
 HISTORY_KEYS = frozenset(
     {"epoch", "step", "train_loss", "test_error", "units", "expected_l0", "train_seconds"}
 )
-
-
-class TrainingInterrupted(RuntimeError):
-    """Raised after SIGINT once a checkpoint is written; the message says how to resume."""
 
 
 @dataclass
@@ -362,7 +364,8 @@ class Trainer:
         x, y = self.train.batch(local, augment=self.spec.dataset.startswith("cifar"))
         if self.cfg.lam_warmup and progress is not None and not self.finetuning:
             self.set_warmup(progress)
-        loss = self._loss(x, y) / len(self.train)
+        with counter_noise(self.cfg.seed, self.state.global_step):  # the engine's gate uniforms
+            loss = self._loss(x, y) / len(self.train)
         total = loss
         fractions = None
         if self.lagrangian is not None and not self.finetuning:
@@ -413,13 +416,18 @@ class Trainer:
                     index = torch.arange(start, min(start + 1000, len(self.test)))
                     x, y = self.test.batch(index.to(self.device))
                     wrong += int((self.net(x).argmax(-1) != y).sum())
-                det = network_architecture(self.net, self.input_shape, "deterministic")
-                exp = network_architecture(self.net, self.input_shape, "expected")
-                l0 = [float(layer.inclusion_probs().sum()) for layer in self.net.gated_layers()]
+                return {"test_error": wrong / len(self.test), **self.describe()}
         finally:
             self.net.train()
+
+    @torch.no_grad()
+    def describe(self) -> dict[str, Any]:
+        """The network's architecture under its current parameters: units and FLOPs with
+        Eq. 13's gates, expected FLOPs and each gated layer's expected L0."""
+        det = network_architecture(self.net, self.input_shape, "deterministic")
+        exp = network_architecture(self.net, self.input_shape, "expected")
+        l0 = [float(layer.inclusion_probs().sum()) for layer in self.net.gated_layers()]
         return {
-            "test_error": wrong / len(self.test),
             "units": list(det.units),
             "expected_l0": l0,
             "expected_flops": exp.flops,
@@ -457,11 +465,18 @@ class Trainer:
             torch_threads(cfg.num_threads),
             pyro.validation_enabled(False),
         ):
+            if stackable(cfg, self.world):  # the chain networks: the stacked engine, K = 1
+                StackedTraining([self], self.save, lambda: self._stop, self._interrupted).run()
             while self.state.epoch < cfg.total_epochs:
                 if self.finetuning:
                     self.freeze_gates()
                 self._run_epoch()
             return self.finish()
+
+    def _interrupted(self, epoch: int, step: int) -> str:
+        """:func:`interrupted_message` at 1-based ``epoch`` and ``step`` (the engine's)."""
+        state = replace(self.state, epoch=epoch - 1, step_in_epoch=step)
+        return interrupted_message(self.cfg, state)
 
     def _run_epoch(self) -> None:
         """The rest of the current epoch on :attr:`loop` (from the checkpoint's step after a
@@ -521,10 +536,16 @@ class Trainer:
         st.loss_sum += value
         st.loss_count += count
 
-    def end_epoch(self, label: str | None = None) -> None:
-        """Close the current epoch: scheduler step, evaluation, the history row (and
-        ``history.csv``), the checkpoint. ``label`` starts the printed line (a sweep's
-        network)."""
+    def end_epoch(
+        self,
+        evaluation: dict[str, Any] | None = None,
+        save: bool = True,
+        label: str | None = None,
+    ) -> None:
+        """Close the current epoch: scheduler step, evaluation (``evaluation`` when the
+        caller evaluated already), the history row (and ``history.csv``), the checkpoint
+        (unless ``save`` is false: a sweep commits all its runs' together). ``label`` starts
+        the printed line (a sweep's network)."""
         st = self.state
         if self.scheduler is not None:
             self.scheduler.step()
@@ -533,7 +554,7 @@ class Trainer:
             row["phase"] = "finetune" if self.finetuning else "train"
         row["train_loss"] = st.loss_sum / max(st.loss_count, 1)
         if self.rank == 0:
-            row.update(self.evaluate())
+            row.update(self.evaluate() if evaluation is None else evaluation)
         if self.lagrangian is not None:
             with torch.no_grad():
                 row["constraint"] = self.lagrangian.fractions().tolist()
@@ -547,7 +568,8 @@ class Trainer:
             if self.cfg.progress:
                 tqdm.write(epoch_line(row, label))
             write_text(self.out / "history.csv", history_csv(st.history))
-        self.save()
+        if save:
+            self.save()
 
     # ---------------------------------------------------------------- the end
     def finish(self) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from torch import nn
 from l0bayes.baselines.pruning import (
     cubic_sparsity,
     fine_tune,
+    fine_tune_many,
     gradual_magnitude_prune,
+    gradual_magnitude_prune_many,
     live_chain,
     magnitude_prune,
     masked_architecture,
@@ -15,6 +17,7 @@ from l0bayes.baselines.pruning import (
     plain_chain,
     weight_layers,
 )
+from l0bayes.baselines.stacking import PlainStack
 from l0bayes.data.images import Images
 from l0bayes.nn.architecture import architecture
 from l0bayes.nn.networks import lenet5, mnist_mlp
@@ -115,9 +118,9 @@ def test_cubic_sparsity_follows_zhu_and_gupta():
         cubic_sparsity(5, 0, 10, 0.3, initial=0.5)
 
 
-def test_gradual_pruning_reaches_the_count_on_schedule_and_trains(one_thread):
-    """The mask follows the cubic schedule step by step (counted before every step through a
-    gradient hook), ends at exactly ``num_weights`` non-zero weights, and the loss falls."""
+def test_gradual_pruning_reaches_the_count_on_schedule_and_trains(one_thread, monkeypatch):
+    """The mask follows the cubic schedule step by step (the non-zero weights counted after
+    every mask update), ends at exactly ``num_weights`` non-zero weights, and the loss falls."""
     torch.manual_seed(3)
     n, d = 400, 8
     x = torch.randint(0, 256, (n, d), dtype=torch.uint8)
@@ -126,18 +129,58 @@ def test_gradual_pruning_reaches_the_count_on_schedule_and_trains(one_thread):
     chain = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2))
     total = 8 * 16 + 16 * 2
     seen = []
-    chain[0].weight.register_hook(lambda g: seen.append(nonzero_weights(chain)))
+    update = PlainStack.keep_largest
+
+    def counted(stack, counts):
+        update(stack, counts)
+        seen.append(sum(int((stack.params[f"{i}.weight"][0] != 0).sum()) for i in stack.weighted))
+
+    monkeypatch.setattr(PlainStack, "keep_largest", counted)
     fit = gradual_magnitude_prune(chain, train, 10, 40, begin=0.2, end=0.6, prune_every=1, lr=1e-2)
     steps = 10 * 4  # 400 examples in batches of 100
     t0, t1 = int(0.2 * steps), int(0.6 * steps)
     expected = [
-        total - round(cubic_sparsity(t, t0, t1, 1 - 40 / total) * total) for t in range(steps)
+        total - round(cubic_sparsity(t, t0, t1, 1 - 40 / total) * total) for t in range(t0, t1 + 1)
     ]
     assert seen == expected
     assert nonzero_weights(chain) == 40
     assert fit.epoch_loss[-1] < fit.epoch_loss[0]
     with pytest.raises(ValueError, match="begin"):
         gradual_magnitude_prune(chain, train, 1, 10, begin=0.7, end=0.5)
+
+
+def test_stacked_pruning_equals_each_chain_alone(one_thread):
+    """Fine-tuning and gradual pruning of several chains at once (each its own data order,
+    count and initialisation) give each chain exactly what it gets alone."""
+    n, d = 300, 8
+    torch.manual_seed(4)
+    x = torch.randint(0, 256, (n, d), dtype=torch.uint8)
+    y = (x[:, 0].float() > x[:, 1].float()).long()
+    train = Images(x.numpy(), y.numpy(), (d,), torch.device("cpu"))
+
+    def chains():
+        out = []
+        for seed in (0, 1, 2):
+            torch.manual_seed(seed)
+            out.append(nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, 2)))
+        return out
+
+    together, alone = chains(), chains()
+    fits = gradual_magnitude_prune_many(
+        together, [train] * 3, 3, [30, 60, 90], seeds=[0, 1, 2], begin=0.0, end=0.5
+    )
+    for k, chain in enumerate(alone):
+        fit = gradual_magnitude_prune(chain, train, 3, [30, 60, 90][k], begin=0.0, end=0.5, seed=k)
+        assert fit.epoch_loss == fits[k].epoch_loss and fits[k].networks == 3
+        for a, b in zip(together[k].parameters(), chain.parameters(), strict=True):
+            assert torch.equal(a, b)
+    pruned = [magnitude_prune(c, 20) for c in together]
+    copies = [magnitude_prune(c, 20) for c in together]
+    fine_tune_many(pruned, [train] * 3, 2, seeds=[5, 6, 7])
+    for k, chain in enumerate(copies):
+        fine_tune(chain, train, 2, seed=5 + k)
+        for a, b in zip(pruned[k].parameters(), chain.parameters(), strict=True):
+            assert torch.equal(a, b)
 
 
 def test_open_gates_give_the_dense_network_of_the_raw_weights():

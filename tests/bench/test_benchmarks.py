@@ -59,3 +59,11 @@ def test_bayes_speed_reports_the_enumeration_and_p_above_n(load_script):
     assert rows[0]["pip_method"] == rows[1]["pip_method"] == "enumerate"
     assert rows[2]["pip_method"] == "mc3" and rows[2]["p"] > rows[2]["n"]
     assert all(r["cpu_seconds"] > 0 for r in rows)
+
+
+def test_stack_speed_times_the_engine_against_the_plain_graph_stack(load_script, one_thread):
+    """On the CPU both run eagerly: a smoke test of the GPU benchmark's two sides."""
+    bench = load_script("bench/stack_speed.py")
+    result = bench.main(["--networks", "2", "--steps", "3", "--num-data", "300", "--repeats", "1"])
+    (row,) = result["rows"]
+    assert row["networks"] == 2 and row["l0bayes_ms_per_step"] > 0 and row["ratio"] > 0

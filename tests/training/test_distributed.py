@@ -76,9 +76,13 @@ def test_an_error_in_a_worker_reaches_the_caller():
 
 
 def test_one_step_of_two_processes_equals_one_process_to_rounding(tmp_path):
-    """What holds exactly: each step is the one-process step to float rounding (1e-6 after
-    one step). Over a whole run the rounding is amplified by training, so runs are
-    statistically equivalent, not bitwise equal (see l0bayes.training.distributed)."""
+    """What holds exactly: each step is the one-process step to float rounding. One process
+    trains through the stacked engine (batched matrix products, the KL of all layers at once),
+    two through the layers' own loss, so their gradients agree to rounding, and Adam's first
+    step lr * g / (|g| + eps) turns a rounding difference of a gradient near eps into up to a
+    few thousandths of lr = 1e-3 (observed 1.2e-6): 1e-5 after one step. Over a whole run the
+    rounding is amplified by training, so runs are statistically equivalent, not bitwise equal
+    (see l0bayes.training.distributed)."""
     base = dict(
         network="mnist-mlp",
         epochs=1,
@@ -95,7 +99,7 @@ def test_one_step_of_two_processes_equals_one_process_to_rounding(tmp_path):
     b = load_checkpoint(tmp_path / "two" / "checkpoint.pt")
     assert a["run"]["global_step"] == b["run"]["global_step"] == 1
     for name, value in a["net"].items():
-        torch.testing.assert_close(b["net"][name], value, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(b["net"][name], value, rtol=1e-6, atol=1e-5)
 
 
 def _stop_rank_one_then_reduce() -> None:
