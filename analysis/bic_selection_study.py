@@ -39,7 +39,9 @@ def run(seeds: int, n_steps: int, rhos, snrs) -> list[dict]:
                 prob = simulate_regression(n=200, p=12, k=3, rho=rho, snr=snr, seed=seed)
                 best = best_subset(prob.X, prob.y, criterion="bic").support
                 t0 = time.perf_counter()
-                est = L0Regression(penalty="bic", n_steps=n_steps, progress=False, seed=seed)
+                est = L0Regression(
+                    penalty="bic", method="svi", n_steps=n_steps, progress=False, seed=seed
+                )
                 est.fit(prob.X, prob.y)
                 t_fit = time.perf_counter() - t0
                 t0 = time.perf_counter()

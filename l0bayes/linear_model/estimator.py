@@ -298,7 +298,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         the answer would be that enumeration anyway (``"bayes"`` with ``correction="auto"``
         and at most :data:`ENUMERATION_LIMIT` gates, or :data:`RAW_ENUMERATION_LIMIT` with
         ``prior="raw"`` and a known ``noise_scale``), so no SVI runs whose result would be
-        thrown away; elsewhere ``"svi"``. ``"svi"`` always fits the hard concrete guide and
+        thrown away; likewise a Gaussian information-criterion fit (from the statistics, with
+        ``polish=True``) of at most :data:`ENUMERATION_LIMIT` features runs no relaxation,
+        since the certified search enumerates every support anyway (no ``losses_``,
+        ``params_`` or ``relaxed_*``; ``inclusion_probs_`` are then ``ic_weights_.inclusion``);
+        elsewhere ``"svi"``. ``"svi"`` always fits the hard concrete guide and
         keeps its own PIPs in ``variational_inclusion_probs_`` (the guide's PIPs on request).
     :param n_steps: SVI steps.
     :param lr: Adam learning rate.
@@ -655,6 +659,11 @@ class L0Regression(RegressorMixin, BaseEstimator):
         )
         ridge = np.linalg.solve(gram + np.eye(p), xty)
         prior = self._prior(std, (n, p), tstats.gram, tensor(ridge))
+        if self.method == "auto" and self.polish and p <= ENUMERATION_LIMIT:
+            # the certified search enumerates every support: a relaxation would be thrown away
+            selected = self._certified_subset(stats, np.zeros(p, dtype=bool))
+            self._set_fitted_stats(stats, std, prior, None, selected)
+            return
         stop = {}
         if self.polish:
 
@@ -1252,12 +1261,15 @@ class L0Regression(RegressorMixin, BaseEstimator):
 
     def _set_fitted_stats(self, stats, std, prior, result, selected) -> None:
         """:meth:`_set_fitted` for the IC fit from statistics: the OLS refit on ``selected``,
-        its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``."""
-        gates = _gates(result, prior)
+        its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``
+        (``result`` None: no relaxation ran)."""
         self._standardizer_ = std
-        self.params_ = {k: v.cpu() for k, v in result.params.items()}
-        self.losses_ = result.losses
-        self.inclusion_probs_ = gates.prob_nonzero.cpu().numpy()
+        if result is None:  # no relaxation: the criterion's own inclusion weights
+            self.inclusion_probs_ = self.ic_weights_.inclusion.copy()
+        else:
+            self.params_ = {k: v.cpu() for k, v in result.params.items()}
+            self.losses_ = result.losses
+            self.inclusion_probs_ = _gates(result, prior).prob_nonzero.cpu().numpy()
         self.selected_ = np.asarray(selected, dtype=bool)
         coef, rss = _ols_from_stats(stats, self.selected_)
         self.coef_, self.intercept_ = coef, std.y_mean - float(coef @ stats.x_mean)

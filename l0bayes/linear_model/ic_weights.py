@@ -334,7 +334,7 @@ def inclusion_weights(
     return InclusionWeights(
         criterion=name,
         label=label,
-        inclusion=weights @ supports,
+        inclusion=np.clip(weights @ supports, 0.0, 1.0),  # a sum of weights may round past 1
         supports=supports,
         weights=weights,
         delta_ic=2.0 * (values[order] - values.min()),

@@ -51,6 +51,9 @@ from l0bayes.training.safe_files import (
 LOCK = ".l0bayes-lock"
 #: The files a run writes (``metrics.json`` once it completes).
 RUN_FILES = ("config.json", "checkpoint.pt", "history.csv", "metrics.json")
+#: A sweep's next checkpoint, written before every network's is renamed onto
+#: ``checkpoint.pt`` (:mod:`l0bayes.training.sweep`); the manifest records it like the others.
+PENDING_CHECKPOINT = ".l0bayes-sweep-pending.pt"
 #: The folders that commands write in a run directory (``l0bayes report``'s).
 OUTPUT_DIRS = ("report",)
 #: Files a run of an earlier version (before the marker) is recognised by.
@@ -162,7 +165,7 @@ def check_run_files(out: PathLike, flag: str = "--out") -> dict[str, FileRecord]
     marker = read_marker(out)
     legacy = marker is None or not isinstance(marker.get("files"), dict)
     records, forged = {}, []
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, PENDING_CHECKPOINT):
         path = out / name
         if not path.exists():
             continue
@@ -202,7 +205,7 @@ def _ours_by_name(path: Path) -> bool:
     name = path.name
     if name.startswith(TEMP_PREFIX):
         return True
-    if name in (MARKER, LOCK, *RUN_FILES):
+    if name in (MARKER, LOCK, PENDING_CHECKPOINT, *RUN_FILES):
         return _regular_file(path)
     return name in OUTPUT_DIRS and path.is_dir() and not path.is_symlink()
 
@@ -232,7 +235,7 @@ def _shaped_as_ours(path: Path) -> bool:
                 head = f.read(limit)
     except (OSError, ValueError):
         return False
-    return _SHAPES[path.name](head)
+    return _SHAPES["checkpoint.pt" if path.name == PENDING_CHECKPOINT else path.name](head)
 
 
 def _json_object_with(text: bytes, key: str) -> bool:
@@ -339,6 +342,7 @@ __all__ = [
     "LOCK",
     "MARKER",
     "OUTPUT_DIRS",
+    "PENDING_CHECKPOINT",
     "RUN_FILES",
     "RunDirectoryError",
     "check_new_run",

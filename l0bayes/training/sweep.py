@@ -47,11 +47,18 @@ from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
 from l0bayes.training.engine import STACKABLE, StackedTraining
 from l0bayes.training.loop import stop_on_sigint
-from l0bayes.training.run_directory import open_run, prepare_new_run, run_lock
+from l0bayes.training.manifest import recording
+from l0bayes.training.run_directory import (
+    PENDING_CHECKPOINT,
+    open_run,
+    prepare_new_run,
+    run_lock,
+)
+from l0bayes.training.safe_files import file_record
 from l0bayes.training.trainer import Trainer
 
 #: Where a network's checkpoint waits until every network of the sweep has written its own.
-PENDING = ".l0bayes-sweep-pending.pt"
+PENDING = PENDING_CHECKPOINT
 #: The settings in which the networks of a sweep differ (every other one is shared).
 SWEPT = frozenset({"lam", "seed", "out", "target_fraction"})
 #: Settings that may differ without changing what is computed.
@@ -166,7 +173,7 @@ def recover(outs: Sequence[str | Path]) -> tuple[int, int] | None:
     if newest is not None and all(newest in (done[o], pending[o]) for o in outs):
         for o in outs:  # the commit was complete: finish renaming
             if pending[o] == newest:
-                os.replace(o / PENDING, o / "checkpoint.pt")
+                _promote(o)
                 done[o] = newest
     for o in outs:  # an incomplete commit (or a stale one): undo it
         (o / PENDING).unlink(missing_ok=True)
@@ -188,7 +195,14 @@ def commit(trainers: Sequence[Trainer]) -> None:
     for t in trainers:
         save_checkpoint(t.out / PENDING, t.checkpoint_state())
     for t in trainers:
-        os.replace(t.out / PENDING, t.out / "checkpoint.pt")
+        _promote(t.out)
+
+
+def _promote(folder: Path) -> None:
+    """Rename :data:`PENDING` onto ``checkpoint.pt`` in ``folder``, the run directory's
+    manifest recording the new content around the rename (as every atomic write does)."""
+    with recording(folder / "checkpoint.pt", file_record(folder / PENDING)):
+        os.replace(folder / PENDING, folder / "checkpoint.pt")
 
 
 class Sweep:

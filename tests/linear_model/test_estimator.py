@@ -155,7 +155,7 @@ def test_summary_of_an_ic_fit_shows_the_answers_weights_not_the_relaxation():
     contradicted selected; the summary now shows the criterion's inclusion weights, whose
     heaviest support is the certified selection."""
     X, y, _ = simulate(n=100, p=3)
-    est = L0Regression(**FAST).fit(X, y)
+    est = L0Regression(**FAST, method="svi").fit(X, y)
     table = est.summary(names=["a", "b", "c"])
     assert list(table.columns) == ["ic_weight", "coef", "selected"]
     assert list(table.index) == ["a", "b", "c"]
@@ -189,7 +189,7 @@ def test_constant_column_is_named_and_weighs_nothing():
     X, y, _ = simulate(n=100, p=3)
     frame = pd.DataFrame(np.column_stack([X, np.ones(100)]), columns=["a", "b", "c", "one"])
     with pytest.warns(UserWarning, match=r"constant columns \['one'\]"):
-        est = L0Regression(**FAST).fit(frame, y)
+        est = L0Regression(**FAST, method="svi").fit(frame, y)
     assert est.ic_weights_.inclusion[3] == 0.0 and est.relaxed_inclusion_probs_[3] == 0.0
     assert est.ic_weights_.supports.shape[1] == 4
     np.testing.assert_array_equal(est.summary()["ic_weight"], est.ic_weights_.inclusion)
@@ -332,8 +332,8 @@ def test_badly_scaled_features_are_standardised():
     effect = np.array([1.0, 0.0, -1.0, 0.0, 0.8, 0.0, 0.0])  # per standard deviation of x_j
     y = 5.0 + Z @ effect + 0.5 * rng.standard_normal(n)
     X = Z * scales
-    est = L0Regression(**FAST).fit(X, y)
-    unit = L0Regression(**FAST).fit(Z, y)
+    est = L0Regression(**FAST, method="svi").fit(X, y)
+    unit = L0Regression(**FAST, method="svi").fit(Z, y)
     np.testing.assert_array_equal(est.selected_, effect != 0)
     np.testing.assert_array_equal(est.relaxed_support_, effect != 0)  # SVI itself, no polish
     np.testing.assert_allclose(est.inclusion_probs_, unit.inclusion_probs_, atol=1e-6)
@@ -498,7 +498,7 @@ def _blocks(X, y, sizes):
 def test_chunked_fit_equals_the_in_memory_fit(penalty):
     X, y, _ = simulate(n=300, p=10, k=4, rho=0.4, seed=3)
     X[:, 6] = 2.5  # a constant column, in every chunk
-    kw = dict(FAST, penalty=penalty)
+    kw = dict(FAST, penalty=penalty, method="svi")
     with pytest.warns(UserWarning, match=r"constant columns \[6\]"):
         whole = L0Regression(**kw).fit(X, y)
     with pytest.warns(UserWarning, match=r"constant columns \[6\]"):
@@ -537,12 +537,29 @@ def test_fit_from_stats_matches_statsmodels_and_partial_fit_accumulates():
 
 def test_the_relaxation_stops_once_its_support_is_stable_and_batch_size_keeps_minibatches():
     X, y, _ = simulate(n=200, p=6, k=2, seed=2)
-    early = L0Regression(n_steps=2000, num_particles=2, progress=False).fit(X, y)
+    kw = dict(num_particles=2, method="svi", progress=False)
+    early = L0Regression(n_steps=2000, **kw).fit(X, y)
     assert 150 <= len(early.losses_) < 2000  # stopped early (RELAXATION_PATIENCE = 150)
-    full = L0Regression(n_steps=200, num_particles=2, polish=False, progress=False).fit(X, y)
+    full = L0Regression(n_steps=200, polish=False, **kw).fit(X, y)
     assert len(full.losses_) == 200 and not full.optimal_
-    batched = L0Regression(n_steps=50, num_particles=2, batch_size=50, progress=False).fit(X, y)
+    batched = L0Regression(n_steps=50, batch_size=50, **kw).fit(X, y)
     assert len(batched.losses_) == 50 and batched.optimal_  # the per-observation path
+
+
+@pytest.mark.parametrize("penalty", ["aic", "bic", 2.0])
+def test_a_small_information_criterion_fit_runs_no_relaxation(penalty):
+    """Issue 25: with p <= ENUMERATION_LIMIT the certified search enumerates every support, so
+    method='auto' runs no SVI whose result it would throw away; the answer is the relaxed
+    fit's (method='svi'), and the inclusion probabilities are the criterion's weights."""
+    X, y, _ = simulate(n=200, p=8, k=3, rho=0.3, seed=4)
+    auto = L0Regression(penalty=penalty, **FAST).fit(X, y)
+    svi = L0Regression(penalty=penalty, method="svi", **FAST).fit(X, y)
+    assert not hasattr(auto, "losses_") and not hasattr(auto, "relaxed_support_")
+    assert auto.optimal_ and svi.optimal_
+    np.testing.assert_array_equal(auto.selected_, svi.selected_)
+    np.testing.assert_array_equal(auto.coef_, svi.coef_)
+    assert auto.information_criteria() == svi.information_criteria()
+    np.testing.assert_array_equal(auto.inclusion_probs_, auto.ic_weights_.inclusion)
 
 
 def _ok(n=20, p=3, seed=0):
