@@ -110,10 +110,10 @@ class Spy(SVI):  # records the thread count of each step
         return super().step(*args, **kwargs)
 svi.SVI = Spy
 X = np.random.default_rng(0).normal(size=(50, 3)); y = X[:, 0]
-L0Regression(penalty="bayes", n_steps=2, progress=False).fit(X, y)
+L0Regression(penalty="bayes", method="svi", n_steps=2, progress=False).fit(X, y)
 print(seen[-1], torch.get_num_threads())
 torch.set_num_threads(3)
-L0Regression(penalty="bayes", n_steps=2, progress=False).fit(X, y)
+L0Regression(penalty="bayes", method="svi", n_steps=2, progress=False).fit(X, y)
 print(seen[-1], torch.get_num_threads())
 """
     assert _threads_after(code, {}) == [1, 1, 3, 3]

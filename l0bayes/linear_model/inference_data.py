@@ -78,7 +78,7 @@ def to_inference_data(
         raise ValueError("give both X_holdout and y_holdout, or neither")
     X, y = _check_xy(fit, X, y)
     guide_pips = fit.penalty == "bayes" and not hasattr(fit, "variational_inclusion_probs_")
-    if source == "guide" or (guide_pips and getattr(fit, "method", "svi") == "svi"):
+    if source == "guide" or (guide_pips and hasattr(fit, "params_")):
         source = "guide"
         draws, fixed = _guide_draws(fit, num_samples, seed), _guide_constants(fit)
         attrs = {"source": "guide"}
@@ -129,9 +129,10 @@ def _guide_draws(est, num_samples: int, seed: int) -> dict[str, np.ndarray]:
     """Draws of the variational guide: gates, weights, their product and the intercept."""
     from l0bayes.distributions import HardConcrete
 
-    if getattr(est, "method", "svi") != "svi":
+    if not hasattr(est, "params_"):
         raise ValueError(
-            "source='guide' needs an SVI fit (method='svi'): an exact fit has no guide"
+            "source='guide' needs an SVI fit (method='svi'): this fit ran no SVI (an exact "
+            "enumeration, or a certified search of at most 16 features), so it has no guide"
         )
     params = est.params_
     gen = torch.Generator().manual_seed(seed)

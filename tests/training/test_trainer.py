@@ -416,10 +416,15 @@ def test_ema_off_is_saved_as_off_and_resumes(tmp_path):
     assert TrainConfig.from_run(run).resolved().ema == 0.0
 
 
-def test_train_loss_is_the_same_after_an_interrupt_and_resume(tmp_path):
+def test_train_loss_is_the_same_after_an_interrupt_and_resume(tmp_path, monkeypatch):
     """The epoch's loss sum is read at the interrupt (not at the 50-step marks of the
-    uninterrupted run): it is exact in float64, so the history is the same to the last bit."""
+    uninterrupted run): it is exact in float64, so the history is the same to the last bit.
+    This is the step-by-step loop (Wide-ResNet, data-parallel runs); the stacked engine's
+    twin is tests/training/test_engine.py."""
+    import l0bayes.training.trainer as trainer_module
     from l0bayes.training.trainer import TrainingInterrupted
+
+    monkeypatch.setattr(trainer_module, "stackable", lambda cfg, world=1: False)
 
     train(config(tmp_path, "straight", epochs=2, batch_size=7))  # 58 steps an epoch
     cut = Trainer(config(tmp_path, "cut", epochs=2, batch_size=7))
