@@ -82,7 +82,10 @@ def brute_force(X: np.ndarray, y: np.ndarray, penalty: str) -> list[tuple[float,
         for cols in itertools.combinations(range(p), k):
             R = np.linalg.qr(np.column_stack([Xs[:, list(cols)], yc]), mode="r")
             if k:
-                vif = (np.linalg.inv(R[:k, :k]) ** 2).sum(1).max()
+                try:
+                    vif = (np.linalg.inv(R[:k, :k]) ** 2).sum(1).max()
+                except np.linalg.LinAlgError:  # exactly dependent columns
+                    continue
                 if not vif < VIF_LIMIT:
                     continue
             rss = max(R[k, k] ** 2, floor)

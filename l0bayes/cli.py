@@ -333,7 +333,7 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
     import numpy as np
 
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM is not in the name
             text = f.read()
     except OSError as err:
         raise FileNotFoundError(f"cannot read the CSV file {path!r}: {err.strerror}") from None

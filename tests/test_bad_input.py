@@ -180,6 +180,27 @@ CASES = [
         ),
         ("slab_scale < 0", lambda t: fit(penalty="bayes", slab_scale=-1.0), r"slab_scale must be"),
         (
+            "slab_scale 1e-300",
+            lambda t: fit(penalty="bayes", slab_scale=1e-300),
+            r"slab_scale must lie in \[1e-08, 1e\+08\]",
+        ),
+        (
+            "slab_scale 1e200",
+            lambda t: fit(penalty="bayes", slab_scale=1e200),
+            r"slab_scale must lie in \[1e-08, 1e\+08\]",
+        ),
+        ("penalty 1e308", lambda t: fit(penalty=1e308), r"penalty .* must be <= 1e\+15"),
+        (
+            "X x 1e-300",
+            lambda t: fit(X * 1e-300),
+            r"columns \[0, 1, 2, 3\] cannot be standardised",
+        ),
+        (
+            "X x 1e200",
+            lambda t: fit(X * 1e150),
+            r"cannot be standardised in float64",
+        ),
+        (
             "noise_scale 0",
             lambda t: fit(penalty="bayes", prior="raw", noise_scale=0.0),
             r"noise_scale must be",

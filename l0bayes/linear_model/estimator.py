@@ -223,6 +223,16 @@ MAX_PIP_SE = 0.025
 #: stops once its support has been stable for ``max(RELAXATION_PATIENCE, n_steps // 10)``
 #: steps: the certified search decides the answer from any incumbent.
 RELAXATION_PATIENCE = 150
+#: The largest ``penalty`` λ accepted (nats per coefficient): above it every fit on fewer than
+#: 6e13 rows selects the empty model, and λ·k overflows in the relaxation's code cost.
+MAX_PENALTY = 1e15
+#: The range of ``slab_scale`` (prior sd of a standardised coefficient in units of σ) with
+#: ``penalty="bayes"``: outside it the slab is numerically a point mass at 0 or flat (g = n·s²
+#: under- or overflows in the Bayes factors).
+SLAB_SCALE_RANGE = (1e-8, 1e8)
+#: Columns of X are standardised from their second moments: a column whose spread is below the
+#: first bound, or whose values exceed the second, has squares that under- or overflow float64.
+COLUMN_SCALE_RANGE = (1e-140, 1e140)
 
 
 @dataclass(frozen=True)
@@ -439,6 +449,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 f"{self.expected_model_size!r}"
             )
         check_positive("slab_scale", self.slab_scale)
+        low, high = SLAB_SCALE_RANGE
+        if self.penalty == "bayes" and not low <= self.slab_scale <= high:
+            raise ValueError(
+                f"slab_scale must lie in [{low:g}, {high:g}] (the prior sd of a standardised "
+                f"coefficient, in units of σ), got {self.slab_scale:g}: beyond it the slab is "
+                "numerically a point mass at 0 or flat"
+            )
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.correction not in CORRECTIONS:
@@ -504,16 +521,31 @@ class L0Regression(RegressorMixin, BaseEstimator):
                     f"X has constant columns {np.flatnonzero(~keep).tolist()}: with groups, drop "
                     "them (and their entries of groups) first"
                 )
-        self._check_columns(keep, X.shape[0])
+        self._check_columns(keep, X.shape[0], X.min(axis=0), X.max(axis=0))
         return X, y, keep
 
-    def _check_columns(self, keep: np.ndarray, n: int) -> None:
-        """Refuse an X of constant columns only, check the settings for the columns kept, and
-        warn about the constant columns that are left out (``keep`` is False for them)."""
+    def _check_columns(self, keep: np.ndarray, n: int, low: np.ndarray, high: np.ndarray) -> None:
+        """Refuse an X of constant columns only, or with columns too small or large to
+        standardise (:data:`COLUMN_SCALE_RANGE`; ``low``/``high`` the column extremes), check
+        the settings for the columns kept, and warn about the constant columns that are left
+        out (``keep`` is False for them)."""
         if not keep.any():
             raise ValueError(
                 "every column of X is constant (zero variance): there is nothing to select; the "
                 "model is the intercept alone (the mean of y)"
+            )
+        small, large = COLUMN_SCALE_RANGE
+        spread, size = high - low, np.maximum(np.abs(low), np.abs(high))
+        bad = keep & ((spread < small) | (size > large))
+        if bad.any():
+            names = getattr(self, "feature_names_in_", None)
+            shown = [str(names[j]) if names is not None else int(j) for j in np.flatnonzero(bad)]
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"X's columns {shown} cannot be standardised in float64: column {shown[0]} "
+                f"spans {spread[j]:.3g} with values up to {size[j]:.3g} (outside "
+                f"[{small:g}, {large:g}], where its squares under- or overflow); rescale them "
+                "(multiply by a power of 10) before fitting"
             )
         self._check_params(n, int(keep.sum()))
         if not keep.all():
@@ -630,7 +662,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if data.y_min == data.y_max:
             check_not_constant(np.array([data.y_min, data.y_max]))
         keep = data.x_max > data.x_min
-        self._check_columns(keep, data.n)
+        self._check_columns(keep, data.n, data.x_min, data.x_max)
         self.n_features_in_ = data.p
         self.n_samples_ = data.n
         self._fit_stats(data, keep)
@@ -1509,6 +1541,12 @@ def _check_penalty(penalty) -> None:
         raise ValueError(
             f"penalty (lambda, nats per coefficient) must be >= 0, got {penalty}; "
             "use 'aic' (1) or 'bic' (log(n)/2)"
+        )
+    if penalty > MAX_PENALTY:
+        raise ValueError(
+            f"penalty (lambda, nats per coefficient) must be <= {MAX_PENALTY:g}, got {penalty:g}: "
+            "a coefficient gains at most 16 n nats of log-likelihood (RSS down to round-off), "
+            "so any larger penalty selects the empty model on every data set"
         )
 
 
