@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--steps", type=int, default=1500, help="SVI steps")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument(
+        "--drop-missing",
+        action="store_true",
+        help="leave out the rows with a missing cell (empty, NA, NaN, null), with a note of how "
+        "many; without it such a row is an error naming its line and column",
+    )
+    select.add_argument(
         "--output",
         metavar="PATH",
         help="also write the summary table to PATH: .csv (one row per feature) or .json "
@@ -323,10 +329,15 @@ def _cmd_demo(args) -> None:
     run_demo(out=args.out, n_steps=args.steps, progress=not args.no_progress)
 
 
-def read_csv_table(path: str) -> tuple[list[str], Any]:
-    """Header and float matrix of a CSV file, with an error that names the file, row and
-    column of anything that is not a rectangular table of numbers with distinct column
-    names."""
+#: Cells that a CSV file uses for a missing value (compared case-insensitively).
+MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "null", "none", "-"})
+
+
+def read_csv_table(path: str, drop_missing: bool = False) -> tuple[list[str], Any, list[int]]:
+    """Header, float matrix and the lines left out of a CSV file, with an error that names the
+    file, line and column of anything that is not a rectangular table of finite numbers with
+    distinct column names. ``drop_missing`` leaves out the rows with a missing cell
+    (:data:`MISSING_CELLS`) instead of refusing them; their line numbers are returned."""
     import csv
     import io
 
@@ -351,18 +362,42 @@ def read_csv_table(path: str) -> tuple[list[str], Any]:
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ValueError(f"{path}: the header names these columns more than once: {repeated}")
-    values = np.empty((len(rows) - 1, len(header)))
+    values, dropped = [], []
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ValueError(f"{path}, line {i}: {len(row)} fields, the header has {len(header)}")
-        for j, cell in enumerate(row):
-            try:
-                values[i - 2, j] = float(cell)
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {i}, column {header[j]!r}: {cell!r} is not a number"
-                ) from None
-    return header, values
+        missing = [j for j, cell in enumerate(row) if cell.strip().lower() in MISSING_CELLS]
+        if missing and drop_missing:
+            dropped.append(i)
+            continue
+        if missing:
+            raise ValueError(
+                f"{path}, line {i}, column {header[missing[0]]!r}: a missing value "
+                f"({row[missing[0]]!r}); pass --drop-missing to leave out the rows with one, "
+                "or impute them first"
+            )
+        values.append([_csv_number(path, i, header[j], cell) for j, cell in enumerate(row)])
+    if not values:
+        raise ValueError(f"{path}: every data row has a missing value (--drop-missing left none)")
+    return header, np.array(values, dtype=float), dropped
+
+
+def _csv_number(path: str, line: int, column: str, cell: str) -> float:
+    """``float(cell)``, or an error naming the file, line and column (with the remedy for a
+    text column, and for an infinite value)."""
+    import math
+
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(
+            f"{path}, line {line}, column {column!r}: {cell!r} is not a number; a text column "
+            f"must be one-hot encoded first (e.g. pandas.get_dummies(frame, columns=[{column!r}], "
+            "drop_first=True)) or dropped"
+        ) from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}, line {line}, column {column!r}: {cell!r} is not finite")
+    return value
 
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -487,7 +522,14 @@ def _cmd_select(args) -> None:
             f"{flag} sets the prior of --penalty bayes; with --penalty {args.penalty} it would "
             "be ignored (drop it, or use --penalty bayes)"
         )
-    columns, table = read_csv_table(args.csv)
+    columns, table, dropped = read_csv_table(args.csv, drop_missing=args.drop_missing)
+    if dropped and not args.quiet:
+        lines = ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else "")
+        print(
+            f"l0bayes select: note: left out {len(dropped)} rows with a missing value "
+            f"(lines {lines}); {len(table)} rows remain",
+            file=sys.stderr,
+        )
     if args.target not in columns:
         raise ValueError(f"--target {args.target!r} is not a column of {args.csv}: {columns}")
     target = columns.index(args.target)

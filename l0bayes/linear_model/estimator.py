@@ -1588,8 +1588,22 @@ def _parses_as_float(a: np.ndarray) -> bool:
 def _check_layout(X, y) -> None:
     """Errors that name X or y for the layouts scikit-learn's ``validate_data`` reports in
     generic words (text, wrong rank, row counts that differ); ``y=None``, sparse and object
-    arrays are left to it (and to its messages, which scikit-learn's checks expect)."""
-    if y is None or issparse(X):
+    arrays are left to it (and to its messages, which scikit-learn's checks expect), except
+    that sparse X and a data frame with names that are not all strings get a remedy."""
+    if issparse(X):
+        raise TypeError(
+            f"X is a scipy sparse matrix of shape {X.shape}: sparse data is not supported, "
+            "dense data is required; pass X.toarray() (the Gram matrix is dense anyway)"
+        )
+    columns = getattr(X, "columns", None)
+    if columns is not None and not all(isinstance(c, str) for c in columns):
+        if any(isinstance(c, str) for c in columns):
+            kinds = sorted({type(c).__name__ for c in columns})
+            raise TypeError(
+                f"X's column names mix types {kinds}; name every column with a string "
+                "(X.columns = X.columns.astype(str)) so the fit can keep and check them"
+            )
+    if y is None:
         return
     try:
         X, y = np.asarray(X), np.asarray(y)
