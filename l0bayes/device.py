@@ -42,6 +42,11 @@ THREADS_HELP = (
 )
 
 
+#: The most intra-op threads accepted: a thread pool of 100,000 crashes torch (segmentation
+#: fault), and more threads than cores never speed a fit up.
+MAX_THREADS = 1024
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device`` for ``device``, with a clear error when CUDA is asked for but absent."""
     try:
@@ -123,10 +128,17 @@ def torch_threads(n: int | None) -> Iterator[None]:
     ``None``: the count the user set with ``torch.set_num_threads`` (:func:`user_threads`),
     else the policy's :func:`default_threads`.
 
-    :raises ValueError: ``n`` is not a positive integer.
+    :raises ValueError: ``n`` is not a positive integer, or more than :data:`MAX_THREADS`
+        (torch's thread pool crashes the process far beyond the machine's cores).
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"--threads must be a positive integer, got {n!r}")
+    if n is not None and n > MAX_THREADS:
+        cores = os.cpu_count() or 1
+        raise ValueError(
+            f"--threads must be at most {MAX_THREADS} (this machine has {cores} cores; more "
+            f"threads than cores only slow a fit down), got {n}"
+        )
     threads = n or user_threads() or default_threads()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -137,6 +149,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 __all__ = [
+    "MAX_THREADS",
     "THREADS_ENV_VARS",
     "THREADS_HELP",
     "apply_thread_policy",

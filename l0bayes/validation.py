@@ -35,13 +35,16 @@ def check_positive(name: str, value: object) -> float:
     return float(value)
 
 
-def check_count(name: str, value: object, minimum: int = 1) -> int:
-    """``int(value)`` for an integer ``>= minimum`` (bools and floats such as 10.0 refused)."""
+def check_count(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """``int(value)`` for an integer ``>= minimum`` (bools and floats such as 10.0 refused)
+    and, when given, ``<= maximum``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
             minimum, f"an integer >= {minimum}"
         )
         raise ValueError(f"{name} must be {kind}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}")
     return int(value)
 
 

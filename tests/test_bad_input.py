@@ -769,6 +769,8 @@ CLI_CASES = [
         ["--target", "y", "--penalty", "bayes", "--prior-inclusion", "2"],
         r"\(0, 1\)",
     ),
+    ("steps 1e12", GOOD, ["--target", "y", "--steps", "1000000000000"], r"at most 100,000,000"),
+    ("threads 100000", GOOD, ["--target", "y", "--threads", "100000"], r"at most 1024"),
     (
         "missing value",
         GOOD.replace("3,8,", "3,NA,"),

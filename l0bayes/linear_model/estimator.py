@@ -226,6 +226,8 @@ RELAXATION_PATIENCE = 150
 #: The largest ``penalty`` λ accepted (nats per coefficient): above it every fit on fewer than
 #: 6e13 rows selects the empty model, and λ·k overflows in the relaxation's code cost.
 MAX_PENALTY = 1e15
+#: The most SVI steps accepted: the losses of 1e8 steps take 0.8 GB and days of CPU time.
+MAX_STEPS = 100_000_000
 #: The range of ``slab_scale`` (prior sd of a standardised coefficient in units of σ) with
 #: ``penalty="bayes"``: outside it the slab is numerically a point mass at 0 or flat (g = n·s²
 #: under- or overflows in the Bayes factors).
@@ -495,7 +497,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                     "drop noise_scale, or use prior='raw' for a known noise sd"
                 )
         check_count("importance_samples", self.importance_samples, minimum=0)
-        check_count("n_steps", self.n_steps)
+        check_count("n_steps", self.n_steps, maximum=MAX_STEPS)
         check_count("num_particles", self.num_particles)
         check_count("seed", self.seed, minimum=0)
         check_positive("lr", self.lr)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from l0bayes.device import MAX_THREADS
 from l0bayes.nn.layers import WEIGHT_INITS, check_precision
 from l0bayes.nn.networks import (
     get_network,
@@ -24,6 +25,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic")
 
 #: The official code's clamp of log α after every step: [log 0.01, log 100].
 LOG_ALPHA_RANGE = (math.log(0.01), math.log(100.0))
+#: The most gate draws of ``--bma-samples`` (each is a pass over the test set).
+MAX_BMA_SAMPLES = 100_000
 
 
 @dataclass
@@ -277,12 +280,17 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{_flag(name)} must be an integer >= 0, got {value!r}")
+        if self.bma_samples > MAX_BMA_SAMPLES:
+            raise ValueError(
+                f"--bma-samples must be at most {MAX_BMA_SAMPLES:,} (each draw is a pass over "
+                f"the test set), got {self.bma_samples:,}"
+            )
         if not isinstance(self.quick, bool):
             raise ValueError(f"quick must be true or false, got {self.quick!r}")
         if not isinstance(self.graph, bool):
             raise ValueError(f"graph must be true or false, got {self.graph!r}")
         if self.num_threads is not None:
-            check_count("--threads", self.num_threads)
+            check_count("--threads", self.num_threads, maximum=MAX_THREADS)
         if (
             isinstance(self.seed, bool)
             or not isinstance(self.seed, int)

@@ -90,3 +90,16 @@ def test_a_relative_data_dir_resolves_to_an_absolute_path(tmp_path, monkeypatch)
     cfg = TrainConfig(network="mnist-mlp", out="run", data_dir="data").resolved()
     assert cfg.data_dir == str(tmp_path / "data")
     assert TrainConfig(network="mnist-mlp", out="run").resolved().data_dir is None
+
+
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        (dict(bma_samples=10**20), r"--bma-samples must be at most 100,000"),
+        (dict(num_threads=100_000), r"--threads must be at most 1,024"),
+    ],
+)
+def test_counts_that_would_run_for_ever_or_crash_are_refused(tmp_path, setting, match):
+    """Issue 27: --bma-samples 1e20 ran for ever; --threads 100000 crashed torch."""
+    with pytest.raises(ValueError, match=match):
+        tiny(tmp_path, **setting).resolved()
