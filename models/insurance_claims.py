@@ -20,19 +20,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyro
+import pyro.distributions as dist
+import statsmodels.api as sm
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyro  # noqa: E402
-import pyro.distributions as dist  # noqa: E402
-import statsmodels.api as sm  # noqa: E402
-import torch  # noqa: E402
-
-from l0bayes import AutoL0Guide, gated  # noqa: E402
-from l0bayes.gates import fit_autol0  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0
+from l0bayes.viz.plotting import plot_pips, save_figure
 
 FACTORS = ("District", "Group", "Age")
 
@@ -108,19 +105,12 @@ def main(argv: list[str] | None = None) -> dict:
     sel = sm.GLM(y, sm.add_constant(X[:, chosen]), family=family, offset=exposure).fit()
     print(f"full model:     AIC {full.aic:8.2f}  BIC {full.bic_llf:8.2f}")
     print(f"selected ({chosen.sum()}): AIC {sel.aic:8.2f}  BIC {sel.bic_llf:8.2f}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3))
-    at = np.arange(len(names))
-    ax.bar(at - 0.2, raw, 0.4, label="guide")
-    ax.bar(at + 0.2, pips, 0.4, label="posterior (Laplace, enumerated)")
-    ax.set_xticks(at, names, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("P(z ≠ 0)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pips.png")
-    plt.close(fig)
+    fig = plot_pips(
+        {"guide": raw, "posterior (Laplace, enumerated)": pips},
+        names,
+        title="Insurance claims, Poisson: gates",
+    )
+    save_figure(fig, Path(cfg.out) / "pips")  # pips.png and pips.pdf
     return {"pips": pips, "guide_pips": raw, "diagnostics": post.pip_diagnostics,
             "aic": {"full": full.aic, "selected": sel.aic}}  # fmt: skip
 

@@ -24,18 +24,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import statsmodels.formula.api as smf
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyro  # noqa: E402
-import pyro.distributions as dist  # noqa: E402
-import statsmodels.formula.api as smf  # noqa: E402
-import torch  # noqa: E402
-
-from l0bayes import AutoL0Guide, gated  # noqa: E402
-from l0bayes.gates import fit_autol0  # noqa: E402
+from l0bayes import AutoL0Guide, gated
+from l0bayes.gates import fit_autol0
+from l0bayes.viz.plotting import plot_pips, save_figure
 
 #: The random-effect blocks: name -> the power of (standardised) days it multiplies.
 BLOCKS = {"subject_intercept": 0, "subject_days": 1, "subject_days2": 2}
@@ -131,19 +128,12 @@ def main(argv: list[str] | None = None) -> dict:
     reml = smf.mixedlm("reaction ~ days", frame, groups=frame["subject"], re_formula="~days")
     sds = np.sqrt(np.diag(reml.fit().cov_re))
     print(f"statsmodels REML, random intercept and slope: sd {sds[0]:.3f} and {sds[1]:.3f}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    at = np.arange(len(names))
-    ax.bar(at - 0.2, raw, 0.4, label="guide")
-    ax.bar(at + 0.2, pips, 0.4, label="posterior (nested Laplace)")
-    ax.set_xticks(at, names, rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("P(z ≠ 0)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pips.png")
-    plt.close(fig)
+    fig = plot_pips(
+        {"guide": raw, "posterior (nested Laplace)": pips},
+        names,
+        title="Sleep study, mixed model: gates",
+    )
+    save_figure(fig, Path(cfg.out) / "pips")  # pips.png and pips.pdf
     return {"pips": pips, "guide_pips": raw, "diagnostics": post.pip_diagnostics}
 
 

@@ -2,6 +2,7 @@
 squares (fixtures that return functions, as tests import no test module)."""
 
 import mpmath
+import numpy as np
 import pytest
 
 
@@ -59,3 +60,18 @@ def reference_rss():
 @pytest.fixture
 def reference_max_vif():
     return _reference_max_vif
+
+
+@pytest.fixture
+def tied_design():
+    """Columns u + e and u - e with y = u + noise (noise orthogonal to 1, u, e): in exact
+    arithmetic {0} and {1} have the same RSS, and BIC prefers either one to both or none."""
+    n = 40
+    t = np.arange(n) - (n - 1) / 2
+    u = np.where(np.arange(n) % 4 == 0, 1.0, 0.0) - 0.25
+    v = np.where(np.arange(n) % 4 == 2, 1.0, 0.0) - 0.25
+    e = 0.05 * (v - u * (v @ u) / (u @ u))
+    noise = np.cos(0.7 * t) + 0.3 * np.sin(1.9 * t)
+    basis = np.column_stack([np.ones(n), u, e])
+    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
+    return np.column_stack([u + e, u - e]), u + noise

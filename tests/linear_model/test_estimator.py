@@ -672,19 +672,11 @@ def test_bayes_with_more_features_than_observations(prior):
     assert est.inclusion_probs_.argmax() == 0
 
 
-def test_a_tie_that_float64_cannot_resolve_is_not_certified():
+def test_a_tie_that_float64_cannot_resolve_is_not_certified(tied_design):
     """Columns u + e and u - e fit y equally well in exact arithmetic
-    (tests/linear_model/test_subset_search.py): BIC picks one, uncertified, with a warning
-    naming both supports."""
-    n = 40
-    t = np.arange(n) - (n - 1) / 2
-    u = np.where(np.arange(n) % 4 == 0, 1.0, 0.0) - 0.25
-    v = np.where(np.arange(n) % 4 == 2, 1.0, 0.0) - 0.25
-    e = 0.05 * (v - u * (v @ u) / (u @ u))
-    noise = np.cos(0.7 * t) + 0.3 * np.sin(1.9 * t)
-    basis = np.column_stack([np.ones(n), u, e])
-    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
-    X, y = np.column_stack([u + e, u - e]), u + noise
+    (tests/linear_model/conftest.py): BIC picks one, uncertified, with a warning naming both
+    supports."""
+    X, y = tied_design
     with pytest.warns(UserWarning, match=r"not certified: the supports \[\[\d\], \[\d\]\]"):
         est = L0Regression(penalty="bic", **FAST).fit(X, y)
     assert not est.optimal_ and 0 < est.criterion_gap_ < 1e-9 and est.selected_.sum() == 1

@@ -300,22 +300,8 @@ def test_income_inequality_gets_the_subset_statsmodels_prefers():
     assert found.optimal or found.ties
 
 
-def tied_design():
-    """Columns u + e and u - e with y = u + noise (noise orthogonal to 1, u, e): in exact
-    arithmetic {0} and {1} have the same RSS, and BIC prefers either one to both or none."""
-    n = 40
-    t = np.arange(n) - (n - 1) / 2
-    u = np.where(np.arange(n) % 4 == 0, 1.0, 0.0) - 0.25
-    v = np.where(np.arange(n) % 4 == 2, 1.0, 0.0) - 0.25
-    e = 0.05 * (v - u * (v @ u) / (u @ u))
-    noise = np.cos(0.7 * t) + 0.3 * np.sin(1.9 * t)
-    basis = np.column_stack([np.ones(n), u, e])
-    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
-    return np.column_stack([u + e, u - e]), u + noise
-
-
-def test_supports_that_float64_cannot_tell_apart_are_not_certified():
-    X, y = tied_design()
+def test_supports_that_float64_cannot_tell_apart_are_not_certified(tied_design):
+    X, y = tied_design
     stats = GaussianStats.from_arrays(X, y)
     rss = [stats.exact_rss(np.array([j])).rss for j in (0, 1)]
     assert rss[0] == pytest.approx(rss[1], rel=1e-13)
