@@ -191,6 +191,12 @@ CASES = [
         ),
         ("penalty 1e308", lambda t: fit(penalty=1e308), r"penalty .* must be <= 1e\+15"),
         (
+            "noise_scale 1e300",
+            lambda t: fit(penalty="bayes", prior="raw", noise_scale=1e300),
+            r"noise_scale=1e\+300 is too extreme",
+        ),
+        ("seed 1e20", lambda t: fit(seed=10**20), r"seed must be at most 4,294,967,295"),
+        (
             "sparse X",
             lambda t: fit(__import__("scipy.sparse").sparse.csr_matrix(X)),
             r"X is a scipy sparse matrix .* pass X.toarray\(\)",

@@ -499,7 +499,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         check_count("importance_samples", self.importance_samples, minimum=0)
         check_count("n_steps", self.n_steps, maximum=MAX_STEPS)
         check_count("num_particles", self.num_particles)
-        check_count("seed", self.seed, minimum=0)
+        check_count("seed", self.seed, minimum=0, maximum=2**32 - 1)  # numpy and torch seeds
         check_positive("lr", self.lr)
         if self.time_limit is not None:
             check_positive("time_limit", self.time_limit)

@@ -132,7 +132,7 @@ class _Block:
 
 def _check_noise(noise_scale: float) -> float:
     sigma = check_positive("noise_scale", noise_scale)
-    if not 0.0 < sigma**2 < math.inf:
+    if not 0.0 < sigma * sigma < math.inf:  # (sigma ** 2 raises OverflowError)
         raise ValueError(
             f"noise_scale={noise_scale!r} is too extreme: its square is not a positive float64; "
             "rescale y (and noise_scale with it)"
