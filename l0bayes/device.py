@@ -118,8 +118,26 @@ def default_threads() -> int:
             value = 0
         if value < 1:
             raise ValueError(f"${name} must be a positive integer (threads), got {text!r}")
-        return value
+        return check_threads(value, f"${name}")
     return 1
+
+
+def check_threads(n: object, name: str = "--threads") -> int:
+    """``n`` as a thread count: a positive integer of at most :data:`MAX_THREADS` (torch's
+    thread pool crashes the process far beyond the machine's cores); ``name`` is what the
+    error calls it (the flag, or the environment variable).
+
+    :raises ValueError: otherwise.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    if n > MAX_THREADS:
+        cores = os.cpu_count() or 1
+        raise ValueError(
+            f"{name} must be at most {MAX_THREADS} (this machine has {cores} cores; more "
+            f"threads than cores only slow a fit down), got {n}"
+        )
+    return n
 
 
 @contextmanager
@@ -128,17 +146,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
     ``None``: the count the user set with ``torch.set_num_threads`` (:func:`user_threads`),
     else the policy's :func:`default_threads`.
 
-    :raises ValueError: ``n`` is not a positive integer, or more than :data:`MAX_THREADS`
-        (torch's thread pool crashes the process far beyond the machine's cores).
+    :raises ValueError: ``n`` is not a thread count (:func:`check_threads`).
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"--threads must be a positive integer, got {n!r}")
-    if n is not None and n > MAX_THREADS:
-        cores = os.cpu_count() or 1
-        raise ValueError(
-            f"--threads must be at most {MAX_THREADS} (this machine has {cores} cores; more "
-            f"threads than cores only slow a fit down), got {n}"
-        )
+    if n is not None:
+        check_threads(n)
     threads = n or user_threads() or default_threads()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -153,6 +164,7 @@ __all__ = [
     "THREADS_ENV_VARS",
     "THREADS_HELP",
     "apply_thread_policy",
+    "check_threads",
     "default_threads",
     "resolve_device",
     "torch_default_threads",

@@ -38,6 +38,13 @@ def test_a_bad_environment_value_is_a_clear_error(no_thread_env, monkeypatch, va
         default_threads()
 
 
+def test_an_environment_count_past_the_limit_is_refused(no_thread_env, monkeypatch):
+    """A pool of 100,000 threads crashed torch (a segfault) whichever way it was asked for."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "100000")
+    with pytest.raises(ValueError, match=r"\$OMP_NUM_THREADS must be at most 1024"):
+        default_threads()
+
+
 def test_torch_threads_none_applies_the_default_and_restores(no_thread_env):
     before = torch.get_num_threads()
     with torch_threads(None):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from l0bayes.device import MAX_THREADS
+from l0bayes.device import check_threads
 from l0bayes.nn.layers import WEIGHT_INITS, check_precision
 from l0bayes.nn.networks import (
     get_network,
@@ -290,7 +290,7 @@ class TrainConfig:
         if not isinstance(self.graph, bool):
             raise ValueError(f"graph must be true or false, got {self.graph!r}")
         if self.num_threads is not None:
-            check_count("--threads", self.num_threads, maximum=MAX_THREADS)
+            check_threads(self.num_threads)
         if (
             isinstance(self.seed, bool)
             or not isinstance(self.seed, int)

@@ -96,7 +96,7 @@ def test_a_relative_data_dir_resolves_to_an_absolute_path(tmp_path, monkeypatch)
     "setting, match",
     [
         (dict(bma_samples=10**20), r"--bma-samples must be at most 100,000"),
-        (dict(num_threads=100_000), r"--threads must be at most 1,024"),
+        (dict(num_threads=100_000), r"--threads must be at most 1024"),
     ],
 )
 def test_counts_that_would_run_for_ever_or_crash_are_refused(tmp_path, setting, match):
