@@ -484,22 +484,26 @@ def selection_record(est: Any, names: list[str]) -> dict[str, Any]:
 
 def write_summary(est: Any, names: list[str], path: str) -> None:
     """Write the fitted ``est``'s summary table to ``path``: CSV (the rows of
-    :func:`summary_rows`), or JSON (:func:`selection_record`)."""
+    :func:`summary_rows`), or JSON (:func:`selection_record`). The file is written atomically
+    (a temporary file renamed onto ``path``), so a kill leaves the old file or the new one."""
+    import io
     import json
     from pathlib import Path
+
+    from l0bayes.training.safe_files import write_atomically
 
     if Path(path).suffix.lower() == ".csv":
         import csv
 
         rows = summary_rows(est, names)
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        return
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(selection_record(est, names), f, indent=2)
-        f.write("\n")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        body = text.getvalue()
+    else:
+        body = json.dumps(selection_record(est, names), indent=2) + "\n"
+    write_atomically(path, lambda f: f.write(body.encode("utf-8")))
 
 
 def _cmd_select(args) -> None:

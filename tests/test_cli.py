@@ -428,3 +428,21 @@ def test_sweep_resume_refuses_a_changed_shared_target_fraction(tmp_path, capsys)
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--target-fraction 0.4 (the run has 0.5)" in err
     assert main([*args, "--target-fraction", "0.5", "--epochs", "2", "--resume"]) == 0
+
+
+def test_select_output_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Issue 27: --output was written in place; a failure (or a kill) mid-way left half a file.
+    It is now written to a temporary file in the same folder and renamed onto the path."""
+    import l0bayes.cli as cli
+
+    data, out = write_data(tmp_path / "d.csv"), tmp_path / "s.json"
+    out.write_text("the previous table\n")
+
+    def broken(est, names):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cli, "selection_record", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(["--debug", "select", data, "--target", "y", "--no-progress", "--output", str(out)])
+    assert out.read_text() == "the previous table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "s.json"]  # no temporary
