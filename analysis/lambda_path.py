@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from l0bayes.linear_model.path import LambdaPath, lambda_path, plot_lambda_path
+from l0bayes.linear_model.path import LambdaPath, lambda_path
 from l0bayes.reporting import comparison
 from l0bayes.viz import tables
-from l0bayes.viz.plotting import save_figure
+from l0bayes.viz.plotting import plot_lambda_path, save_figure
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -276,9 +276,9 @@ MOVED: dict[str, dict[str, tuple[str, ...]]] = {
             "PathRow",
             "default_lambdas",
             "lambda_path",
-            "plot_lambda_path",
         ),
         "l0bayes.linear_model.selection": ("SubsetResult", "best_subset"),
+        "l0bayes.viz.plotting": ("plot_lambda_path",),
         "l0bayes.viz.tables": ("indices",),
     },
     "l0bayes.plotting": {

@@ -4,6 +4,7 @@ enumeration, importance-sampling and model-space corrections of the PIPs, model-
 the λ path and the varbvs baseline.
 """
 
+from l0bayes.linear_model import path
 from l0bayes.linear_model.estimator import (
     METHODS,
     PENALTIES,
@@ -56,7 +57,6 @@ from l0bayes.linear_model.path import (
     PathRow,
     default_lambdas,
     lambda_path,
-    plot_lambda_path,
 )
 from l0bayes.linear_model.selection import (
     InformationCriteria,
@@ -120,7 +120,6 @@ __all__ = [
     "pareto_smooth",
     "path",
     "pi_posterior",
-    "plot_lambda_path",
     "pmf_interval",
     "poisson_binomial",
     "psis_inclusion_probs",
@@ -132,3 +131,11 @@ __all__ = [
     "to_inference_data",
     "varbvs",
 ]
+
+
+def __getattr__(name: str):
+    """Names that moved out of the regression half (``plot_lambda_path`` to :mod:`l0bayes.viz`),
+    still reachable here with a :class:`DeprecationWarning`."""
+    if name == "plot_lambda_path":
+        return path.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,12 +13,15 @@ Each row reports the selected model's size, its maximised log-likelihood, AIC, B
 maximum likelihood, as statsmodels reports them) and, when given, its validation and test
 errors. For :math:`p \le` ``max_exhaustive`` the exhaustive best-subset AIC and BIC models
 (:func:`l0bayes.linear_model.selection.best_subset`) are added for comparison.
+
+The figure of a path is :func:`l0bayes.viz.plot_lambda_path` (fits draw no figures).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -26,10 +29,8 @@ import numpy as np
 
 from l0bayes.linear_model.estimator import L0Regression
 from l0bayes.linear_model.selection import SubsetResult, best_subset
-from l0bayes.viz.plotting import pyplot
-from l0bayes.viz.tables import indices
 
-__all__ = ["LambdaPath", "PathRow", "default_lambdas", "lambda_path", "plot_lambda_path"]
+__all__ = ["LambdaPath", "PathRow", "default_lambdas", "lambda_path"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class LambdaPath:
 
     def records(self) -> list[dict]:
         """One dict per row, the support as a string of column indices (for CSV files)."""
-        return [{**asdict(r), "support": indices(r.support)} for r in self.rows]
+        return [{**asdict(r), "support": _indices(r.support)} for r in self.rows]
 
     def matches_best_subset(self, criterion: str) -> bool | None:
         """Whether the AIC or BIC row selected the exhaustive best subset (None: not run)."""
@@ -107,8 +108,13 @@ class LambdaPath:
         return "\n".join(lines) + "\n"
 
 
+def _indices(support: np.ndarray) -> str:
+    """The selected columns' positions, space-separated (``"0 2 5"``)."""
+    return " ".join(map(str, np.flatnonzero(support)))
+
+
 def _columns(support: np.ndarray) -> str:
-    return "{" + indices(support).replace(" ", ",") + "}"
+    return "{" + _indices(support).replace(" ", ",") + "}"
 
 
 def default_lambdas(n: int, num: int = 12) -> np.ndarray:
@@ -184,37 +190,16 @@ def lambda_path(
     return LambdaPath(rows, n, best["aic"], best["bic"])
 
 
-def plot_lambda_path(path: LambdaPath, title: str = "L0 path"):
-    """Two panels against λ (log axis): selected features k, and AIC and BIC of the selected
-    model, with λ_AIC = 1 and λ_BIC = ½ log n marked and the exhaustive minima as lines."""
-    plt = pyplot()
-    cols = path.as_dict()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.5), sharex=True)
-    top.plot(cols["lam"], cols["n_selected"], marker="o", color="C0")
-    top.set_ylabel("selected features (count)")
-    bottom.plot(cols["lam"], cols["aic"], marker="o", color="C1", label="AIC of selected model")
-    bottom.plot(cols["lam"], cols["bic"], marker="s", color="C2", label="BIC of selected model")
-    for best, name, color in (
-        (path.best_subset_aic, "AIC", "C1"),
-        (path.best_subset_bic, "BIC", "C2"),
-    ):
-        if best is not None:
-            value = getattr(best.criteria, name.lower())
-            bottom.axhline(value, color=color, linestyle=":", label=f"best-subset {name} minimum")
-    bottom.set_ylabel("AIC, BIC  (−2 log-lik + penalty)")
-    bottom.set_xlabel("λ  (code cost per parameter, nats; log scale)")
-    marks = (
-        (1.0, r"$\lambda_{\rm AIC} = 1$"),
-        (path.lam_bic, rf"$\lambda_{{\rm BIC}} = \frac{{1}}{{2}}\log n = {path.lam_bic:.2f}$"),
-    )
-    for ax in (top, bottom):
-        ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        for lam, _ in marks:
-            ax.axvline(lam, color="grey", linestyle="--", linewidth=1)
-    for (lam, name), ha in zip(marks, ("right", "left"), strict=True):  # AIC left of BIC
-        top.text(lam, 1.02, name, transform=top.get_xaxis_transform(), ha=ha, fontsize=8)
-    bottom.legend(fontsize=8)
-    fig.suptitle(f"{title} (n = {path.n})")
-    fig.tight_layout()
-    return fig
+def __getattr__(name: str):
+    """``plot_lambda_path`` moved to :mod:`l0bayes.viz`; the old name still works, with a
+    :class:`DeprecationWarning`."""
+    if name == "plot_lambda_path":
+        warnings.warn(
+            "l0bayes.linear_model.plot_lambda_path moved to l0bayes.viz.plot_lambda_path",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from l0bayes.viz.plotting import plot_lambda_path
+
+        return plot_lambda_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from l0bayes.viz.plotting import (
     plot_active_units,
     plot_input_gates,
+    plot_lambda_path,
     plot_layer_pips,
     plot_pips,
     plot_reliability,
@@ -34,6 +35,7 @@ __all__ = [
     "nonfinite_note",
     "plot_active_units",
     "plot_input_gates",
+    "plot_lambda_path",
     "plot_layer_pips",
     "plot_pips",
     "plot_reliability",

@@ -311,3 +311,45 @@ __all__ = [
     "pyplot",
     "save_figure",
 ]
+
+
+def plot_lambda_path(path, title: str = "L0 path"):
+    r"""Two panels against λ (log axis): selected features k, and AIC and BIC of the selected
+    model, with :math:`\lambda_{\rm AIC} = 1` and :math:`\lambda_{\rm BIC} = \tfrac12 \log n`
+    marked and the exhaustive minima as lines.
+
+    :param path: a :class:`l0bayes.linear_model.path.LambdaPath` (any object with its
+        ``as_dict()``, ``n``, ``lam_bic`` and ``best_subset_aic``/``best_subset_bic``, each None
+        or holding ``criteria.aic``/``criteria.bic``).
+    """
+    plt = pyplot()
+    cols = path.as_dict()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.5), sharex=True)
+    top.plot(cols["lam"], cols["n_selected"], marker="o", color="C0")
+    top.set_ylabel("selected features (count)")
+    bottom.plot(cols["lam"], cols["aic"], marker="o", color="C1", label="AIC of selected model")
+    bottom.plot(cols["lam"], cols["bic"], marker="s", color="C2", label="BIC of selected model")
+    for best, name, color in (
+        (path.best_subset_aic, "AIC", "C1"),
+        (path.best_subset_bic, "BIC", "C2"),
+    ):
+        if best is not None:
+            value = getattr(best.criteria, name.lower())
+            bottom.axhline(value, color=color, linestyle=":", label=f"best-subset {name} minimum")
+    bottom.set_ylabel("AIC, BIC  (−2 log-lik + penalty)")
+    bottom.set_xlabel("λ  (code cost per parameter, nats; log scale)")
+    marks = (
+        (1.0, r"$\lambda_{\rm AIC} = 1$"),
+        (path.lam_bic, rf"$\lambda_{{\rm BIC}} = \frac{{1}}{{2}}\log n = {path.lam_bic:.2f}$"),
+    )
+    for ax in (top, bottom):
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        for lam, _ in marks:
+            ax.axvline(lam, color="grey", linestyle="--", linewidth=1)
+    for (lam, name), ha in zip(marks, ("right", "left"), strict=True):  # AIC left of BIC
+        top.text(lam, 1.02, name, transform=top.get_xaxis_transform(), ha=ha, fontsize=8)
+    bottom.legend(fontsize=8)
+    fig.suptitle(f"{title} (n = {path.n})")
+    fig.tight_layout()
+    return fig

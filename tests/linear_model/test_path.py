@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from l0bayes.data.simulate import simulate_regression
-from l0bayes.linear_model.path import default_lambdas, lambda_path, plot_lambda_path
+from l0bayes.linear_model.path import default_lambdas, lambda_path
 from l0bayes.linear_model.selection import refit_coefficients
-from l0bayes.viz.plotting import save_figure
+from l0bayes.viz.plotting import plot_lambda_path, save_figure
 
 N_FIT, N_HELD = 150, 100
 
@@ -73,3 +73,15 @@ def test_errors_are_nan_without_held_out_data_and_no_exhaustive_above_limit():
     assert [r.criterion for r in path.rows] == ["AIC", "BIC"]
     assert all(math.isnan(r.val_error) and math.isnan(r.test_error) for r in path.rows)
     assert path.best_subset_aic is None and path.matches_best_subset("AIC") is None
+
+
+def test_plot_lambda_path_moved_to_viz_and_old_names_warn():
+    """Fits draw no figures: the path's figure lives in viz; the old names still resolve."""
+    import l0bayes.linear_model
+    import l0bayes.linear_model.path
+
+    for module in (l0bayes.linear_model, l0bayes.linear_model.path):
+        with pytest.warns(DeprecationWarning, match="moved to l0bayes.viz.plot_lambda_path"):
+            assert module.plot_lambda_path is plot_lambda_path
+        with pytest.raises(AttributeError, match=module.__name__):
+            module.no_such_name  # noqa: B018
