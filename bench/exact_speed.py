@@ -27,7 +27,11 @@ def main(argv=None) -> None:
         post = exact_posterior(prob.X, prob.y, noise_scale=prob.noise_scale, prior_inclusion=0.3)
         elapsed = time.perf_counter() - t0
         est = L0Regression(
-            penalty="bayes", method="exact", prior_inclusion=0.3, noise_scale=prob.noise_scale
+            penalty="bayes",
+            method="exact",
+            prior="raw",
+            prior_inclusion=0.3,
+            noise_scale=prob.noise_scale,
         )
         t0 = time.perf_counter()
         est.fit(prob.X, prob.y)
