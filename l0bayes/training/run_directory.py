@@ -110,16 +110,26 @@ def prepare_new_run(out: PathLike, flag: str = "--out") -> Path:
         holds files l0bayes did not write), a run that already has a checkpoint, or cannot
         be created.
     """
-    out = Path(out)
-    _check_folder(out, flag)
-    if out.is_dir() and _entries(out):
-        check_new_run(out, flag)
+    out = refuse_new_run(out, flag)
     _make_dirs(out, flag)
     if read_marker(out) is None:
         try:
             write_marker(out)
         except OSError as err:
             raise RunDirectoryError(f"cannot write in {flag} {out}: {err.strerror}") from None
+    return out
+
+
+def refuse_new_run(out: PathLike, flag: str = "--out") -> Path:
+    """Raise now what :func:`prepare_new_run` would refuse, creating and writing nothing (so a
+    run whose settings or data fail after this check leaves no folder behind).
+
+    :raises RunDirectoryError: as :func:`prepare_new_run`.
+    """
+    out = Path(out)
+    _check_folder(out, flag)
+    if out.is_dir() and _entries(out):
+        check_new_run(out, flag)
     return out
 
 
@@ -352,6 +362,7 @@ __all__ = [
     "open_run",
     "prepare_new_run",
     "prepare_output_dir",
+    "refuse_new_run",
     "run_lock",
     "write_marker",
 ]

@@ -100,6 +100,7 @@ from l0bayes.training.run_directory import (
     claim_run,
     open_run,
     prepare_new_run,
+    refuse_new_run,
     run_lock,
 )
 
@@ -146,6 +147,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.num_train = len(self.data.y_train)
         self.net = self._build().to(self.device)
+        if not self.resume and self.rank == 0:  # settings and data passed: make the folder
+            prepare_new_run(self.out)
         self.input_shape = self.spec.input_shape
         self.train, self.test = self._images()
         self.optimizer = self._optimizer()
@@ -166,7 +169,8 @@ class Trainer:
     # ---------------------------------------------------------------- set-up
     def _check_run_dir(self) -> None:
         """A resumed run must be one of ours with a checkpoint; a new run needs a new or empty
-        folder, or one of ours without a checkpoint (see :mod:`l0bayes.training.run_directory`)."""
+        folder, or one of ours without a checkpoint (see :mod:`l0bayes.training.run_directory`);
+        checked here, made only when the data and the network are built."""
         if self.resume:
             open_run(self.out)
             if not (self.out / "checkpoint.pt").is_file():
@@ -174,7 +178,7 @@ class Trainer:
                     f"--resume: no checkpoint in {self.out}; start the run without --resume"
                 )
         elif self.rank == 0:
-            prepare_new_run(self.out)
+            refuse_new_run(self.out)  # created once the settings and the data pass
 
     def _check_data(self) -> None:
         shape = tuple(self.data.image_shape)

@@ -399,6 +399,7 @@ def test_bad_train_numbers_are_one_line_errors(tmp_path, capsys, flags, match):
     out = tmp_path / "run"
     assert main(["train", "mnist-mlp", "--out", str(out), *SMALL, *flags]) == 2
     assert re.search(match, one_line_error(capsys, "train"))
+    assert not out.exists()  # refused before the run folder was made
 
 
 def test_out_that_is_a_file_or_below_one_is_a_one_line_error(tmp_path, capsys):
