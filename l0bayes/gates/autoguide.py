@@ -37,6 +37,7 @@ from l0bayes.distributions import (
     DEFAULT_TEMPERATURE,
     HardConcrete,
     check_gate_hyperparameters,
+    initial_log_alpha,
 )
 from l0bayes.gates.pairing import GuideGate, PairedSlab, begin_draws, memoized, register_draw
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
@@ -188,7 +189,7 @@ class GateGuide(AutoGuide):
                 self._fixed[info["name"]] = value.expand(site["fn"].shape()).detach().clone()
             elif info["role"] == "gate":
                 _check_not_per_observation(site_name, {f.name for f in frames}, observed)
-                init = torch.full_like(site["value"], self.init_log_alpha)
+                init = initial_log_alpha(self.init_log_alpha, site["value"].shape, site["value"])
                 deep_setattr(self, "log_alpha." + info["name"], PyroParam(init))
             else:
                 support = _value_support(site["fn"])
