@@ -7,6 +7,7 @@ from l0bayes.distributions.counter_noise import (
     counter_normal,
     counter_uniform,
 )
+from l0bayes.distributions.gate_sites import GATE_ROLE, VALUE_ROLE, initial_log_alpha, site_name
 from l0bayes.distributions.hard_concrete import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
@@ -29,6 +30,8 @@ __all__ = [
     "counter_normal",
     "counter_uniform",
     "DEFAULT_STRETCH",
+    "GATE_ROLE",
+    "VALUE_ROLE",
     "DEFAULT_TEMPERATURE",
     "KL_MODES",
     "GaussianSlab",
@@ -39,4 +42,6 @@ __all__ = [
     "code_cost",
     "expected_gate_kl",
     "gate_kl",
+    "initial_log_alpha",
+    "site_name",
 ]

@@ -158,10 +158,15 @@ class HardConcrete(TorchDistribution):
         return torch.sigmoid(self._log_ratio_zero - self.log_alpha)
 
     @lazy_property
+    def logit_nonzero(self) -> torch.Tensor:
+        r""":math:`\mathrm{logit}\,P(z \ne 0) = \log\alpha - \beta\log(-\gamma/\zeta)`."""
+        return self.log_alpha - self._log_ratio_zero
+
+    @lazy_property
     def prob_nonzero(self) -> torch.Tensor:
         r""":math:`P(z \ne 0) = \sigma(\log\alpha - \beta\log(-\gamma/\zeta))`, the gate's
         inclusion probability; summed over gates it is the expected :math:`L_0` norm."""
-        return torch.sigmoid(self.log_alpha - self._log_ratio_zero)
+        return torch.sigmoid(self.logit_nonzero)
 
     @property
     def log_prob_nonzero(self) -> torch.Tensor:
@@ -204,28 +209,29 @@ class HardConcrete(TorchDistribution):
         return (s * (high - low) + low).clamp(0.0, 1.0)
 
     # ----------------------------------------------------------------- densities
-    def _interior_logit(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """t = (z − γ)/(ζ − γ) and x = β·logit(t) − log α for z in [0, 1]."""
+    def _interior_logs(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log t + log(1 − t) and x = β·logit(t) − log α, t = (z − γ)/(ζ − γ), for z in
+        [0, 1]."""
         low, high = self.stretch
         t = (value - low) / (high - low)
-        x = self.temperature * (torch.log(t) - torch.log1p(-t)) - self.log_alpha
-        return t, x
+        log_t, log_1mt = torch.log(t), torch.log1p(-t)
+        return log_t + log_1mt, self.temperature * (log_t - log_1mt) - self.log_alpha
+
+    def _interior_logit(self, value: torch.Tensor) -> torch.Tensor:
+        """x = β·logit(t) − log α for z in [0, 1] (see :meth:`_interior_logs`)."""
+        low, high = self.stretch
+        t = (value - low) / (high - low)
+        return self.temperature * (torch.log(t) - torch.log1p(-t)) - self.log_alpha
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
         log_alpha, value = broadcast_all(self.log_alpha, value)
         low, high = self.stretch
-        t, x = self._interior_logit(value.clamp(0.0, 1.0))
+        log_t_1mt, x = self._interior_logs(value.clamp(0.0, 1.0))
         logsig = torch.nn.functional.logsigmoid
-        interior = (
-            logsig(x)
-            + logsig(-x)
-            + math.log(self.temperature)
-            - torch.log(t)
-            - torch.log1p(-t)
-            - math.log(high - low)
-        )
+        constant = math.log(self.temperature) - math.log(high - low)
+        interior = logsig(x) + logsig(-x) - log_t_1mt + constant
         at_zero = logsig(self._log_ratio_zero - log_alpha)
         at_one = logsig(log_alpha - self._log_ratio_one)
         out = torch.where(value <= 0.0, at_zero, torch.where(value >= 1.0, at_one, interior))
@@ -238,7 +244,7 @@ class HardConcrete(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value.clamp(0.0, 1.0))
         log_alpha, value = broadcast_all(self.log_alpha, value)
-        _, x = self._interior_logit(value.clamp(0.0, 1.0))
+        x = self._interior_logit(value.clamp(0.0, 1.0))
         inside = torch.sigmoid(x)
         out = torch.where(value >= 1.0, torch.ones_like(inside), inside)
         return torch.where(value < 0.0, torch.zeros_like(out), out)

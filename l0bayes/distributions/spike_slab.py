@@ -308,9 +308,11 @@ def gate_kl(q: HardConcrete, lam: torch.Tensor | float, kl_mode: str = "bayes") 
     lam = torch.as_tensor(lam, dtype=q.log_alpha.dtype, device=q.log_alpha.device)
     if kl_mode == "l0":
         return lam * pi_q
-    log_pi = torch.nn.functional.logsigmoid(-lam)
+    # pi_q log(pi_q/pi) + (1-pi_q) log((1-pi_q)/(1-pi)) with a = logit(pi_q): log pi_q - log(1-pi_q)
+    # = a and log pi - log(1-pi) = -lam, so the KL is pi_q (a + lam) + log(1-pi_q) - log(1-pi)
+    logit = q.logit_nonzero
     log_not_pi = torch.nn.functional.logsigmoid(lam)
-    return pi_q * (q.log_prob_nonzero - log_pi) + (1 - pi_q) * (q.log_prob_zero - log_not_pi)
+    return pi_q * (logit + lam) + torch.nn.functional.logsigmoid(-logit) - log_not_pi
 
 
 def expected_gate_kl(

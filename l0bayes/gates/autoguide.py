@@ -37,8 +37,9 @@ from l0bayes.distributions import (
     DEFAULT_TEMPERATURE,
     HardConcrete,
     check_gate_hyperparameters,
+    initial_log_alpha,
 )
-from l0bayes.gates.pairing import begin_draws, register_draw
+from l0bayes.gates.pairing import GuideGate, PairedSlab, begin_draws, memoized, register_draw
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
 from l0bayes.validation import check_choice, check_count, check_positive
@@ -61,8 +62,8 @@ class GatedValue(TorchDistribution):
     def __init__(self, base, weight, mask, validate_args=None) -> None:
         shape = torch.Size(broadcast_shape(base.batch_shape, weight.shape, mask.shape))
         self.base = base.expand(shape) if base.batch_shape != shape else base
-        self.weight = weight.expand(shape)
-        self.gate_mask = mask.expand(shape)
+        self.weight = weight.expand(shape) if weight.shape != shape else weight
+        self.gate_mask = mask.expand(shape) if mask.shape != shape else mask
         super().__init__(shape, base.event_shape, validate_args=False)
 
     @property
@@ -86,8 +87,17 @@ class GatedValue(TorchDistribution):
         return self.base.sample(sample_shape)
 
     def log_prob(self, value):
+        return memoized(self, "log_prob", (value,), lambda: self._masked_log_prob(value))
+
+    def _masked_log_prob(self, value):
         log_q = self.base.log_prob(value)
         return torch.where(self.gate_mask, log_q, torch.zeros_like(log_q))
+
+
+@register_kl(GatedValue, PairedSlab)
+def _kl_gated_value_paired_slab(q: GatedValue, p: PairedSlab) -> torch.Tensor:
+    """The model's own pairing (:meth:`PairedSlab.value_kl`, computed once per step)."""
+    return p.value_kl(q)
 
 
 @register_kl(GatedValue, Distribution)
@@ -179,7 +189,7 @@ class GateGuide(AutoGuide):
                 self._fixed[info["name"]] = value.expand(site["fn"].shape()).detach().clone()
             elif info["role"] == "gate":
                 _check_not_per_observation(site_name, {f.name for f in frames}, observed)
-                init = torch.full_like(site["value"], self.init_log_alpha)
+                init = initial_log_alpha(self.init_log_alpha, site["value"].shape, site["value"])
                 deep_setattr(self, "log_alpha." + info["name"], PyroParam(init))
             else:
                 support = _value_support(site["fn"])
@@ -197,7 +207,7 @@ class GateGuide(AutoGuide):
 
     # ------------------------------------------------------------------ distributions
     def _gate_dist(self, name: str) -> HardConcrete:
-        return HardConcrete(deep_getattr(self, "log_alpha." + name), self.temperature, self.stretch)
+        return GuideGate(deep_getattr(self, "log_alpha." + name), self.temperature, self.stretch)
 
     def _value_base(self, name: str, transform) -> Distribution:
         loc = deep_getattr(self, "loc." + name)

@@ -31,12 +31,13 @@ gate, the Laplace scorer), the sites are the plain spike and masked slab.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from contextvars import ContextVar
 
 import torch
 from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.ops.provenance import detach_provenance
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution, kl_divergence, register_kl
 
 from l0bayes.distributions import HardConcrete, SpikeSlabGate, gate_kl
 
@@ -72,6 +73,48 @@ def guide_of(value: torch.Tensor) -> Distribution | None:
     return entry[1]
 
 
+def memoized(
+    owner: object, slot: str, key: tuple, compute: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """``compute()``, remembered on ``owner`` for the same ``key`` objects (by identity, tensors
+    also by in-place version) and the same grad mode: the ELBOs ask for one site's log density
+    and KL several times per step (the model's and the guide's traces, then the KL branch),
+    and each answer is the same tensor (same value, same graph).
+
+    :param owner: the distribution that holds the remembered answer.
+    :param slot: which of ``owner``'s answers (one per slot, the latest).
+    :param key: the objects the answer depends on besides ``owner``'s own parameters.
+    :param compute: computes the answer.
+    """
+    stamp = tuple(k._version if torch.is_tensor(k) else None for k in key)
+    stamp += (torch.is_grad_enabled(),)
+    slot = "_l0bayes_memo_" + slot
+    hit = owner.__dict__.get(slot)
+    if (
+        hit is not None
+        and hit[1] == stamp
+        and all(a is b for a, b in zip(hit[0], key, strict=True))
+    ):
+        return hit[2]
+    out = compute()
+    owner.__dict__[slot] = (key, stamp, out)
+    return out
+
+
+class GuideGate(HardConcrete):
+    """The hard concrete gate of :class:`~l0bayes.gates.AutoL0Guide`: its log density at a
+    value is computed once per value (:func:`memoized`), for the model's paired prior and the
+    guide's own trace alike. Same parameters as :class:`~l0bayes.distributions.HardConcrete`."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return memoized(
+            self,
+            "log_prob",
+            (value, self.log_alpha),
+            lambda: super(GuideGate, self).log_prob(value),
+        )
+
+
 class PairedGate(SpikeSlabGate):
     r"""The gate prior of :func:`~l0bayes.gates.gated`: the spike and slab, whose log density at
     a hard concrete draw of the guide is :math:`\log q(z) - \mathrm{KL}(q \,\|\, p)` (module
@@ -81,11 +124,21 @@ class PairedGate(SpikeSlabGate):
         new = self._get_checked_instance(PairedGate, _instance)
         return super().expand(batch_shape, _instance=new)
 
+    def kl_from(self, q: HardConcrete) -> torch.Tensor:
+        r""":math:`\mathrm{KL}(q \,\|\, p)` (:func:`~l0bayes.distributions.gate_kl`), once
+        per guide distribution (:func:`memoized`)."""
+        return memoized(self, "kl", (q, q.log_alpha), lambda: gate_kl(q, self.lam, self.kl_mode))
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         q = guide_of(value)
         if not isinstance(q, HardConcrete):
             return super().log_prob(value)
-        return q.log_prob(value) - gate_kl(q, self.lam, self.kl_mode)
+        return q.log_prob(value) - self.kl_from(q)
+
+
+@register_kl(HardConcrete, PairedGate)
+def _kl_hard_concrete_paired_gate(q: HardConcrete, p: PairedGate) -> torch.Tensor:
+    return p.kl_from(q)
 
 
 class PairedSlab(MaskedDistribution):
@@ -107,17 +160,33 @@ class PairedSlab(MaskedDistribution):
         mask = self._mask
         return torch.as_tensor(mask).expand(self.batch_shape) if isinstance(mask, bool) else mask
 
+    def value_kl(self, guide: Distribution) -> torch.Tensor:
+        r""":math:`P_q(z \ne 0)\,\mathrm{KL}(q(\theta \mid z \ne 0) \,\|\, \text{slab})` for the
+        guide's ``GatedValue`` (its ``weight`` and ``base``), once per guide distribution
+        (:func:`memoized`); ``NotImplementedError`` where torch knows no closed form."""
+        return memoized(
+            self, "kl", (guide,), lambda: guide.weight * kl_divergence(guide.base, self.base_dist)
+        )
+
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         guide = guide_of(value)
         weight = getattr(guide, "weight", None)
         if weight is None:
             return super().log_prob(value)
-        base = guide.base
         try:
-            kl = kl_divergence(base, self.base_dist)
+            kl = self.value_kl(guide)
         except NotImplementedError:
-            kl = base.log_prob(value) - self.base_dist.log_prob(value)
-        return guide.log_prob(value) - weight * kl
+            base = guide.base
+            kl = weight * (base.log_prob(value) - self.base_dist.log_prob(value))
+        return guide.log_prob(value) - kl
 
 
-__all__ = ["PairedGate", "PairedSlab", "begin_draws", "guide_of", "register_draw"]
+__all__ = [
+    "GuideGate",
+    "PairedGate",
+    "PairedSlab",
+    "begin_draws",
+    "guide_of",
+    "memoized",
+    "register_draw",
+]

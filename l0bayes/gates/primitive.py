@@ -79,14 +79,14 @@ from pyro.infer.util import is_validation_enabled
 from pyro.poutine.runtime import get_plates
 from torch.distributions import Distribution, Independent
 
-from l0bayes.distributions import KL_MODES
+from l0bayes.distributions import GATE_ROLE, KL_MODES, VALUE_ROLE, site_name
 from l0bayes.gates.pairing import PairedGate, PairedSlab
 from l0bayes.validation import check_choice
 
 #: Key of the sites' ``infer`` dict under which ``gated`` records its metadata.
 ROLE_KEY = "l0bayes_gated"
-GATE_SUFFIX = ".gate"
-VALUE_SUFFIX = ".theta"
+GATE_SUFFIX = "." + GATE_ROLE  # site_name(name, GATE_ROLE) == name + GATE_SUFFIX
+VALUE_SUFFIX = "." + VALUE_ROLE
 
 #: Plates that inference adds around a whole model (vectorised ELBO particles, parallel
 #: ``Predictive`` samples): they index draws, not parameters, so they never index gates.
@@ -311,10 +311,12 @@ def gated(
     info = {"name": name, "groups": ids}
     prior = PairedGate(lam=cost, kl_mode=kl_mode, validate_args=False)
     prior = prior.expand(torch.Size(batch + gate_free)).to_event(len(gate_free))
-    z = pyro.sample(name + GATE_SUFFIX, prior, infer={ROLE_KEY: {**info, "role": "gate"}})
+    z = pyro.sample(site_name(name, GATE_ROLE), prior, infer={ROLE_KEY: {**info, "role": "gate"}})
     z_elem = z if ids is None else z.index_select(-1, ids)
     theta_fn = PairedSlab(base, z_elem != 0).to_event(len(free))
-    theta = pyro.sample(name + VALUE_SUFFIX, theta_fn, infer={ROLE_KEY: {**info, "role": "value"}})
+    theta = pyro.sample(
+        site_name(name, VALUE_ROLE), theta_fn, infer={ROLE_KEY: {**info, "role": "value"}}
+    )
     value = z_elem * theta
     pyro.deterministic(name, value, event_dim=len(free))
     return value

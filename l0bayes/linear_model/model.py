@@ -75,11 +75,13 @@ from pyro.infer.util import is_validation_enabled
 from l0bayes.distributions import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
+    GATE_ROLE,
     KL_MODES,
     GaussianSlab,
     HardConcrete,
     SpikeSlabGate,
     check_gate_hyperparameters,
+    initial_log_alpha,
 )
 from l0bayes.validation import COUNT_FAMILIES, FAMILIES, check_choice, check_count, check_positive
 
@@ -282,10 +284,10 @@ def _coefficients(
     features = pyro.plate("features", p)
     if prior.groups is None:
         with features:
-            z = pyro.sample("gate", gate_prior)
+            z = pyro.sample(GATE_ROLE, gate_prior)
     else:
         with pyro.plate("groups", prior.n_gates):
-            z = pyro.sample("gate", gate_prior)[..., prior.groups.to(like.device)]
+            z = pyro.sample(GATE_ROLE, gate_prior)[..., prior.groups.to(like.device)]
     with features:
         slab = GaussianSlab(_as_tensor(prior.slab_precision, like), prior.slab_normalized)
         with poutine.mask(mask=z != 0):  # the spike: an excluded weight costs nothing
@@ -328,7 +330,7 @@ def _guide(p: int, X: torch.Tensor, prior: RegressionPrior) -> None:
     """The guide's sites for ``p`` features (``X`` gives only the dtype and device)."""
     n_gates = p if prior.groups is None else prior.n_gates
     log_alpha = pyro.param(
-        "gate_log_alpha", lambda: _as_tensor(prior.init_log_alpha, X).expand(n_gates).clone()
+        "gate_log_alpha", lambda: initial_log_alpha(prior.init_log_alpha, (n_gates,), X)
     )
     if prior.inclusion_beta is not None:
         a0, b0 = (_as_tensor(v, X) for v in prior.inclusion_beta)
@@ -343,11 +345,11 @@ def _guide(p: int, X: torch.Tensor, prior: RegressionPrior) -> None:
     prob = q_gate.prob_nonzero
     if prior.groups is not None:
         with pyro.plate("groups", n_gates):
-            pyro.sample("gate", q_gate)
+            pyro.sample(GATE_ROLE, q_gate)
         prob = prob[prior.groups.to(X.device)]
     with pyro.plate("features", p):
         if prior.groups is None:
-            pyro.sample("gate", q_gate)
+            pyro.sample(GATE_ROLE, q_gate)
         with poutine.scale(scale=prob):
             pyro.sample("weight", _weight_guide(prior, loc))
 

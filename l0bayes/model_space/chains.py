@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from l0bayes.model_space.convergence import effective_sample_size, split_rhat
+from l0bayes.model_space.convergence import PIP_TOLERANCE, effective_sample_size, split_rhat
 from l0bayes.model_space.scorer import ModelScorer, model_key
 from l0bayes.validation import check_choice, check_count, check_positive
 
@@ -241,7 +241,8 @@ class MC3Result:
     :param chain_inclusion_probs: per chain, shape ``(chains, p)``.
     :param pip_se: Monte Carlo standard error of each pooled PIP.
     :param pip_spread: :math:`\max_j (\max_c - \min_c)` of the chains' PIPs.
-    :param rhat: largest split-:math:`\hat R` of the thinned RB traces over features.
+    :param rhat: largest split-:math:`\hat R` over features of the thinned, weight-scaled RB
+        traces (:func:`pip_rhat`).
     :param ess_log_posterior: pooled ESS of the log-posterior trace.
     :param ess_model_size: pooled ESS of the model-size trace.
     :param acceptance: acceptance rate of each chain.
@@ -300,16 +301,43 @@ def weight_efficiency(weights: np.ndarray) -> float:
     return float(total**2 / (weights.size * square)) if square > 0 else 1.0
 
 
-def _pip_se(rb_trace: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    r"""Standard errors of the self-normalised PIP estimates from the thinned traces
-    ``(chains, draws, p)`` and weights ``(chains, draws)``: :math:`\mathrm{sd}(z_j) /
-    \sqrt{\mathrm{ESS}(z_j)}` with :math:`z_{j} = (w / \bar w)(h_j - \hat\pi_j)` (the delta
-    method for a ratio estimator; :math:`z_j = h_j - \hat\pi_j` for equal weights)."""
+def linearised_pips(rb_trace: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""What each draw contributes to the self-normalised PIP estimates, from the thinned
+    traces ``(chains, draws, p)`` and weights ``(chains, draws)``: :math:`z_{ctj} =
+    (w_{ct} / \bar w)(h_{ctj} - \hat\pi_j)` (the delta method for a ratio estimator;
+    :math:`z = h - \hat\pi` for equal weights). The estimates' Monte Carlo error and
+    convergence are those of the means of :math:`z`: a visit that carries no weight (a tempered
+    chain's excursion to an improbable neighbour) contributes nothing, whatever its
+    :math:`h`."""
     scaled = weights / weights.mean() if weights.mean() > 0 else np.ones_like(weights)
     mean = (scaled[..., None] * rb_trace).sum(axis=(0, 1)) / scaled.sum()
-    z = scaled[..., None] * (rb_trace - mean)
+    return scaled[..., None] * (rb_trace - mean)
+
+
+def _pip_se(z: np.ndarray) -> np.ndarray:
+    r"""Standard errors of the self-normalised PIP estimates, :math:`\mathrm{sd}(z_j) /
+    \sqrt{\mathrm{ESS}(z_j)}` of their linearised traces ``z`` (:func:`linearised_pips`)."""
     ess = np.array([effective_sample_size(z[:, :, j]) for j in range(z.shape[2])])
     return z.std(axis=(0, 1)) / np.sqrt(ess)
+
+
+def pip_rhat(z: np.ndarray) -> float:
+    r"""The largest split-:math:`\hat R` over features of the linearised PIP traces ``z``
+    (:func:`linearised_pips`), resolved to
+    :data:`~l0bayes.model_space.convergence.PIP_TOLERANCE`
+    (:func:`~l0bayes.model_space.convergence.split_rhat`), 1 when none varies:
+    the half-chains' weighted PIP estimates against the spread of the draws' contributions.
+
+    Two false alarms of the plain :math:`\hat R` of the RB traces are avoided: a tempered
+    chain keeps visiting neighbours of no posterior weight, where :math:`h` differs (weights
+    scale them out); and a PIP near 0 or 1 has a trace varying by round-off whose half-chains
+    "disagree" by 1e-9 (the resolution). Half-chains stuck in different models still differ
+    by far more than the resolution and still give a large :math:`\hat R`."""
+    varying = z.std(axis=(0, 1)) > 0
+    return max(
+        [split_rhat(z[:, :, j], resolution=PIP_TOLERANCE) for j in np.flatnonzero(varying)],
+        default=1.0,
+    )
 
 
 def _summarise(chains: list[_Chain], n_draws: int, start: float) -> MC3Result:
@@ -317,16 +345,16 @@ def _summarise(chains: list[_Chain], n_draws: int, start: float) -> MC3Result:
     rb_trace = np.stack([np.array(c.rb_trace[::step]) for c in chains])
     weight_trace = np.stack([np.array(c.weight_trace[::step]) for c in chains])
     chain_pips = np.array([c.rb_sum / c.weight_sum for c in chains])
-    varying = rb_trace.std(axis=(0, 1)) > 0
+    z = linearised_pips(rb_trace, weight_trace)
     best = max(chains, key=lambda c: c.best_log_post)
     log_post = np.array([c.log_post for c in chains])
     efficiency = weight_efficiency(np.array([c.weight for c in chains]))
     return MC3Result(
         inclusion_probs=chain_pips.mean(axis=0),
         chain_inclusion_probs=chain_pips,
-        pip_se=_pip_se(rb_trace, weight_trace),
+        pip_se=_pip_se(z),
         pip_spread=float(np.ptp(chain_pips, axis=0).max()),
-        rhat=max([split_rhat(rb_trace[:, :, j]) for j in np.flatnonzero(varying)], default=1.0),
+        rhat=pip_rhat(z),
         ess_log_posterior=efficiency * effective_sample_size(_finite(log_post)),
         ess_model_size=efficiency * effective_sample_size(np.array([c.size for c in chains])),
         acceptance=np.array([c.moves / c.t for c in chains]),
@@ -419,6 +447,8 @@ __all__ = [
     "MC3Result",
     "conditional_inclusion",
     "default_starts",
+    "linearised_pips",
+    "pip_rhat",
     "run_chains",
     "tempered_selection",
     "weight_efficiency",

@@ -37,18 +37,32 @@ def effective_sample_size(draws: np.ndarray) -> float:
     return float(chains * n / tau)
 
 
-def split_rhat(draws: np.ndarray) -> float:
+PIP_TOLERANCE = 0.05
+r"""The accuracy the chains' PIPs are stated to (:mod:`l0bayes.model_space.diagnostics` warns
+when a PIP's Monte Carlo error may exceed it; the PIPs' :math:`\hat R` resolves differences
+on this scale, :func:`split_rhat`'s ``resolution``)."""
+
+
+def split_rhat(draws: np.ndarray, resolution: float = 0.0) -> float:
     r"""Split-:math:`\hat R` of ``draws`` ``(chains, n)``: each chain halved, then
     :math:`\sqrt{(\tfrac{m-1}{m} W + B/m) / W}` over the :math:`2C` half-chains of length
-    :math:`m`. 1 for a constant trace, inf when half-chains are constant but differ."""
+    :math:`m`. 1 for a constant trace, inf when half-chains are constant but differ.
+
+    With ``resolution`` :math:`\varepsilon > 0`, :math:`W` is taken as at least
+    :math:`\varepsilon^2`: :math:`\hat R` is scale-free, so a trace that varies by 1e-8 (a PIP
+    of 0.9999999 in every state the chains visit) would otherwise call half-chains that
+    differ by 1e-9 unconverged; with the floor, half-chain means must differ on the scale
+    :math:`\varepsilon` the estimate is stated to (for :math:`W \ge \varepsilon^2`
+    nothing changes, and half-chains stuck apart by more than about :math:`\varepsilon`
+    still give a large :math:`\hat R`)."""
     draws = np.atleast_2d(np.asarray(draws, float))
     m = draws.shape[1] // 2
     halves = np.concatenate([draws[:, :m], draws[:, m : 2 * m]])
-    within = halves.var(axis=1, ddof=1).mean()
+    within = max(halves.var(axis=1, ddof=1).mean(), float(resolution) ** 2)
     between_m = halves.mean(axis=1).var(ddof=1)
     if within <= 0:
         return 1.0 if between_m <= 0 else math.inf
     return float(math.sqrt(((m - 1) / m * within + between_m) / within))
 
 
-__all__ = ["effective_sample_size", "split_rhat"]
+__all__ = ["PIP_TOLERANCE", "effective_sample_size", "split_rhat"]

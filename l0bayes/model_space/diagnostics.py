@@ -10,16 +10,15 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from l0bayes.model_space.chains import MC3Result
+from l0bayes.model_space.convergence import PIP_TOLERANCE
 
 MAX_KHAT = 0.7
 """PSIS :math:`\\hat k` above which importance weights are not trusted (Vehtari et al. 2024)."""
 MIN_ESS = 400.0
 """Smallest acceptable pooled ESS of the log-posterior trace."""
-PIP_TOLERANCE = 0.05
-"""The accuracy the chains' PIPs are stated to: :func:`diagnose` warns when a PIP's Monte Carlo
-error may exceed it (:func:`pip_error_bound`)."""
 MAX_RHAT = 1.05
-"""Largest acceptable split-:math:`\\hat R` of the Rao–Blackwellised PIP traces."""
+"""Largest acceptable split-:math:`\\hat R` of the weight-scaled Rao–Blackwellised PIP traces
+(:func:`~l0bayes.model_space.chains.pip_rhat`)."""
 MISSED_MASS_NATS = 3.0
 """The guide missed mass if its best model is this many nats below the chain's best."""
 

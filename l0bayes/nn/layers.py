@@ -67,12 +67,15 @@ from torch.distributions import kl_divergence
 from l0bayes.distributions import (
     DEFAULT_STRETCH,
     DEFAULT_TEMPERATURE,
+    GATE_ROLE,
+    VALUE_ROLE,
     GaussianSlab,
     HardConcrete,
     SpikeSlabGate,
     check_gate_hyperparameters,
     code_cost,
     gate_kl,
+    initial_log_alpha,
 )
 from l0bayes.distributions.spike_slab import check_kl_mode, point_mass_kl
 from l0bayes.nn.base import BayesianClassifier, SequentialClassifier
@@ -195,7 +198,9 @@ class L0Layer(PyroModule):
         self._num_gates = self.weight.shape[0] if self.gate_kind == "group" else numel
         self._group_size = numel // self._num_gates
         noise = 0.01 * torch.randn(self.num_gates)
-        self.log_alpha = nn.Parameter(self.init_log_alpha + noise)
+        self.log_alpha = nn.Parameter(
+            initial_log_alpha(self.init_log_alpha, noise.shape, noise) + noise
+        )
         if self.weight_guide == "normal":
             self.weight_scale = pyro.nn.PyroParam(
                 torch.full_like(self.weight.detach(), 1e-3), constraint=constraints.positive
@@ -247,7 +252,7 @@ class L0Layer(PyroModule):
     def _sample_gates(self, gate_dist: dist.Distribution, num_examples: int | None):
         """Sample the gate site in the gates' plate: one draw, or ``num_examples`` draws in an
         examples plate with scale :math:`1/B` (so the global gates' KL is counted once)."""
-        site = self._site("gate")
+        site = self._site(GATE_ROLE)
         if num_examples is None:
             return pyro.sample(site, gate_dist)
         examples = pyro.plate(self._site("example_plate"), num_examples, dim=-2)
@@ -274,7 +279,7 @@ class L0Layer(PyroModule):
             z = self._sample_gates(prior, n_ex)
             included = (z != 0).reshape(-1, self.num_gates).any(0)
             with poutine.mask(mask=included):  # the spike: an excluded group costs nothing
-                w = pyro.sample(self._site("theta"), slab.to_event(1))
+                w = pyro.sample(self._site(VALUE_ROLE), slab.to_event(1))
         return LayerDraw(z, w.reshape(self.weight.shape))
 
     @pyro_method
@@ -286,7 +291,7 @@ class L0Layer(PyroModule):
         with self._gates_plate():
             z = self._sample_gates(q, n_ex)
             with poutine.scale(scale=q.prob_nonzero):
-                w = pyro.sample(self._site("theta"), self._weight_guide_dist())
+                w = pyro.sample(self._site(VALUE_ROLE), self._weight_guide_dist())
         return LayerDraw(z, w.reshape(self.weight.shape))
 
     # ------------------------------------------------------------------ test time

@@ -9,7 +9,10 @@ import torch
 from pyro import poutine
 from pyro.distributions.constraints import positive
 from pyro.infer import TraceMeanField_ELBO
+from torch.distributions import biject_to
 
+from l0bayes.distributions import GaussianSlab
+from l0bayes.gates import AutoL0Guide, gated
 from l0bayes.linear_model.model import (
     RegressionPrior,
     RegressionStats,
@@ -203,3 +206,64 @@ def test_stats_model_refuses_bernoulli_minibatches_and_bad_shapes():
     )
     with pytest.raises(ValueError, match="stats.yty contains NaN"):
         regression_model_stats(nan, RegressionPrior())
+
+
+def _gated_regression(X, y, prior, lam_per_element):
+    """The regression model written with :func:`l0bayes.gates.gated` (the traced primitive)."""
+    intercept = pyro.param("intercept", lambda: X.new_zeros(()))
+    slab = GaussianSlab(torch.as_tensor(prior.slab_precision, dtype=X.dtype), prior.slab_normalized)
+    beta = gated(
+        "beta",
+        slab.expand([X.shape[1]]),
+        lam=lam_per_element,
+        groups=prior.groups,
+        kl_mode=prior.kl_mode,
+    )
+    with pyro.plate("data", X.shape[0]):
+        pyro.sample("obs", pyro.distributions.Normal(intercept + (X * beta).sum(-1), 0.5), obs=y)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-feature", "groups"])
+@pytest.mark.parametrize("kl_mode", ["bayes", "l0"])
+def test_the_fused_regression_model_equals_the_traced_gated_model(grouped, kl_mode, float64):
+    """Same parameters, same seed: the fused ``regression_model``/``regression_guide`` and the
+    same model written with ``gated`` + ``AutoL0Guide`` give the same ELBO (to 1e-9)."""
+    X, y = _problem(n=30, p=3)
+    X = torch.cat([X, X[:, :1] + 0.3 * X[:, 1:2]], dim=1)
+    groups = torch.tensor([0, 0, 1, 1]) if grouped else None
+    prior = RegressionPrior(
+        lam=0.7, kl_mode=kl_mode, slab_precision=1.3, slab_normalized=True, noise_scale=0.5,
+        weight_guide="normal", groups=groups,
+    )  # fmt: skip
+    n_gates = 2 if grouped else 4
+    g = torch.Generator().manual_seed(3)
+    log_alpha = torch.randn(n_gates, generator=g, dtype=X.dtype)
+    loc = torch.randn(4, generator=g, dtype=X.dtype)
+    scale = 0.05 + torch.rand(4, generator=g, dtype=X.dtype)
+    intercept = torch.tensor(0.3, dtype=X.dtype)
+
+    def fused_loss(seed):
+        pyro.clear_param_store()
+        pyro.param("intercept", intercept.clone())
+        pyro.param("gate_log_alpha", log_alpha.clone())
+        pyro.param("weight_loc", loc.clone())
+        pyro.param("weight_scale", scale.clone(), constraint=positive)
+        pyro.set_rng_seed(seed)
+        return TraceMeanField_ELBO().loss(regression_model, regression_guide, X, y, prior)
+
+    def traced_loss(seed):
+        pyro.clear_param_store()
+        pyro.param("intercept", intercept.clone())
+        lam = 0.7 / 2 if grouped else 0.7  # gated's lam is per element: a group of 2 pays 2 lam
+        guide = AutoL0Guide(_gated_regression)
+        guide(X, y, prior, lam)
+        part = guide.gate_guide
+        with torch.no_grad():
+            part.log_alpha.beta_unconstrained.copy_(log_alpha)
+            part.loc.beta_unconstrained.copy_(loc)
+            part.scale.beta_unconstrained.copy_(biject_to(positive).inv(scale))
+        pyro.set_rng_seed(seed)
+        return TraceMeanField_ELBO().loss(_gated_regression, guide, X, y, prior, lam)
+
+    for seed in range(3):
+        assert fused_loss(seed) == pytest.approx(traced_loss(seed), rel=1e-9)
