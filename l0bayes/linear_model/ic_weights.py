@@ -162,11 +162,8 @@ class _Correlations:
     def __init__(self, stats: GaussianStats) -> None:
         if stats.n < 2 or not stats.yty > 0.0:
             raise ValueError("inclusion weights need n >= 2 and a response that is not constant")
-        d = np.sqrt(np.clip(np.diag(stats.gram), 0.0, None))
-        self.usable = d > 0
-        d = np.where(self.usable, d, 1.0)
-        self.R = stats.gram / np.outer(d, d)
-        self.r = stats.xty / d / math.sqrt(stats.yty)
+        self.usable = np.diag(stats.gram) > 0
+        self.R, self.r = stats.corr, stats.r  # the views of GaussianStats
         self.n, self.p = stats.n, stats.p
 
     def relative_rss(self, idx: np.ndarray) -> np.ndarray:

@@ -47,15 +47,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from scipy.special import betainc, betaln, expit, logsumexp
 
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
-from l0bayes.linear_model.subset_search import GaussianStats
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.model_space.scorer import Enumeration
-from l0bayes.validation import check_count, check_not_constant, check_positive, check_Xy
+from l0bayes.validation import check_count, check_positive
 
 RANK_TOL = 1e-10
 """Smallest admissible Cholesky pivot of a support's correlation matrix (g-priors)."""
@@ -69,62 +68,11 @@ _PLATEAU_NODES = 4001
 
 
 # ------------------------------------------------------------------- sufficient statistics
-@dataclass(frozen=True, eq=False)
-class SufficientStats:
-    r"""Centred sufficient statistics :math:`n, X_c^\top X_c, X_c^\top y_c, y_c^\top y_c`.
-
-    :param n: number of observations (the intercept takes one degree of freedom).
-    :param gram: centred Gram matrix :math:`X_c^\top X_c`, shape ``(p, p)``.
-    :param xty: :math:`X_c^\top y_c`, shape ``(p,)``.
-    :param yty: :math:`y_c^\top y_c > 0`.
-    """
-
-    n: int
-    gram: np.ndarray
-    xty: np.ndarray
-    yty: float
-
-    def __post_init__(self) -> None:
-        check_count("n", self.n, minimum=3)
-        p = np.shape(self.xty)[0] if np.ndim(self.xty) == 1 else -1
-        if p < 1 or np.shape(self.gram) != (p, p):
-            raise ValueError("gram must be (p, p) and xty (p,) with p >= 1")
-        check_positive("yty", float(self.yty))
-
-    @classmethod
-    def from_data(cls, X: np.ndarray, y: np.ndarray) -> SufficientStats:
-        """Centre ``X`` (n, p) and ``y`` (n,) and form the statistics."""
-        X, y = check_Xy(X, y, min_samples=3)
-        check_not_constant(y)
-        return cls.of(GaussianStats.from_arrays(X, y))
-
-    @classmethod
-    def of(cls, stats: GaussianStats) -> SufficientStats:
-        """The validated, frozen view of statistics accumulated by
-        :class:`~l0bayes.linear_model.subset_search.GaussianStats` (e.g. from chunks of rows)."""
-        return cls(n=stats.n, gram=stats.gram.copy(), xty=stats.xty.copy(), yty=stats.yty)
-
-    @property
-    def p(self) -> int:
-        return int(self.xty.shape[0])
-
-    @cached_property
-    def corr(self) -> np.ndarray:
-        """Correlation matrix :math:`R` (a constant column is a zero row and column)."""
-        d = self._col_norms
-        corr = self.gram / d[:, None] / d[None, :]
-        np.fill_diagonal(corr, (np.diag(self.gram) > 0).astype(float))
-        return corr
-
-    @cached_property
-    def r(self) -> np.ndarray:
-        r""":math:`r = D^{-1} X^\top y / \sqrt{y^\top y}`, the marginal correlations."""
-        return self.xty / self._col_norms / math.sqrt(self.yty)
-
-    @cached_property
-    def _col_norms(self) -> np.ndarray:
-        d = np.sqrt(np.clip(np.diag(self.gram), 0.0, None))
-        return np.where(d > 0, d, 1.0)
+SufficientStats = GaussianStats
+r"""The centred sufficient statistics :math:`n, X_c^\top X_c, X_c^\top y_c, y_c^\top y_c`:
+:class:`~l0bayes.linear_model.stats.GaussianStats`, the one accumulator of the regression half
+(``SufficientStats.from_data(X, y)`` checks the data, ``SufficientStats.of(stats)`` checks
+statistics accumulated from chunks); the priors read its correlation views ``corr`` and ``r``."""
 
 
 # --------------------------------------------------------------------------------- priors

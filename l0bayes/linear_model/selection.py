@@ -42,6 +42,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from l0bayes.linear_model.glm import NoMLEError, fit_glm
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.validation import FAMILIES as FAMILIES
 from l0bayes.validation import check_count, check_not_constant, check_offset, check_Xy
 
@@ -199,7 +200,8 @@ class _GaussianScorer:
     r"""Exact OLS log-likelihoods of many supports from one centred Gram matrix.
 
     With the intercept absorbed by centring (:math:`X_c = X - \bar X`, :math:`y_c = y - \bar y`)
-    the augmented Gram matrix of :math:`[X_c, y_c]` holds :math:`G = X_c^\top X_c`,
+    the augmented Gram matrix of :math:`[X_c, y_c]` (read from
+    :class:`~l0bayes.linear_model.stats.GaussianStats`) holds :math:`G = X_c^\top X_c`,
     :math:`g = X_c^\top y_c` and :math:`y_c^\top y_c`, and for a support S
 
     .. math::
@@ -220,7 +222,8 @@ class _GaussianScorer:
     and :math:`k = 1 + \operatorname{rank} X_{c,S} = \operatorname{rank}[\mathbf 1, X_S]`.
     The difference :math:`y_c^\top y_c - g_S^\top G_{SS}^{-1} g_S` loses relative accuracy
     :math:`\approx \epsilon / (1 - R^2)` when the fit is nearly perfect, so a *final*
-    evaluation recomputes the RSS from the residuals :math:`y_c - X_{c,S}\hat\beta_S`
+    evaluation recomputes the RSS from the residuals :math:`y_c - X_{c,S}\hat\beta_S` (on the
+    square root of the statistics)
     (:meth:`_refit_rss`), which is what statsmodels reports.
     """
 
@@ -228,20 +231,22 @@ class _GaussianScorer:
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
         check_not_constant(y)
-        self.n, self.p = X.shape
-        self._centred = np.column_stack([X - X.mean(axis=0), y - y.mean()])
-        self._gram = self._centred.T @ self._centred
+        self._stats = GaussianStats.from_arrays(X, y)
+        self.n, self.p = self._stats.n, self._stats.p
+        self._gram = self._stats.augmented
 
     def _refit_rss(self, columns: np.ndarray) -> float:
-        r"""RSS from the residuals of the least-squares fit on ``columns``, solved on the
-        centred rows by ``lstsq`` (an SVD: accurate to the condition number of
-        :math:`X_{c,S}`, not its square as the Gram sweep is), which is what statsmodels
+        r"""RSS from the residuals of the least-squares fit on ``columns``, solved by ``lstsq``
+        (an SVD: accurate to the condition number of :math:`X_{c,S}`, not its square as the
+        Gram sweep is) on the square root :math:`W` of the statistics, whose residual norm is
+        that of the centred rows (:math:`[X_c, y_c] = QW`, Q orthonormal): what statsmodels
         reports."""
+        root = self._stats.root
         if not columns.size:
-            return float(self._centred[:, -1] @ self._centred[:, -1])
-        A = self._centred[:, columns]
-        beta = np.linalg.lstsq(A, self._centred[:, -1], rcond=None)[0]
-        residual = self._centred[:, -1] - A @ beta
+            return self._stats.yty
+        A = root[:, columns]
+        beta = np.linalg.lstsq(A, root[:, -1], rcond=None)[0]
+        residual = root[:, -1] - A @ beta
         return float(residual @ residual)
 
     def extend(self, base: np.ndarray, candidates: np.ndarray, final: bool = False) -> _Scores:
