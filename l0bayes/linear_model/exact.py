@@ -59,7 +59,6 @@ forming :math:`G` and :math:`g`.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -77,6 +76,7 @@ from l0bayes.linear_model.model_size import (
     pi_posterior,
 )
 from l0bayes.linear_model.stats import GaussianStats
+from l0bayes.model_space.scorer import support_batches
 from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy
 
 __all__ = ["ExactPosterior", "exact_posterior", "log_marginal_likelihoods"]
@@ -236,13 +236,6 @@ def _slab_terms(
     )
 
 
-def _combinations(p: int, k: int) -> torch.Tensor:
-    """All size-``k`` subsets of ``range(p)`` in lexicographic order, shape ``(C(p, k), k)``."""
-    count = math.comb(p, k)
-    flat = itertools.chain.from_iterable(itertools.combinations(range(p), k))
-    return torch.from_numpy(np.fromiter(flat, dtype=np.int64, count=count * k).reshape(count, k))
-
-
 def _solve(stats: _SlabTerms, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Log-likelihoods and conditional means for a batch of supports of equal size.
 
@@ -269,15 +262,16 @@ def _solve(stats: _SlabTerms, support: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _iter_blocks(stats: _SlabTerms) -> Iterator[_Block]:
-    """Every model exactly once, in chunks of equal size ``k`` that bound memory."""
+    """Every model exactly once, in chunks of equal size ``k`` that bound memory (the walk
+    of :func:`~l0bayes.model_space.scorer.support_batches`)."""
     p, device = stats.h.shape[0], stats.h.device
     empty = torch.zeros((1, 0), dtype=torch.int64, device=device)
     null_loglik = torch.tensor([stats.const - 0.5 * stats.yy / stats.sigma2], dtype=_DTYPE)
     yield _Block(empty.sum(1), empty, null_loglik.to(device), empty.to(_DTYPE))
     powers = 2 ** torch.arange(p, device=device)
     for k in range(1, p + 1):
-        chunk = max(1, _CHUNK_ELEMENTS // (k * k))
-        for support in _combinations(p, k).to(device).split(chunk):
+        for idx in support_batches(p, k, max(1, _CHUNK_ELEMENTS // (k * k))):
+            support = torch.from_numpy(idx).to(device=device, dtype=torch.int64)
             loglik, coef = _solve(stats, support)
             yield _Block(powers[support].sum(1), support, loglik, coef)
 

@@ -33,7 +33,6 @@ centred Gram matrix.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import numpy as np
 
 from l0bayes.linear_model.glm import NoMLEError, fit_glm
 from l0bayes.linear_model.stats import GaussianStats
+from l0bayes.model_space.scorer import BatchScorer, best_support
 from l0bayes.validation import FAMILIES as FAMILIES
 from l0bayes.validation import check_count, check_not_constant, check_offset, check_Xy
 
@@ -382,6 +382,56 @@ def _result(scorer: _Scorer, columns: np.ndarray, n_evaluated: int) -> SubsetRes
     return SubsetResult(support, _criteria(scorer, np.flatnonzero(support)), n_evaluated)
 
 
+class CriterionScorer(BatchScorer):
+    r"""An information criterion as a model scorer (:mod:`l0bayes.model_space.scorer`): the
+    log score of a support S is minus the penalised criterion in nats,
+
+    .. math::
+
+        s(S) = -\mathcal C_\lambda(S) = \ell(\hat\beta_S) - \lambda\, k(S),
+
+    (:math:`-\tfrac12` AIC for :math:`\lambda = 1`, :math:`-\tfrac12` BIC for :math:`\lambda =
+    \tfrac12 \log n`; :math:`-\infty` where the MLE does not exist), so that its maximiser is
+    the best subset (:func:`best_subset`) and the normalised :math:`e^{s}` are the Akaike-type
+    weights :math:`\propto e^{-\Delta\mathrm{IC}/2}`.  The log-likelihoods come from the
+    family's likelihood engine (the Gram sweep of the Gaussian statistics or one IRLS fit per
+    support).
+
+    :param X: (n, p) design.
+    :param y: (n,) response.
+    :param criterion: ``"aic"``, ``"bic"`` or :math:`\lambda \ge 0`.
+    :param family: as :func:`information_criteria`.
+    :param offset: (n,) or ``None``.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        criterion: str | float = "bic",
+        family: str = "gaussian",
+        offset: np.ndarray | None = None,
+    ) -> None:
+        X, y = check_Xy(X, y, family)
+        offset = check_offset(offset, len(y))
+        self._checked(_make_scorer(X, y, family, offset), _penalty(criterion, len(y)))
+
+    @classmethod
+    def of(cls, likelihood: _Scorer, lam: float) -> CriterionScorer:
+        """The scorer over a family's likelihood engine (already-checked data)."""
+        out = cls.__new__(cls)
+        out._checked(likelihood, lam)
+        return out
+
+    def _checked(self, likelihood: _Scorer, lam: float) -> None:
+        self.likelihood, self.lam = likelihood, float(lam)
+        self.n, self.p = likelihood.n, likelihood.p
+
+    def score_indices(self, idx: np.ndarray) -> np.ndarray:
+        """:math:`\\ell(\\hat\beta_S) - \\lambda k(S)` of each support ``idx[b]`` ``(B, m)``."""
+        return -_penalised(*_evaluate(self.likelihood, idx), self.lam)
+
+
 # ---------------------------------------------------------------------------- public API
 
 
@@ -441,14 +491,6 @@ def refit_coefficients(
     return float(params[0]), params[1:]
 
 
-def _combination_batches(p: int, size: int) -> Iterator[np.ndarray]:
-    """All ``size``-subsets of ``range(p)`` in lexicographic order, as (B, size) index arrays."""
-    combos = itertools.combinations(range(p), size)
-    rows = max(1, _BATCH_ELEMENTS // (size + 1) ** 2)
-    while block := list(itertools.islice(combos, rows)):
-        yield np.array(block, dtype=np.intp).reshape(len(block), size)
-
-
 def best_subset(
     X: np.ndarray,
     y: np.ndarray,
@@ -457,7 +499,9 @@ def best_subset(
     max_features: int = 20,
     offset: np.ndarray | None = None,
 ) -> SubsetResult:
-    r"""Exhaustive search over all :math:`2^p` supports for the minimum criterion.
+    r"""Exhaustive search over all :math:`2^p` supports for the minimum criterion: the one
+    enumeration (:func:`~l0bayes.model_space.scorer.best_support`) over a
+    :class:`CriterionScorer`.
 
     Minimises :math:`-\ell(S) + \lambda k(S)` with :math:`\lambda = 1` for ``"aic"``,
     :math:`\tfrac12\log n` for ``"bic"``, or ``criterion`` itself when it is a number.
@@ -479,16 +523,10 @@ def best_subset(
             f" {max_features} allows; use local_search from a relaxed solution instead, or raise"
             " max_features if you can afford the enumeration"
         )
-    lam = _penalty(criterion, n)
     scorer = _make_scorer(X, y, family, offset)
-    best_value, best_columns = math.inf, _NO_COLUMNS
-    for size in range(p + 1):
-        for idx in _combination_batches(p, size):
-            values = _penalised(*_evaluate(scorer, idx), lam)
-            i = int(np.argmin(values))
-            if values[i] < best_value:
-                best_value, best_columns = values[i], idx[i]
-    return _result(scorer, best_columns, n_evaluated=2**p)
+    criterion_scorer = CriterionScorer.of(scorer, _penalty(criterion, n))
+    best_columns, _, count = best_support(criterion_scorer, elements=_BATCH_ELEMENTS)
+    return _result(scorer, best_columns, n_evaluated=count)
 
 
 def _drop_one(columns: np.ndarray) -> np.ndarray:
@@ -653,6 +691,7 @@ def group_subset(
 
 
 __all__ = [
+    "CriterionScorer",
     "InformationCriteria",
     "SubsetResult",
     "best_subset",

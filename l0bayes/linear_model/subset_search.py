@@ -47,7 +47,6 @@ References
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Iterable
@@ -64,6 +63,7 @@ from l0bayes.linear_model.stats import (
     gram_rss_error,
     qr_rss_error,
 )
+from l0bayes.model_space.scorer import support_batches
 
 MIN_RESIDUAL_DF = 3
 r"""A support is admissible only if :math:`n - k(S) \ge 3`: σ̂² must have at least 3 residual
@@ -477,10 +477,7 @@ def _enumerate(prob: _Problem, sizes: Iterable[int]) -> int:
     incumbent; the fast formulas rule out most of them.  Returns how many were scored."""
     count = 0
     for m in sizes:
-        combos = itertools.combinations(range(prob.p), m)
-        rows = max(1, _BATCH // max(m * m, 1))
-        while block := list(itertools.islice(combos, rows)):
-            idx = np.array(block, dtype=np.intp).reshape(len(block), m)
+        for idx in support_batches(prob.p, m, max(1, _BATCH // max(m * m, 1))):
             lower = prob.objective(_batched_rss(prob.stats, idx)[0], m)
             count += len(idx)
             for i in np.flatnonzero(lower <= prob.limit())[
