@@ -166,6 +166,12 @@ from l0bayes.linear_model.model_space import (
     enumerate_models,
     run_chains,
 )
+from l0bayes.linear_model.search import (
+    RSS_FLOOR,
+    admissible_max_size,
+    certified_best_subset,
+    gaussian_criteria,
+)
 from l0bayes.linear_model.selection import (
     InformationCriteria,
     best_subset,
@@ -174,13 +180,7 @@ from l0bayes.linear_model.selection import (
     information_criteria,
     local_search,
 )
-from l0bayes.linear_model.subset_search import (
-    RSS_FLOOR,
-    GaussianStats,
-    admissible_max_size,
-    certified_best_subset,
-    gaussian_criteria,
-)
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
     COUNT_FAMILIES,

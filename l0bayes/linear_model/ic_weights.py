@@ -63,13 +63,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import logsumexp
 
-from l0bayes.linear_model.subset_search import (
-    MIN_RESIDUAL_DF,
-    VIF_LIMIT,
-    GaussianStats,
-    admissible_max_size,
-    penalty_values,
-)
+from l0bayes.linear_model.search import MIN_RESIDUAL_DF, admissible_max_size, penalty_values
+from l0bayes.linear_model.stats import VIF_LIMIT, GaussianStats
 from l0bayes.model_space.scorer import BatchScorer, scored_supports
 
 #: Largest number of admissible supports all scored (``"all"``): 2^17, about a second.

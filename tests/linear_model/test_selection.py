@@ -9,11 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from l0bayes.linear_model.criteria import _GaussianScorer, evaluate_supports
 from l0bayes.linear_model.selection import (
     CriterionScorer,
     InformationCriteria,
-    _evaluate,
-    _GaussianScorer,
     best_subset,
     information_criteria,
     local_search,
@@ -113,7 +112,7 @@ def test_adding_a_column_by_one_sweep_step_equals_a_direct_fit() -> None:
     candidates = np.array([1, 4, 7])
     grown = scorer.extend(base, candidates)
     direct = np.array([[*row, c] for row in base for c in candidates])
-    loglik, k = _evaluate(scorer, direct)
+    loglik, k = evaluate_supports(scorer, direct)
     np.testing.assert_allclose(grown.grown_loglik.ravel(), loglik, rtol=1e-12)
     np.testing.assert_array_equal(grown.grown_k.ravel(), k)  # adding 7 to [1, 2, 7] adds nothing
     assert grown.grown_k[1, 2] == grown.k[1] == 4
