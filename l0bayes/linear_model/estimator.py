@@ -166,6 +166,12 @@ from l0bayes.linear_model.model_space import (
     enumerate_models,
     run_chains,
 )
+from l0bayes.linear_model.search import (
+    RSS_FLOOR,
+    admissible_max_size,
+    certified_best_subset,
+    gaussian_criteria,
+)
 from l0bayes.linear_model.selection import (
     InformationCriteria,
     best_subset,
@@ -174,13 +180,7 @@ from l0bayes.linear_model.selection import (
     information_criteria,
     local_search,
 )
-from l0bayes.linear_model.subset_search import (
-    RSS_FLOOR,
-    GaussianStats,
-    admissible_max_size,
-    certified_best_subset,
-    gaussian_criteria,
-)
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
     COUNT_FAMILIES,
@@ -657,7 +657,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 f"batch_size={self.batch_size!r}); use fit(X, y) otherwise"
             )
 
-    def _fit_accumulated(self, data: _DataStats) -> L0Regression:
+    def _fit_accumulated(self, data: GaussianStats) -> L0Regression:
         """The checks of :meth:`_validate`, from the statistics, then the fit."""
         if data.n < 3:
             raise ValueError(f"need at least 3 rows in all, the chunks hold n = {data.n}")
@@ -672,27 +672,21 @@ class L0Regression(RegressorMixin, BaseEstimator):
             self._restore_constant_columns(data.x_min, keep)
         return self
 
-    def _fit_stats(self, data: _DataStats, keep: np.ndarray) -> None:
+    def _fit_stats(self, data: GaussianStats, keep: np.ndarray) -> None:
         r"""The Gaussian IC fit from sufficient statistics (module docstring): SVI on the
         standardised statistics :math:`D^{-1}GD^{-1}`, :math:`D^{-1}g/s_y`, :math:`n` (D the
-        column sds), then the certified search, the OLS refit and the criteria."""
-        stats = _columns(data.stats, keep)
+        column sds, :meth:`GaussianStats.standardized`), then the certified search, the OLS
+        refit and the criteria."""
+        stats = data.columns(keep)
         n, p = stats.n, stats.p
-        x_scale = np.sqrt(np.diag(stats.gram) / n)
-        y_scale = math.sqrt(stats.yty / n) or 1.0
-        std = _Standardizer(stats.x_mean.copy(), x_scale, data.stats.y_mean, y_scale)
-        gram = stats.gram / np.outer(x_scale, x_scale)
-        xty = stats.xty / (x_scale * y_scale)
-        device = resolve_device(self.device)
-
-        def tensor(a):
-            return torch.as_tensor(a, dtype=torch.float64, device=device)
-
-        tstats = RegressionStats(
-            n, tensor(gram), tensor(xty), tensor(n), tensor(np.zeros(p)), tensor(0.0)
-        )
+        x_scale, y_scale = stats.scales()
+        std = _Standardizer(stats.x_mean.copy(), x_scale, data.y_mean, y_scale)
+        standard = stats.standardized()
+        gram, xty = standard.gram, standard.xty
+        tstats = RegressionStats.of(standard, resolve_device(self.device))
         ridge = np.linalg.solve(gram + np.eye(p), xty)
-        prior = self._prior(std, (n, p), tstats.gram, tensor(ridge))
+        ridge = torch.as_tensor(ridge, dtype=torch.float64, device=tstats.gram.device)
+        prior = self._prior(std, (n, p), tstats.gram, ridge)
         if self.method == "auto" and self.polish and p <= ENUMERATION_LIMIT:
             # the certified search enumerates every support: a relaxation would be thrown away
             selected = self._certified_subset(stats, np.zeros(p, dtype=bool))
@@ -1678,39 +1672,7 @@ def _gates_of(log_alpha: torch.Tensor, prior: RegressionPrior) -> HardConcrete:
     return HardConcrete(log_alpha, prior.temperature, prior.stretch)
 
 
-class _DataStats:
-    """What the Gaussian IC fit needs from the rows, accumulated chunk by chunk: the
-    :class:`GaussianStats` and each column's (and y's) range, which tells constant columns
-    (and a constant y) exactly as :meth:`L0Regression.fit` tells them from X."""
-
-    def __init__(self, p: int) -> None:
-        self.stats = GaussianStats(p)
-        self.x_min, self.x_max = np.full(p, np.inf), np.full(p, -np.inf)
-        self.y_min, self.y_max = math.inf, -math.inf
-
-    @classmethod
-    def empty(cls, p: int) -> _DataStats:
-        return cls(p)
-
-    @classmethod
-    def from_arrays(cls, X: np.ndarray, y: np.ndarray) -> _DataStats:
-        data = cls(X.shape[1])
-        data.update(X, y)
-        return data
-
-    @property
-    def n(self) -> int:
-        return self.stats.n
-
-    @property
-    def p(self) -> int:
-        return self.stats.p
-
-    def update(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.stats.update(X, y)
-        self.x_min = np.minimum(self.x_min, X.min(axis=0))
-        self.x_max = np.maximum(self.x_max, X.max(axis=0))
-        self.y_min, self.y_max = min(self.y_min, float(y.min())), max(self.y_max, float(y.max()))
+_DataStats = GaussianStats  # the one accumulator (stats.py): moments, means and ranges
 
 
 def _check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -1748,11 +1710,6 @@ def _check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarr
                 f"{where}: {name} contains NaN or infinite values; drop or impute them"
             )
     return X, y
-
-
-def _columns(stats: GaussianStats, keep: np.ndarray) -> GaussianStats:
-    """The statistics of the columns ``keep`` (same rows; :meth:`GaussianStats.columns`)."""
-    return stats if keep.all() else stats.columns(keep)
 
 
 def _ols_from_stats(stats: GaussianStats, support: np.ndarray) -> tuple[np.ndarray, float]:

@@ -59,7 +59,6 @@ forming :math:`G` and :math:`g`.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -76,6 +75,8 @@ from l0bayes.linear_model.model_size import (
     log_prior_by_size,
     pi_posterior,
 )
+from l0bayes.linear_model.stats import GaussianStats
+from l0bayes.model_space.scorer import support_batches
 from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy
 
 __all__ = ["ExactPosterior", "exact_posterior", "log_marginal_likelihoods"]
@@ -104,8 +105,10 @@ class ExactPosterior:
 
 
 @dataclass
-class _Stats:
-    """Sufficient statistics: scaled Gram ``B = S^½ G S^½ / σ²`` and ``h = S^½ g``."""
+class _SlabTerms:
+    """The torch tensors of the raw slab, derived from the one accumulator
+    (:class:`~l0bayes.linear_model.stats.GaussianStats`): scaled Gram ``B = S^½ G S^½ / σ²``
+    and ``h = S^½ g``, with ``yy`` = y_cᵀy_c, the constant ``c`` and the means."""
 
     B: torch.Tensor
     h: torch.Tensor
@@ -169,7 +172,7 @@ def _check_size(p: int, max_features: int, device: torch.device) -> None:
 def _seconds_per_model(device: torch.device) -> float:
     r"""Measured wall time per model on a synthetic problem with :math:`k = 10` (mid-size)."""
     p = _CALIBRATION_MAX_K
-    stats = _Stats(
+    stats = _SlabTerms(
         B=torch.eye(p, dtype=_DTYPE, device=device) * 0.5,
         h=torch.ones(p, dtype=_DTYPE, device=device),
         slab=torch.ones(p, dtype=_DTYPE, device=device),
@@ -205,43 +208,35 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------- computation
 
 
-def _sufficient_stats(
-    X: np.ndarray, y: np.ndarray, sigma: float, slab: np.ndarray, device: torch.device
-) -> _Stats:
-    r"""Centre the data and form :math:`B = S^{1/2} G S^{1/2} / \sigma^2`, :math:`h = S^{1/2} g`.
+def _slab_terms(
+    stats: GaussianStats, sigma: float, slab: np.ndarray, device: torch.device
+) -> _SlabTerms:
+    r"""Form :math:`B = S^{1/2} G S^{1/2} / \sigma^2`, :math:`h = S^{1/2} g` from the centred
+    statistics.
 
     .. math::
 
         G = X_c^\top X_c, \quad g = X_c^\top y_c, \quad
         c = -\tfrac12 \log n - \tfrac{n - 1}{2} \log(2 \pi \sigma^2).
     """
-    n = X.shape[0]
-    x_mean, y_mean = X.mean(axis=0), float(y.mean())
-    Xc, yc = X - x_mean, y - y_mean
+    n = stats.n
     sigma2 = sigma**2
-    B = slab[:, None] * (Xc.T @ Xc) * slab[None, :] / sigma2
-    h = slab * (Xc.T @ yc)
+    B = slab[:, None] * stats.gram * slab[None, :] / sigma2
+    h = slab * stats.xty
     as_tensor = torch.as_tensor
-    return _Stats(
+    return _SlabTerms(
         B=as_tensor(B, dtype=_DTYPE, device=device),
         h=as_tensor(h, dtype=_DTYPE, device=device),
         slab=as_tensor(slab, dtype=_DTYPE, device=device),
         sigma2=sigma2,
-        yy=float(yc @ yc),
+        yy=stats.yty,
         const=-0.5 * math.log(n) - 0.5 * (n - 1) * math.log(2 * math.pi * sigma2),
-        x_mean=x_mean,
-        y_mean=y_mean,
+        x_mean=stats.x_mean.copy(),
+        y_mean=stats.y_mean,
     )
 
 
-def _combinations(p: int, k: int) -> torch.Tensor:
-    """All size-``k`` subsets of ``range(p)`` in lexicographic order, shape ``(C(p, k), k)``."""
-    count = math.comb(p, k)
-    flat = itertools.chain.from_iterable(itertools.combinations(range(p), k))
-    return torch.from_numpy(np.fromiter(flat, dtype=np.int64, count=count * k).reshape(count, k))
-
-
-def _solve(stats: _Stats, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _solve(stats: _SlabTerms, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Log-likelihoods and conditional means for a batch of supports of equal size.
 
     .. math::
@@ -266,16 +261,17 @@ def _solve(stats: _Stats, support: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return loglik, stats.slab[support] * z / stats.sigma2
 
 
-def _iter_blocks(stats: _Stats) -> Iterator[_Block]:
-    """Every model exactly once, in chunks of equal size ``k`` that bound memory."""
+def _iter_blocks(stats: _SlabTerms) -> Iterator[_Block]:
+    """Every model exactly once, in chunks of equal size ``k`` that bound memory (the walk
+    of :func:`~l0bayes.model_space.scorer.support_batches`)."""
     p, device = stats.h.shape[0], stats.h.device
     empty = torch.zeros((1, 0), dtype=torch.int64, device=device)
     null_loglik = torch.tensor([stats.const - 0.5 * stats.yy / stats.sigma2], dtype=_DTYPE)
     yield _Block(empty.sum(1), empty, null_loglik.to(device), empty.to(_DTYPE))
     powers = 2 ** torch.arange(p, device=device)
     for k in range(1, p + 1):
-        chunk = max(1, _CHUNK_ELEMENTS // (k * k))
-        for support in _combinations(p, k).to(device).split(chunk):
+        for idx in support_batches(p, k, max(1, _CHUNK_ELEMENTS // (k * k))):
+            support = torch.from_numpy(idx).to(device=device, dtype=torch.int64)
             loglik, coef = _solve(stats, support)
             yield _Block(powers[support].sum(1), support, loglik, coef)
 
@@ -287,14 +283,14 @@ def _prepare(
     slab_scale: float | np.ndarray,
     max_features: int | None,
     device: str | torch.device,
-) -> _Stats:
+) -> _SlabTerms:
     X, y = check_Xy(X, y, min_samples=2)  # n >= 2 to integrate the flat intercept
     sigma = _check_noise(noise_scale)
     slab = _check_slab(slab_scale, X.shape[1])
     device = resolve_device(device)
     if max_features is not None:  # None: the caller scores chosen models, not all 2^p
         _check_size(X.shape[1], max_features, device)
-    return _sufficient_stats(X, y, sigma, slab, device)
+    return _slab_terms(GaussianStats.from_arrays(X, y), sigma, slab, device)
 
 
 def log_marginal_likelihoods(
@@ -350,7 +346,7 @@ class _WeightedMean:
 
 
 def _posterior_models(
-    stats: _Stats, log_prior: np.ndarray
+    stats: _SlabTerms, log_prior: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Unnormalised log posterior :math:`\log p(y \mid \gamma) + \log p(\gamma)` of all models.
 

@@ -57,20 +57,15 @@ References
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import logsumexp
 
-from l0bayes.linear_model.subset_search import (
-    MIN_RESIDUAL_DF,
-    VIF_LIMIT,
-    GaussianStats,
-    admissible_max_size,
-    penalty_values,
-)
+from l0bayes.linear_model.search import MIN_RESIDUAL_DF, admissible_max_size, penalty_values
+from l0bayes.linear_model.stats import VIF_LIMIT, GaussianStats
+from l0bayes.model_space.scorer import BatchScorer, scored_supports
 
 #: Largest number of admissible supports all scored (``"all"``): 2^17, about a second.
 EXHAUSTIVE_LIMIT = 1 << 17
@@ -162,11 +157,8 @@ class _Correlations:
     def __init__(self, stats: GaussianStats) -> None:
         if stats.n < 2 or not stats.yty > 0.0:
             raise ValueError("inclusion weights need n >= 2 and a response that is not constant")
-        d = np.sqrt(np.clip(np.diag(stats.gram), 0.0, None))
-        self.usable = d > 0
-        d = np.where(self.usable, d, 1.0)
-        self.R = stats.gram / np.outer(d, d)
-        self.r = stats.xty / d / math.sqrt(stats.yty)
+        self.usable = np.diag(stats.gram) > 0
+        self.R, self.r = stats.corr, stats.r  # the views of GaussianStats
         self.n, self.p = stats.n, stats.p
 
     def relative_rss(self, idx: np.ndarray) -> np.ndarray:
@@ -190,48 +182,45 @@ class _Correlations:
         return out
 
 
-class _Criterion:
+class _Criterion(BatchScorer):
     r""":math:`\mathcal C(S)` up to a constant shared by all supports:
     :math:`\tfrac n2 \log(\mathrm{RSS}_S / y^\top y) + \mathrm{pen}(|S|)`, ``inf`` where
-    inadmissible."""
+    inadmissible.  As a scorer (:mod:`l0bayes.model_space.scorer`) its log score is
+    :math:`-\mathcal C(S)`, so that the normalised :math:`e^{-\mathcal C}` are the weights."""
 
     def __init__(self, stats: GaussianStats, criterion: str | float, max_size: int) -> None:
         self.corr = _Correlations(stats)
         n, p = stats.n, stats.p
+        self.p = p
         by_df = max(n - 1 - MIN_RESIDUAL_DF, 0)
         self.max_size = min(max_size, by_df, p)
         pen = penalty_values(criterion, n, p)
         self.pen = np.where(np.arange(p + 1) <= self.max_size, pen, np.inf)
 
+    def score_indices(self, idx: np.ndarray) -> np.ndarray:
+        r""":math:`-\mathcal C(S)` of each support ``idx[b]`` (B, m)."""
+        m = idx.shape[1]
+        if m > self.max_size:
+            return np.full(len(idx), -np.inf)
+        rss = self.corr.relative_rss(idx)
+        return -(0.5 * self.corr.n * np.log(rss) + self.pen[m])
+
     def of_masks(self, masks: np.ndarray) -> np.ndarray:
         """The criterion of each row of the bool matrix ``masks`` (B, p)."""
-        out = np.full(len(masks), np.inf)
-        sizes = masks.sum(axis=1)
-        for m in np.unique(sizes):
-            rows = np.flatnonzero(sizes == m)
-            if m > self.max_size:
-                continue
-            idx = np.nonzero(masks[rows])[1].reshape(len(rows), m)
-            rss = self.corr.relative_rss(idx)
-            out[rows] = 0.5 * self.corr.n * np.log(rss) + self.pen[m]
-        return out
+        return -self.score(masks)
 
 
-def _all_supports(p: int, max_size: int) -> np.ndarray:
-    """Every support of at most ``max_size`` columns, as a bool matrix (by size, then in
-    lexicographic order of the column indices)."""
-    rows = [
-        np.array(list(itertools.combinations(range(p), m)), dtype=np.intp).reshape(-1, m)
-        if m
-        else np.zeros((1, 0), dtype=np.intp)
-        for m in range(max_size + 1)
-    ]
-    masks = np.zeros((sum(len(r) for r in rows), p), dtype=bool)
-    start = 0
-    for idx in rows:
-        masks[np.arange(start, start + len(idx))[:, None], idx] = True
-        start += len(idx)
-    return masks
+def _all_supports(score: _Criterion) -> tuple[np.ndarray, np.ndarray]:
+    """Every support of at most ``score.max_size`` columns (by size, then in lexicographic
+    order of the column indices: :func:`~l0bayes.model_space.scorer.scored_supports`), as a
+    bool matrix, with its criterion."""
+    masks, values = [], []
+    for idx, scores in scored_supports(score, range(score.max_size + 1)):
+        block = np.zeros((len(idx), score.p), dtype=bool)
+        np.put_along_axis(block, idx, True, axis=1)
+        masks.append(block)
+        values.append(-scores)
+    return np.concatenate(masks), np.concatenate(values)
 
 
 def _neighbours(mask: np.ndarray) -> np.ndarray:
@@ -317,8 +306,7 @@ def inclusion_weights(
     score = _Criterion(stats, criterion, max_size)
     count = sum(math.comb(stats.p, m) for m in range(score.max_size + 1))
     if count <= exhaustive_limit:
-        supports = _all_supports(stats.p, score.max_size)
-        values = score.of_masks(supports)
+        supports, values = _all_supports(score)
         keep = np.isfinite(values)
         supports, values = supports[keep], values[keep]
         method, width, complete = "all", math.inf, True

@@ -46,6 +46,7 @@ from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusio
 from l0bayes.linear_model.model_space import (
     MC3Result,
     default_starts,
+    enumerate_models,
     model_key,
     run_chains,
 )
@@ -132,12 +133,12 @@ class LaplaceScorer:
 def laplace_enumerate(
     scorer: LaplaceScorer, max_models: int = 2**ENUMERATION_LIMIT, top: int = 10
 ) -> Enumeration:
-    r""":math:`p(\gamma \mid y) \propto p(\gamma)\,\hat p(y \mid \gamma)` for every model."""
+    r""":math:`p(\gamma \mid y) \propto p(\gamma)\,\hat p(y \mid \gamma)` for every model
+    (:func:`~l0bayes.model_space.scorer.enumerate_models` over the Laplace scorer)."""
     G = scorer.p
     if 2**G > check_count("max_models", max_models):
         raise ValueError(f"2^{G} models exceed max_models = {max_models}; use laplace_mc3")
-    bits = ((np.arange(2**G)[:, None] >> np.arange(G)) & 1).astype(bool)
-    return Enumeration.from_log_joint(np.array([scorer.log_posterior(mask) for mask in bits]), top)
+    return enumerate_models(scorer, top)
 
 
 def laplace_mc3(

@@ -44,24 +44,21 @@ before it in index order; exact collinearity and constant columns always qualify
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from scipy.special import betainc, betaln, expit, logsumexp
 
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
-from l0bayes.linear_model.subset_search import GaussianStats
-from l0bayes.model_space.scorer import Enumeration
-from l0bayes.validation import check_count, check_not_constant, check_positive, check_Xy
+from l0bayes.linear_model.stats import GaussianStats
+from l0bayes.model_space.scorer import BatchScorer, Enumeration, by_size, enumerate_models
+from l0bayes.validation import check_count, check_positive
 
 RANK_TOL = 1e-10
 """Smallest admissible Cholesky pivot of a support's correlation matrix (g-priors)."""
 RESIDUAL_FLOOR = 1e-14
 """Floor on :math:`1 - R^2`: a perfect fit would otherwise have an infinite Bayes factor."""
-_CHUNK = 1 << 16  # models per batch of the enumeration
 _QUAD_NODES = 97  # trapezoid nodes over the window of the 1-D integral over log g
 _QUAD_DROP = 40.0  # the window ends where the integrand is this many nats below its peak
 _FLAT_WIDTH = 5.0  # a mode wider than this (in log g) is a plateau: integrate on a fixed grid
@@ -69,62 +66,11 @@ _PLATEAU_NODES = 4001
 
 
 # ------------------------------------------------------------------- sufficient statistics
-@dataclass(frozen=True, eq=False)
-class SufficientStats:
-    r"""Centred sufficient statistics :math:`n, X_c^\top X_c, X_c^\top y_c, y_c^\top y_c`.
-
-    :param n: number of observations (the intercept takes one degree of freedom).
-    :param gram: centred Gram matrix :math:`X_c^\top X_c`, shape ``(p, p)``.
-    :param xty: :math:`X_c^\top y_c`, shape ``(p,)``.
-    :param yty: :math:`y_c^\top y_c > 0`.
-    """
-
-    n: int
-    gram: np.ndarray
-    xty: np.ndarray
-    yty: float
-
-    def __post_init__(self) -> None:
-        check_count("n", self.n, minimum=3)
-        p = np.shape(self.xty)[0] if np.ndim(self.xty) == 1 else -1
-        if p < 1 or np.shape(self.gram) != (p, p):
-            raise ValueError("gram must be (p, p) and xty (p,) with p >= 1")
-        check_positive("yty", float(self.yty))
-
-    @classmethod
-    def from_data(cls, X: np.ndarray, y: np.ndarray) -> SufficientStats:
-        """Centre ``X`` (n, p) and ``y`` (n,) and form the statistics."""
-        X, y = check_Xy(X, y, min_samples=3)
-        check_not_constant(y)
-        return cls.of(GaussianStats.from_arrays(X, y))
-
-    @classmethod
-    def of(cls, stats: GaussianStats) -> SufficientStats:
-        """The validated, frozen view of statistics accumulated by
-        :class:`~l0bayes.linear_model.subset_search.GaussianStats` (e.g. from chunks of rows)."""
-        return cls(n=stats.n, gram=stats.gram.copy(), xty=stats.xty.copy(), yty=stats.yty)
-
-    @property
-    def p(self) -> int:
-        return int(self.xty.shape[0])
-
-    @cached_property
-    def corr(self) -> np.ndarray:
-        """Correlation matrix :math:`R` (a constant column is a zero row and column)."""
-        d = self._col_norms
-        corr = self.gram / d[:, None] / d[None, :]
-        np.fill_diagonal(corr, (np.diag(self.gram) > 0).astype(float))
-        return corr
-
-    @cached_property
-    def r(self) -> np.ndarray:
-        r""":math:`r = D^{-1} X^\top y / \sqrt{y^\top y}`, the marginal correlations."""
-        return self.xty / self._col_norms / math.sqrt(self.yty)
-
-    @cached_property
-    def _col_norms(self) -> np.ndarray:
-        d = np.sqrt(np.clip(np.diag(self.gram), 0.0, None))
-        return np.where(d > 0, d, 1.0)
+SufficientStats = GaussianStats
+r"""The centred sufficient statistics :math:`n, X_c^\top X_c, X_c^\top y_c, y_c^\top y_c`:
+:class:`~l0bayes.linear_model.stats.GaussianStats`, the one accumulator of the regression half
+(``SufficientStats.from_data(X, y)`` checks the data, ``SufficientStats.of(stats)`` checks
+statistics accumulated from chunks); the priors read its correlation views ``corr`` and ``r``."""
 
 
 # --------------------------------------------------------------------------------- priors
@@ -422,20 +368,43 @@ def log_marginals(stats: SufficientStats, prior: Prior, supports: np.ndarray) ->
     supports = np.asarray(supports, dtype=bool)
     if supports.ndim != 2 or supports.shape[1] != stats.p:
         raise ValueError(f"supports must be a bool array (m, p={stats.p}), got {supports.shape}")
-    sizes = supports.sum(axis=1)
     out = np.empty(len(supports))
-    for k in np.unique(sizes):
-        rows = np.flatnonzero(sizes == k)
-        idx = np.nonzero(supports[rows])[1].reshape(len(rows), k)
+    for rows, idx in by_size(supports):
         out[rows] = _score_indices(stats, prior, idx)
     return out
 
 
-def _all_models(p: int, k: int):
-    """Index matrices of all size-``k`` subsets in chunks of at most ``_CHUNK`` rows."""
-    combos = itertools.combinations(range(p), k)
-    while chunk := list(itertools.islice(combos, _CHUNK)):
-        yield np.array(chunk, dtype=np.int64).reshape(len(chunk), k)
+class GroupedScorer(BatchScorer):
+    r"""The conjugate posterior :math:`\log \mathrm{BF}(\gamma : \emptyset) + \log p(\gamma)`
+    as a :class:`~l0bayes.model_space.scorer.BatchScorer` over gates: gate :math:`g` opens or
+    closes every column :math:`j` with ``groups[j] == g`` together and the model prior counts
+    gates (``groups=None``: one gate per column).
+
+    :param stats: the data's sufficient statistics (one row and column per column of X).
+    :param prior: a conjugate prior of :mod:`l0bayes.linear_model.marginal_likelihood`.
+    :param log_size: :math:`\log p(\gamma)` of a model of each number of gates ``0..G``.
+    :param groups: ``(p,)`` group id ``0..G-1`` of each column, or ``None``.
+    """
+
+    def __init__(
+        self,
+        stats: SufficientStats,
+        prior: Prior,
+        log_size: np.ndarray,
+        groups: np.ndarray | None = None,
+    ) -> None:
+        self.stats, self.prior, self.log_size = stats, prior, log_size
+        self.groups = None if groups is None else np.asarray(groups, dtype=np.intp)
+        self.p = stats.p if self.groups is None else int(self.groups.max()) + 1
+
+    def score_indices(self, idx: np.ndarray) -> np.ndarray:
+        """Log posteriors of the models whose open gates are the rows of ``idx`` ``(B, k)``."""
+        if self.groups is None:
+            return _score_indices(self.stats, self.prior, idx) + self.log_size[idx.shape[1]]
+        gates = np.zeros((len(idx), self.p), dtype=bool)
+        np.put_along_axis(gates, idx, True, axis=1)
+        columns = gates[:, self.groups]
+        return log_marginals(self.stats, self.prior, columns) + self.log_size[idx.shape[1]]
 
 
 def enumerate_posterior(
@@ -445,7 +414,8 @@ def enumerate_posterior(
     max_p: int = 20,
     top: int = 10,
 ) -> Enumeration:
-    r"""Exact posterior by enumerating every model, batched by size :math:`k`:
+    r"""Exact posterior by enumerating every model (:func:`~l0bayes.model_space.scorer.
+    enumerate_models` over the conjugate :class:`GroupedScorer`), batched by size :math:`k`:
 
     .. math::
 
@@ -462,12 +432,9 @@ def enumerate_posterior(
     if p > check_count("max_p", max_p):
         raise ValueError(f"p={p} > max_p={max_p}: 2^{p} models; use mc3() instead")
     log_size = log_prior_by_size(check_prior_inclusion(model_prior), p)
-    log_post = np.full(2**p, -np.inf)  # sizes beyond max_model_size(n) stay impossible
-    powers = 1 << np.arange(p, dtype=np.int64)
-    for k in range(min(p, max_model_size(stats.n)) + 1):
-        for idx in _all_models(p, k):
-            log_post[powers[idx].sum(axis=1)] = _score_indices(stats, prior, idx) + log_size[k]
-    return Enumeration.from_log_joint(log_post, top)
+    scorer = GroupedScorer(stats, prior, log_size)
+    # sizes beyond max_model_size(n) stay impossible
+    return enumerate_models(scorer, top, max_size=max_model_size(stats.n))
 
 
 __all__ = [
@@ -475,6 +442,7 @@ __all__ = [
     "RESIDUAL_FLOOR",
     "Enumeration",
     "GPrior",
+    "GroupedScorer",
     "HyperGPrior",
     "Prior",
     "StandardizedSlab",

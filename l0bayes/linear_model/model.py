@@ -83,6 +83,7 @@ from l0bayes.distributions import (
     check_gate_hyperparameters,
     initial_log_alpha,
 )
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.validation import COUNT_FAMILIES, FAMILIES, check_choice, check_count, check_positive
 
 WEIGHT_GUIDES = ("delta", "normal")
@@ -385,6 +386,28 @@ class RegressionStats:
         """The statistics of ``X`` (n, p) and ``y`` (n,)."""
         _check_data(X, y, RegressionPrior())
         return cls(X.shape[0], X.T @ X, X.T @ y, y @ y, X.sum(0), y.sum())
+
+    @classmethod
+    def of(cls, stats: GaussianStats, device: torch.device | str = "cpu") -> RegressionStats:
+        r"""The torch view of the one accumulator :class:`~l0bayes.linear_model.stats.
+        GaussianStats` (centred moments :math:`G, g, y_c^\top y_c`, means :math:`\bar x,
+        \bar y`): the raw moments :math:`X^\top X = G + n\bar x\bar x^\top`, :math:`X^\top y =
+        g + n\bar x\bar y`, :math:`y^\top y = y_c^\top y_c + n\bar y^2`, :math:`\mathbf 1^\top X
+        = n\bar x`, :math:`\mathbf 1^\top y = n\bar y` (for centred statistics, e.g.
+        :meth:`GaussianStats.standardized`, exactly the centred ones and zero sums)."""
+        n, x_mean, y_mean = stats.n, stats.x_mean, stats.y_mean
+
+        def tensor(a) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=torch.float64, device=device)
+
+        return cls(
+            n,
+            tensor(stats.gram + n * np.outer(x_mean, x_mean)),
+            tensor(stats.xty + n * x_mean * y_mean),
+            tensor(stats.yty + n * y_mean**2),
+            tensor(n * x_mean),
+            tensor(n * y_mean),
+        )
 
     @property
     def p(self) -> int:

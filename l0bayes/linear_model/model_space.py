@@ -34,6 +34,7 @@ import numpy as np
 
 from l0bayes.linear_model.marginal_likelihood import (
     RANK_TOL,
+    GroupedScorer,
     Prior,
     SufficientStats,
     finish,
@@ -66,9 +67,10 @@ from l0bayes.model_space.scorer import ModelScorer, enumerate_models, model_key
 from l0bayes.validation import check_count
 
 
-class ConjugateScorer:
+class ConjugateScorer(GroupedScorer):
     """Log posteriors :math:`\\log \\mathrm{BF}(\\gamma : \\emptyset) + \\log p(\\gamma)` of the
-    conjugate priors, cached by model; neighbourhoods by the updates of the module docstring.
+    conjugate priors, one gate per column (:class:`GroupedScorer`, whose batched ``score`` it
+    keeps), cached by model; neighbourhoods by the updates of the module docstring.
 
     :param stats: the data's sufficient statistics.
     :param prior: a conjugate prior of :mod:`l0bayes.linear_model.marginal_likelihood`.
@@ -76,7 +78,7 @@ class ConjugateScorer:
     """
 
     def __init__(self, stats: SufficientStats, prior: Prior, log_size: np.ndarray) -> None:
-        self.stats, self.prior, self.log_size = stats, prior, log_size
+        super().__init__(stats, prior, log_size)
         self.R, self.r, self.n, self.p = stats.corr, stats.r, stats.n, stats.p
         self.ridge = prior.ridge(stats.n)
         self.diag = np.diag(self.R) + self.ridge
@@ -119,10 +121,6 @@ class ConjugateScorer:
         self.cache[key] = value
         return value
 
-    def score(self, models: np.ndarray) -> np.ndarray:
-        """Log posteriors of the rows of a bool matrix ``(m, p)``, factorised afresh."""
-        return log_marginals(self.stats, self.prior, models) + self.log_size[models.sum(1)]
-
     def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
         """All single-flip neighbours of each row of ``insides`` in :math:`O(k^2 p)` (module
         docstring), the rows batched: supports are padded to the largest size with identity
@@ -162,44 +160,6 @@ class ConjugateScorer:
         for row in np.flatnonzero(stuck):
             out[row] = self.score(insides[row][None, :] ^ np.eye(p, dtype=bool))
         return out
-
-
-class GroupedScorer:
-    """The conjugate posterior over *groups* of columns: gate :math:`g` opens or closes every
-    column :math:`j` with ``groups[j] == g`` together, and the model prior counts groups.
-
-    :param stats: the data's sufficient statistics (one row and column per column of X).
-    :param prior: a conjugate prior of :mod:`l0bayes.linear_model.marginal_likelihood`.
-    :param log_size: :math:`\\log p(\\gamma)` of a model of each number of groups ``0..G``.
-    :param groups: ``(p,)`` group id ``0..G-1`` of each column.
-    """
-
-    def __init__(
-        self, stats: SufficientStats, prior: Prior, log_size: np.ndarray, groups: np.ndarray
-    ) -> None:
-        self.stats, self.prior, self.log_size = stats, prior, log_size
-        self.groups = np.asarray(groups, dtype=np.intp)
-        self.p = int(self.groups.max()) + 1
-        self.cache: dict[bytes, float] = {}
-
-    def score(self, models: np.ndarray) -> np.ndarray:
-        """Log posteriors of the rows of a bool group matrix ``(m, G)``."""
-        models = np.atleast_2d(models)
-        columns = models[:, self.groups]
-        return log_marginals(self.stats, self.prior, columns) + self.log_size[models.sum(1)]
-
-    def log_posterior(self, inside: np.ndarray) -> float:
-        """Log posterior of one group model, cached."""
-        key = model_key(inside)
-        if (hit := self.cache.get(key)) is None:
-            hit = self.cache[key] = float(self.score(inside[None])[0])
-        return hit
-
-    def neighbours(self, insides: np.ndarray, log_posts: np.ndarray) -> np.ndarray:
-        """The ``G`` single-flip neighbours of each row, factorised afresh."""
-        insides = np.atleast_2d(insides)
-        flipped = insides[:, None, :] ^ np.eye(self.p, dtype=bool)
-        return self.score(flipped.reshape(-1, self.p)).reshape(len(insides), self.p)
 
 
 def mc3(

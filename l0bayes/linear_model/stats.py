@@ -57,6 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from l0bayes.validation import check_count, check_not_constant, check_positive, check_Xy
+
 VIF_LIMIT = 1e10
 r"""Columns are numerically dependent when a variance inflation factor :math:`G_{jj}
 (G_{SS}^{-1})_{jj} = 1/(1 - R_j^2)` reaches this value (selection.py's pivot tolerance
@@ -114,11 +116,26 @@ class ExactFit:
 
 
 class GaussianStats:
-    r"""Sufficient statistics of a Gaussian linear model with intercept (module docstring).
+    r"""Sufficient statistics of a Gaussian linear model with intercept (module docstring): the
+    one accumulator of the regression half.
 
-    :meth:`update` merges a chunk of rows into the square root :math:`W`; ``gram``, ``xty``,
-    ``yty`` and ``augmented`` are read from :math:`W^\top W` (formed once per update);
-    :meth:`exact_rss` fits a support from :math:`W` itself.
+    Built from arrays (:meth:`from_arrays`, or :meth:`from_data` with the checks of the
+    conjugate priors), from chunks of rows (:meth:`from_chunks`, :meth:`update`, which is
+    what ``partial_fit`` calls), it keeps n, the means, each column's (and y's) range and the
+    square root :math:`W`.  Everything else is a view:
+
+    * ``gram`` :math:`G`, ``xty`` :math:`g`, ``yty`` and ``augmented``, read from
+      :math:`W^\top W` (formed once per update);
+    * ``corr`` :math:`R = D^{-1} G D^{-1}` and ``r`` :math:`= D^{-1} g / \sqrt{y_c^\top
+      y_c}` (:math:`D = \mathrm{diag}(G)^{1/2}`), the correlation scale of the conjugate
+      priors;
+    * :meth:`columns` (a column subset), :meth:`standardized` (the centred data with unit
+      second moments) and :meth:`scales`;
+    * :meth:`exact_rss`, a least-squares fit of a support from :math:`W` itself.
+
+    The torch tensors of the SVI relaxation (:class:`~l0bayes.linear_model.model.
+    RegressionStats`) and of the raw slab's enumeration (:mod:`~l0bayes.linear_model.exact`)
+    are derived from it.
     """
 
     def __init__(self, p: int) -> None:
@@ -127,13 +144,41 @@ class GaussianStats:
         self._mean = np.zeros(p + 1)
         self._root = np.zeros((0, p + 1))
         self._moment: np.ndarray | None = None
+        self._corr: tuple[np.ndarray, np.ndarray] | None = None
         self._yty = 0.0
+        self.x_min, self.x_max = np.full(p, np.inf), np.full(p, -np.inf)
+        self.y_min, self.y_max = math.inf, -math.inf
+
+    @classmethod
+    def empty(cls, p: int) -> GaussianStats:
+        """The statistics of no rows with ``p`` columns (:meth:`update` adds rows)."""
+        return cls(p)
 
     @classmethod
     def from_arrays(cls, X: object, y: object) -> GaussianStats:
         """Statistics of the data ``X`` (n, p) and ``y`` (n,) in one pass."""
         X, y = as_chunk(X, y)
         return cls(X.shape[1]).update(X, y)
+
+    @classmethod
+    def from_data(cls, X: object, y: object) -> GaussianStats:
+        """Statistics of ``X`` (n, p) and ``y`` (n,) checked for the conjugate priors: at least
+        3 rows and one column, finite, y not constant (one-line ``ValueError`` otherwise)."""
+        X, y = check_Xy(X, y, min_samples=3)
+        check_not_constant(y)
+        return cls.from_arrays(X, y)
+
+    @classmethod
+    def of(cls, stats: GaussianStats) -> GaussianStats:
+        """``stats`` (e.g. accumulated from chunks of rows) checked for the conjugate priors:
+        n >= 3, p >= 1 and :math:`y_c^\top y_c > 0`; returns ``stats`` itself."""
+        if not isinstance(stats, GaussianStats):
+            raise ValueError(f"stats must be a GaussianStats, got {type(stats).__name__}")
+        check_count("n", stats.n, minimum=3)
+        if stats.p < 1:
+            raise ValueError("gram must be (p, p) and xty (p,) with p >= 1")
+        check_positive("yty", float(stats.yty))
+        return stats
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[tuple[object, object]]) -> GaussianStats:
@@ -162,18 +207,51 @@ class GaussianStats:
         self._root = np.linalg.qr(stacked, mode="r")
         self._mean += delta * (n_b / (n_a + n_b))
         self.n = n_a + n_b
-        self._moment = None
+        self._moment, self._corr = None, None
         self._yty = float(np.dot(self._root[:, -1], self._root[:, -1]))
+        self.x_min = np.minimum(self.x_min, X.min(axis=0))
+        self.x_max = np.maximum(self.x_max, X.max(axis=0))
+        self.y_min, self.y_max = min(self.y_min, float(y.min())), max(self.y_max, float(y.max()))
         return self
 
     def columns(self, keep: np.ndarray) -> GaussianStats:
-        """The statistics of the columns ``keep`` (a bool mask or indices) and y, same rows."""
+        """The statistics of the columns ``keep`` (a bool mask or indices) and y, same rows
+        (``self`` when ``keep`` is a mask of all columns)."""
+        keep = np.asarray(keep)
+        if keep.dtype == bool and keep.shape == (self.p,) and keep.all():
+            return self
         index = np.arange(self.p)[keep]
         out = GaussianStats(index.size)
         out.n = self.n
         out._mean = self._mean[np.append(index, self.p)].copy()
         out._root = self._root[:, np.append(index, self.p)].copy()
         out._yty = self._yty
+        out.x_min, out.x_max = self.x_min[index].copy(), self.x_max[index].copy()
+        out.y_min, out.y_max = self.y_min, self.y_max
+        return out
+
+    def scales(self) -> tuple[np.ndarray, float]:
+        r"""The root mean squares of the centred columns and of :math:`y_c`,
+        :math:`\sqrt{G_{jj}/n}` and :math:`\sqrt{y_c^\top y_c / n}` (1 where 0)."""
+        x_scale = np.sqrt(np.diag(self.gram) / self.n)
+        return np.where(x_scale > 0, x_scale, 1.0), math.sqrt(self.yty / self.n) or 1.0
+
+    def standardized(self) -> GaussianStats:
+        r"""The statistics of the centred, rescaled data :math:`(X_c D^{-1}, y_c / s_y)`
+        (:math:`D`, :math:`s_y` of :meth:`scales`): means 0, :math:`G_{jj} = n`, and
+        :math:`y^\top y = n` exactly when y is not constant."""
+        x_scale, y_scale = self.scales()
+        scale = np.append(x_scale, y_scale)
+        out = GaussianStats(self.p)
+        out.n = self.n
+        out._root = self._root / scale
+        out._moment = self.augmented / np.outer(scale, scale)
+        out._yty = float(self.n) if self._yty > 0 else 0.0
+        out._moment[-1, -1] = out._yty
+        out.x_min = (self.x_min - self.x_mean) / x_scale
+        out.x_max = (self.x_max - self.x_mean) / x_scale
+        out.y_min = (self.y_min - self.y_mean) / y_scale
+        out.y_max = (self.y_max - self.y_mean) / y_scale
         return out
 
     @property
@@ -213,6 +291,27 @@ class GaussianStats:
     def yty(self) -> float:
         r""":math:`y_c^\top y_c`, the total sum of squares."""
         return self._yty
+
+    @property
+    def corr(self) -> np.ndarray:
+        """Correlation matrix :math:`R` of the columns (a constant column is a zero row and
+        column), shape (p, p)."""
+        return self._correlations()[0]
+
+    @property
+    def r(self) -> np.ndarray:
+        r""":math:`r = D^{-1} X_c^\top y_c / \sqrt{y_c^\top y_c}`, the marginal correlations."""
+        return self._correlations()[1]
+
+    def _correlations(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._corr is None:
+            gram = self.gram
+            d = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+            d = np.where(d > 0, d, 1.0)
+            corr = gram / d[:, None] / d[None, :]
+            np.fill_diagonal(corr, (np.diag(gram) > 0).astype(float))
+            self._corr = corr, self.xty / d / math.sqrt(self.yty)
+        return self._corr
 
     def exact_rss(self, cols: np.ndarray) -> ExactFit:
         r"""Least squares of y on the columns ``cols`` (and the intercept) from the square root:

@@ -25,9 +25,26 @@ from l0bayes.model_space.diagnostics import (
     pip_error_bound,
 )
 from l0bayes.model_space.local_search import climb, flip_swap_neighbourhood
-from l0bayes.model_space.scorer import Enumeration, ModelScorer, enumerate_models, model_key
+from l0bayes.model_space.scorer import (
+    BatchScorer,
+    Enumeration,
+    ModelScorer,
+    SupportScorer,
+    best_support,
+    by_size,
+    enumerate_models,
+    model_key,
+    scored_supports,
+    support_batches,
+)
 
 __all__ = [
+    "BatchScorer",
+    "SupportScorer",
+    "best_support",
+    "by_size",
+    "scored_supports",
+    "support_batches",
     "MAX_KHAT",
     "MAX_RHAT",
     "MIN_ESS",

@@ -22,6 +22,7 @@ from l0bayes.linear_model.model import (
     regression_model,
     regression_model_stats,
 )
+from l0bayes.linear_model.stats import GaussianStats
 
 STRETCH = (-0.1, 1.1)
 BETA = 2.0 / 3.0
@@ -188,6 +189,14 @@ def test_stats_log_likelihood_equals_the_per_observation_one_at_the_same_draw():
     b = torch.tensor(0.4, dtype=torch.float64)
     direct = ((y - b - coef @ X.T) ** 2).sum(-1)
     torch.testing.assert_close(gaussian_rss(stats, b, coef), direct, rtol=1e-12, atol=1e-9)
+
+
+def test_the_torch_view_of_the_accumulator_equals_the_raw_moments():
+    X, y, stats, _ = _stats_and_prior(n=40, p=3)
+    view = RegressionStats.of(GaussianStats.from_arrays(X.numpy(), y.numpy()))
+    assert view.n == stats.n
+    for name in ("gram", "xty", "yty", "x_sum", "y_sum"):
+        torch.testing.assert_close(getattr(view, name), getattr(stats, name), rtol=1e-11, atol=1e-9)
 
 
 def test_stats_model_refuses_bernoulli_minibatches_and_bad_shapes():

@@ -257,3 +257,19 @@ def test_enumerate_models_of_a_scorer_equals_enumerate_posterior():
     ours, theirs = enumerate_models(scorer), enumerate_posterior(stats, GPrior(), 0.3)
     np.testing.assert_allclose(ours.inclusion_probs, theirs.inclusion_probs, rtol=1e-10)
     np.testing.assert_allclose(ours.model_size_probs, theirs.model_size_probs, atol=1e-12)
+
+
+def test_grouped_scorer_with_singleton_groups_is_the_conjugate_scorer():
+    from l0bayes.linear_model.model_space import GroupedScorer
+
+    stats = SufficientStats.from_data(*_problem("collinear", p=7))
+    log_size = log_prior_by_size(0.4, 7)
+    plain = ConjugateScorer(stats, HyperGPrior(), log_size)
+    grouped = GroupedScorer(stats, HyperGPrior(), log_size, np.arange(7))
+    models = np.random.default_rng(3).random((20, 7)) < 0.4
+    np.testing.assert_allclose(grouped.score(models), plain.score(models), rtol=1e-12)
+    log_posts = plain.score(models)
+    np.testing.assert_allclose(
+        grouped.neighbours(models, log_posts), plain.neighbours(models, log_posts), atol=1e-8
+    )
+    assert grouped.log_posterior(models[0]) == pytest.approx(plain.log_posterior(models[0]))

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from l0bayes.linear_model.criteria import _GaussianScorer, evaluate_supports
 from l0bayes.linear_model.selection import (
+    CriterionScorer,
     InformationCriteria,
-    _evaluate,
-    _GaussianScorer,
     best_subset,
     information_criteria,
     local_search,
@@ -112,7 +112,7 @@ def test_adding_a_column_by_one_sweep_step_equals_a_direct_fit() -> None:
     candidates = np.array([1, 4, 7])
     grown = scorer.extend(base, candidates)
     direct = np.array([[*row, c] for row in base for c in candidates])
-    loglik, k = _evaluate(scorer, direct)
+    loglik, k = evaluate_supports(scorer, direct)
     np.testing.assert_allclose(grown.grown_loglik.ravel(), loglik, rtol=1e-12)
     np.testing.assert_array_equal(grown.grown_k.ravel(), k)  # adding 7 to [1, 2, 7] adds nothing
     assert grown.grown_k[1, 2] == grown.k[1] == 4
@@ -262,3 +262,23 @@ def test_best_subset_refuses_large_p_by_default() -> None:
     X = rng.normal(size=(30, 21))
     with pytest.raises(ValueError, match=r"2\*\*21 = 2,097,152 models.*local_search"):
         best_subset(X, rng.normal(size=30))
+
+
+def test_the_criterion_scorer_is_the_one_protocol_for_best_subsets_and_weights() -> None:
+    from l0bayes.linear_model.ic_weights import inclusion_weights
+    from l0bayes.linear_model.stats import GaussianStats
+    from l0bayes.model_space import best_support, enumerate_models
+
+    X, y = _gaussian_data(seed=9)
+    scorer = CriterionScorer(X, y, "aic")
+    idx, value, count = best_support(scorer)
+    found = best_subset(X, y, criterion="aic")
+    np.testing.assert_array_equal(idx, np.flatnonzero(found.support))
+    assert -value == pytest.approx(found.criteria.aic / 2.0, rel=1e-9)
+    assert count == found.n_evaluated == 2**6
+    # exp(-AIC/2) normalised: the Akaike weights of ic_weights, enumerated over the scorer
+    post = enumerate_models(scorer)
+    weights = inclusion_weights(GaussianStats.from_arrays(X, y), "aic", found.support)
+    np.testing.assert_allclose(post.inclusion_probs, weights.inclusion, atol=1e-9)
+    with pytest.raises(ValueError, match="NaN"):
+        CriterionScorer(np.full((5, 2), np.nan), np.arange(5.0))

@@ -77,3 +77,47 @@ def test_dependent_columns_are_reported():
     assert stats.exact_rss(np.array([0, 1, 2])).dependent
     assert not stats.exact_rss(np.array([0, 1])).dependent
     assert math.isinf(stats.exact_rss(np.array([0, 1, 2])).rss_error)
+
+
+def test_views_ranges_and_standardisation_of_the_one_accumulator():
+    rng = np.random.default_rng(7)
+    X = rng.normal(2.0, 3.0, (80, 3))
+    y = X @ np.array([1.0, -0.5, 0.0]) + rng.normal(size=80) + 4.0
+    stats = GaussianStats.empty(3)
+    for a in range(0, 80, 30):  # partial_fit's path: chunk by chunk
+        stats.update(X[a : a + 30], y[a : a + 30])
+    np.testing.assert_array_equal(stats.x_min, X.min(axis=0))
+    np.testing.assert_array_equal(stats.x_max, X.max(axis=0))
+    assert (stats.y_min, stats.y_max) == (y.min(), y.max())
+    Xc, yc = X - X.mean(axis=0), y - y.mean()
+    d = np.sqrt((Xc**2).sum(axis=0))
+    np.testing.assert_allclose(stats.corr, np.corrcoef(X, rowvar=False), rtol=1e-12)
+    np.testing.assert_allclose(stats.r, Xc.T @ yc / d / math.sqrt(yc @ yc), rtol=1e-12)
+    x_scale, y_scale = stats.scales()
+    np.testing.assert_allclose(x_scale, X.std(axis=0), rtol=1e-12)
+    assert y_scale == pytest.approx(y.std(), rel=1e-12)
+    std = stats.standardized()
+    Z, w = Xc / X.std(axis=0), yc / y.std()
+    np.testing.assert_allclose(std.gram, Z.T @ Z, rtol=1e-11)
+    np.testing.assert_allclose(std.xty, Z.T @ w, rtol=1e-11, atol=1e-11)
+    assert std.yty == 80.0 and std.n == 80 and np.all(std.x_mean == 0.0)
+    np.testing.assert_allclose(std.x_min, Z.min(axis=0), rtol=1e-12)
+    sub = stats.columns(np.array([True, False, True]))
+    np.testing.assert_array_equal(sub.x_max, X.max(axis=0)[[0, 2]])
+    assert stats.columns(np.ones(3, dtype=bool)) is stats
+    assert GaussianStats.of(stats) is stats
+
+
+def test_checked_constructors_refuse_what_the_conjugate_priors_cannot_score():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="constant"):
+        GaussianStats.from_data(X, np.ones(10))
+    with pytest.raises(ValueError, match="at least 3"):
+        GaussianStats.from_data(X[:2], np.arange(2.0))
+    with pytest.raises(ValueError, match="n must"):
+        GaussianStats.of(GaussianStats.from_arrays(X[:2], np.arange(2.0)))
+    with pytest.raises(ValueError, match="yty"):
+        GaussianStats.of(GaussianStats.from_arrays(X, np.ones(10)))
+    with pytest.raises(ValueError, match="GaussianStats"):
+        GaussianStats.of(np.eye(2))

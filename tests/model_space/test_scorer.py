@@ -8,6 +8,8 @@ import pytest
 from scipy.special import logsumexp
 
 from l0bayes.model_space import (
+    BatchScorer,
+    best_support,
     climb,
     default_starts,
     diagnose,
@@ -15,6 +17,7 @@ from l0bayes.model_space import (
     flip_swap_neighbourhood,
     model_key,
     run_chains,
+    support_batches,
 )
 
 
@@ -75,3 +78,49 @@ def test_flip_swap_neighbourhood_and_climb():
     found, value = climb(scorer.score, np.zeros(4, bool))
     assert value == pytest.approx(scorer.log_posterior(found))
     assert value >= scorer.score(flip_swap_neighbourhood(found)).max()  # a local optimum
+
+
+class QuadraticBatch(BatchScorer):
+    """The PairScorer's posterior through the batched protocol (score_indices only)."""
+
+    def __init__(self, p: int, seed: int = 0) -> None:
+        self.pair = PairScorer(p, seed)
+        self.p = p
+
+    def score_indices(self, idx: np.ndarray) -> np.ndarray:
+        masks = np.zeros((len(idx), self.p), dtype=bool)
+        np.put_along_axis(masks, idx, True, axis=1)
+        return self.pair.score(masks)
+
+
+def test_support_batches_walk_every_support_once_by_size_then_lexicographically():
+    walked = [tuple(row) for k in range(5) for b in support_batches(4, k, 3) for row in b]
+    expected = [c for k in range(5) for c in itertools.combinations(range(4), k)]
+    assert walked == expected
+    assert all(len(b) <= 3 for b in support_batches(6, 2, 3))
+
+
+def test_batch_scorer_serves_the_engine_as_the_plain_scorer_does():
+    batch = QuadraticBatch(5, seed=3)
+    models = np.random.default_rng(0).random((7, 5)) < 0.5
+    np.testing.assert_array_equal(batch.score(models), batch.pair.score(models))
+    assert batch.log_posterior(models[0]) == batch.pair.log_posterior(models[0])
+    np.testing.assert_array_equal(
+        batch.neighbours(models, None), batch.pair.neighbours(models, None)
+    )
+    a, b = enumerate_models(batch), enumerate_models(batch.pair)
+    np.testing.assert_allclose(a.inclusion_probs, b.inclusion_probs, atol=1e-14)
+    with pytest.raises(ValueError, match="bool array"):
+        batch.score(np.ones((2, 4), dtype=bool))
+
+
+def test_best_support_is_the_enumerations_mode_and_max_size_truncates():
+    scorer = PairScorer(5, seed=4)
+    idx, value, count = best_support(scorer)
+    post = enumerate_models(scorer)
+    assert count == 2**5
+    np.testing.assert_array_equal(np.flatnonzero(post.top_models[0][0]), idx)
+    assert value == pytest.approx(scorer.log_posterior(post.top_models[0][0]))
+    small = enumerate_models(scorer, max_size=2)
+    assert small.model_size_probs[3:].sum() == 0.0 and small.model_size_probs.sum() == 1.0
+    assert best_support(scorer, max_size=2)[2] == 1 + 5 + 10
