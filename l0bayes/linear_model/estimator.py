@@ -54,15 +54,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE
-from l0bayes.linear_model.corrections import (
-    CorrectedPosterior,
-    chain_correction,
-    enumeration_correction,
-    importance_correction,
-    laplace_correction,
-    raw_enumeration_correction,
-    widen_top_models,
-)
+from l0bayes.linear_model import corrections, params, preprocessing, relaxation, views
 from l0bayes.linear_model.ic_weights import inclusion_weights
 from l0bayes.linear_model.laplace import LaplaceScorer, laplace_enumerate
 from l0bayes.linear_model.marginal_likelihood import Enumeration, Prior, SufficientStats
@@ -89,39 +81,13 @@ from l0bayes.linear_model.params import (
     ENUMERATION_LIMIT,
     METHODS,
     PENALTIES,
-    check_exact,
-    check_params,
-    check_stats_path,
-    code_cost,
-    conjugate_prior,
-    fits_from_stats,
-    n_gates,
-    prior_inclusion,
-    search_criterion,
-)
-from l0bayes.linear_model.params import correction as planned_correction
-from l0bayes.linear_model.params import method as planned_method
-from l0bayes.linear_model.preprocessing import (
-    Standardizer,
-    check_column_scales,
-    check_layout,
-    warn_constant_columns,
-)
-from l0bayes.linear_model.relaxation import (
-    Relaxation,
-    gates_of,
-    guide_gates,
-    regression_prior,
-    relax,
 )
 from l0bayes.linear_model.selection import (
     InformationCriteria,
     best_subset,
     check_groups,
     group_subset,
-    information_criteria,
     local_search,
-    refit_coefficients,
 )
 from l0bayes.linear_model.subset_search import (
     RSS_FLOOR,
@@ -131,7 +97,6 @@ from l0bayes.linear_model.subset_search import (
     gaussian_criteria,
 )
 from l0bayes.linear_model.svi import fit_svi
-from l0bayes.linear_model.views import size_posterior, summary_table, widened
 from l0bayes.validation import (
     COUNT_FAMILIES,
     as_float_array,
@@ -147,7 +112,8 @@ from l0bayes.validation import (
 RELAXATION_PATIENCE = 150
 
 # the fit from sufficient statistics (below) calls these helpers by their names of old
-_Standardizer, _gates, _gates_of = Standardizer, guide_gates, gates_of
+_Standardizer = preprocessing.Standardizer
+_gates, _gates_of = relaxation.guide_gates, relaxation.gates_of
 
 
 class L0Regression(RegressorMixin, BaseEstimator):
@@ -199,12 +165,13 @@ class L0Regression(RegressorMixin, BaseEstimator):
         ``prior="raw"`` also needs ``noise_scale``, see
         :func:`l0bayes.linear_model.exact.exact_posterior`). ``"auto"`` is ``"exact"`` where
         the answer would be that enumeration anyway (``"bayes"`` with ``correction="auto"``
-        and at most :data:`ENUMERATION_LIMIT` gates, or :data:`RAW_ENUMERATION_LIMIT` with
-        ``prior="raw"`` and a known ``noise_scale``), so no SVI runs whose result would be
-        thrown away; likewise a Gaussian information-criterion fit (from the statistics, with
-        ``polish=True``) of at most :data:`ENUMERATION_LIMIT` features runs no relaxation,
-        since the certified search enumerates every support anyway (no ``losses_``,
-        ``params_`` or ``relaxed_*``; ``inclusion_probs_`` are then ``ic_weights_.inclusion``);
+        and at most 16 gates, or 20 with ``prior="raw"`` and a known ``noise_scale``:
+        :data:`~l0bayes.linear_model.params.ENUMERATION_LIMIT`,
+        :data:`~l0bayes.linear_model.params.RAW_ENUMERATION_LIMIT`), so no SVI runs whose
+        result would be thrown away; likewise a Gaussian information-criterion fit (from the
+        statistics, with ``polish=True``) of at most 16 features runs no relaxation, since
+        the certified search enumerates every support anyway (no ``losses_``, ``params_`` or
+        ``relaxed_*``; ``inclusion_probs_`` are then ``ic_weights_.inclusion``);
         elsewhere ``"svi"``. ``"svi"`` always fits the hard concrete guide and
         keeps its own PIPs in ``variational_inclusion_probs_`` (the guide's PIPs on request).
     :param n_steps: SVI steps.
@@ -216,8 +183,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
         criterion and then the best subset: for the Gaussian family the certified
         branch and bound of :func:`l0bayes.linear_model.subset_search.certified_best_subset`
         (from the sufficient statistics), for the Bernoulli family an exhaustive search on the
-        exact refit criterion when p ≤ :data:`BERNOULLI_EXHAUSTIVE_LIMIT` (beyond, the answer
-        is the local search's local optimum, ``optimal_ = False``).
+        exact refit criterion when p ≤ 12
+        (:data:`~l0bayes.linear_model.params.BERNOULLI_EXHAUSTIVE_LIMIT`; beyond, the answer is the
+        local search's local optimum, ``optimal_ = False``).
     :param time_limit: seconds the certified search may take (``None``: until certified);
         a search stopped early warns and reports its proven ``criterion_gap_``.
     :param importance_samples: for ``family="gaussian"``, ``penalty="bayes"``: correct the
@@ -318,7 +286,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
     def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked float64 ``X``, ``y`` and the mask of the non-constant columns of X: the
         only validation of the rows a fit makes."""
-        check_layout(X, y)
+        preprocessing.check_layout(X, y)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite=False)
         X, y = check_Xy(X, y, family=self.family, min_samples=3)
         if self.family == "gaussian":
@@ -338,9 +306,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """The columns (``low``/``high`` their extremes), then the settings for the columns
         kept; warns about the constant columns left out (``keep`` False)."""
         names = getattr(self, "feature_names_in_", None)
-        check_column_scales(keep, low, high, names)
-        check_params(self, n, int(keep.sum()))
-        warn_constant_columns(keep, names, stacklevel=4)
+        preprocessing.check_column_scales(keep, low, high, names)
+        params.check_params(self, n, int(keep.sum()))
+        preprocessing.warn_constant_columns(keep, names, stacklevel=4)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, offset=None) -> L0Regression:
@@ -362,7 +330,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if offset is not None and self.family == "gaussian":
             y, offset = y - offset, None
         self.n_samples_ = X.shape[0]
-        if fits_from_stats(self):
+        if params.fits_from_stats(self):
             self._fit_stats(_DataStats.from_arrays(X, y), keep)
         else:
             self._fit_columns(X[:, keep], y, offset)
@@ -384,7 +352,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         :returns: ``self``.
         """
         self._reset()
-        check_stats_path(self, "fit_chunks")
+        params.check_stats_path(self, "fit_chunks")
         data = None
         for index, chunk in enumerate(chunks):
             X, y = _check_chunk(chunk, index, None if data is None else data.p)
@@ -400,7 +368,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         model). Each call costs one pass over the new chunk and a fit in :math:`O(p^2)` per
         step, independent of the rows seen; :meth:`fit` starts afresh. Same restrictions and
         errors as :meth:`fit_chunks`."""
-        check_stats_path(self, "partial_fit")
+        params.check_stats_path(self, "partial_fit")
         data = getattr(self, "_data_stats_", None)
         X, y = _check_chunk((X, y), getattr(self, "n_chunks_", 0), data and data.p)
         data = _DataStats.empty(X.shape[1]) if data is None else data
@@ -493,10 +461,10 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """The fit from the rows (checked, constant columns dropped): the exact enumeration,
         or the relaxation, then the search (criteria) or the PIP correction (``"bayes"``)."""
         groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
-        if planned_method(self, X.shape[1]) == "exact":
+        if params.method(self, X.shape[1]) == "exact":
             self._fit_exact(X, y, offset, groups)
             return
-        relaxed = relax(self, X, y, offset, groups)
+        relaxed = relaxation.relax(self, X, y, offset, groups)
         self.lam_ = relaxed.prior.lam
         self.relaxed_inclusion_probs_ = relaxed.column_probs
         self.relaxed_support_ = relaxed.column_probs > 0.5
@@ -509,83 +477,51 @@ class L0Regression(RegressorMixin, BaseEstimator):
             selected = self._best_subset(X, y, selected, offset)
         elif self.penalty != "bayes":
             self.optimal_, self.criterion_gap_ = False, math.nan
-        self._set_fitted(X, y, relaxed, selected, offset, groups)
+        corrected = self.penalty == "bayes" and params.correction(self, X.shape[1]) != "none"
+        attributes = views.relaxation_attributes(
+            self, relaxed, X, y, selected, offset, groups, criteria=not corrected
+        )
+        self._store(attributes)
         if self.penalty == "bayes":
             self._correct(X, y, offset, relaxed, groups)
 
-    def _set_fitted(self, X, y, relaxed: Relaxation, selected, offset, groups) -> None:
-        """The attributes of a relaxation whose answer is ``selected``: the guide's PIPs and,
-        with ``"bayes"``, its coefficients; else the maximum-likelihood refit."""
-        params = relaxed.result.params
-        self._standardizer_ = relaxed.std
-        self.params_ = {k: v.cpu() for k, v in params.items()}
-        self.losses_ = relaxed.result.losses
-        self._set_probs(relaxed.gate_probs, groups)
-        self.selected_ = np.asarray(selected, dtype=bool)
-        self._set_criteria(X, y, offset)
-        if "dispersion" in params:
-            self.dispersion_ = float(params["dispersion"])
-        if self.penalty == "bayes":
-            self.coef_, self.intercept_ = relaxed.coef(groups)
-            if self.family == "gaussian":
-                sigma = self.noise_scale or float(params["noise_scale"]) * relaxed.std.y_scale
-                self.noise_scale_ = float(sigma)
-        else:
-            self.coef_, self.intercept_ = _refit(X, y, self.selected_, self.family, offset)
-            if self.family == "gaussian":
-                self.noise_scale_ = _rms(y - self.intercept_ - X @ self.coef_)
-
-    def _correct(self, X, y, offset, relaxed: Relaxation, groups) -> None:
+    def _correct(self, X, y, offset, relaxed: relaxation.Relaxation, groups) -> None:
         """Replace the guide's PIPs by the declared posterior's (``correction``;
         :mod:`~l0bayes.linear_model.corrections`), or keep them (``"none"``)."""
-        p, G = X.shape[1], n_gates(groups, X.shape[1])
-        correction, gates = planned_correction(self, p), relaxed.gates
+        p, G = X.shape[1], params.n_gates(groups, X.shape[1])
+        correction, gates = params.correction(self, p), relaxed.gates
         if correction == "psis":
-            post = importance_correction(
+            post = corrections.importance_correction(
                 self, X, y, self.inclusion_probs_, self.noise_scale_, self._prior_pi(p)
             )
         elif correction == "enumerate" and self.prior == "raw":
-            post = raw_enumeration_correction(
+            post = corrections.raw_enumeration_correction(
                 self, X, y, self.noise_scale_, self._prior_pi(p), gates
             )[0]
         elif correction == "enumerate" and self.family == "gaussian":
-            post = enumeration_correction(*self._enumerate(X, y), gates, self.seed, groups)
+            post = corrections.enumeration_correction(
+                *self._enumerate(X, y), gates, self.seed, groups
+            )
         elif correction == "mc3" and self.family == "gaussian":
             pi = self._prior_pi(G)
-            post = chain_correction(self, X, y, groups, pi, gates, relaxed.gate_probs)
+            post = corrections.chain_correction(self, X, y, groups, pi, gates, relaxed.gate_probs)
         elif correction != "none":
             scorer = LaplaceScorer(
                 X, y, self.family, float(self.slab_scale), self._prior_pi(G), offset, groups
             )
-            post = laplace_correction(self, scorer, correction, gates, groups)
+            post = corrections.laplace_correction(self, scorer, correction, gates, groups)
         else:
             sizes = poisson_binomial(relaxed.gate_probs)
-            self._set_size_posterior(sizes, relaxed.result.params)
+            self._store(views.size_posterior(sizes, self._prior_pi(G), relaxed.result.params))
             return
         self._adopt(post, X, y, offset, groups)
 
-    def _adopt(self, post: CorrectedPosterior, X, y, offset=None, groups=None) -> None:
-        """Store a corrected posterior (the guide's PIPs kept in
-        ``variational_inclusion_probs_``): its PIPs and diagnostics, the 0.5-PIP model (its
-        coefficients, or their maximum-likelihood refit), the model-size posterior and the
-        criteria; one ``RuntimeWarning`` per alert."""
-        self.pip_diagnostics_ = post.diagnostics
-        if hasattr(self, "inclusion_probs_"):  # the guide's, after SVI
-            self.variational_inclusion_probs_ = self.inclusion_probs_
-        if post.per_gate:
-            self._set_probs(post.probs, groups)
-        else:
-            self.inclusion_probs_ = np.asarray(post.probs)
-        self.selected_ = self.inclusion_probs_ > 0.5
-        coef = post.coef
-        if coef is None:
-            coef = _refit(X, y, self.selected_, self.family, offset)
-        self.coef_, self.intercept_ = coef
-        if post.top_models is not None:
-            self.top_models_ = post.top_models
-        self._set_size_posterior(post.model_size_probs)
-        self._set_criteria(X, y, offset)
-        self._store(post.attributes)
+    def _adopt(self, post: corrections.CorrectedPosterior, X, y, offset=None, groups=None) -> None:
+        """Store a corrected posterior (:func:`~l0bayes.linear_model.views.
+        posterior_attributes`); one ``RuntimeWarning`` per alert."""
+        guide = getattr(self, "inclusion_probs_", None)  # the guide's, after SVI
+        pi = self._prior_pi(post.model_size_probs.size - 1)
+        self._store(views.posterior_attributes(self, post, X, y, offset, groups, guide, pi))
         for message in post.alerts:
             warnings.warn(message, RuntimeWarning, stacklevel=5)
 
@@ -593,47 +529,49 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """``method="exact"``: the posterior over all gate structures, enumerated without SVI
         (raw slab: :func:`~l0bayes.linear_model.exact.exact_posterior`; else
         :meth:`_enumerate`); the median-probability model refitted by maximum likelihood."""
-        G = n_gates(groups, X.shape[1])
-        check_exact(self, G)
+        G = params.n_gates(groups, X.shape[1])
+        params.check_exact(self, G)
         pi = self._prior_pi(G)
-        self.lam_ = code_cost("bayes", X.shape[0], pi)[0]
+        self.lam_ = params.code_cost("bayes", X.shape[0], pi)[0]
         if self.prior == "raw":
-            post, self.exact_ = raw_enumeration_correction(self, X, y, self.noise_scale, pi, None)
+            post, self.exact_ = corrections.raw_enumeration_correction(
+                self, X, y, self.noise_scale, pi, None
+            )
             self.noise_scale_ = float(self.noise_scale)
             self._adopt(post, X, y)
             return
         enumeration, _ = self._enumerate(X, y, offset)
         method = "enumerate" if self.family == "gaussian" else "laplace-enumerate"
-        post = CorrectedPosterior(
+        post = corrections.CorrectedPosterior(
             enumeration.inclusion_probs, enumeration.model_size_probs,
             {"method": method, "warnings": []}, per_gate=groups is not None,
-            top_models=widen_top_models(enumeration.top_models, groups),
+            top_models=corrections.widen_top_models(enumeration.top_models, groups),
         )  # fmt: skip
         self._adopt(post, X, y, offset, groups)
         if self.family == "gaussian":
-            self.noise_scale_ = _rms(y - self.intercept_ - X @ self.coef_)
+            self.noise_scale_ = views.rms(y - self.intercept_ - X @ self.coef_)
 
     # ------------------------------------------------- the plan, from the parameters
     def _prior(self, std, shape, like: torch.Tensor, init_weight: torch.Tensor) -> RegressionPrior:
         """The relaxation's prior (:func:`~l0bayes.linear_model.relaxation.regression_prior`);
         sets ``lam_``."""
-        prior = regression_prior(self, std, shape, like, init_weight)
+        prior = relaxation.regression_prior(self, std, shape, like, init_weight)
         self.lam_ = prior.lam
         return prior
 
     def _prior_pi(self, p: int) -> PriorInclusion:
         """The prior on inclusion of p gates (:func:`~l0bayes.linear_model.params.
         prior_inclusion`, with the rows of this fit)."""
-        return prior_inclusion(self, p, getattr(self, "n_samples_", math.inf))
+        return params.prior_inclusion(self, p, getattr(self, "n_samples_", math.inf))
 
     def _conjugate_prior(self) -> Prior:
-        return conjugate_prior(self)
+        return params.conjugate_prior(self)
 
     def _n_gates(self, p: int) -> int:
-        return n_gates(self.groups, p)
+        return params.n_gates(self.groups, p)
 
     def _search_criterion(self, n: int, p: int) -> str | float:
-        return search_criterion(self.penalty, n, p)
+        return params.search_criterion(self.penalty, n, p)
 
     def _best_subset(self, X: np.ndarray, y: np.ndarray, start: np.ndarray, offset=None):
         """The exact minimiser of the criterion where it can be found (sets ``optimal_`` and
@@ -723,32 +661,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
         return enumerate_models(scorer), scorer
 
     # ------------------------------------------------------------ fitted attributes
-    def _set_probs(self, gate_probs: np.ndarray, groups: np.ndarray | None) -> None:
-        """``inclusion_probs_`` per column, and ``group_inclusion_probs_`` with groups."""
-        if groups is None:
-            self.inclusion_probs_ = np.asarray(gate_probs)
-            return
-        self.group_inclusion_probs_ = np.asarray(gate_probs)
-        self.inclusion_probs_ = self.group_inclusion_probs_[groups]
-
-    def _set_size_posterior(self, size_probs: np.ndarray, params=None) -> None:
-        """The posteriors of the model size and of π (:func:`~l0bayes.linear_model.views.
-        size_posterior`)."""
-        prior = self._prior_pi(size_probs.size - 1)
-        self._store(size_posterior(size_probs, prior, params))
-
-    def _set_criteria(self, X, y, offset=None) -> None:
-        """``criteria_`` of the selected model's maximum-likelihood refit. A Bayesian answer
-        may be a model without one (as many parameters as observations, or separated classes):
-        then ``criteria_`` is None, and ``criteria_error_`` says why; an information-criterion
-        search never selects such a model."""
-        try:
-            self.criteria_ = information_criteria(X, y, self.selected_, self.family, offset)
-        except ValueError as err:
-            if self.penalty != "bayes":
-                raise
-            self.criteria_, self.criteria_error_ = None, str(err)
-
     def _set_fitted_stats(self, stats, std, prior, result, selected) -> None:
         """:meth:`_set_fitted` for the IC fit from statistics: the OLS refit on ``selected``,
         its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``
@@ -759,7 +671,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         else:
             self.params_ = {k: v.cpu() for k, v in result.params.items()}
             self.losses_ = result.losses
-            self.inclusion_probs_ = guide_gates(result, prior).prob_nonzero.cpu().numpy()
+            self.inclusion_probs_ = _gates(result, prior).prob_nonzero.cpu().numpy()
         self.selected_ = np.asarray(selected, dtype=bool)
         coef, rss = _ols_from_stats(stats, self.selected_)
         self.coef_, self.intercept_ = coef, std.y_mean - float(coef @ stats.x_mean)
@@ -770,7 +682,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X
         (:func:`~l0bayes.linear_model.views.widened`)."""
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
-        self._store(widened(fitted, keep, constants, self.slab_scale))
+        self._store(views.widened(fitted, keep, constants, self.slab_scale))
 
     # --------------------------------------------------------------- prediction
     def _decision(self, X) -> np.ndarray:
@@ -834,7 +746,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         not decide the answer. The frame's ``attrs["ic_weight"]`` (and the text's last line)
         says what the weights are."""
         check_is_fitted(self, "coef_")
-        return summary_table(self, names)
+        return views.summary_table(self, names)
 
     def model_prior(self, n_gates: int) -> tuple[Prior | None, PriorInclusion]:
         """The declared prior of ``penalty="bayes"`` as the PIP corrections use it: the
@@ -877,18 +789,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
-def _refit(X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str, offset=None):
-    """Maximum-likelihood coefficients (original scale) of the model on ``support``."""
-    coef = np.zeros(X.shape[1])
-    intercept, coef[support] = refit_coefficients(X[:, support], y, family, offset)
-    return coef, intercept
-
-
-def _rms(residuals: np.ndarray) -> float:
-    r"""The maximum-likelihood noise sd :math:`\sqrt{\sum_i r_i^2 / n}` of the residuals."""
-    return float(np.sqrt(np.mean(residuals**2)))
-
-
 class _DataStats:
     """What the Gaussian IC fit needs from the rows, accumulated chunk by chunk: the
     :class:`GaussianStats` and each column's (and y's) range, which tells constant columns
