@@ -283,24 +283,23 @@ class L0Regression(RegressorMixin, BaseEstimator):
         self.groups = groups
 
     # ------------------------------------------------------------------ checks
-    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Checked float64 ``X``, ``y`` and the mask of the non-constant columns of X: the
-        only validation of the rows a fit makes."""
+    def _validate(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Checked float64 ``X``, ``y``, the mask of the non-constant columns of X and the
+        checked ``groups`` (or None): the only validation of the rows a fit makes."""
         preprocessing.check_layout(X, y)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_all_finite=False)
         X, y = check_Xy(X, y, family=self.family, min_samples=3)
         if self.family == "gaussian":
             check_not_constant(y)
         keep = np.ptp(X, axis=0) > 0
-        if self.groups is not None:
-            check_groups(self.groups, X.shape[1])
-            if not keep.all():
-                raise ValueError(
-                    f"X has constant columns {np.flatnonzero(~keep).tolist()}: with groups, drop "
-                    "them (and their entries of groups) first"
-                )
+        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
+        if groups is not None and not keep.all():
+            raise ValueError(
+                f"X has constant columns {np.flatnonzero(~keep).tolist()}: with groups, drop "
+                "them (and their entries of groups) first"
+            )
         self._check_columns(keep, X.shape[0], X.min(axis=0), X.max(axis=0))
-        return X, y, keep
+        return X, y, keep, groups
 
     def _check_columns(self, keep: np.ndarray, n: int, low: np.ndarray, high: np.ndarray) -> None:
         """The columns (``low``/``high`` their extremes), then the settings for the columns
@@ -325,7 +324,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             ``offset=np.log(t)``, statsmodels' ``exposure``. Gaussian: y − o is fitted.
             :meth:`predict` takes the offset of the new rows."""
         self._reset()
-        X, y, keep = self._validate(X, y)
+        X, y, keep, groups = self._validate(X, y)
         offset = check_offset(offset, X.shape[0])
         if offset is not None and self.family == "gaussian":
             y, offset = y - offset, None
@@ -333,7 +332,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         if params.fits_from_stats(self):
             self._fit_stats(_DataStats.from_arrays(X, y), keep)
         else:
-            self._fit_columns(X[:, keep], y, offset)
+            self._fit_columns(X[:, keep], y, offset, groups)
         if not keep.all():
             self._restore_constant_columns(X[0], keep)
         return self
@@ -457,10 +456,9 @@ class L0Regression(RegressorMixin, BaseEstimator):
             self.optimal_, self.criterion_gap_ = False, math.nan
         self._set_fitted_stats(stats, std, prior, result, selected)
 
-    def _fit_columns(self, X: np.ndarray, y: np.ndarray, offset=None) -> None:
-        """The fit from the rows (checked, constant columns dropped): the exact enumeration,
-        or the relaxation, then the search (criteria) or the PIP correction (``"bayes"``)."""
-        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
+    def _fit_columns(self, X: np.ndarray, y: np.ndarray, offset, groups) -> None:
+        """The fit from the checked rows (constant columns dropped) and ``groups``: the exact
+        enumeration, or the relaxation, then the search (criteria) or the PIP correction."""
         if params.method(self, X.shape[1]) == "exact":
             self._fit_exact(X, y, offset, groups)
             return

@@ -37,6 +37,21 @@ def test_clone_pipeline_and_grid_search():
     assert est.get_params()["penalty"] == 0.3
 
 
+def test_a_fitted_model_pickles_with_its_fitted_attributes():
+    """Every fitted attribute built by the estimator's modules (the standardisation, the
+    corrected posterior's diagnostics) survives a pickle round trip."""
+    import pickle
+
+    X, y, _ = simulate(n=60, p=4)
+    X = np.column_stack([X, np.full(60, 2.0)])  # a constant column: the attributes are widened
+    with pytest.warns(UserWarning, match="constant columns"):
+        est = L0Regression(penalty="bayes", method="svi", **FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    np.testing.assert_array_equal(again._standardizer_.x_scale, est._standardizer_.x_scale)
+    assert again.pip_diagnostics_["method"] == "enumerate" and again.inclusion_probs_[4] == 0.0
+
+
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
 def test_information_criteria_match_statsmodels(family, device):
     sm = pytest.importorskip("statsmodels.api")
