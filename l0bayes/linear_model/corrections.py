@@ -47,9 +47,16 @@ from l0bayes.linear_model.model_space import (
     ModelScorer,
     default_starts,
     diagnose,
+    enumerate_models,
     run_chains,
 )
-from l0bayes.linear_model.params import RAW_ENUMERATION_LIMIT, conjugate_prior
+from l0bayes.linear_model.params import (
+    RAW_ENUMERATION_LIMIT,
+    conjugate_prior,
+    n_gates,
+    prior_inclusion,
+)
+from l0bayes.linear_model.search.subsets import check_groups
 from l0bayes.linear_model.stats import GaussianStats
 
 #: Guide draws used as starting models of the MC3 chains and for the missed-mass check.
@@ -304,12 +311,33 @@ def importance_correction(
     )  # fmt: skip
 
 
+def enumerate_structures(est, X, y, offset=None) -> tuple[Enumeration, ModelScorer]:
+    """The exact posterior over all gate structures of ``est`` (an :class:`~l0bayes.
+    L0Regression`; X, y checked), with its scorer: conjugate marginal likelihoods (Gaussian;
+    per group with ``groups``) or Laplace ones (other families)."""
+    groups = None if est.groups is None else check_groups(est.groups, X.shape[1])
+    G = n_gates(est.groups, X.shape[1])
+    pi = prior_inclusion(est, G, getattr(est, "n_samples_", math.inf))
+    if est.family != "gaussian":
+        scorer = LaplaceScorer(X, y, est.family, float(est.slab_scale), pi, offset, groups)
+        return laplace_enumerate(scorer, max_models=2**20), scorer
+    stats = SufficientStats.from_data(X, y)
+    log_size = log_prior_by_size(check_prior_inclusion(pi), G)
+    prior = conjugate_prior(est)
+    if groups is None:
+        scorer = ConjugateScorer(stats, prior, log_size)
+    else:
+        scorer = GroupedScorer(stats, prior, log_size, groups)
+    return enumerate_models(scorer), scorer
+
+
 __all__ = [
     "GUIDE_DRAWS",
     "MAX_PIP_SE",
     "CorrectedPosterior",
     "chain_correction",
     "chain_diagnostics",
+    "enumerate_structures",
     "enumeration_correction",
     "guide_models",
     "importance_correction",

@@ -47,17 +47,15 @@ from collections.abc import Iterable
 import numpy as np
 import pyro
 import torch
-from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import DEFAULT_TEMPERATURE
-from l0bayes.linear_model import corrections, params, preprocessing, relaxation, views
-from l0bayes.linear_model.ic_weights import inclusion_weights
-from l0bayes.linear_model.laplace import LaplaceScorer, laplace_enumerate
-from l0bayes.linear_model.marginal_likelihood import Enumeration, Prior, SufficientStats
+from l0bayes.linear_model import corrections, params, preprocessing, relaxation, stats_fit, views
+from l0bayes.linear_model.laplace import LaplaceScorer
+from l0bayes.linear_model.marginal_likelihood import Prior
 from l0bayes.linear_model.model import (
     RegressionPrior,
     RegressionStats,
@@ -66,27 +64,13 @@ from l0bayes.linear_model.model import (
 )
 from l0bayes.linear_model.model_size import (
     PriorInclusion,
-    check_prior_inclusion,
-    log_prior_by_size,
     poisson_binomial,
-)
-from l0bayes.linear_model.model_space import (
-    ConjugateScorer,
-    GroupedScorer,
-    ModelScorer,
-    enumerate_models,
 )
 from l0bayes.linear_model.params import (
     BERNOULLI_EXHAUSTIVE_LIMIT,
     ENUMERATION_LIMIT,
     METHODS,
     PENALTIES,
-)
-from l0bayes.linear_model.search import (
-    RSS_FLOOR,
-    admissible_max_size,
-    certified_best_subset,
-    gaussian_criteria,
 )
 from l0bayes.linear_model.selection import (
     InformationCriteria,
@@ -112,8 +96,6 @@ from l0bayes.validation import (
 RELAXATION_PATIENCE = 150
 
 # the fit from sufficient statistics (below) calls these helpers by their names of old
-_Standardizer = preprocessing.Standardizer
-_gates, _gates_of = relaxation.guide_gates, relaxation.gates_of
 
 
 class L0Regression(RegressorMixin, BaseEstimator):
@@ -330,7 +312,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             y, offset = y - offset, None
         self.n_samples_ = X.shape[0]
         if params.fits_from_stats(self):
-            self._fit_stats(_DataStats.from_arrays(X, y), keep)
+            self._fit_stats(GaussianStats.from_arrays(X, y), keep)
         else:
             self._fit_columns(X[:, keep], y, offset, groups)
         if not keep.all():
@@ -354,8 +336,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         params.check_stats_path(self, "fit_chunks")
         data = None
         for index, chunk in enumerate(chunks):
-            X, y = _check_chunk(chunk, index, None if data is None else data.p)
-            data = _DataStats.empty(X.shape[1]) if data is None else data
+            X, y = preprocessing.check_chunk(chunk, index, None if data is None else data.p)
+            data = GaussianStats.empty(X.shape[1]) if data is None else data
             data.update(X, y)
         if data is None:
             raise ValueError("fit_chunks got no chunks; pass at least one (X, y) block of rows")
@@ -369,8 +351,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
         errors as :meth:`fit_chunks`."""
         params.check_stats_path(self, "partial_fit")
         data = getattr(self, "_data_stats_", None)
-        X, y = _check_chunk((X, y), getattr(self, "n_chunks_", 0), data and data.p)
-        data = _DataStats.empty(X.shape[1]) if data is None else data
+        X, y = preprocessing.check_chunk((X, y), getattr(self, "n_chunks_", 0), data and data.p)
+        data = GaussianStats.empty(X.shape[1]) if data is None else data
         data.update(X, y)
         chunks = getattr(self, "n_chunks_", 0) + 1
         self._reset()
@@ -410,7 +392,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         stats = data.columns(keep)
         n, p = stats.n, stats.p
         x_scale, y_scale = stats.scales()
-        std = _Standardizer(stats.x_mean.copy(), x_scale, data.y_mean, y_scale)
+        std = preprocessing.Standardizer(stats.x_mean.copy(), x_scale, data.y_mean, y_scale)
         standard = stats.standardized()
         gram, xty = standard.gram, standard.xty
         tstats = RegressionStats.of(standard, resolve_device(self.device))
@@ -419,14 +401,15 @@ class L0Regression(RegressorMixin, BaseEstimator):
         prior = self._prior(std, (n, p), tstats.gram, ridge)
         if self.method == "auto" and self.polish and p <= ENUMERATION_LIMIT:
             # the certified search enumerates every support: a relaxation would be thrown away
-            selected = self._certified_subset(stats, np.zeros(p, dtype=bool))
-            self._set_fitted_stats(stats, std, prior, None, selected)
+            selected = self._certify(stats, np.zeros(p, dtype=bool))
+            weights = self.ic_weights_.inclusion
+            self._store(stats_fit.stats_attributes(stats, std, selected, weights))
             return
         stop = {}
         if self.polish:
 
             def gates() -> torch.Tensor:  # the relaxed support, read in fit_svi's store
-                return _gates_of(pyro.param("gate_log_alpha"), prior).prob_nonzero > 0.5
+                return relaxation.gates_of(pyro.param("gate_log_alpha"), prior).prob_nonzero > 0.5
 
             stop = {"monitor": gates, "patience": max(RELAXATION_PATIENCE, self.n_steps // 10)}
         result = fit_svi(
@@ -441,14 +424,17 @@ class L0Regression(RegressorMixin, BaseEstimator):
             desc="L0Regression",
             **stop,
         )
-        self.relaxed_inclusion_probs_ = _gates(result, prior).prob_nonzero.cpu().numpy()
+        self.relaxed_inclusion_probs_ = (
+            relaxation.guide_gates(result, prior).prob_nonzero.cpu().numpy()
+        )
         self.relaxed_support_ = self.relaxed_inclusion_probs_ > 0.5
         selected = self.relaxed_support_
         if self.polish:
-            selected = self._certified_subset(stats, selected)
+            selected = self._certify(stats, selected)
         else:
             self.optimal_, self.criterion_gap_ = False, math.nan
-        self._set_fitted_stats(stats, std, prior, result, selected)
+        inclusion = self.relaxed_inclusion_probs_  # the guide's, reported as they are
+        self._store(stats_fit.stats_attributes(stats, std, selected, inclusion, result))
 
     def _fit_columns(self, X: np.ndarray, y: np.ndarray, offset, groups) -> None:
         """The fit from the checked rows (constant columns dropped) and ``groups``: the exact
@@ -492,7 +478,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             )[0]
         elif correction == "enumerate" and self.family == "gaussian":
             post = corrections.enumeration_correction(
-                *self._enumerate(X, y), gates, self.seed, groups
+                *corrections.enumerate_structures(self, X, y), gates, self.seed, groups
             )
         elif correction == "mc3" and self.family == "gaussian":
             pi = self._prior_pi(G)
@@ -520,7 +506,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
     def _fit_exact(self, X, y, offset, groups) -> None:
         """``method="exact"``: the posterior over all gate structures, enumerated without SVI
         (raw slab: :func:`~l0bayes.linear_model.exact.exact_posterior`; else
-        :meth:`_enumerate`); the median-probability model refitted by maximum likelihood."""
+        :func:`~l0bayes.linear_model.corrections.enumerate_structures`); the median-probability
+        model refitted by maximum likelihood."""
         G = params.n_gates(groups, X.shape[1])
         params.check_exact(self, G)
         pi = self._prior_pi(G)
@@ -532,7 +519,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             self.noise_scale_ = float(self.noise_scale)
             self._adopt(post, X, y)
             return
-        enumeration, _ = self._enumerate(X, y, offset)
+        enumeration, _ = corrections.enumerate_structures(self, X, y, offset)
         method = "enumerate" if self.family == "gaussian" else "laplace-enumerate"
         post = corrections.CorrectedPosterior(
             enumeration.inclusion_probs, enumeration.model_size_probs,
@@ -555,15 +542,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
         """The prior on inclusion of p gates (:func:`~l0bayes.linear_model.params.
         prior_inclusion`, with the rows of this fit)."""
         return params.prior_inclusion(self, p, getattr(self, "n_samples_", math.inf))
-
-    def _conjugate_prior(self) -> Prior:
-        return params.conjugate_prior(self)
-
-    def _n_gates(self, p: int) -> int:
-        return params.n_gates(self.groups, p)
-
-    def _search_criterion(self, n: int, p: int) -> str | float:
-        return params.search_criterion(self.penalty, n, p)
 
     def _best_subset(self, X: np.ndarray, y: np.ndarray, start: np.ndarray, offset=None):
         """The exact minimiser of the criterion where it can be found (sets ``optimal_`` and
@@ -593,83 +571,19 @@ class L0Regression(RegressorMixin, BaseEstimator):
             ).support
             self.optimal_, self.criterion_gap_ = True, 0.0
             return found
-        return self._certified_subset(GaussianStats.from_arrays(X, y), start)
+        return self._certify(GaussianStats.from_arrays(X, y), start)
 
-    def _certified_subset(self, stats: GaussianStats, start: np.ndarray) -> np.ndarray:
-        """The certified best subset from the statistics; ``start`` is the incumbent (sets
-        ``search_``, ``optimal_`` and ``criterion_gap_``)."""
-        n, p = stats.n, stats.p
-        criterion = self._search_criterion(n, p)
-        if p >= n:
-            warnings.warn(
-                f"p = {p} features and only n = {n} observations: AIC and BIC cannot judge "
-                "subsets chosen from so many candidates (noise fits exactly); the search uses "
-                f"{criterion!r} and at most {admissible_max_size(n, p)} features "
-                "(subset_search.admissible_max_size)",
-                UserWarning,
-                stacklevel=4,
-            )
-        res = certified_best_subset(stats, criterion, incumbent=start, time_limit=self.time_limit)
-        self.search_ = res
-        self.ic_weights_ = inclusion_weights(stats, criterion, res.support, max_size=res.max_size)
-        self.optimal_, self.criterion_gap_ = bool(res.optimal), float(res.gap)
-        if res.ties:
-            names = [np.flatnonzero(res.support).tolist()] + [t.tolist() for t in res.ties]
-            warnings.warn(
-                f"the best subset is not certified: the supports {names} (columns of X) have "
-                f"criteria within {res.gap:.3g} nats of each other, which float64 rounding "
-                "cannot resolve (ill-conditioned columns, a near-exact fit); the answer is the "
-                "first of them (search_.ties)",
-                UserWarning,
-                stacklevel=4,
-            )
-        elif not res.optimal:
-            warnings.warn(
-                f"the best subset was not certified within time_limit={self.time_limit} s: the "
-                f"answer is within {res.gap:.3g} nats of the optimum (criterion_gap_)",
-                UserWarning,
-                stacklevel=4,
-            )
-        _warn_exact_fit(stats, res.support)
-        return res.support
-
-    def _enumerate(self, X, y, offset=None) -> tuple[Enumeration, ModelScorer]:
-        """The exact posterior over all gate structures, with its scorer: conjugate marginal
-        likelihoods (Gaussian; per group with ``groups``) or Laplace ones (other families)."""
-        groups = None if self.groups is None else check_groups(self.groups, X.shape[1])
-        G = self._n_gates(X.shape[1])
-        if self.family != "gaussian":
-            scorer = LaplaceScorer(
-                X, y, self.family, float(self.slab_scale), self._prior_pi(G), offset, groups
-            )
-            return laplace_enumerate(scorer, max_models=2**20), scorer
-        stats = SufficientStats.from_data(X, y)
-        log_size = log_prior_by_size(check_prior_inclusion(self._prior_pi(G)), G)
-        prior = self._conjugate_prior()
-        if groups is None:
-            scorer = ConjugateScorer(stats, prior, log_size)
-        else:
-            scorer = GroupedScorer(stats, prior, log_size, groups)
-        return enumerate_models(scorer), scorer
+    def _certify(self, stats: GaussianStats, start: np.ndarray) -> np.ndarray:
+        """The certified best subset from the statistics, ``start`` the incumbent
+        (:func:`~l0bayes.linear_model.stats_fit.certified_subset`; sets ``search_``,
+        ``ic_weights_``, ``optimal_`` and ``criterion_gap_``)."""
+        criterion = params.search_criterion(self.penalty, stats.n, stats.p)
+        answer = stats_fit.certified_subset(stats, criterion, start, self.time_limit)
+        self.search_, self.ic_weights_ = answer.search, answer.ic_weights
+        self.optimal_, self.criterion_gap_ = answer.optimal, answer.gap
+        return answer.support
 
     # ------------------------------------------------------------ fitted attributes
-    def _set_fitted_stats(self, stats, std, prior, result, selected) -> None:
-        """:meth:`_set_fitted` for the IC fit from statistics: the OLS refit on ``selected``,
-        its noise sd :math:`\\sqrt{\\mathrm{RSS}/n}` and criteria, all from ``stats``
-        (``result`` None: no relaxation ran)."""
-        self._standardizer_ = std
-        if result is None:  # no relaxation: the criterion's own inclusion weights
-            self.inclusion_probs_ = self.ic_weights_.inclusion.copy()
-        else:
-            self.params_ = {k: v.cpu() for k, v in result.params.items()}
-            self.losses_ = result.losses
-            self.inclusion_probs_ = _gates(result, prior).prob_nonzero.cpu().numpy()
-        self.selected_ = np.asarray(selected, dtype=bool)
-        coef, rss = _ols_from_stats(stats, self.selected_)
-        self.coef_, self.intercept_ = coef, std.y_mean - float(coef @ stats.x_mean)
-        self.noise_scale_ = math.sqrt(rss / stats.n)
-        self.criteria_ = _criteria_from_stats(stats, self.selected_)
-
     def _restore_constant_columns(self, constants: np.ndarray, keep: np.ndarray) -> None:
         """Widen the per-feature results of a fit on ``X[:, keep]`` to all columns of X
         (:func:`~l0bayes.linear_model.views.widened`)."""
@@ -746,7 +660,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         other than Gaussian, whose marginal likelihoods are not conjugate) and the prior on
         the inclusion of ``n_gates`` gates (π, or ``("beta", a, b)``)."""
         gaussian = self.family == "gaussian" and self.prior != "raw"
-        return (self._conjugate_prior() if gaussian else None), self._prior_pi(n_gates)
+        return (params.conjugate_prior(self) if gaussian else None), self._prior_pi(n_gates)
 
     def to_inference_data(
         self,
@@ -781,113 +695,6 @@ class L0Regression(RegressorMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
-_DataStats = GaussianStats  # the one accumulator (stats.py): moments, means and ranges
-
-
-def _check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """One ``(X, y)`` block as float64 arrays, or a one-line ``ValueError`` naming chunk
-    ``index`` and its problem (layout, text, no rows, a different number of columns, NaN)."""
-    where = f"chunk {index}"
-    try:
-        X, y = chunk
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a pair (X, y), got {type(chunk).__name__}") from None
-    if issparse(X):
-        raise ValueError(f"{where}: sparse X is not supported; pass dense blocks of rows")
-    try:
-        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: X and y must be numeric arrays ({err})") from None
-    if X.ndim != 2:
-        raise ValueError(f"{where}: X must be 2-D (n_rows, n_features), got shape {X.shape}")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.shape != (X.shape[0],):
-        raise ValueError(
-            f"{where}: y must be 1-D with one entry per row of X ({X.shape[0]}), got {y.shape}"
-        )
-    if X.shape[0] == 0:
-        raise ValueError(f"{where} is empty (0 rows); drop empty chunks")
-    if p is not None and X.shape[1] != p:
-        raise ValueError(
-            f"{where}: X has {X.shape[1]} features, but L0Regression is expecting {p} features "
-            "as input (the columns of the earlier chunks)"
-        )
-    for name, a in (("X", X), ("y", y)):
-        if not np.isfinite(a).all():
-            raise ValueError(
-                f"{where}: {name} contains NaN or infinite values; drop or impute them"
-            )
-    return X, y
-
-
-def _ols_from_stats(stats: GaussianStats, support: np.ndarray) -> tuple[np.ndarray, float]:
-    r"""OLS slopes (with intercept) on ``support`` and their RSS from the square root of the
-    statistics (:meth:`GaussianStats.exact_rss`, a QR: as accurate as a fit on the rows); for
-    dependent columns the minimum-norm solution of the least-squares problem on the square
-    root (as ``lstsq`` on X)."""
-    coef = np.zeros(stats.p)
-    cols = np.flatnonzero(support)
-    fit = stats.exact_rss(cols)
-    if not fit.dependent:
-        coef[cols] = fit.coef
-        return coef, fit.rss
-    A = stats.root[:, cols]
-    scale = np.sqrt(np.einsum("ij,ij->j", A, A))
-    scale = np.where(scale > 0, scale, 1.0)
-    coef[cols] = np.linalg.lstsq(A / scale, stats.root[:, -1], rcond=1e-12)[0] / scale
-    resid = stats.root[:, -1] - A @ coef[cols]
-    return coef, float(resid @ resid)
-
-
-def _warn_exact_fit(stats: GaussianStats, support: np.ndarray) -> None:
-    """Warn when ``support`` fits the response exactly: its RSS is below
-    :data:`~l0bayes.linear_model.subset_search.RSS_FLOOR` of the centred sum of squares, where
-    the likelihood is unbounded and every criterion (ours, and statsmodels' from the rounding
-    residue) ranks exact fits by round-off."""
-    cols = np.flatnonzero(support)
-    rss = stats.exact_rss(cols).rss if cols.size else stats.yty
-    if rss <= RSS_FLOOR * stats.yty:
-        warnings.warn(
-            f"the response is an exact linear function of the columns {cols.tolist()} of X "
-            f"(RSS = {rss:.3g} against sum((y - mean)^2) = {stats.yty:.3g}): the "
-            f"likelihood is unbounded there, so the criteria floor the RSS at {RSS_FLOOR:g} of "
-            "that sum (subset_search.RSS_FLOOR) and the exact fit with fewest columns wins; "
-            "statsmodels' log-likelihood of such a fit is rounding noise",
-            UserWarning,
-            stacklevel=5,
-        )
-
-
-def _criteria_from_stats(stats: GaussianStats, support: np.ndarray) -> InformationCriteria:
-    """:func:`~l0bayes.linear_model.selection.information_criteria` of the Gaussian refit on
-    ``support``, from the statistics (:func:`~l0bayes.linear_model.subset_search.
-    gaussian_criteria`; the same numbers as statsmodels). Dependent columns (reachable only
-    with ``polish=False``) count by the numerical rank of their square root."""
-    try:
-        c = gaussian_criteria(stats, support)
-        k, llf = c.k, c.log_likelihood
-    except ValueError as err:
-        if "linearly dependent" not in str(err):
-            raise
-        A = stats.root[:, np.flatnonzero(support)]
-        scale = np.sqrt(np.einsum("ij,ij->j", A, A))
-        singular = np.linalg.svd(A / np.where(scale > 0, scale, 1.0), compute_uv=False)
-        k = 1 + int((singular > 1e-5 * singular[0]).sum())
-        rss = _ols_from_stats(stats, support)[1]
-        n = stats.n
-        llf = -0.5 * n * (math.log(2 * math.pi * max(rss, 1e-300) / n) + 1.0)
-    n = stats.n
-    return InformationCriteria(
-        k=k,
-        log_likelihood=llf,
-        aic=-2 * llf + 2 * k,
-        bic=-2 * llf + k * math.log(n),
-        n=n,
-        family="gaussian",
-    )
-
-
 __all__ = [
     "L0Regression",
     "METHODS",

@@ -163,7 +163,45 @@ def warn_constant_columns(keep: np.ndarray, names: np.ndarray | None = None, sta
     )
 
 
+def check_chunk(chunk, index: int, p: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """One ``(X, y)`` block as float64 arrays, or a one-line ``ValueError`` naming chunk
+    ``index`` and its problem (layout, text, no rows, a different number of columns, NaN)."""
+    where = f"chunk {index}"
+    try:
+        X, y = chunk
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a pair (X, y), got {type(chunk).__name__}") from None
+    if issparse(X):
+        raise ValueError(f"{where}: sparse X is not supported; pass dense blocks of rows")
+    try:
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: X and y must be numeric arrays ({err})") from None
+    if X.ndim != 2:
+        raise ValueError(f"{where}: X must be 2-D (n_rows, n_features), got shape {X.shape}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.shape != (X.shape[0],):
+        raise ValueError(
+            f"{where}: y must be 1-D with one entry per row of X ({X.shape[0]}), got {y.shape}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{where} is empty (0 rows); drop empty chunks")
+    if p is not None and X.shape[1] != p:
+        raise ValueError(
+            f"{where}: X has {X.shape[1]} features, but L0Regression is expecting {p} features "
+            "as input (the columns of the earlier chunks)"
+        )
+    for name, a in (("X", X), ("y", y)):
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"{where}: {name} contains NaN or infinite values; drop or impute them"
+            )
+    return X, y
+
+
 __all__ = [
+    "check_chunk",
     "COLUMN_SCALE_RANGE",
     "Standardizer",
     "check_column_scales",

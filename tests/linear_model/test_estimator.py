@@ -278,13 +278,13 @@ def test_pure_noise_with_p_above_n_selects_at_most_one_feature_and_warns():
 
 
 def test_an_uncertified_search_says_so_with_a_gap(monkeypatch):
-    import l0bayes.linear_model.estimator as estimator
+    import l0bayes.linear_model.stats_fit as stats_fit
     from l0bayes.linear_model.subset_search import certified_best_subset
 
     def stopped(*args, **kwargs):
         return certified_best_subset(*args, **{**kwargs, "node_limit": 1, "time_limit": None})
 
-    monkeypatch.setattr(estimator, "certified_best_subset", stopped)
+    monkeypatch.setattr(stats_fit, "certified_best_subset", stopped)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((200, 30)) + rng.standard_normal((200, 1))  # correlated columns
     y = X[:, :6].sum(axis=1) + rng.standard_normal(200)
