@@ -207,13 +207,7 @@ def chain_correction(
     started from the guide's draws (with ``groups`` the models are sets of groups)."""
     guide = guide_models(gates, GUIDE_DRAWS, settings.seed)
     stats = SufficientStats.of(GaussianStats.from_arrays(X, y))
-    G = X.shape[1] if groups is None else int(groups.max()) + 1
-    log_size = log_prior_by_size(check_prior_inclusion(pi), G)
-    prior = conjugate_prior(settings)
-    if groups is None:
-        scorer = ConjugateScorer(stats, prior, log_size)
-    else:
-        scorer = GroupedScorer(stats, prior, log_size, groups)
+    scorer = conjugate_scorer(settings, stats, pi, groups)
     res = run_model_chains(settings, scorer, stats.n, guide, gate_probs)
     # the chains do not rest on the guide: its gap is reported, not warned about
     gap = res.best_log_posterior - float(scorer.score(np.unique(guide, axis=0)).max())
@@ -321,14 +315,23 @@ def enumerate_structures(est, X, y, offset=None) -> tuple[Enumeration, ModelScor
     if est.family != "gaussian":
         scorer = LaplaceScorer(X, y, est.family, float(est.slab_scale), pi, offset, groups)
         return laplace_enumerate(scorer, max_models=2**20), scorer
-    stats = SufficientStats.from_data(X, y)
-    log_size = log_prior_by_size(check_prior_inclusion(pi), G)
-    prior = conjugate_prior(est)
-    if groups is None:
-        scorer = ConjugateScorer(stats, prior, log_size)
-    else:
-        scorer = GroupedScorer(stats, prior, log_size, groups)
+    scorer = conjugate_scorer(est, SufficientStats.from_data(X, y), pi, groups)
     return enumerate_models(scorer), scorer
+
+
+def conjugate_scorer(
+    settings, stats: GaussianStats, pi: PriorInclusion, groups: np.ndarray | None = None
+) -> ConjugateScorer:
+    r"""The log marginal likelihood plus log model prior of Gaussian supports under the declared
+    conjugate prior of ``settings``,
+    :math:`\log p(y \mid \gamma) + \log p(|\gamma|)`, with the model-size prior of
+    :math:`\pi` over the G gates (one per column, or one per group of checked ``groups``)."""
+    G = stats.p if groups is None else int(groups.max()) + 1
+    log_size = log_prior_by_size(check_prior_inclusion(pi), G)
+    prior = conjugate_prior(settings)
+    if groups is None:
+        return ConjugateScorer(stats, prior, log_size)
+    return GroupedScorer(stats, prior, log_size, groups)
 
 
 __all__ = [
@@ -337,6 +340,7 @@ __all__ = [
     "CorrectedPosterior",
     "chain_correction",
     "chain_diagnostics",
+    "conjugate_scorer",
     "enumerate_structures",
     "enumeration_correction",
     "guide_models",
