@@ -5,6 +5,8 @@ import mpmath
 import numpy as np
 import pytest
 
+from l0bayes.data.simulate import simulate_regression
+
 
 def _ill_conditioned(rng, n, p, collinearity, noise):
     """Columns that are noisy copies of two directions (condition number about
@@ -16,6 +18,13 @@ def _ill_conditioned(rng, n, p, collinearity, noise):
     signal = X @ rng.normal(size=p)
     y = signal + noise * signal.std() * rng.normal(size=n)
     return X, y
+
+
+def _simulated(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
+    """X, y and the true coefficients of a simulated regression (Gaussian y shifted by 3, so
+    the intercept matters)."""
+    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
+    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
 
 
 def _reference_rss(X, y, cols, digits=50):
@@ -50,6 +59,11 @@ def _reference_max_vif(X, cols, digits=50):
 @pytest.fixture
 def ill_conditioned():
     return _ill_conditioned
+
+
+@pytest.fixture
+def simulated():
+    return _simulated
 
 
 @pytest.fixture

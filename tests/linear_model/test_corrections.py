@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_diabetes
 
 from l0bayes import L0Regression
 from l0bayes.data.simulate import simulate_regression
@@ -13,17 +14,6 @@ from l0bayes.distributions import HardConcrete
 from l0bayes.linear_model.corrections import guide_models, widen_top_models
 
 FAST = dict(n_steps=150, num_particles=4, progress=False)
-
-
-def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
-    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
-    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
-
-
-def diabetes():
-    from sklearn.datasets import load_diabetes
-
-    return load_diabetes(return_X_y=True)
 
 
 def test_bayes_pips_are_close_to_exact_enumeration():
@@ -73,7 +63,7 @@ def test_default_pips_are_the_enumerated_posterior_of_the_declared_prior():
         enumerate_posterior,
     )
 
-    X, y = diabetes()
+    X, y = load_diabetes(return_X_y=True)
     stats = SufficientStats.from_data(X, y)
     for prior, conjugate in (("slab", StandardizedSlab(1.0)), ("g", GPrior())):
         exact = enumerate_posterior(stats, conjugate, 0.5).inclusion_probs
@@ -90,7 +80,7 @@ def test_chain_pips_match_enumeration_on_real_data_within_their_monte_carlo_erro
         enumerate_posterior,
     )
 
-    X, y = diabetes()
+    X, y = load_diabetes(return_X_y=True)
     exact = enumerate_posterior(SufficientStats.from_data(X, y), StandardizedSlab(1.0), 0.5)
     est = L0Regression(penalty="bayes", correction="mc3", n_steps=60, progress=False)
     with warnings.catch_warnings():  # the diagnostics' own test is below; here: accuracy
@@ -103,7 +93,7 @@ def test_chain_pips_match_enumeration_on_real_data_within_their_monte_carlo_erro
 
 
 def test_chains_that_disagree_raise_a_warning_naming_the_diagnostic():
-    X, y = diabetes()
+    X, y = load_diabetes(return_X_y=True)
     est = L0Regression(
         penalty="bayes", correction="mc3", chain_iterations=40, n_steps=30, progress=False
     )

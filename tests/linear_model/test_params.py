@@ -7,24 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch.distributions as tdist
+from sklearn.datasets import load_diabetes
 
 from l0bayes import L0Regression
-from l0bayes.data.simulate import simulate_regression
 from l0bayes.linear_model import params
 from l0bayes.linear_model.marginal_likelihood import GPrior, HyperGPrior, StandardizedSlab
 
 FAST = dict(n_steps=150, num_particles=4, progress=False)
-
-
-def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
-    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
-    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
-
-
-def diabetes():
-    from sklearn.datasets import load_diabetes
-
-    return load_diabetes(return_X_y=True)
 
 
 def settings(**changes):
@@ -32,8 +21,8 @@ def settings(**changes):
     return SimpleNamespace(**{**L0Regression().get_params(), **changes})
 
 
-def test_expected_model_size_sets_prior_inclusion():
-    X, y, _ = simulate(n=60, p=6)
+def test_expected_model_size_sets_prior_inclusion(simulated):
+    X, y, _ = simulated(n=60, p=6)
     est = L0Regression(penalty="bayes", expected_model_size=2, **FAST).fit(X, y)
     assert est.lam_ == pytest.approx(math.log((1 - 1 / 3) / (1 / 3)))
 
@@ -48,14 +37,14 @@ def test_expected_model_size_sets_prior_inclusion():
         (dict(penalty="bayes", importance_samples=-1), "importance_samples"),
     ],
 )
-def test_model_size_prior_errors(kwargs, match):
-    X, y, _ = simulate(n=30, p=4)
+def test_model_size_prior_errors(kwargs, match, simulated):
+    X, y, _ = simulated(n=30, p=4)
     with pytest.raises(ValueError, match=match):
         L0Regression(**{**FAST, **kwargs}).fit(X, y)
 
 
 def test_a_prior_that_integrates_sigma_refuses_a_noise_scale():
-    X, y = diabetes()
+    X, y = load_diabetes(return_X_y=True)
     with pytest.raises(ValueError, match="integrates the noise scale out"):
         L0Regression(penalty="bayes", noise_scale=1.0).fit(X, y)
 

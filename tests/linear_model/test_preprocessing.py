@@ -6,7 +6,6 @@ import pytest
 import scipy.sparse
 
 from l0bayes import L0Regression
-from l0bayes.data.simulate import simulate_regression
 from l0bayes.linear_model.preprocessing import (
     Standardizer,
     check_column_scales,
@@ -16,11 +15,6 @@ from l0bayes.linear_model.preprocessing import (
 )
 
 FAST = dict(n_steps=150, num_particles=4, progress=False)
-
-
-def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
-    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
-    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
 
 
 def test_badly_scaled_features_are_standardised():

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from l0bayes import L0Regression
-from l0bayes.data.simulate import simulate_regression
 from l0bayes.linear_model.preprocessing import Standardizer
 from l0bayes.linear_model.views import (
     criteria_attributes,
@@ -20,16 +19,11 @@ from l0bayes.linear_model.views import (
 FAST = dict(n_steps=150, num_particles=4, progress=False)
 
 
-def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
-    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
-    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
-
-
-def test_summary_of_an_ic_fit_shows_the_answers_weights_not_the_relaxation():
+def test_summary_of_an_ic_fit_shows_the_answers_weights_not_the_relaxation(simulated):
     """Issue 28: the pip column of an AIC/BIC fit was the relaxation's gate probability and
     contradicted selected; the summary now shows the criterion's inclusion weights, whose
     heaviest support is the certified selection."""
-    X, y, _ = simulate(n=100, p=3)
+    X, y, _ = simulated(n=100, p=3)
     est = L0Regression(**FAST, method="svi").fit(X, y)
     table = est.summary(names=["a", "b", "c"])
     assert list(table.columns) == ["ic_weight", "coef", "selected"]
@@ -43,8 +37,8 @@ def test_summary_of_an_ic_fit_shows_the_answers_weights_not_the_relaxation():
     np.testing.assert_array_equal(est.relaxed_support_, est.relaxed_inclusion_probs_ > 0.5)
 
 
-def test_summary_of_a_bayes_fit_shows_the_pips():
-    X, y, _ = simulate(n=100, p=3)
+def test_summary_of_a_bayes_fit_shows_the_pips(simulated):
+    X, y, _ = simulated(n=100, p=3)
     est = L0Regression(penalty="bayes", **FAST).fit(X, y)
     table = est.summary()
     assert list(table.columns) == ["pip", "coef", "selected"]
@@ -53,15 +47,15 @@ def test_summary_of_a_bayes_fit_shows_the_pips():
     assert "ic_weight" not in table.attrs
 
 
-def test_summary_without_criterion_weights_has_no_inclusion_column():
-    X, y, _ = simulate(n=150, p=3, family="bernoulli")
+def test_summary_without_criterion_weights_has_no_inclusion_column(simulated):
+    X, y, _ = simulated(n=150, p=3, family="bernoulli")
     est = L0Regression(family="bernoulli", penalty="aic", **FAST).fit(X, y)
     assert list(est.summary().columns) == ["coef", "selected"]
 
 
-def test_constant_column_is_named_and_weighs_nothing():
+def test_constant_column_is_named_and_weighs_nothing(simulated):
     pd = pytest.importorskip("pandas")
-    X, y, _ = simulate(n=100, p=3)
+    X, y, _ = simulated(n=100, p=3)
     frame = pd.DataFrame(np.column_stack([X, np.ones(100)]), columns=["a", "b", "c", "one"])
     with pytest.warns(UserWarning, match=r"constant columns \['one'\]"):
         est = L0Regression(**FAST, method="svi").fit(frame, y)
@@ -70,10 +64,10 @@ def test_constant_column_is_named_and_weighs_nothing():
     np.testing.assert_array_equal(est.summary()["ic_weight"], est.ic_weights_.inclusion)
 
 
-def test_fixed_pi_posterior_is_a_point_and_guide_size_is_poisson_binomial():
+def test_fixed_pi_posterior_is_a_point_and_guide_size_is_poisson_binomial(simulated):
     from l0bayes.linear_model.model_size import poisson_binomial
 
-    X, y, _ = simulate(n=80, p=5)
+    X, y, _ = simulated(n=80, p=5)
     est = L0Regression(penalty="bayes", prior_inclusion=0.3, correction="none", **FAST)
     est.fit(X, y)
     assert est.prior_inclusion_interval_ == (0.3, 0.3)
