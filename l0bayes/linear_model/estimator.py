@@ -80,7 +80,6 @@ from l0bayes.linear_model.selection import (
     local_search,
 )
 from l0bayes.linear_model.stats import GaussianStats
-from l0bayes.linear_model.svi import fit_svi
 from l0bayes.validation import (
     COUNT_FAMILIES,
     as_float_array,
@@ -412,17 +411,8 @@ class L0Regression(RegressorMixin, BaseEstimator):
                 return relaxation.gates_of(pyro.param("gate_log_alpha"), prior).prob_nonzero > 0.5
 
             stop = {"monitor": gates, "patience": max(RELAXATION_PATIENCE, self.n_steps // 10)}
-        result = fit_svi(
-            regression_model_stats,
-            regression_guide_stats,
-            (tstats, prior),
-            n_steps=self.n_steps,
-            lr=self.lr,
-            num_particles=self.num_particles,
-            seed=self.seed,
-            progress=self.progress,
-            desc="L0Regression",
-            **stop,
+        result = relaxation.run_svi(
+            self, regression_model_stats, regression_guide_stats, (tstats, prior), **stop
         )
         self.relaxed_inclusion_probs_ = (
             relaxation.guide_gates(result, prior).prob_nonzero.cpu().numpy()

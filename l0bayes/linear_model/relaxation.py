@@ -146,9 +146,18 @@ def relax(
     data = (Xt, yt, prior)
     if offset is not None:
         data += (torch.as_tensor(offset, device=device),)
-    result = fit_svi(
-        regression_model,
-        regression_guide,
+    result = run_svi(settings, regression_model, regression_guide, data)
+    probs = guide_gates(result, prior).prob_nonzero.detach().cpu().numpy()
+    return Relaxation(std, prior, result, probs if groups is None else probs[groups])
+
+
+def run_svi(settings, model, guide, data: tuple, **stop):
+    """:func:`~l0bayes.linear_model.svi.fit_svi` of ``model``/``guide`` on ``data`` with the
+    estimator's optimiser settings (``n_steps``, ``lr``, ``num_particles``, ``seed``,
+    ``progress``); ``stop`` passes ``monitor``/``patience`` on."""
+    return fit_svi(
+        model,
+        guide,
         data,
         n_steps=settings.n_steps,
         lr=settings.lr,
@@ -156,9 +165,8 @@ def relax(
         seed=settings.seed,
         progress=settings.progress,
         desc="L0Regression",
+        **stop,
     )
-    probs = guide_gates(result, prior).prob_nonzero.detach().cpu().numpy()
-    return Relaxation(std, prior, result, probs if groups is None else probs[groups])
 
 
 __all__ = [
@@ -168,5 +176,6 @@ __all__ = [
     "regression_prior",
     "relax",
     "ridge_start",
+    "run_svi",
     "slab_precision",
 ]
