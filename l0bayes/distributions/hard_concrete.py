@@ -204,7 +204,7 @@ class HardConcrete(TorchDistribution):
         r"""The gate for uniforms ``u`` in :math:`(0, 1)` (broadcast with ``log_alpha``):
         :math:`\min(1, \max(0, \sigma((\log u - \log(1-u) + \log\alpha)/\beta)
         (\zeta-\gamma) + \gamma))`."""
-        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.temperature)
+        s = torch.sigmoid((torch.logit(u) + self.log_alpha) / self.temperature)
         low, high = self.stretch
         return (s * (high - low) + low).clamp(0.0, 1.0)
 

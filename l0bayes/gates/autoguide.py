@@ -39,7 +39,14 @@ from l0bayes.distributions import (
     check_gate_hyperparameters,
     initial_log_alpha,
 )
-from l0bayes.gates.pairing import GuideGate, PairedSlab, begin_draws, memoized, register_draw
+from l0bayes.gates.pairing import (
+    GuideGate,
+    PairedSlab,
+    begin_draws,
+    guide_of,
+    register_draw,
+    relative_log_prob,
+)
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
 from l0bayes.validation import check_choice, check_count, check_positive
@@ -87,9 +94,10 @@ class GatedValue(TorchDistribution):
         return self.base.sample(sample_shape)
 
     def log_prob(self, value):
-        return memoized(self, "log_prob", (value,), lambda: self._masked_log_prob(value))
-
-    def _masked_log_prob(self, value):
+        """0 at the guide's own draw (its density with respect to its own law, see
+        :mod:`l0bayes.gates.pairing`), else the base density where the gate is open."""
+        if isinstance(guide_of(value), GatedValue):
+            return relative_log_prob(value, self.batch_shape)
         log_q = self.base.log_prob(value)
         return torch.where(self.gate_mask, log_q, torch.zeros_like(log_q))
 

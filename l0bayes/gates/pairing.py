@@ -21,15 +21,25 @@ value sites, scored at a value the guide drew, return
 
 with :math:`\log \tilde q` the guide's own (masked) log density. Each site's
 :math:`\log p - \log q` is then exactly :math:`-\mathrm{KL}`, the same term, value and
-gradient, that ``TraceMeanField_ELBO`` uses (a Rao–Blackwellised estimate). Where torch knows no
-closed form for the value KL, the draw's :math:`\log \text{slab}(\theta) - \log q(\theta \mid
-z \ne 0)` stands in for :math:`-\mathrm{KL}`, weighted by :math:`P_q(z \ne 0)` (unbiased,
-with the right gradient). Scored at any other value (no guide, ``Predictive``, a conditioned
-gate, the Laplace scorer), the sites are the plain spike and masked slab.
+gradient, that ``TraceMeanField_ELBO`` uses (a Rao–Blackwellised estimate). Where torch knows
+no closed form for the value KL, the draw's :math:`\log \text{slab}(\theta) - \log q(\theta
+\mid z \ne 0)` stands in for :math:`-\mathrm{KL}`, weighted by :math:`P_q(z \ne 0)`
+(unbiased, with the right gradient). Scored at any other value (no guide, ``Predictive``, a
+conditioned gate, the Laplace scorer), the sites are the plain spike and masked slab.
+
+**Densities relative to the guide.** Only the difference :math:`\log p - \log q` enters an
+ELBO or an importance weight, and :math:`\log \tilde q` cancels from it exactly. So at its
+own draws the guide reports its log density *with respect to its own law*, :math:`0`
+(:class:`GuideGate`, :class:`~l0bayes.gates.GatedValue`), and the model's sites report
+:math:`\log \frac{dp}{dq} = -\mathrm{KL}` there. Every ratio is unchanged, in value and in
+gradient, and no log density that would only cancel is computed (``bench/gated_speed.py``
+measures the step). At any other value both report ordinary densities: :meth:`GuideGate.log_prob`
+of a tensor the guide did not draw is the hard concrete density.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -101,18 +111,31 @@ def memoized(
     return out
 
 
+def relative_log_prob(value: torch.Tensor, batch_shape: torch.Size) -> torch.Tensor:
+    """Zeros shaped like the log density of ``value`` under a distribution of ``batch_shape``:
+    a guide's log density at its own draw with respect to its own law (module docstring)."""
+    shape = torch.broadcast_shapes(batch_shape, value.shape)
+    return _zero(value.dtype, value.device).expand(shape)
+
+
+@functools.lru_cache(maxsize=16)
+def _zero(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 0-dim zero (cached: every gated site asks for one at every step; only ever expanded
+    and read)."""
+    return torch.zeros((), dtype=dtype, device=device)
+
+
 class GuideGate(HardConcrete):
-    """The hard concrete gate of :class:`~l0bayes.gates.AutoL0Guide`: its log density at a
-    value is computed once per value (:func:`memoized`), for the model's paired prior and the
-    guide's own trace alike. Same parameters as :class:`~l0bayes.distributions.HardConcrete`."""
+    r"""The hard concrete gate of :class:`~l0bayes.gates.AutoL0Guide`. At a tensor that the
+    guide drew in its latest run (:func:`register_draw`) its log density is taken with
+    respect to its own law, 0; the model's :class:`PairedGate` then reports
+    :math:`-\mathrm{KL}` there (module docstring). At any other value it is the hard concrete
+    density. Same parameters as :class:`~l0bayes.distributions.HardConcrete`."""
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return memoized(
-            self,
-            "log_prob",
-            (value, self.log_alpha),
-            lambda: super(GuideGate, self).log_prob(value),
-        )
+        if isinstance(guide_of(value), GuideGate):
+            return relative_log_prob(value, self.batch_shape)
+        return super().log_prob(value)
 
 
 class PairedGate(SpikeSlabGate):
@@ -189,4 +212,5 @@ __all__ = [
     "guide_of",
     "memoized",
     "register_draw",
+    "relative_log_prob",
 ]

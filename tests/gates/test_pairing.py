@@ -16,6 +16,7 @@ from pyro.infer import (
     TraceGraph_ELBO,
     TraceMeanField_ELBO,
 )
+from torch.distributions import kl_divergence
 
 from l0bayes.distributions import HardConcrete, gate_kl
 from l0bayes.gates import AutoL0Guide, gated
@@ -58,6 +59,45 @@ def test_the_gate_prior_pairs_only_with_the_guides_own_draw():
     register_draw(z, q)
     expected = q.log_prob(z) - gate_kl(q, prior.lam)
     assert torch.allclose(prior.log_prob(z), expected)
+
+
+def test_the_guide_reports_densities_relative_to_its_own_law_at_its_draws(float64):
+    """At the guide's draws its gate and value sites report log density 0 (relative to its own
+    law) and the model's sites -KL, so each site's log p - log q is the same -KL as with the
+    hard concrete and Normal densities written out; elsewhere the densities are ordinary."""
+    X, y = _data()
+    X, y = X.double(), y.double()
+    guide = AutoL0Guide(fixed_noise)
+    guide(X, y)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    guide_trace = poutine.trace(guide).get_trace(X, y)
+    model_trace = poutine.trace(poutine.replay(fixed_noise, trace=guide_trace)).get_trace(X, y)
+    guide_trace.compute_log_prob()
+    model_trace.compute_log_prob()
+    part = guide.gate_guide
+    q = HardConcrete(part.log_alpha.beta.detach())
+    z = guide_trace.nodes["beta.gate"]["value"]
+    theta = guide_trace.nodes["beta.theta"]["value"]
+    q_theta = dist.Normal(part.loc.beta.detach(), part.scale.beta.detach())
+    kl_gate = gate_kl(q, PairedGate(prior_inclusion=0.2).lam)
+    kl_value = q.prob_nonzero * kl_divergence(q_theta, dist.Normal(0.0, 1.0))
+    written_out = {  # log p - log q with every density computed
+        "beta.gate": (q.log_prob(z) - kl_gate) - q.log_prob(z),
+        "beta.theta": torch.where(z != 0, q_theta.log_prob(theta), torch.zeros_like(theta))
+        - kl_value
+        - torch.where(z != 0, q_theta.log_prob(theta), torch.zeros_like(theta)),
+    }
+    for name, expected in written_out.items():
+        log_q = guide_trace.nodes[name]["log_prob"]
+        log_p = model_trace.nodes[name]["log_prob"]
+        assert torch.equal(log_q, torch.zeros_like(log_q))
+        assert torch.allclose(log_p - log_q, expected.sum(), rtol=1e-12, atol=1e-12)
+    fresh = z.clone()  # the same numbers, not the guide's draw: the hard concrete density
+    q_site = guide_trace.nodes["beta.gate"]["fn"].base_dist
+    assert torch.allclose(q_site.log_prob(fresh), q.log_prob(fresh), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
