@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import torch
 from pyro.distributions import TorchDistribution, constraints
+from pyro.distributions.util import broadcast_shape
 from torch.distributions import Normal, register_kl
 
 #: The constants of the fitted KL approximation [1].
@@ -105,13 +106,13 @@ class LogUniform(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         out = -torch.log(value.abs())
-        return out.expand(torch.broadcast_shapes(out.shape, self.batch_shape))
+        return out.expand(broadcast_shape(out.shape, self.batch_shape))
 
 
 @register_kl(Normal, LogUniform)
 def _kl_normal_log_uniform(q: Normal, p: LogUniform) -> torch.Tensor:
     kl = sparse_vd_kl(q.loc, 2 * torch.log(q.scale))
-    return kl.expand(torch.broadcast_shapes(kl.shape, p.batch_shape))
+    return kl.expand(broadcast_shape(kl.shape, p.batch_shape))
 
 
 __all__ = [

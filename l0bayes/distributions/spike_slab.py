@@ -27,6 +27,7 @@ from numbers import Real
 
 import torch
 from pyro.distributions import Delta, Normal, TorchDistribution, constraints
+from pyro.distributions.util import broadcast_shape
 from torch.distributions import Distribution, register_kl
 from torch.distributions.utils import broadcast_all
 
@@ -128,7 +129,7 @@ class SpikeSlabGate(TorchDistribution):
         self.kl_mode = check_kl_mode(kl_mode)
         batch_shape = self.lam.shape
         if slab is not None:
-            batch_shape = torch.broadcast_shapes(batch_shape, slab.batch_shape)
+            batch_shape = broadcast_shape(batch_shape, slab.batch_shape)
             self.lam = self.lam.expand(batch_shape)
             slab = slab.expand(batch_shape)
         self.slab = slab
@@ -280,7 +281,7 @@ class GaussianSlab(TorchDistribution):
         out = value.pow(2) * (0.5 * self._base_precision)
         if out.shape == self.batch_shape:
             return out
-        return out.expand(torch.broadcast_shapes(out.shape, self.batch_shape))
+        return out.expand(broadcast_shape(out.shape, self.batch_shape))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
@@ -379,7 +380,7 @@ def point_mass_kl(value: torch.Tensor, p: GaussianSlab, event_dim: int = 0) -> t
             kl = kl - value.shape[-1] * p._log_norm.reshape(-1)[0]
         if kl.shape == p.batch_shape[:-1]:
             return kl
-        return kl.expand(torch.broadcast_shapes(kl.shape, p.batch_shape[:-1]))
+        return kl.expand(broadcast_shape(kl.shape, p.batch_shape[:-1]))
     kl = p._half_precision_square(value)
     kl = kl if p._log_norm is None else kl - p._log_norm
     return kl.sum(-1) if event_dim == 1 else kl

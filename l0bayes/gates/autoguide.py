@@ -164,6 +164,7 @@ class GateGuide(AutoGuide):
         self.stretch = (float(stretch[0]), float(stretch[1]))
         self._gates: dict[str, dict] = {}
         self._fixed: dict[str, torch.Tensor] = {}
+        self._holders: dict[tuple[str, str], tuple] = {}
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         super()._setup_prototype(*args, **kwargs)
@@ -178,6 +179,7 @@ class GateGuide(AutoGuide):
         ]
         self._gates = {}
         self._fixed = {}
+        self._holders = {}
         for site_name, site in full.nodes.items():
             if site["type"] != "sample" or not is_gated_site(site):
                 continue
@@ -214,14 +216,24 @@ class GateGuide(AutoGuide):
                     )
 
     # ------------------------------------------------------------------ distributions
+    def _param(self, role: str, name: str) -> torch.Tensor:
+        """The parameter ``role.name`` (``deep_getattr``), with the module that holds it looked
+        up once (a guide reads every parameter at every step)."""
+        key = (role, name)
+        holder = self._holders.get(key)
+        if holder is None:
+            *path, leaf = (role + "." + name).split(".")
+            holder = self._holders[key] = (deep_getattr(self, ".".join(path)), leaf)
+        return getattr(*holder)
+
     def _gate_dist(self, name: str) -> HardConcrete:
-        return GuideGate(deep_getattr(self, "log_alpha." + name), self.temperature, self.stretch)
+        return GuideGate(self._param("log_alpha", name), self.temperature, self.stretch)
 
     def _value_base(self, name: str, transform) -> Distribution:
-        loc = deep_getattr(self, "loc." + name)
+        loc = self._param("loc", name)
         if self.values == "delta":
             return dist.Delta(transform(loc))
-        base = dist.Normal(loc, deep_getattr(self, "scale." + name))
+        base = dist.Normal(loc, self._param("scale", name))
         if _is_identity(transform):  # real support: keeps KL(Normal, slab) analytic
             return base
         return dist.TransformedDistribution(base, [transform])
@@ -229,13 +241,15 @@ class GateGuide(AutoGuide):
     def forward(self, *args, **kwargs) -> dict:
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
-        plates = self._create_plates(*args, **kwargs)
+        master = self.master and self.master()
+        # inside AutoL0Guide the plates are its own, made once per call of the whole guide
+        plates = master.plates if master is not None else self._create_plates(*args, **kwargs)
         begin_draws()
         result = {}
         for name, entry in self._gates.items():
             gate, value = entry["gate"], entry["value"]
             with ExitStack() as stack:
-                for frame in gate["frames"]:
+                for frame in gate["frames"]:  # usually none: gates are global
                     stack.enter_context(plates[frame.name])
                 if name in self._fixed:  # conditioned: z is data, P(z != 0) is 0 or 1
                     z = self._fixed[name]
@@ -297,7 +311,7 @@ class GateGuide(AutoGuide):
             q_gate = None if fixed is not None else self._gate_dist(name)
             gate_q, value_q = [], []
             transform = entry["value"]["transform"]
-            loc = deep_getattr(self, "loc." + name)
+            loc = self._param("loc", name)
             for level in quantiles:
                 check_positive("quantile", level)
                 if level >= 1:
@@ -306,7 +320,7 @@ class GateGuide(AutoGuide):
                 if self.values == "delta":
                     value_q.append(transform(loc))
                 else:
-                    scale = deep_getattr(self, "scale." + name)
+                    scale = self._param("scale", name)
                     normal = torch.distributions.Normal(loc, scale)
                     value_q.append(transform(normal.icdf(torch.as_tensor(level).to(loc))))
             out[entry["gate"]["site"]] = torch.stack(gate_q).detach()
@@ -389,6 +403,17 @@ class AutoL0Guide(AutoGuideList):
         else:
             self.append(AutoDelta(rest))
         self.append(GateGuide(model, values, init_log_alpha, init_scale, temperature, stretch))
+
+    def forward(self, *args, **kwargs) -> dict:
+        """Run both parts (``AutoGuideList.forward``, each part's ``forward`` called inside
+        this module's call, whose parameter context the parts share)."""
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        self._create_plates(*args, **kwargs)
+        result = {}
+        for part in self:
+            result.update(part.forward(*args, **kwargs))
+        return result
 
     @property
     def gate_guide(self) -> GateGuide:

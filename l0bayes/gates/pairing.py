@@ -46,6 +46,7 @@ from contextvars import ContextVar
 
 import torch
 from pyro.distributions.torch_distribution import MaskedDistribution
+from pyro.distributions.util import broadcast_shape
 from pyro.ops.provenance import detach_provenance
 from torch.distributions import Distribution, kl_divergence, register_kl
 
@@ -114,7 +115,9 @@ def memoized(
 def relative_log_prob(value: torch.Tensor, batch_shape: torch.Size) -> torch.Tensor:
     """Zeros shaped like the log density of ``value`` under a distribution of ``batch_shape``:
     a guide's log density at its own draw with respect to its own law (module docstring)."""
-    shape = torch.broadcast_shapes(batch_shape, value.shape)
+    shape = value.shape
+    if shape != batch_shape:  # e.g. vectorised particles
+        shape = broadcast_shape(batch_shape, shape)  # Pyro's: torch's is 30x slower
     return _zero(value.dtype, value.device).expand(shape)
 
 

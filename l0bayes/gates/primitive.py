@@ -75,6 +75,7 @@ from numbers import Real
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions.util import broadcast_shape
 from pyro.infer.util import is_validation_enabled
 from pyro.poutine.runtime import get_plates
 from torch.distributions import Distribution, Independent
@@ -300,7 +301,7 @@ def gated(
     for f in plates:
         if f.dim is not None:
             plate_shape[f.dim] = f.size
-    full_batch = torch.broadcast_shapes(torch.Size(batch), torch.Size(plate_shape))
+    full_batch = broadcast_shape(torch.Size(batch), torch.Size(plate_shape))
     num_gates = math.prod(full_batch) * math.prod(gate_free)
     cost = _gate_cost(lam, prior_inclusion, expected_model_size, num_gates, sizes, like)
     if _ENUMERATED.get():
@@ -309,8 +310,10 @@ def gated(
         if bool((cost < 0).any()):
             raise ValueError("lam must be >= 0 with kl_mode='l0'; use kl_mode='bayes' for pi > 1/2")
     info = {"name": name, "groups": ids}
-    prior = PairedGate(lam=cost, kl_mode=kl_mode, validate_args=False)
-    prior = prior.expand(torch.Size(batch + gate_free)).to_event(len(gate_free))
+    gate_shape = torch.Size(batch + gate_free)
+    lam_gates = cost if cost.shape == gate_shape else cost.expand(gate_shape)
+    prior = PairedGate(lam=lam_gates, kl_mode=kl_mode, validate_args=False)
+    prior = prior.to_event(len(gate_free))
     z = pyro.sample(site_name(name, GATE_ROLE), prior, infer={ROLE_KEY: {**info, "role": "gate"}})
     z_elem = z if ids is None else z.index_select(-1, ids)
     theta_fn = PairedSlab(base, z_elem != 0).to_event(len(free))

@@ -4,11 +4,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import TraceMeanField_ELBO
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence
 
 from l0bayes.distributions import HardConcrete, gate_kl
-from l0bayes.gates import AutoL0Guide, gated, hard_concrete_quantile
+from l0bayes.gates import AutoL0Guide, GateGuide, gated, hard_concrete_quantile
 
 LOG_ALPHA = torch.tensor([-2.0, 0.5, 3.0])
 LOC = torch.tensor([0.3, -1.0, 2.0])
@@ -35,6 +35,25 @@ def test_elbo_kl_equals_closed_form(float64):
     slab_kl = kl_divergence(dist.Normal(LOC, SCALE), dist.Normal(0.0, 2.0)).double()
     expected = gate_kl(q, 0.7, "bayes").sum() + (q.prob_nonzero * slab_kl).sum()
     assert torch.allclose(loss, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("elbo", [TraceMeanField_ELBO, Trace_ELBO], ids=["tmf", "trace"])
+def test_the_gate_part_alone_guides_the_gated_sites(elbo, float64):
+    """``GateGuide`` used on its own (no ``AutoL0Guide`` around it makes the plates) gives the
+    same loss as inside ``AutoL0Guide``, and the closed form."""
+    standalone = GateGuide(_prior_only)
+    standalone()
+    for name, value in (("log_alpha", LOG_ALPHA), ("loc", LOC), ("scale", SCALE)):
+        getattr(standalone, name).b = value.clone()
+    listed = AutoL0Guide(_prior_only)
+    listed()
+    _set(listed)
+    q = HardConcrete(LOG_ALPHA.double())
+    slab_kl = kl_divergence(dist.Normal(LOC, SCALE), dist.Normal(0.0, 2.0)).double()
+    expected = gate_kl(q, 0.7, "bayes").sum() + (q.prob_nonzero * slab_kl).sum()
+    for guide in (standalone, listed):
+        loss = elbo().differentiable_loss(_prior_only, guide)
+        assert torch.allclose(loss, expected, atol=1e-10)
 
 
 def test_weighted_value_kl_matches_monte_carlo(float64):
