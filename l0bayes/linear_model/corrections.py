@@ -13,9 +13,10 @@ model_space`, :mod:`l0bayes.linear_model.laplace`), or, for the raw-unit slab, b
 importance sampling from the guide (:mod:`l0bayes.linear_model.importance`).
 
 Each function takes already-checked data and returns a :class:`CorrectedPosterior`, which the
-estimator stores as its fitted attributes; the guide enters only through its draws (the chains'
-starting models, and ``guide_gap``: the nats by which the best model the guide drew falls short
-of the best model found).
+estimator stores as its fitted attributes (:func:`correct` picks the correction of a fit,
+:func:`enumerated_posterior` is ``method="exact"``); the guide enters only through its draws
+(the chains' starting models, and ``guide_gap``: the nats by which the best model the guide
+drew falls short of the best model found).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from l0bayes.linear_model.params import (
     n_gates,
     prior_inclusion,
 )
+from l0bayes.linear_model.params import correction as chosen_correction
+from l0bayes.linear_model.relaxation import Relaxation
 from l0bayes.linear_model.search.subsets import check_groups
 from l0bayes.linear_model.stats import GaussianStats
 
@@ -334,6 +337,57 @@ def conjugate_scorer(
     return GroupedScorer(stats, prior, log_size, groups)
 
 
+def correct(
+    settings, X: np.ndarray, y: np.ndarray, offset, relaxed: Relaxation, groups,
+    guide_probs: np.ndarray, noise_scale: float | None,
+) -> CorrectedPosterior | None:  # fmt: skip
+    """The declared posterior that replaces the guide's PIPs in a ``penalty="bayes"`` fit of
+    ``settings`` (an ``L0Regression``) on checked ``X``, ``y``, ``offset`` and ``groups``,
+    by the correction of :func:`~l0bayes.linear_model.params.correction`; ``relaxed`` is the
+    relaxation, ``guide_probs`` and ``noise_scale`` the guide's PIPs per column and σ. None
+    for ``correction="none"`` (the guide's PIPs stay)."""
+    n, p = X.shape
+    G = n_gates(groups, p)
+    correction, gates = chosen_correction(settings, p), relaxed.gates
+    if correction == "psis":
+        pi = prior_inclusion(settings, p, n)
+        return importance_correction(settings, X, y, guide_probs, noise_scale, pi)
+    if correction == "enumerate" and settings.prior == "raw":
+        pi = prior_inclusion(settings, p, n)
+        return raw_enumeration_correction(settings, X, y, noise_scale, pi, gates)[0]
+    if correction == "enumerate" and settings.family == "gaussian":
+        post, scorer = enumerate_structures(settings, X, y)
+        return enumeration_correction(post, scorer, gates, settings.seed, groups)
+    pi = prior_inclusion(settings, G, n)
+    if correction == "mc3" and settings.family == "gaussian":
+        return chain_correction(settings, X, y, groups, pi, gates, relaxed.gate_probs)
+    if correction == "none":
+        return None
+    scorer = LaplaceScorer(X, y, settings.family, float(settings.slab_scale), pi, offset, groups)
+    return laplace_correction(settings, scorer, correction, gates, groups)
+
+
+def enumerated_posterior(
+    settings, X: np.ndarray, y: np.ndarray, offset, groups
+) -> tuple[CorrectedPosterior, object | None]:
+    """``method="exact"``: the posterior of ``settings`` (an ``L0Regression``) over all gate
+    structures of checked ``X``, ``y``, ``offset`` and ``groups``, enumerated without SVI
+    (raw slab: :func:`raw_enumeration_correction`, which also returns its
+    :class:`~l0bayes.linear_model.exact.ExactPosterior`; else :func:`enumerate_structures`
+    and None)."""
+    pi = prior_inclusion(settings, n_gates(groups, X.shape[1]), X.shape[0])
+    if settings.prior == "raw":
+        return raw_enumeration_correction(settings, X, y, settings.noise_scale, pi, None)
+    enumeration, _ = enumerate_structures(settings, X, y, offset)
+    method = "enumerate" if settings.family == "gaussian" else "laplace-enumerate"
+    post = CorrectedPosterior(
+        enumeration.inclusion_probs, enumeration.model_size_probs,
+        {"method": method, "warnings": []}, per_gate=groups is not None,
+        top_models=widen_top_models(enumeration.top_models, groups),
+    )  # fmt: skip
+    return post, None
+
+
 __all__ = [
     "GUIDE_DRAWS",
     "MAX_PIP_SE",
@@ -341,7 +395,9 @@ __all__ = [
     "chain_correction",
     "chain_diagnostics",
     "conjugate_scorer",
+    "correct",
     "enumerate_structures",
+    "enumerated_posterior",
     "enumeration_correction",
     "guide_models",
     "importance_correction",
