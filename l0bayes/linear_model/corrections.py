@@ -29,8 +29,12 @@ import torch
 from tqdm.auto import tqdm
 
 from l0bayes.distributions import HardConcrete
-from l0bayes.linear_model.exact import exact_posterior
-from l0bayes.linear_model.importance import MISSED_MODE_NATS, hill_climb, psis_inclusion_probs
+from l0bayes.linear_model.exact import exact_posterior_checked
+from l0bayes.linear_model.importance import (
+    MISSED_MODE_NATS,
+    hill_climb_checked,
+    psis_inclusion_probs_checked,
+)
 from l0bayes.linear_model.laplace import ENUMERATION_LIMIT as LAPLACE_ENUMERATION_LIMIT
 from l0bayes.linear_model.laplace import LaplaceScorer, laplace_enumerate, laplace_mc3
 from l0bayes.linear_model.marginal_likelihood import (
@@ -209,7 +213,7 @@ def chain_correction(
     """The posterior under the declared conjugate prior estimated by model-space chains
     started from the guide's draws (with ``groups`` the models are sets of groups)."""
     guide = guide_models(gates, GUIDE_DRAWS, settings.seed)
-    stats = SufficientStats.of(GaussianStats.from_arrays(X, y))
+    stats = SufficientStats.of(GaussianStats.from_checked(X, y))
     scorer = conjugate_scorer(settings, stats, pi, groups)
     res = run_model_chains(settings, scorer, stats.n, guide, gate_probs)
     # the chains do not rest on the guide: its gap is reported, not warned about
@@ -228,7 +232,7 @@ def raw_enumeration_correction(
     ``noise_scale`` over all :math:`2^p` models, and the
     :class:`~l0bayes.linear_model.exact.ExactPosterior` itself (``gates`` None: no guide, no
     ``guide_gap``)."""
-    post = exact_posterior(
+    post = exact_posterior_checked(
         X, y, noise_scale=noise_scale, slab_scale=settings.slab_scale, prior_inclusion=pi
     )
     diagnostics: dict = {"method": "enumerate"}
@@ -277,11 +281,11 @@ def importance_correction(
     """The guide's PIPs ``proposal`` corrected by Pareto-smoothed importance sampling under
     the raw-unit slab with σ at ``noise_scale``, checked by a local search from the best
     draw."""
-    res = psis_inclusion_probs(
+    res = psis_inclusion_probs_checked(
         X, y, proposal, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi, num_samples=int(settings.importance_samples), seed=settings.seed,
     )  # fmt: skip
-    _, climbed = hill_climb(
+    _, climbed = hill_climb_checked(
         X, y, res.best_draw, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi,
     )  # fmt: skip
@@ -318,7 +322,7 @@ def enumerate_structures(est, X, y, offset=None) -> tuple[Enumeration, ModelScor
     if est.family != "gaussian":
         scorer = LaplaceScorer(X, y, est.family, float(est.slab_scale), pi, offset, groups)
         return laplace_enumerate(scorer, max_models=2**20), scorer
-    scorer = conjugate_scorer(est, SufficientStats.from_data(X, y), pi, groups)
+    scorer = conjugate_scorer(est, SufficientStats.of(GaussianStats.from_checked(X, y)), pi, groups)
     return enumerate_models(scorer), scorer
 
 

@@ -233,7 +233,7 @@ class _GaussianScorer:
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
         check_not_constant(y)
-        self._stats = GaussianStats.from_arrays(X, y)
+        self._stats = GaussianStats.from_checked(X, y)
         self.n, self.p = self._stats.n, self._stats.p
         self._gram = self._stats.augmented
 
@@ -462,8 +462,16 @@ def information_criteria(
     """
     X, y = check_Xy(X, y, family)
     mask = check_support(support, X.shape[1])
-    offset = check_offset(offset, len(y))
-    return _criteria(make_likelihood(X, y, family, offset), np.flatnonzero(mask))
+    return information_criteria_checked(X, y, mask, family, check_offset(offset, len(y)))
+
+
+def information_criteria_checked(
+    X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str, offset: np.ndarray | None
+) -> InformationCriteria:
+    """:func:`information_criteria` of data a caller has checked already (``X``, ``y`` and
+    ``offset`` finite float64 of matching shapes, ``support`` a boolean mask): the estimator
+    and the searches, which check their input once, call this."""
+    return _criteria(make_likelihood(X, y, family, offset), np.flatnonzero(support))
 
 
 def refit_coefficients(
@@ -480,8 +488,14 @@ def refit_coefficients(
     if np.ndim(Xs) == 1:
         Xs = np.reshape(Xs, (-1, 1))
     Xs, y = check_Xy(Xs, y, family, min_samples=1, min_features=0, x_name="Xs")
+    return refit_coefficients_checked(Xs, y, family, check_offset(offset, len(y)))
+
+
+def refit_coefficients_checked(
+    Xs: np.ndarray, y: np.ndarray, family: str, offset: np.ndarray | None
+) -> tuple[float, np.ndarray]:
+    """:func:`refit_coefficients` of data a caller has checked already (``Xs`` 2-D)."""
     Z = np.column_stack([np.ones(len(y)), Xs])
-    offset = check_offset(offset, len(y))
     base = np.zeros(len(y)) if offset is None else offset
     target = y - base
     if family != "gaussian":
@@ -505,8 +519,10 @@ __all__ = [
     "criterion_penalty",
     "evaluate_supports",
     "information_criteria",
+    "information_criteria_checked",
     "make_likelihood",
     "penalised",
     "refit_coefficients",
+    "refit_coefficients_checked",
     "subset_result",
 ]

@@ -219,7 +219,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
             y, offset = y - offset, None
         self.n_samples_ = X.shape[0]
         if params.fits_from_stats(self):
-            self._store(stats_fit.fit_stats(self, GaussianStats.from_arrays(X, y), keep))
+            self._store(stats_fit.fit_stats(self, GaussianStats.from_checked(X, y), keep))
         else:
             self._fit_columns(X[:, keep], y, offset, groups)
         if not keep.all():
@@ -245,7 +245,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         for index, chunk in enumerate(chunks):
             X, y = preprocessing.check_chunk(chunk, index, None if data is None else data.p)
             data = GaussianStats.empty(X.shape[1]) if data is None else data
-            data.update(X, y)
+            data.update_checked(X, y)
         if data is None:
             raise ValueError("fit_chunks got no chunks; pass at least one (X, y) block of rows")
         return self._fit_accumulated(data)
@@ -260,7 +260,7 @@ class L0Regression(RegressorMixin, BaseEstimator):
         data = getattr(self, "_data_stats_", None)
         X, y = preprocessing.check_chunk((X, y), getattr(self, "n_chunks_", 0), data and data.p)
         data = GaussianStats.empty(X.shape[1]) if data is None else data
-        data.update(X, y)
+        data.update_checked(X, y)
         chunks = getattr(self, "n_chunks_", 0) + 1
         self._reset()
         self._data_stats_, self.n_chunks_ = data, chunks

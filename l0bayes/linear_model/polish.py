@@ -22,7 +22,11 @@ import math
 import numpy as np
 
 from l0bayes.linear_model.params import BERNOULLI_EXHAUSTIVE_LIMIT
-from l0bayes.linear_model.search.subsets import best_subset, group_subset, local_search
+from l0bayes.linear_model.search.subsets import (
+    best_subset_checked,
+    group_subset_checked,
+    local_search_checked,
+)
 from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.linear_model.stats_fit import certify
 
@@ -42,16 +46,16 @@ def polished_subset(
         return start, dict(UNPROVEN)
     family = settings.family
     if groups is not None:
-        found, optimal = group_subset(
+        found, optimal = group_subset_checked(
             X, y, groups, lam, family, offset, start, exhaustive_limit=BERNOULLI_EXHAUSTIVE_LIMIT
         )
         return found.support, {"optimal_": optimal, "criterion_gap_": 0.0 if optimal else math.nan}
-    start = local_search(X, y, start, criterion=lam, family=family, offset=offset).support
+    start = local_search_checked(X, y, start, lam, family, offset).support
     if family == "gaussian":
-        return certify(settings, GaussianStats.from_arrays(X, y), start)
+        return certify(settings, GaussianStats.from_checked(X, y), start)
     if X.shape[1] > BERNOULLI_EXHAUSTIVE_LIMIT:
         return start, dict(UNPROVEN)
-    found = best_subset(X, y, criterion=lam, family=family, offset=offset)
+    found = best_subset_checked(X, y, lam, family, offset)
     return found.support, {"optimal_": True, "criterion_gap_": 0.0}
 
 
