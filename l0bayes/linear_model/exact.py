@@ -81,11 +81,9 @@ from l0bayes.validation import as_float_array, check_count, check_positive, chec
 
 __all__ = [
     "ExactPosterior",
-    "check_data",
     "exact_posterior",
     "exact_posterior_checked",
     "log_marginal_likelihoods",
-    "score_supports",
     "score_supports_checked",
 ]
 
@@ -292,7 +290,7 @@ def _prepare(
     max_features: int | None,
     device: str | torch.device,
 ) -> _SlabTerms:
-    """The slab's terms of checked ``X``, ``y`` (:func:`check_data`) and the checked
+    """The slab's terms of checked ``X``, ``y`` (n >= 2 rows) and the checked
     settings."""
     sigma = _check_noise(noise_scale)
     slab = _check_slab(slab_scale, X.shape[1])
@@ -300,13 +298,6 @@ def _prepare(
     if max_features is not None:  # None: the caller scores chosen models, not all 2^p
         _check_size(X.shape[1], max_features, device)
     return _slab_terms(GaussianStats.from_checked(X, y), sigma, slab, device)
-
-
-def check_data(X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    """``X``, ``y`` checked (:func:`~l0bayes.validation.check_Xy`), with n >= 2 rows to
-    integrate the flat intercept: the one check of each public function here; the ``*_checked``
-    functions take its result."""
-    return check_Xy(X, y, min_samples=2)
 
 
 def log_marginal_likelihoods(
@@ -329,7 +320,7 @@ def log_marginal_likelihoods(
           - \tfrac12 \log\det\!\left(I + S_\gamma^{1/2} G_\gamma S_\gamma^{1/2} / \sigma^2\right)
           - \frac{1}{2 \sigma^2}\left(y_c^\top y_c - g_\gamma^\top A_\gamma^{-1} g_\gamma\right).
     """
-    X, y = check_data(X, y)
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     out = torch.empty(2 ** stats.h.shape[0], dtype=_DTYPE, device=stats.h.device)
     for block in _iter_blocks(stats):
@@ -427,7 +418,7 @@ def exact_posterior(
     ``prior_inclusion`` is :math:`\pi \in (0, 1)` or ``("beta", a, b)``. Raises ``ValueError``
     on invalid input and when ``p > max_features`` (the message estimates the run time).
     """
-    X, y = check_data(X, y)
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
     return exact_posterior_checked(
         X, y, noise_scale=noise_scale, slab_scale=slab_scale, prior_inclusion=prior_inclusion,
         max_features=max_features, top=top, device=device,
@@ -445,7 +436,7 @@ def exact_posterior_checked(
     top: int = 10,
     device: str | torch.device = "cpu",
 ) -> ExactPosterior:
-    """:func:`exact_posterior` of ``X``, ``y`` checked already (:func:`check_data`)."""
+    """:func:`exact_posterior` of ``X``, ``y`` checked already (n >= 2 rows)."""
     start = time.perf_counter()
     prior = check_prior_inclusion(prior_inclusion)
     top = check_count("top", top, minimum=0)
@@ -487,7 +478,7 @@ def score_supports(
     same batched Cholesky as :func:`log_marginal_likelihoods`, so the numbers are identical to
     the corresponding entries of the full enumeration. Use it when :math:`2^p` is too many.
     """
-    X, y = check_data(X, y)
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
     return score_supports_checked(
         X, y, supports, noise_scale=noise_scale, slab_scale=slab_scale, device=device
     )
@@ -502,7 +493,7 @@ def score_supports_checked(
     slab_scale: float | np.ndarray = 1.0,
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`score_supports` of ``X``, ``y`` checked already (:func:`check_data`)."""
+    """:func:`score_supports` of ``X``, ``y`` checked already (n >= 2 rows)."""
     stats = _prepare(X, y, noise_scale, slab_scale, max_features=None, device=device)
     supports = np.asarray(supports, dtype=bool)
     if supports.ndim != 2 or supports.shape[1] != stats.h.shape[0]:

@@ -40,10 +40,10 @@ from numbers import Real
 
 import numpy as np
 
-from l0bayes.linear_model.exact import check_data, score_supports_checked
+from l0bayes.linear_model.exact import score_supports_checked
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.model_space.local_search import climb
-from l0bayes.validation import as_float_array, check_count
+from l0bayes.validation import as_float_array, check_count, check_Xy
 
 #: A generalized Pareto fit needs at least this many distinct values in the tail.
 _MIN_DISTINCT_TAIL = 5
@@ -100,7 +100,7 @@ def psis_inclusion_probs(
     seed: int = 0,
 ) -> ImportanceResult:
     """PSIS estimate of the posterior inclusion probabilities (see the module docstring)."""
-    X, y = check_data(X, y)
+    X, y = check_Xy(X, y)
     return psis_inclusion_probs_checked(
         X, y, proposal_probs, noise_scale=noise_scale, slab_scale=slab_scale,
         prior_inclusion=prior_inclusion, num_samples=num_samples, floor=floor, seed=seed,
@@ -120,7 +120,7 @@ def psis_inclusion_probs_checked(
     seed: int = 0,
 ) -> ImportanceResult:
     """:func:`psis_inclusion_probs` of ``X``, ``y`` checked already
-    (:func:`~l0bayes.linear_model.exact.check_data`)."""
+    (:func:`~l0bayes.validation.check_Xy`)."""
     p = X.shape[1]
     rho = as_float_array(proposal_probs, "proposal_probs")
     if rho.shape != (p,) or not np.all((rho >= 0) & (rho <= 1)):
@@ -186,7 +186,7 @@ def hill_climb(
     A model the guide's draws never came near (the check of
     :class:`~l0bayes.linear_model.estimator.L0Regression` after PSIS) shows up as a climb far
     above the best draw."""
-    X, y = check_data(X, y)
+    X, y = check_Xy(X, y)
     return hill_climb_checked(
         X, y, start, noise_scale=noise_scale, slab_scale=slab_scale,
         prior_inclusion=prior_inclusion, max_steps=max_steps,
@@ -204,7 +204,7 @@ def hill_climb_checked(
     max_steps: int = 100,
 ) -> tuple[np.ndarray, float]:
     """:func:`hill_climb` of ``X``, ``y`` checked already
-    (:func:`~l0bayes.linear_model.exact.check_data`)."""
+    (:func:`~l0bayes.validation.check_Xy`)."""
     p = X.shape[1]
     log_size = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)
 
