@@ -13,9 +13,10 @@ model_space`, :mod:`l0bayes.linear_model.laplace`), or, for the raw-unit slab, b
 importance sampling from the guide (:mod:`l0bayes.linear_model.importance`).
 
 Each function takes already-checked data and returns a :class:`CorrectedPosterior`, which the
-estimator stores as its fitted attributes; the guide enters only through its draws (the chains'
-starting models, and ``guide_gap``: the nats by which the best model the guide drew falls short
-of the best model found).
+estimator stores as its fitted attributes (:func:`correct` picks the correction of a fit,
+:func:`enumerated_posterior` is ``method="exact"``); the guide enters only through its draws
+(the chains' starting models, and ``guide_gap``: the nats by which the best model the guide
+drew falls short of the best model found).
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ import torch
 from tqdm.auto import tqdm
 
 from l0bayes.distributions import HardConcrete
-from l0bayes.linear_model.exact import exact_posterior
-from l0bayes.linear_model.importance import MISSED_MODE_NATS, hill_climb, psis_inclusion_probs
+from l0bayes.linear_model.exact import exact_posterior_checked
+from l0bayes.linear_model.importance import (
+    MISSED_MODE_NATS,
+    hill_climb_checked,
+    psis_inclusion_probs_checked,
+)
 from l0bayes.linear_model.laplace import ENUMERATION_LIMIT as LAPLACE_ENUMERATION_LIMIT
 from l0bayes.linear_model.laplace import LaplaceScorer, laplace_enumerate, laplace_mc3
 from l0bayes.linear_model.marginal_likelihood import (
@@ -56,6 +61,8 @@ from l0bayes.linear_model.params import (
     n_gates,
     prior_inclusion,
 )
+from l0bayes.linear_model.params import correction as chosen_correction
+from l0bayes.linear_model.relaxation import Relaxation
 from l0bayes.linear_model.search.subsets import check_groups
 from l0bayes.linear_model.stats import GaussianStats
 
@@ -206,7 +213,7 @@ def chain_correction(
     """The posterior under the declared conjugate prior estimated by model-space chains
     started from the guide's draws (with ``groups`` the models are sets of groups)."""
     guide = guide_models(gates, GUIDE_DRAWS, settings.seed)
-    stats = SufficientStats.of(GaussianStats.from_arrays(X, y))
+    stats = SufficientStats.of(GaussianStats.from_checked(X, y))
     scorer = conjugate_scorer(settings, stats, pi, groups)
     res = run_model_chains(settings, scorer, stats.n, guide, gate_probs)
     # the chains do not rest on the guide: its gap is reported, not warned about
@@ -225,7 +232,7 @@ def raw_enumeration_correction(
     ``noise_scale`` over all :math:`2^p` models, and the
     :class:`~l0bayes.linear_model.exact.ExactPosterior` itself (``gates`` None: no guide, no
     ``guide_gap``)."""
-    post = exact_posterior(
+    post = exact_posterior_checked(
         X, y, noise_scale=noise_scale, slab_scale=settings.slab_scale, prior_inclusion=pi
     )
     diagnostics: dict = {"method": "enumerate"}
@@ -274,11 +281,11 @@ def importance_correction(
     """The guide's PIPs ``proposal`` corrected by Pareto-smoothed importance sampling under
     the raw-unit slab with σ at ``noise_scale``, checked by a local search from the best
     draw."""
-    res = psis_inclusion_probs(
+    res = psis_inclusion_probs_checked(
         X, y, proposal, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi, num_samples=int(settings.importance_samples), seed=settings.seed,
     )  # fmt: skip
-    _, climbed = hill_climb(
+    _, climbed = hill_climb_checked(
         X, y, res.best_draw, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi,
     )  # fmt: skip
@@ -315,7 +322,7 @@ def enumerate_structures(est, X, y, offset=None) -> tuple[Enumeration, ModelScor
     if est.family != "gaussian":
         scorer = LaplaceScorer(X, y, est.family, float(est.slab_scale), pi, offset, groups)
         return laplace_enumerate(scorer, max_models=2**20), scorer
-    scorer = conjugate_scorer(est, SufficientStats.from_data(X, y), pi, groups)
+    scorer = conjugate_scorer(est, SufficientStats.of(GaussianStats.from_checked(X, y)), pi, groups)
     return enumerate_models(scorer), scorer
 
 
@@ -334,6 +341,57 @@ def conjugate_scorer(
     return GroupedScorer(stats, prior, log_size, groups)
 
 
+def correct(
+    settings, X: np.ndarray, y: np.ndarray, offset, relaxed: Relaxation, groups,
+    guide_probs: np.ndarray, noise_scale: float | None,
+) -> CorrectedPosterior | None:  # fmt: skip
+    """The declared posterior that replaces the guide's PIPs in a ``penalty="bayes"`` fit of
+    ``settings`` (an ``L0Regression``) on checked ``X``, ``y``, ``offset`` and ``groups``,
+    by the correction of :func:`~l0bayes.linear_model.params.correction`; ``relaxed`` is the
+    relaxation, ``guide_probs`` and ``noise_scale`` the guide's PIPs per column and σ. None
+    for ``correction="none"`` (the guide's PIPs stay)."""
+    n, p = X.shape
+    G = n_gates(groups, p)
+    correction, gates = chosen_correction(settings, p), relaxed.gates
+    if correction == "psis":
+        pi = prior_inclusion(settings, p, n)
+        return importance_correction(settings, X, y, guide_probs, noise_scale, pi)
+    if correction == "enumerate" and settings.prior == "raw":
+        pi = prior_inclusion(settings, p, n)
+        return raw_enumeration_correction(settings, X, y, noise_scale, pi, gates)[0]
+    if correction == "enumerate" and settings.family == "gaussian":
+        post, scorer = enumerate_structures(settings, X, y)
+        return enumeration_correction(post, scorer, gates, settings.seed, groups)
+    pi = prior_inclusion(settings, G, n)
+    if correction == "mc3" and settings.family == "gaussian":
+        return chain_correction(settings, X, y, groups, pi, gates, relaxed.gate_probs)
+    if correction == "none":
+        return None
+    scorer = LaplaceScorer(X, y, settings.family, float(settings.slab_scale), pi, offset, groups)
+    return laplace_correction(settings, scorer, correction, gates, groups)
+
+
+def enumerated_posterior(
+    settings, X: np.ndarray, y: np.ndarray, offset, groups
+) -> tuple[CorrectedPosterior, object | None]:
+    """``method="exact"``: the posterior of ``settings`` (an ``L0Regression``) over all gate
+    structures of checked ``X``, ``y``, ``offset`` and ``groups``, enumerated without SVI
+    (raw slab: :func:`raw_enumeration_correction`, which also returns its
+    :class:`~l0bayes.linear_model.exact.ExactPosterior`; else :func:`enumerate_structures`
+    and None)."""
+    pi = prior_inclusion(settings, n_gates(groups, X.shape[1]), X.shape[0])
+    if settings.prior == "raw":
+        return raw_enumeration_correction(settings, X, y, settings.noise_scale, pi, None)
+    enumeration, _ = enumerate_structures(settings, X, y, offset)
+    method = "enumerate" if settings.family == "gaussian" else "laplace-enumerate"
+    post = CorrectedPosterior(
+        enumeration.inclusion_probs, enumeration.model_size_probs,
+        {"method": method, "warnings": []}, per_gate=groups is not None,
+        top_models=widen_top_models(enumeration.top_models, groups),
+    )  # fmt: skip
+    return post, None
+
+
 __all__ = [
     "GUIDE_DRAWS",
     "MAX_PIP_SE",
@@ -341,7 +399,9 @@ __all__ = [
     "chain_correction",
     "chain_diagnostics",
     "conjugate_scorer",
+    "correct",
     "enumerate_structures",
+    "enumerated_posterior",
     "enumeration_correction",
     "guide_models",
     "importance_correction",

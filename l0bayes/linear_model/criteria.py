@@ -29,14 +29,13 @@ Every support is scored through one *likelihood engine* (:class:`Likelihood`:
 batch of supports, and each of them grown by one candidate column, to their log-likelihoods
 and parameter counts; :class:`CriterionScorer` turns an engine and :math:`\lambda` into a
 scorer of :mod:`l0bayes.model_space.scorer`.  Both engines detect
-collinear columns with the same pivoted Cholesky sweep (:func:`_partial_cholesky`) of the
-centred Gram matrix.
+collinear columns with the same pivoted Cholesky sweep of the centred Gram matrix
+(:mod:`~l0bayes.linear_model.sweep`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -44,13 +43,18 @@ import numpy as np
 
 from l0bayes.linear_model.glm import NoMLEError, fit_glm
 from l0bayes.linear_model.stats import GaussianStats
+from l0bayes.linear_model.sweep import (
+    BATCH_ELEMENTS,
+    gram_blocks,
+    grown_rss,
+    partial_cholesky,
+    row_chunks,
+)
 from l0bayes.model_space.scorer import BatchScorer
 from l0bayes.validation import FAMILIES as FAMILIES
 from l0bayes.validation import check_not_constant, check_offset, check_Xy
 
-_PIVOT_RTOL = 1e-10  # column j is collinear if its Schur pivot is below this fraction of G_jj
 IMPROVE_TOL = 1e-10  # local search stops when no move lowers the criterion by more than this
-BATCH_ELEMENTS = 1 << 22  # float64 entries of one batch of Gram blocks (32 MiB)
 
 
 @dataclass(frozen=True)
@@ -115,51 +119,6 @@ def criterion_penalty(criterion: str | float, n: int) -> float:
 # ------------------------------------------------------------------------ linear algebra
 
 
-def _partial_cholesky(A: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Batched Cholesky sweep of the first ``m`` columns, dropping (numerically) dependent ones.
-
-    For each symmetric positive semi-definite block ``A[b]`` of shape (q, q), column j < m has
-    the pivot (Schur complement)
-
-    .. math::
-
-        d_j = A_{jj} - \lVert L_{j,<j} \rVert^2
-            = \min_c \lVert a_j - A_{<j} c \rVert^2 \quad (A = Z^\top Z),
-
-    the squared residual of column j regressed on the *accepted* columns before it.  Column j is
-    accepted iff :math:`d_j > \tau A_{jj}` (:math:`\tau` = ``_PIVOT_RTOL``), i.e. iff
-    :math:`1 - R_j^2 > \tau`; a rejected column gets a zero column in L and so changes no later
-    pivot.  The number of accepted columns is the rank of the first m columns, and the Schur
-    complement of the remaining columns is :math:`A_{>m,>m} - L_{>m} L_{>m}^\top`.
-
-    Returns ``L`` of shape (B, q, m) and ``accepted`` of shape (B, m).
-    """
-    batch, q, _ = A.shape
-    L = np.zeros((batch, q, m))
-    accepted = np.zeros((batch, m), dtype=bool)
-    for j in range(m):
-        row = L[:, j, :j]
-        pivot = A[:, j, j] - np.einsum("bk,bk->b", row, row)
-        accepted[:, j] = pivot > _PIVOT_RTOL * A[:, j, j]
-        root = np.sqrt(np.where(accepted[:, j], pivot, 1.0))
-        L[:, j, j] = np.where(accepted[:, j], root, 0.0)
-        below = A[:, j + 1 :, j] - (L[:, j + 1 :, :j] @ row[:, :, None])[:, :, 0]
-        L[:, j + 1 :, j] = np.where(accepted[:, j, None], below / root[:, None], 0.0)
-    return L, accepted
-
-
-def _gram_blocks(gram: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The principal sub-matrices ``gram[idx[b]][:, idx[b]]`` for every row b of ``idx``."""
-    return gram[idx[:, :, None], idx[:, None, :]]
-
-
-def _row_chunks(n_rows: int, width: int) -> Iterator[slice]:
-    """Slices of at most ``BATCH_ELEMENTS / width**2`` rows covering ``range(n_rows)``."""
-    step = max(1, BATCH_ELEMENTS // max(width * width, 1))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
-
-
 # ------------------------------------------------------------------------------ scorers
 
 
@@ -210,7 +169,8 @@ class _GaussianScorer:
 
         \mathrm{RSS}(S) = y_c^\top y_c - g_S^\top G_{SS}^{-1} g_S,
 
-    the Schur complement of :math:`y_c` after sweeping the columns S (:func:`_partial_cholesky`),
+    the Schur complement of :math:`y_c` after sweeping the columns S
+    (:func:`~l0bayes.linear_model.sweep.partial_cholesky`),
     at cost :math:`O(|S|^3)`.  Adding a candidate column j to S costs :math:`O(|S|^2)` more:
     with :math:`r_j` and :math:`e_j` the residual variance of column j and its residual
     covariance with y after the sweep,
@@ -233,7 +193,7 @@ class _GaussianScorer:
 
     def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
         check_not_constant(y)
-        self._stats = GaussianStats.from_arrays(X, y)
+        self._stats = GaussianStats.from_checked(X, y)
         self.n, self.p = self._stats.n, self._stats.p
         self._gram = self._stats.augmented
 
@@ -258,8 +218,8 @@ class _GaussianScorer:
         columns = np.column_stack([base.astype(np.intp), np.tile(tail, (batch, 1))])
         rss = np.empty((batch, tail.size))
         rank = np.empty((batch, tail.size), dtype=np.int64)
-        for rows in _row_chunks(batch, columns.shape[1]):
-            rss[rows], rank[rows] = _grown_rss(_gram_blocks(self._gram, columns[rows]), m)
+        for rows in row_chunks(batch, columns.shape[1]):
+            rss[rows], rank[rows] = grown_rss(gram_blocks(self._gram, columns[rows]), m)
         k = rank + 1
         if final:
             for row, k_row in zip(base.astype(np.intp), k[:, -1], strict=True):
@@ -281,25 +241,6 @@ def _saturated_message(columns: np.ndarray, k: int, n: int) -> str:
         f" n = {n} observations: the least-squares fit is exact, the noise MLE is 0 and the"
         " Gaussian log-likelihood unbounded (AIC/BIC undefined); choose a support with k < n"
     )
-
-
-def _grown_rss(A: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""RSS and rank of the first ``m`` columns of each Gram block grown by each later column.
-
-    ``A`` (B, q, q) is the Gram matrix of [base (m), candidates (q - m - 1), y].  Entry c of the
-    results is for the base plus candidate c; the last entry is for the base alone.  A candidate
-    that is collinear with the base (:math:`r_j \le \tau A_{jj}`) leaves RSS and rank unchanged.
-    """
-    L, accepted = _partial_cholesky(A, m)
-    tail = L[:, m:, :]
-    diagonal = np.diagonal(A, axis1=1, axis2=2)[:, m:]
-    variance = diagonal - np.einsum("bck,bck->bc", tail, tail)  # r_j; last entry RSS(base)
-    covariance = A[:, m:, -1] - (tail @ tail[:, -1, :, None])[:, :, 0]  # e_j
-    new = variance > _PIVOT_RTOL * diagonal
-    new[:, -1] = False
-    gain = np.where(new, covariance**2 / np.where(new, variance, 1.0), 0.0)
-    rss = np.maximum(variance[:, -1:] - gain, 0.0)
-    return rss, accepted.sum(axis=1)[:, None] + new
 
 
 class _GLMScorer:
@@ -327,7 +268,7 @@ class _GLMScorer:
         self._extra = 1 if family == "negative_binomial" else 0
 
     def _fit(self, columns: np.ndarray, final: bool) -> tuple[float, int]:
-        _, accepted = _partial_cholesky(_gram_blocks(self._gram, columns[None, :]), columns.size)
+        _, accepted = partial_cholesky(gram_blocks(self._gram, columns[None, :]), columns.size)
         kept = columns[accepted[0]]
         k = kept.size + 1 + self._extra
         try:
@@ -462,8 +403,16 @@ def information_criteria(
     """
     X, y = check_Xy(X, y, family)
     mask = check_support(support, X.shape[1])
-    offset = check_offset(offset, len(y))
-    return _criteria(make_likelihood(X, y, family, offset), np.flatnonzero(mask))
+    return information_criteria_checked(X, y, mask, family, check_offset(offset, len(y)))
+
+
+def information_criteria_checked(
+    X: np.ndarray, y: np.ndarray, support: np.ndarray, family: str, offset: np.ndarray | None
+) -> InformationCriteria:
+    """:func:`information_criteria` of data a caller has checked already (``X``, ``y`` and
+    ``offset`` finite float64 of matching shapes, ``support`` a boolean mask): the estimator
+    and the searches, which check their input once, call this."""
+    return _criteria(make_likelihood(X, y, family, offset), np.flatnonzero(support))
 
 
 def refit_coefficients(
@@ -480,13 +429,19 @@ def refit_coefficients(
     if np.ndim(Xs) == 1:
         Xs = np.reshape(Xs, (-1, 1))
     Xs, y = check_Xy(Xs, y, family, min_samples=1, min_features=0, x_name="Xs")
+    return refit_coefficients_checked(Xs, y, family, check_offset(offset, len(y)))
+
+
+def refit_coefficients_checked(
+    Xs: np.ndarray, y: np.ndarray, family: str, offset: np.ndarray | None
+) -> tuple[float, np.ndarray]:
+    """:func:`refit_coefficients` of data a caller has checked already (``Xs`` 2-D)."""
     Z = np.column_stack([np.ones(len(y)), Xs])
-    offset = check_offset(offset, len(y))
     base = np.zeros(len(y)) if offset is None else offset
     target = y - base
     if family != "gaussian":
         centred = Xs - Xs.mean(axis=0)
-        _, accepted = _partial_cholesky((centred.T @ centred)[None], Xs.shape[1])
+        _, accepted = partial_cholesky((centred.T @ centred)[None], Xs.shape[1])
         kept = np.flatnonzero(accepted[0])
         target = fit_glm(Xs[:, kept], y, family, offset, 0.0, kept).eta - base
     params = np.linalg.lstsq(Z, target, rcond=None)[0]
@@ -505,8 +460,10 @@ __all__ = [
     "criterion_penalty",
     "evaluate_supports",
     "information_criteria",
+    "information_criteria_checked",
     "make_likelihood",
     "penalised",
     "refit_coefficients",
+    "refit_coefficients_checked",
     "subset_result",
 ]

@@ -79,7 +79,13 @@ from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.model_space.scorer import support_batches
 from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy
 
-__all__ = ["ExactPosterior", "exact_posterior", "log_marginal_likelihoods"]
+__all__ = [
+    "ExactPosterior",
+    "exact_posterior",
+    "exact_posterior_checked",
+    "log_marginal_likelihoods",
+    "score_supports_checked",
+]
 
 _DTYPE = torch.float64
 # Elements of one batched k-by-k block tensor (x 8 bytes): bounds memory to a few hundred MB.
@@ -284,13 +290,14 @@ def _prepare(
     max_features: int | None,
     device: str | torch.device,
 ) -> _SlabTerms:
-    X, y = check_Xy(X, y, min_samples=2)  # n >= 2 to integrate the flat intercept
+    """The slab's terms of checked ``X``, ``y`` (n >= 2 rows) and the checked
+    settings."""
     sigma = _check_noise(noise_scale)
     slab = _check_slab(slab_scale, X.shape[1])
     device = resolve_device(device)
     if max_features is not None:  # None: the caller scores chosen models, not all 2^p
         _check_size(X.shape[1], max_features, device)
-    return _slab_terms(GaussianStats.from_arrays(X, y), sigma, slab, device)
+    return _slab_terms(GaussianStats.from_checked(X, y), sigma, slab, device)
 
 
 def log_marginal_likelihoods(
@@ -313,6 +320,7 @@ def log_marginal_likelihoods(
           - \tfrac12 \log\det\!\left(I + S_\gamma^{1/2} G_\gamma S_\gamma^{1/2} / \sigma^2\right)
           - \frac{1}{2 \sigma^2}\left(y_c^\top y_c - g_\gamma^\top A_\gamma^{-1} g_\gamma\right).
     """
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     out = torch.empty(2 ** stats.h.shape[0], dtype=_DTYPE, device=stats.h.device)
     for block in _iter_blocks(stats):
@@ -410,6 +418,25 @@ def exact_posterior(
     ``prior_inclusion`` is :math:`\pi \in (0, 1)` or ``("beta", a, b)``. Raises ``ValueError``
     on invalid input and when ``p > max_features`` (the message estimates the run time).
     """
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
+    return exact_posterior_checked(
+        X, y, noise_scale=noise_scale, slab_scale=slab_scale, prior_inclusion=prior_inclusion,
+        max_features=max_features, top=top, device=device,
+    )  # fmt: skip
+
+
+def exact_posterior_checked(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    noise_scale: float,
+    slab_scale: float | np.ndarray = 1.0,
+    prior_inclusion: PriorInclusion = 0.5,
+    max_features: int = 20,
+    top: int = 10,
+    device: str | torch.device = "cpu",
+) -> ExactPosterior:
+    """:func:`exact_posterior` of ``X``, ``y`` checked already (n >= 2 rows)."""
     start = time.perf_counter()
     prior = check_prior_inclusion(prior_inclusion)
     top = check_count("top", top, minimum=0)
@@ -451,6 +478,22 @@ def score_supports(
     same batched Cholesky as :func:`log_marginal_likelihoods`, so the numbers are identical to
     the corresponding entries of the full enumeration. Use it when :math:`2^p` is too many.
     """
+    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
+    return score_supports_checked(
+        X, y, supports, noise_scale=noise_scale, slab_scale=slab_scale, device=device
+    )
+
+
+def score_supports_checked(
+    X: np.ndarray,
+    y: np.ndarray,
+    supports: np.ndarray,
+    *,
+    noise_scale: float,
+    slab_scale: float | np.ndarray = 1.0,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`score_supports` of ``X``, ``y`` checked already (n >= 2 rows)."""
     stats = _prepare(X, y, noise_scale, slab_scale, max_features=None, device=device)
     supports = np.asarray(supports, dtype=bool)
     if supports.ndim != 2 or supports.shape[1] != stats.h.shape[0]:

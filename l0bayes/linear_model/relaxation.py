@@ -13,8 +13,11 @@ standardised coefficient :math:`\beta_j s_{x_j} / s_y` has precision (:func:`sla
     \tau_j = \text{slab\_scale}^{-2} \ (\text{slab}), \qquad \tau_j = 1 \ (g\text{-priors}),
 
 with :math:`\sigma \approx s_y` (the guide is only the proposal of the PIP correction).
-Every function takes already-checked data (from the estimator's boundary) and returns a
-result; none of them validates again.
+The relaxation runs on the standardised rows (:func:`relax`) or, for the Gaussian family, on
+the standardised sufficient statistics :math:`D^{-1}GD^{-1}`, :math:`D^{-1}g/s_y`, n
+(:func:`relax_stats`, the same ELBO at :math:`O(p^2)` per step). Every function takes
+already-checked data (from the estimator's boundary) and returns a result; none of them
+validates again.
 """
 
 from __future__ import annotations
@@ -23,15 +26,29 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pyro
 import torch
 
 from l0bayes.device import resolve_device
 from l0bayes.distributions import HardConcrete
-from l0bayes.linear_model.model import RegressionPrior, regression_guide, regression_model
+from l0bayes.linear_model.model import (
+    RegressionPrior,
+    RegressionStats,
+    regression_guide,
+    regression_guide_stats,
+    regression_model,
+    regression_model_stats,
+)
 from l0bayes.linear_model.params import code_cost, prior_inclusion
 from l0bayes.linear_model.preprocessing import Standardizer
+from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.linear_model.svi import SVIResult, fit_svi
 from l0bayes.validation import COUNT_FAMILIES
+
+#: The relaxation from sufficient statistics (:func:`relax_stats`, ``polish=True``) stops once
+#: its support has been stable for ``max(RELAXATION_PATIENCE, n_steps // 10)`` steps: the
+#: certified search decides the answer from any incumbent.
+RELAXATION_PATIENCE = 150
 
 
 def gates_of(log_alpha: torch.Tensor, prior: RegressionPrior) -> HardConcrete:
@@ -151,6 +168,31 @@ def relax(
     return Relaxation(std, prior, result, probs if groups is None else probs[groups])
 
 
+def relax_stats(settings, stats: GaussianStats, std: Standardizer) -> Relaxation:
+    """Fit the relaxation of a Gaussian fit to its statistics ``stats`` (the columns fitted;
+    ``std`` their standardisation) on the standardised statistics
+    (:meth:`~l0bayes.linear_model.stats.GaussianStats.standardized`), from the ridge start;
+    with ``polish=True`` it stops early once its support is stable
+    (:data:`RELAXATION_PATIENCE`)."""
+    n, p = stats.n, stats.p
+    standard = stats.standardized()
+    tstats = RegressionStats.of(standard, resolve_device(settings.device))
+    ridge = np.linalg.solve(standard.gram + np.eye(p), standard.xty)
+    ridge = torch.as_tensor(ridge, dtype=torch.float64, device=tstats.gram.device)
+    prior = regression_prior(settings, std, (n, p), tstats.gram, ridge)
+    stop = {}
+    if settings.polish:
+
+        def support() -> torch.Tensor:  # the relaxed support, read in fit_svi's store
+            return gates_of(pyro.param("gate_log_alpha"), prior).prob_nonzero > 0.5
+
+        stop = {"monitor": support, "patience": max(RELAXATION_PATIENCE, settings.n_steps // 10)}
+    data = (tstats, prior)
+    result = run_svi(settings, regression_model_stats, regression_guide_stats, data, **stop)
+    probs = guide_gates(result, prior).prob_nonzero.detach().cpu().numpy()
+    return Relaxation(std, prior, result, probs)
+
+
 def run_svi(settings, model, guide, data: tuple, **stop):
     """:func:`~l0bayes.linear_model.svi.fit_svi` of ``model``/``guide`` on ``data`` with the
     estimator's optimiser settings (``n_steps``, ``lr``, ``num_particles``, ``seed``,
@@ -170,11 +212,13 @@ def run_svi(settings, model, guide, data: tuple, **stop):
 
 
 __all__ = [
+    "RELAXATION_PATIENCE",
     "Relaxation",
     "gates_of",
     "guide_gates",
     "regression_prior",
     "relax",
+    "relax_stats",
     "ridge_start",
     "run_svi",
     "slab_precision",

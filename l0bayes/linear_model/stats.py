@@ -120,8 +120,9 @@ class GaussianStats:
     one accumulator of the regression half.
 
     Built from arrays (:meth:`from_arrays`, or :meth:`from_data` with the checks of the
-    conjugate priors), from chunks of rows (:meth:`from_chunks`, :meth:`update`, which is
-    what ``partial_fit`` calls), it keeps n, the means, each column's (and y's) range and the
+    conjugate priors; :meth:`from_checked` for arrays a caller has checked already), from
+    chunks of rows (:meth:`from_chunks`, :meth:`update`, which is what ``partial_fit``
+    calls), it keeps n, the means, each column's (and y's) range and the
     square root :math:`W`.  Everything else is a view:
 
     * ``gram`` :math:`G`, ``xty`` :math:`g`, ``yty`` and ``augmented``, read from
@@ -157,8 +158,14 @@ class GaussianStats:
     @classmethod
     def from_arrays(cls, X: object, y: object) -> GaussianStats:
         """Statistics of the data ``X`` (n, p) and ``y`` (n,) in one pass."""
-        X, y = as_chunk(X, y)
-        return cls(X.shape[1]).update(X, y)
+        return cls.from_checked(*as_chunk(X, y))
+
+    @classmethod
+    def from_checked(cls, X: np.ndarray, y: np.ndarray) -> GaussianStats:
+        """Statistics of ``X`` (n, p) and ``y`` (n,) already checked (finite float64 arrays of
+        matching shapes, e.g. by :func:`~l0bayes.validation.check_Xy` at a fit's boundary):
+        :meth:`from_arrays` without checking them again."""
+        return cls(X.shape[1]).update_checked(X, y)
 
     @classmethod
     def from_data(cls, X: object, y: object) -> GaussianStats:
@@ -166,7 +173,7 @@ class GaussianStats:
         3 rows and one column, finite, y not constant (one-line ``ValueError`` otherwise)."""
         X, y = check_Xy(X, y, min_samples=3)
         check_not_constant(y)
-        return cls.from_arrays(X, y)
+        return cls.from_checked(X, y)
 
     @classmethod
     def of(cls, stats: GaussianStats) -> GaussianStats:
@@ -196,6 +203,11 @@ class GaussianStats:
         X, y = as_chunk(X, y)
         if X.shape[1] != self.p:
             raise ValueError(f"chunk has {X.shape[1]} columns, the statistics have {self.p}")
+        return self.update_checked(X, y)
+
+    def update_checked(self, X: np.ndarray, y: np.ndarray) -> GaussianStats:
+        """:meth:`update` with rows already checked (finite float64, p columns, e.g. by
+        :func:`~l0bayes.linear_model.preprocessing.check_chunk`); returns ``self``."""
         if not len(y):
             return self
         Z = np.column_stack([X, y])

@@ -12,6 +12,14 @@ variance is :math:`\hat\sigma^2 = \mathrm{RSS}_S / n` and
     \mathrm{AIC} = -2\ell_S + 2k, \qquad \mathrm{BIC} = -2\ell_S + k\log n,
 
 as statsmodels reports them.
+
+:func:`fit_stats` is the whole fit of ``L0Regression`` on this path (Gaussian, an information
+criterion, full batch): the relaxation on the standardised statistics
+(:func:`~l0bayes.linear_model.relaxation.relax_stats`; none for at most
+:data:`~l0bayes.linear_model.params.ENUMERATION_LIMIT` columns with ``method="auto"`` and
+``polish=True``, since the certified search then enumerates every support anyway), the
+certified search from its support (:func:`certify`), the OLS refit and the criteria
+(:func:`stats_attributes`).
 """
 
 from __future__ import annotations
@@ -24,7 +32,14 @@ import numpy as np
 
 from l0bayes.linear_model.criteria import InformationCriteria
 from l0bayes.linear_model.ic_weights import InclusionWeights, inclusion_weights
+from l0bayes.linear_model.params import (
+    ENUMERATION_LIMIT,
+    code_cost,
+    prior_inclusion,
+    search_criterion,
+)
 from l0bayes.linear_model.preprocessing import Standardizer
+from l0bayes.linear_model.relaxation import relax_stats
 from l0bayes.linear_model.search import (
     RSS_FLOOR,
     SubsetSearchResult,
@@ -178,10 +193,44 @@ def stats_attributes(
     return attributes
 
 
+def certify(settings, stats: GaussianStats, start: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The certified best subset for the penalty of ``settings`` (an ``L0Regression``;
+    :func:`~l0bayes.linear_model.params.search_criterion`) from the statistics, ``start`` the
+    incumbent (:func:`certified_subset`), and the fitted attributes of the search:
+    ``search_``, ``ic_weights_``, ``optimal_`` and ``criterion_gap_``."""
+    criterion = search_criterion(settings.penalty, stats.n, stats.p)
+    answer = certified_subset(stats, criterion, start, settings.time_limit)
+    found = {"search_": answer.search, "ic_weights_": answer.ic_weights}
+    return answer.support, found | {"optimal_": answer.optimal, "criterion_gap_": answer.gap}
+
+
+def fit_stats(settings, data: GaussianStats, keep: np.ndarray) -> dict:
+    """The fitted attributes of the fit of ``settings`` (an ``L0Regression``) from the
+    statistics ``data`` on its columns ``keep`` (module docstring)."""
+    stats = data.columns(keep)
+    n, p = stats.n, stats.p
+    x_scale, y_scale = stats.scales()
+    std = Standardizer(stats.x_mean.copy(), x_scale, data.y_mean, y_scale)
+    if settings.method == "auto" and settings.polish and p <= ENUMERATION_LIMIT:
+        selected, found = certify(settings, stats, np.zeros(p, dtype=bool))
+        found["lam_"] = code_cost(settings.penalty, n, prior_inclusion(settings, p, n))[0]
+        return found | stats_attributes(stats, std, selected, found["ic_weights_"].inclusion)
+    relaxed = relax_stats(settings, stats, std)
+    probs = relaxed.column_probs  # the guide's, reported as they are
+    out = {"lam_": relaxed.prior.lam, "relaxed_inclusion_probs_": probs}
+    out["relaxed_support_"] = selected = probs > 0.5
+    found = {"optimal_": False, "criterion_gap_": math.nan}
+    if settings.polish:
+        selected, found = certify(settings, stats, selected)
+    return out | found | stats_attributes(stats, std, selected, probs, relaxed.result)
+
+
 __all__ = [
     "SubsetAnswer",
     "certified_subset",
+    "certify",
     "criteria_from_stats",
+    "fit_stats",
     "ols_from_stats",
     "stats_attributes",
     "warn_exact_fit",

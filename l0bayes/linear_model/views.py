@@ -29,9 +29,9 @@ import torch
 from scipy.stats import beta as beta_dist
 
 from l0bayes.linear_model.corrections import CorrectedPosterior
+from l0bayes.linear_model.criteria import information_criteria_checked, refit_coefficients_checked
 from l0bayes.linear_model.model_size import PriorInclusion, pi_posterior, pmf_interval
 from l0bayes.linear_model.relaxation import Relaxation
-from l0bayes.linear_model.selection import information_criteria, refit_coefficients
 from l0bayes.validation import feature_names
 
 #: The per-feature attributes widened to all columns, with the value of a left-out column.
@@ -51,7 +51,7 @@ def refit(
     """Maximum-likelihood coefficients (X's scale, 0 off ``support``) and intercept of the
     model on ``support``."""
     coef = np.zeros(X.shape[1])
-    intercept, coef[support] = refit_coefficients(X[:, support], y, family, offset)
+    intercept, coef[support] = refit_coefficients_checked(X[:, support], y, family, offset)
     return coef, intercept
 
 
@@ -66,7 +66,7 @@ def criteria_attributes(X, y, selected: np.ndarray, family: str, offset, bayes: 
     classes): then ``criteria_`` is None and ``criteria_error_`` says why; an
     information-criterion search never selects such a model (the error is raised)."""
     try:
-        return {"criteria_": information_criteria(X, y, selected, family, offset)}
+        return {"criteria_": information_criteria_checked(X, y, selected, family, offset)}
     except ValueError as err:
         if not bayes:
             raise

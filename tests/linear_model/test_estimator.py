@@ -1,7 +1,9 @@
 """L0Regression: scikit-learn conformance, exact criteria, priors on X as given, errors."""
 
 import math
+import sys
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -9,17 +11,14 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import validation as sklearn_validation
 from sklearn.utils.estimator_checks import check_estimator
 
-from l0bayes import L0Regression
+from l0bayes import L0Regression, validation
 from l0bayes.data.simulate import simulate_regression
+from l0bayes.linear_model import preprocessing, stats
 
 FAST = dict(n_steps=150, num_particles=4, progress=False)
-
-
-def simulate(n=200, p=8, k=3, rho=0.0, snr=2.0, seed=0, family="gaussian"):
-    prob = simulate_regression(n=n, p=p, k=min(k, p), rho=rho, snr=snr, seed=seed, family=family)
-    return prob.X, prob.y + (3.0 if family == "gaussian" else 0.0), prob.beta
 
 
 def test_check_estimator():
@@ -28,8 +27,8 @@ def test_check_estimator():
         check_estimator(L0Regression(n_steps=60, num_particles=2, progress=False))
 
 
-def test_clone_pipeline_and_grid_search():
-    X, y, _ = simulate(n=120, p=5)
+def test_clone_pipeline_and_grid_search(simulated):
+    X, y, _ = simulated(n=120, p=5)
     pipe = make_pipeline(StandardScaler(), L0Regression(**FAST))
     grid = GridSearchCV(pipe, {"l0regression__penalty": ["aic", "bic"]}, cv=2).fit(X, y)
     assert grid.best_params_["l0regression__penalty"] in ("aic", "bic")
@@ -37,12 +36,12 @@ def test_clone_pipeline_and_grid_search():
     assert est.get_params()["penalty"] == 0.3
 
 
-def test_a_fitted_model_pickles_with_its_fitted_attributes():
+def test_a_fitted_model_pickles_with_its_fitted_attributes(simulated):
     """Every fitted attribute built by the estimator's modules (the standardisation, the
     corrected posterior's diagnostics) survives a pickle round trip."""
     import pickle
 
-    X, y, _ = simulate(n=60, p=4)
+    X, y, _ = simulated(n=60, p=4)
     X = np.column_stack([X, np.full(60, 2.0)])  # a constant column: the attributes are widened
     with pytest.warns(UserWarning, match="constant columns"):
         est = L0Regression(penalty="bayes", method="svi", **FAST).fit(X, y)
@@ -53,9 +52,9 @@ def test_a_fitted_model_pickles_with_its_fitted_attributes():
 
 
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
-def test_information_criteria_match_statsmodels(family, device):
+def test_information_criteria_match_statsmodels(family, device, simulated):
     sm = pytest.importorskip("statsmodels.api")
-    X, y, _ = simulate(n=300, p=6, family=family, seed=3)
+    X, y, _ = simulated(n=300, p=6, family=family, seed=3)
     est = L0Regression(family=family, penalty="bic", device=device, **FAST).fit(X, y)
     ic = est.information_criteria()
     Xs = sm.add_constant(X[:, est.selected_])
@@ -68,8 +67,8 @@ def test_information_criteria_match_statsmodels(family, device):
     assert est.intercept_ == pytest.approx(ref.params[0], rel=1e-5, abs=1e-8)
 
 
-def test_bic_selects_true_support_on_easy_problem():
-    X, y, beta = simulate(n=300, p=8, snr=4.0, seed=1)
+def test_bic_selects_true_support_on_easy_problem(simulated):
+    X, y, beta = simulated(n=300, p=8, snr=4.0, seed=1)
     est = L0Regression(penalty="bic", n_steps=400, progress=False).fit(X, y)
     np.testing.assert_array_equal(est.selected_, beta != 0)
     assert est.lam_ == pytest.approx(0.5 * math.log(300))
@@ -80,9 +79,9 @@ def test_bic_selects_true_support_on_easy_problem():
     assert r2 > 0.7
 
 
-def test_bayes_prior_is_on_x_as_given():
+def test_bayes_prior_is_on_x_as_given(simulated):
     """Rescaling a column by c and the slab with it leaves the standardised problem identical."""
-    X, y, _ = simulate(n=100, p=4, seed=2)
+    X, y, _ = simulated(n=100, p=4, seed=2)
     kw = dict(penalty="bayes", prior="raw", prior_inclusion=0.3, noise_scale=1.0, **FAST)
     a = L0Regression(slab_scale=1.0, **kw).fit(X, y)
     c = np.array([10.0, 1.0, 0.01, 1.0])
@@ -96,9 +95,9 @@ def test_bayes_prior_is_on_x_as_given():
     np.testing.assert_allclose(d.coef_ * 10.0, a.coef_, rtol=1e-6, atol=1e-8)
 
 
-def test_bayes_mode_attributes_and_inference_data(tmp_path):
+def test_bayes_mode_attributes_and_inference_data(tmp_path, simulated):
     az = pytest.importorskip("arviz")
-    X, y, _ = simulate(n=80, p=5, seed=4)
+    X, y, _ = simulated(n=80, p=5, seed=4)
     est = L0Regression(penalty="bayes", prior_inclusion=0.3, method="svi", **FAST).fit(X, y)
     assert est.noise_scale_ > 0
     np.testing.assert_array_equal(est.selected_, est.inclusion_probs_ > 0.5)
@@ -126,20 +125,20 @@ def test_bayes_mode_attributes_and_inference_data(tmp_path):
     np.testing.assert_allclose(again.posterior["coef"].values, idata.posterior["coef"].values)
 
 
-def test_bernoulli_predict_proba():
-    X, y, _ = simulate(n=200, p=4, family="bernoulli", seed=5)
+def test_bernoulli_predict_proba(simulated):
+    X, y, _ = simulated(n=200, p=4, family="bernoulli", seed=5)
     est = L0Regression(family="bernoulli", penalty="aic", **FAST).fit(X, y)
     proba = est.predict_proba(X)
     assert proba.shape == (200, 2)
     np.testing.assert_allclose(proba.sum(1), 1.0)
     np.testing.assert_array_equal(est.predict(X), (proba[:, 1] > 0.5).astype(int))
-    assert not hasattr(L0Regression(**FAST).fit(*simulate(n=50, p=2)[:2]), "predict_proba")
+    assert not hasattr(L0Regression(**FAST).fit(*simulated(n=50, p=2)[:2]), "predict_proba")
 
 
-def test_fit_is_reproducible_and_leaves_global_rng_alone():
+def test_fit_is_reproducible_and_leaves_global_rng_alone(simulated):
     import torch
 
-    X, y, _ = simulate(n=60, p=4)
+    X, y, _ = simulated(n=60, p=4)
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
@@ -174,12 +173,12 @@ BAD = [
 
 
 @pytest.mark.parametrize("kwargs, corrupt, match", BAD)
-def test_bad_input_gets_clear_value_error(kwargs, corrupt, match):
+def test_bad_input_gets_clear_value_error(kwargs, corrupt, match, simulated):
     import torch
 
     if "device" in kwargs and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    X, y, _ = simulate(n=30, p=4)
+    X, y, _ = simulated(n=30, p=4)
     X, y = corrupt(X, y)
     with pytest.raises(ValueError, match=match):
         L0Regression(**{**FAST, **kwargs}).fit(X, y)
@@ -316,8 +315,8 @@ def _blocks(X, y, sizes):
 
 
 @pytest.mark.parametrize("penalty", ["bic", "aic", "aicc", 2.0])
-def test_chunked_fit_equals_the_in_memory_fit(penalty):
-    X, y, _ = simulate(n=300, p=10, k=4, rho=0.4, seed=3)
+def test_chunked_fit_equals_the_in_memory_fit(penalty, simulated):
+    X, y, _ = simulated(n=300, p=10, k=4, rho=0.4, seed=3)
     X[:, 6] = 2.5  # a constant column, in every chunk
     kw = dict(FAST, penalty=penalty, method="svi")
     with pytest.warns(UserWarning, match=r"constant columns \[6\]"):
@@ -336,10 +335,10 @@ def test_chunked_fit_equals_the_in_memory_fit(penalty):
     np.testing.assert_allclose(chunked.predict(X), whole.predict(X), rtol=0, atol=1e-8)
 
 
-def test_fit_from_stats_matches_statsmodels_and_partial_fit_accumulates():
+def test_fit_from_stats_matches_statsmodels_and_partial_fit_accumulates(simulated):
     import statsmodels.api as sm
 
-    X, y, _ = simulate(n=240, p=6, k=3, seed=1)
+    X, y, _ = simulated(n=240, p=6, k=3, seed=1)
     est = L0Regression(**FAST)
     for Xb, yb in _blocks(X, y, [80, 80, 80]):
         est.partial_fit(Xb, yb)
@@ -356,8 +355,10 @@ def test_fit_from_stats_matches_statsmodels_and_partial_fit_accumulates():
     assert not hasattr(est, "n_chunks_")
 
 
-def test_the_relaxation_stops_once_its_support_is_stable_and_batch_size_keeps_minibatches():
-    X, y, _ = simulate(n=200, p=6, k=2, seed=2)
+def test_the_relaxation_stops_once_its_support_is_stable_and_batch_size_keeps_minibatches(
+    simulated,
+):
+    X, y, _ = simulated(n=200, p=6, k=2, seed=2)
     kw = dict(num_particles=2, method="svi", progress=False)
     early = L0Regression(n_steps=2000, **kw).fit(X, y)
     assert 150 <= len(early.losses_) < 2000  # stopped early (RELAXATION_PATIENCE = 150)
@@ -368,11 +369,11 @@ def test_the_relaxation_stops_once_its_support_is_stable_and_batch_size_keeps_mi
 
 
 @pytest.mark.parametrize("penalty", ["aic", "bic", 2.0])
-def test_a_small_information_criterion_fit_runs_no_relaxation(penalty):
+def test_a_small_information_criterion_fit_runs_no_relaxation(penalty, simulated):
     """Issue 25: with p <= ENUMERATION_LIMIT the certified search enumerates every support, so
     method='auto' runs no SVI whose result it would throw away; the answer is the relaxed
     fit's (method='svi'), and the inclusion probabilities are the criterion's weights."""
-    X, y, _ = simulate(n=200, p=8, k=3, rho=0.3, seed=4)
+    X, y, _ = simulated(n=200, p=8, k=3, rho=0.3, seed=4)
     auto = L0Regression(penalty=penalty, **FAST).fit(X, y)
     svi = L0Regression(penalty=penalty, method="svi", **FAST).fit(X, y)
     assert not hasattr(auto, "losses_") and not hasattr(auto, "relaxed_support_")
@@ -549,3 +550,62 @@ def test_information_criteria_match_statsmodels_on_ill_conditioned_real_data():
                 flipped[j] = not flipped[j]
                 other = sm.OLS(y, sm.add_constant(X[:, flipped], has_constant="add")).fit()
                 assert getattr(other, penalty) > getattr(fit, penalty), (name, j)
+
+
+# ------------------------------------------------------------------ validation, once
+#: The functions that check (and convert) X: scikit-learn's at the boundary, l0bayes's at
+#: the boundary and at every public function's entry, the statistics' and a chunk's.
+CHECKERS = {
+    "validate_data": sklearn_validation.validate_data,
+    "check_Xy": validation.check_Xy,
+    "as_chunk": stats.as_chunk,
+    "check_chunk": preprocessing.check_chunk,
+}
+
+
+@pytest.fixture
+def x_checks(monkeypatch):
+    """A count of the calls of each of :data:`CHECKERS` (every module's binding of it)."""
+    counts = Counter()
+    for name, checker in CHECKERS.items():
+
+        def counted(*args, _name=name, _checker=checker, **kwargs):
+            counts[_name] += 1
+            return _checker(*args, **kwargs)
+
+        for module in list(sys.modules.values()):
+            if getattr(module, "__name__", "").startswith(("l0bayes", "sklearn")):
+                for attr, value in list(vars(module).items()):
+                    if value is checker:
+                        monkeypatch.setattr(module, attr, counted)
+    return counts
+
+
+@pytest.mark.parametrize(
+    "family, kwargs",
+    [
+        ("gaussian", dict(penalty="aic")),  # from the statistics, no relaxation
+        ("gaussian", dict(penalty="aic", batch_size=100)),  # rows, local search, certificate
+        ("gaussian", dict(penalty="bic", groups=[0, 0, 1, 1, 2, 2])),  # search over groups
+        ("gaussian", dict(penalty="bayes")),  # the exact enumeration
+        ("gaussian", dict(penalty="bayes", correction="mc3", chain_iterations=200)),
+        ("gaussian", dict(penalty="bayes", prior="raw", correction="psis")),  # and the climb
+        ("bernoulli", dict(penalty="bic")),  # local search, exhaustive search, refit
+        ("bernoulli", dict(penalty="bayes", method="svi")),  # Laplace-corrected
+    ],
+)
+def test_a_fit_checks_x_once(family, kwargs, x_checks, simulated):
+    """Issue 29: X is checked at the boundary (scikit-learn's validate_data for the feature
+    names, then check_Xy for l0bayes's messages), and never again inside the fit."""
+    X, y, _ = simulated(n=150, p=6, k=2, family=family, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PSIS on p = 6 warns that it is forced
+        L0Regression(family=family, importance_samples=500, **{**FAST, **kwargs}).fit(X, y)
+    assert x_checks == {"validate_data": 1, "check_Xy": 1}
+
+
+def test_chunks_are_checked_once_each(x_checks, simulated):
+    X, y, _ = simulated(n=150, p=6, seed=1)
+    est = L0Regression(penalty="bic", **FAST).fit_chunks([(X[:70], y[:70]), (X[70:], y[70:])])
+    est.partial_fit(X[:70], y[:70])
+    assert x_checks == {"check_chunk": 3}

@@ -3,6 +3,9 @@ r"""Best subsets over an information criterion: the exhaustive search (the one e
 :class:`~l0bayes.linear_model.criteria.CriterionScorer`), the best-improvement local search
 that polishes a relaxed solution, and the search over groups of columns.  They walk the
 likelihood engines of :mod:`l0bayes.linear_model.criteria` without knowing the family.
+
+Each public search checks its input and calls its ``*_checked`` twin, which takes arrays
+already checked (the estimator's boundary checks them once) and the penalty λ itself.
 """
 
 from __future__ import annotations
@@ -52,15 +55,22 @@ def best_subset(
     """
     X, y = check_Xy(X, y, family)
     offset = check_offset(offset, len(y))
-    n, p = X.shape
+    p = X.shape[1]
     if p > check_count("max_features", max_features, minimum=0):
         raise ValueError(
             f"best_subset would evaluate 2**{p} = {2**p:,} models, more than max_features ="
             f" {max_features} allows; use local_search from a relaxed solution instead, or raise"
             " max_features if you can afford the enumeration"
         )
+    return best_subset_checked(X, y, criterion_penalty(criterion, len(y)), family, offset)
+
+
+def best_subset_checked(
+    X: np.ndarray, y: np.ndarray, lam: float, family: str, offset: np.ndarray | None
+) -> SubsetResult:
+    """:func:`best_subset` of checked data for the penalty λ = ``lam`` (module docstring)."""
     scorer = make_likelihood(X, y, family, offset)
-    criterion_scorer = CriterionScorer.of(scorer, criterion_penalty(criterion, n))
+    criterion_scorer = CriterionScorer.of(scorer, lam)
     best_columns, _, count = best_support(criterion_scorer, elements=BATCH_ELEMENTS)
     return subset_result(scorer, best_columns, n_evaluated=count)
 
@@ -133,8 +143,22 @@ def local_search(
     mask = check_support(start, p)
     lam = criterion_penalty(criterion, n)
     max_iter = check_count("max_iter", max_iter, minimum=0)
-    scorer = make_likelihood(X, y, family, check_offset(offset, n))
-    current = np.flatnonzero(mask)
+    return local_search_checked(X, y, mask, lam, family, check_offset(offset, n), max_iter)
+
+
+def local_search_checked(
+    X: np.ndarray,
+    y: np.ndarray,
+    start: np.ndarray,
+    lam: float,
+    family: str,
+    offset: np.ndarray | None,
+    max_iter: int = 1000,
+) -> SubsetResult:
+    """:func:`local_search` of checked data from the boolean mask ``start`` for the penalty
+    λ = ``lam`` (module docstring)."""
+    scorer = make_likelihood(X, y, family, offset)
+    current = np.flatnonzero(start)
     n_evaluated = 1
     if not np.isfinite(evaluate_supports(scorer, current[None, :])[0][0]):
         current = NO_COLUMNS  # no MLE at the start: search from the intercept-only model
@@ -191,9 +215,29 @@ def group_subset(
     X, y = check_Xy(X, y, family)
     n, p = X.shape
     groups = check_groups(groups, p)
+    start = None if start is None else check_support(start, p)
+    exhaustive_limit = check_count("exhaustive_limit", exhaustive_limit, minimum=0)
+    max_iter = check_count("max_iter", max_iter, minimum=0)
+    lam, offset = criterion_penalty(criterion, n), check_offset(offset, n)
+    limits = exhaustive_limit, max_iter
+    return group_subset_checked(X, y, groups, lam, family, offset, start, *limits)
+
+
+def group_subset_checked(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    lam: float,
+    family: str,
+    offset: np.ndarray | None,
+    start: np.ndarray | None = None,
+    exhaustive_limit: int = 12,
+    max_iter: int = 1000,
+) -> tuple[SubsetResult, bool]:
+    """:func:`group_subset` of checked data (``groups`` from :func:`check_groups`, ``start``
+    a boolean mask or None) for the penalty λ = ``lam`` (module docstring)."""
     n_groups = int(groups.max()) + 1
-    lam = criterion_penalty(criterion, n)
-    scorer = make_likelihood(X, y, family, check_offset(offset, n))
+    scorer = make_likelihood(X, y, family, offset)
     cache: dict[bytes, float] = {}
 
     def value(mask: np.ndarray) -> float:
@@ -203,17 +247,17 @@ def group_subset(
             cache[key] = float(penalised(loglik, k, lam)[0])
         return cache[key]
 
-    if n_groups <= check_count("exhaustive_limit", exhaustive_limit, minimum=0):
+    if n_groups <= exhaustive_limit:
         masks = ((np.arange(2**n_groups)[:, None] >> np.arange(n_groups)) & 1).astype(bool)
         masks = masks[np.argsort(masks.sum(axis=1), kind="stable")]  # ties: smallest model
         best = min(masks, key=value)
         return subset_result(scorer, _group_columns(groups, best), len(cache)), True
     current = np.zeros(n_groups, dtype=bool)
     if start is not None:
-        current = np.array([check_support(start, p)[groups == g].any() for g in range(n_groups)])
+        current = np.array([start[groups == g].any() for g in range(n_groups)])
     if not np.isfinite(value(current)):
         current = np.zeros(n_groups, dtype=bool)
-    for _ in range(check_count("max_iter", max_iter, minimum=0)):
+    for _ in range(max_iter):
         inside, outside = np.flatnonzero(current), np.flatnonzero(~current)
         moves = [[g] for g in range(n_groups)] + [[i, o] for i in inside for o in outside]
         best_value, best_move = value(current) - IMPROVE_TOL, None
@@ -228,4 +272,12 @@ def group_subset(
     return subset_result(scorer, _group_columns(groups, current), len(cache)), False
 
 
-__all__ = ["best_subset", "check_groups", "group_subset", "local_search"]
+__all__ = [
+    "best_subset",
+    "best_subset_checked",
+    "check_groups",
+    "group_subset",
+    "group_subset_checked",
+    "local_search",
+    "local_search_checked",
+]
