@@ -76,7 +76,7 @@ from l0bayes.linear_model.model_size import (
     pi_posterior,
 )
 from l0bayes.linear_model.stats import GaussianStats
-from l0bayes.model_space.scorer import support_batches
+from l0bayes.model_space.scorer import Enumeration, support_batches
 from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy
 
 __all__ = [
@@ -353,44 +353,19 @@ class _WeightedMean:
         return (self.acc * math.exp(self.ref - log_normaliser)).cpu().numpy()
 
 
-def _posterior_models(
-    stats: _SlabTerms, log_prior: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Unnormalised log posterior :math:`\log p(y \mid \gamma) + \log p(\gamma)` of all models.
-
-    Returns it with the model sizes and the streamed :math:`E[\gamma \beta \mid y]`.
-    """
+def _posterior_models(stats: _SlabTerms, log_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Unnormalised log posterior :math:`\log p(y \mid \gamma) + \log p(\gamma)` of all models
+    (indexed by the bitmask :math:`\sum_j \gamma_j 2^j`), and the streamed
+    :math:`E[\gamma \beta \mid y]`."""
     p, device = stats.h.shape[0], stats.h.device
     log_post = torch.empty(2**p, dtype=_DTYPE, device=device)
-    sizes = torch.empty(2**p, dtype=torch.int64, device=device)
     coef = _WeightedMean(p, device)
     for block in _iter_blocks(stats):
-        k = block.support.shape[1]
-        logw = block.loglik + float(log_prior[k])
-        log_post[block.ids], sizes[block.ids] = logw, k
+        logw = block.loglik + float(log_prior[block.support.shape[1]])
+        log_post[block.ids] = logw
         coef.add(logw, block.support, block.coef)
     log_post_np = log_post.cpu().numpy()
-    return log_post_np, sizes.cpu().numpy(), coef.mean(float(logsumexp(log_post_np)))
-
-
-def _inclusion_probs(probs: np.ndarray, p: int) -> np.ndarray:
-    r""":math:`P(\gamma_j = 1 \mid y) = \sum_\gamma \gamma_j\, p(\gamma \mid y)`.
-
-    Reshaping the :math:`2^p` vector to :math:`(2,) \times p` makes axis :math:`p - 1 - j` hold
-    bit :math:`j` of the model index.
-    """
-    cube = probs.reshape((2,) * p)
-    return np.array([cube.take(1, axis=p - 1 - j).sum() for j in range(p)])
-
-
-def _top_models(log_probs: np.ndarray, p: int, top: int) -> list[tuple[np.ndarray, float]]:
-    top = min(top, log_probs.size)
-    if top == 0:
-        return []
-    best = np.argpartition(-log_probs, top - 1)[:top]
-    best = best[np.argsort(-log_probs[best], kind="stable")]
-    bits = 1 << np.arange(p)
-    return [((int(i) & bits) != 0, float(np.exp(log_probs[i]))) for i in best]
+    return log_post_np, coef.mean(float(logsumexp(log_post_np)))
 
 
 def exact_posterior(
@@ -442,20 +417,17 @@ def exact_posterior_checked(
     top = check_count("top", top, minimum=0)
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     p = stats.h.shape[0]
-    log_post, sizes, coef_mean = _posterior_models(stats, log_prior_by_size(prior, p))
-    log_evidence = float(logsumexp(log_post))
-    log_probs = log_post - log_evidence
-    probs = np.exp(log_probs)
-    size_probs = np.bincount(sizes, weights=probs, minlength=p + 1)
-    pi_mean, pi_interval = pi_posterior(prior, size_probs)
+    log_post, coef_mean = _posterior_models(stats, log_prior_by_size(prior, p))
+    models = Enumeration.from_log_joint(log_post, top)
+    pi_mean, pi_interval = pi_posterior(prior, models.model_size_probs)
     return ExactPosterior(
-        inclusion_probs=_inclusion_probs(probs, p),
-        model_size_probs=size_probs,
-        top_models=_top_models(log_probs, p, top),
+        inclusion_probs=models.inclusion_probs,
+        model_size_probs=models.model_size_probs,
+        top_models=models.top_models,
         coef_mean=coef_mean,
         intercept=float(stats.y_mean - stats.x_mean @ coef_mean),
-        log_evidence=log_evidence,
-        log_model_probs=log_probs,
+        log_evidence=models.log_evidence,
+        log_model_probs=models.log_posterior,
         prior_inclusion_mean=pi_mean,
         prior_inclusion_interval=pi_interval,
         elapsed=time.perf_counter() - start,

@@ -142,16 +142,44 @@ class Enumeration:
         log_evidence = float(logsumexp(log_joint))
         log_post = np.asarray(log_joint, dtype=float) - log_evidence
         probs = np.exp(log_post)
-        powers = 1 << np.arange(p, dtype=np.int64)
-        bits = (np.arange(2**p, dtype=np.int64)[:, None] & powers[None, :]) != 0
-        order = np.argsort(-log_post, kind="stable")[: check_count("top", top, minimum=0)]
         return cls(
-            inclusion_probs=probs @ bits,
-            model_size_probs=np.bincount(bits.sum(axis=1), weights=probs, minlength=p + 1),
-            top_models=[(bits[i].copy(), float(probs[i])) for i in order],
+            inclusion_probs=bit_marginals(probs, p),
+            model_size_probs=np.bincount(model_sizes(p), weights=probs, minlength=p + 1),
+            top_models=top_models(log_post, p, top),
             log_evidence=log_evidence,
             log_posterior=log_post,
         )
+
+
+def bit_marginals(probs: np.ndarray, p: int) -> np.ndarray:
+    r""":math:`P(\gamma_j = 1) = \sum_\gamma \gamma_j\, p(\gamma)` of probabilities indexed by
+    the bitmask :math:`\sum_j \gamma_j 2^j`, without a :math:`2^p \times p` table: viewed as
+    :math:`(2,) \times p`, axis :math:`p - 1 - j` holds bit :math:`j`."""
+    cube = probs.reshape((2,) * p)
+    return np.array([cube.take(1, axis=p - 1 - j).sum() for j in range(p)])
+
+
+def model_sizes(p: int) -> np.ndarray:
+    """The number of set bits of every bitmask ``0 .. 2^p - 1`` (int8, one pass per bit)."""
+    index = np.arange(2**p, dtype=np.int64)
+    sizes = np.zeros(2**p, dtype=np.int8)
+    for j in range(p):
+        sizes += ((index >> j) & 1).astype(np.int8)
+    return sizes
+
+
+def top_models(log_post: np.ndarray, p: int, top: int) -> list[tuple[np.ndarray, float]]:
+    """The ``top`` most probable bitmask-indexed models as ``(mask, probability)``, best
+    first, ties to the smaller index (what a stable sort of all :math:`2^p` would give, from a
+    partition of them)."""
+    top = min(check_count("top", top, minimum=0), log_post.size)
+    if top == 0:
+        return []
+    threshold = np.partition(log_post, log_post.size - top)[log_post.size - top]
+    candidates = np.flatnonzero(log_post >= threshold)  # increasing index
+    order = candidates[np.argsort(-log_post[candidates], kind="stable")][:top]
+    powers = 1 << np.arange(p, dtype=np.int64)
+    return [((int(i) & powers) != 0, float(np.exp(log_post[i]))) for i in order]
 
 
 def support_batches(p: int, k: int, rows: int) -> Iterator[np.ndarray]:
@@ -223,6 +251,7 @@ def best_support(
 
 __all__ = [
     "BatchScorer",
+    "bit_marginals",
     "Enumeration",
     "ModelScorer",
     "SupportScorer",
@@ -230,6 +259,8 @@ __all__ = [
     "by_size",
     "enumerate_models",
     "model_key",
+    "model_sizes",
     "scored_supports",
     "support_batches",
+    "top_models",
 ]

@@ -9,6 +9,7 @@ from scipy.special import logsumexp
 
 from l0bayes.model_space import (
     BatchScorer,
+    Enumeration,
     best_support,
     climb,
     default_starts,
@@ -19,6 +20,7 @@ from l0bayes.model_space import (
     run_chains,
     support_batches,
 )
+from l0bayes.model_space.scorer import bit_marginals, model_sizes, top_models
 
 
 class PairScorer:
@@ -57,6 +59,31 @@ def test_enumeration_equals_brute_force():
     np.testing.assert_allclose(post.inclusion_probs, pips, atol=1e-12)
     assert post.log_evidence == pytest.approx(log_evidence)
     assert post.model_size_probs.sum() == pytest.approx(1.0)
+
+
+def test_enumeration_summaries_equal_the_full_table_with_ties_to_the_smaller_index():
+    """PIPs, size probabilities and the top models of a bitmask-indexed posterior, computed
+    without the 2^p x p table, equal the table's; tied models keep index order, as a stable
+    sort of all 2^p would give."""
+    p = 5
+    rng = np.random.default_rng(3)
+    log_joint = rng.normal(size=2**p)
+    log_joint[[3, 9, 17, 30]] = log_joint.max() + 1.0  # a four-way tie for the mode
+    log_joint[[5, 6]] = -np.inf  # unscored models
+    post = Enumeration.from_log_joint(log_joint, top=7)
+    bits = ((np.arange(2**p)[:, None] >> np.arange(p)) & 1).astype(bool)
+    probs = np.exp(log_joint - logsumexp(log_joint))
+    np.testing.assert_allclose(post.inclusion_probs, probs @ bits, rtol=1e-13, atol=1e-15)
+    sizes = np.bincount(bits.sum(axis=1), weights=probs, minlength=p + 1)
+    np.testing.assert_allclose(post.model_size_probs, sizes, rtol=1e-13, atol=1e-15)
+    order = np.argsort(-log_joint, kind="stable")[:7]
+    assert [i for i in order[:4]] == [3, 9, 17, 30]
+    for (mask, prob), i in zip(post.top_models, order, strict=True):
+        np.testing.assert_array_equal(mask, bits[i])
+        assert prob == pytest.approx(probs[i], rel=1e-13)
+    np.testing.assert_array_equal(model_sizes(p), bits.sum(axis=1))
+    np.testing.assert_allclose(bit_marginals(probs, p), probs @ bits, rtol=1e-13, atol=1e-15)
+    assert top_models(post.log_posterior, p, 0) == []
 
 
 @pytest.mark.parametrize("sampler", ["tempered", "mh"])

@@ -1,7 +1,8 @@
 r"""Best subsets over an information criterion: the exhaustive search (the one enumeration of
 :func:`~l0bayes.model_space.scorer.best_support` over a
 :class:`~l0bayes.linear_model.criteria.CriterionScorer`), the best-improvement local search
-that polishes a relaxed solution, and the search over groups of columns.  They walk the
+that polishes a relaxed solution, and the search over groups of columns (the same enumeration
+over a :class:`GroupCriterionScorer` up to ``exhaustive_limit`` groups).  They walk the
 likelihood engines of :mod:`l0bayes.linear_model.criteria` without knowing the family.
 
 Each public search checks its input and calls its ``*_checked`` twin, which takes arrays
@@ -26,7 +27,7 @@ from l0bayes.linear_model.criteria import (
     penalised,
     subset_result,
 )
-from l0bayes.model_space.scorer import best_support
+from l0bayes.model_space.scorer import BatchScorer, best_support
 from l0bayes.validation import check_count, check_offset, check_Xy
 
 
@@ -185,10 +186,6 @@ def check_groups(groups: object, p: int) -> np.ndarray:
     return order[inverse].astype(np.intp)
 
 
-def _group_columns(groups: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(mask[groups])
-
-
 def group_subset(
     X: np.ndarray,
     y: np.ndarray,
@@ -205,7 +202,9 @@ def group_subset(
     independent columns costs :math:`\lambda s`, so AIC and BIC keep their meaning.
 
     With :math:`G \le` ``exhaustive_limit`` groups all :math:`2^G` group subsets are scored
-    (the result is the optimum: the returned flag is True); beyond, a best-improvement local
+    by the one enumeration (:func:`~l0bayes.model_space.scorer.best_support` over a
+    :class:`GroupCriterionScorer`; ties go to the fewest groups, then to the lexicographically
+    first) and the result is the optimum (the returned flag is True); beyond, a best-improvement local
     search (add, drop or swap one group) from ``start`` (a column mask; default the empty
     model) returns a local optimum (flag False). Each support is one exact refit.
 
@@ -236,22 +235,14 @@ def group_subset_checked(
 ) -> tuple[SubsetResult, bool]:
     """:func:`group_subset` of checked data (``groups`` from :func:`check_groups`, ``start``
     a boolean mask or None) for the penalty λ = ``lam`` (module docstring)."""
-    n_groups = int(groups.max()) + 1
-    scorer = make_likelihood(X, y, family, offset)
-    cache: dict[bytes, float] = {}
-
-    def value(mask: np.ndarray) -> float:
-        key = mask.tobytes()
-        if key not in cache:
-            loglik, k = evaluate_supports(scorer, _group_columns(groups, mask)[None, :])
-            cache[key] = float(penalised(loglik, k, lam)[0])
-        return cache[key]
-
-    if n_groups <= exhaustive_limit:
-        masks = ((np.arange(2**n_groups)[:, None] >> np.arange(n_groups)) & 1).astype(bool)
-        masks = masks[np.argsort(masks.sum(axis=1), kind="stable")]  # ties: smallest model
-        best = min(masks, key=value)
-        return subset_result(scorer, _group_columns(groups, best), len(cache)), True
+    likelihood = make_likelihood(X, y, family, offset)
+    scorer = GroupCriterionScorer(likelihood, groups, lam)
+    n_groups, value = scorer.p, scorer.criterion
+    if n_groups <= exhaustive_limit:  # the one enumeration (ties: fewest groups, then first)
+        best_idx, _, _ = best_support(scorer)
+        best = np.zeros(n_groups, dtype=bool)
+        best[best_idx] = True
+        return subset_result(likelihood, scorer.columns(best), len(scorer.refits)), True
     current = np.zeros(n_groups, dtype=bool)
     if start is not None:
         current = np.array([start[groups == g].any() for g in range(n_groups)])
@@ -269,10 +260,48 @@ def group_subset_checked(
         if best_move is None:
             break
         current = best_move
-    return subset_result(scorer, _group_columns(groups, current), len(cache)), False
+    return subset_result(likelihood, scorer.columns(current), len(scorer.refits)), False
+
+
+class GroupCriterionScorer(BatchScorer):
+    r"""An information criterion over groups of columns as a model scorer
+    (:mod:`l0bayes.model_space.scorer`): a model is a set :math:`G` of groups, scored
+    :math:`s(G) = \ell(\hat\beta_S) - \lambda\, k(S)` for :math:`S` the columns of its groups
+    (minus the penalised criterion, as :class:`CriterionScorer`); one exact refit per model,
+    cached.
+
+    :param likelihood: the family's likelihood engine over all columns.
+    :param groups: int (p,), the group id of each column (:func:`check_groups`).
+    :param lam: the penalty λ per parameter.
+    """
+
+    def __init__(self, likelihood: Likelihood, groups: np.ndarray, lam: float) -> None:
+        self.likelihood, self.groups, self.lam = likelihood, groups, float(lam)
+        self.p = int(groups.max()) + 1
+        self.refits: dict[bytes, float] = {}
+
+    def columns(self, mask: np.ndarray) -> np.ndarray:
+        """The sorted column indices of the groups in ``mask`` (bool (G,))."""
+        return np.flatnonzero(mask[self.groups])
+
+    def criterion(self, mask: np.ndarray) -> float:
+        r""":math:`-\ell(\hat\beta_S) + \lambda k(S)` of one group mask (bool (G,)), cached
+        (``inf`` where the MLE does not exist)."""
+        key = mask.tobytes()
+        if key not in self.refits:
+            loglik, k = evaluate_supports(self.likelihood, self.columns(mask)[None, :])
+            self.refits[key] = float(penalised(loglik, k, self.lam)[0])
+        return self.refits[key]
+
+    def score_indices(self, idx: np.ndarray) -> np.ndarray:
+        """Minus the criterion of each group support ``idx[b]`` ``(B, m)``."""
+        masks = np.zeros((len(idx), self.p), dtype=bool)
+        np.put_along_axis(masks, idx, True, axis=1)
+        return np.array([-self.criterion(mask) for mask in masks])
 
 
 __all__ = [
+    "GroupCriterionScorer",
     "best_subset",
     "best_subset_checked",
     "check_groups",
