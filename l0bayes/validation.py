@@ -8,8 +8,9 @@ numpy or torch.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -201,11 +202,30 @@ def feature_names(est, names=None) -> list[str]:
     return [f"x{j}" for j in range(est.n_features_in_)]
 
 
+def checks_Xy(**options) -> Callable[[Callable], Callable]:
+    """Decorator for a public function ``f(X, y, ...)``: it checks ``X`` and ``y`` with
+    :func:`check_Xy` (``options`` are its keywords) and runs the body on the checked arrays.
+    The body alone is ``f.checked``, for internal callers whose data are checked already (the
+    estimator checks its input once, at its boundary)."""
+
+    def decorate(body: Callable) -> Callable:
+        @functools.wraps(body)
+        def public(X, y, *args, **kwargs):
+            X, y = check_Xy(X, y, **options)
+            return body(X, y, *args, **kwargs)
+
+        public.checked = body
+        return public
+
+    return decorate
+
+
 __all__ = [
     "COUNT_FAMILIES",
     "FAMILIES",
     "as_float_array",
     "check_Xy",
+    "checks_Xy",
     "check_binary",
     "check_choice",
     "check_counts",

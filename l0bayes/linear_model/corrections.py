@@ -29,11 +29,11 @@ import torch
 from tqdm.auto import tqdm
 
 from l0bayes.distributions import HardConcrete
-from l0bayes.linear_model.exact import exact_posterior_checked
+from l0bayes.linear_model.exact import exact_posterior
 from l0bayes.linear_model.importance import (
     MISSED_MODE_NATS,
-    hill_climb_checked,
-    psis_inclusion_probs_checked,
+    hill_climb,
+    psis_inclusion_probs,
 )
 from l0bayes.linear_model.laplace import ENUMERATION_LIMIT as LAPLACE_ENUMERATION_LIMIT
 from l0bayes.linear_model.laplace import LaplaceScorer, laplace_enumerate, laplace_mc3
@@ -232,7 +232,7 @@ def raw_enumeration_correction(
     ``noise_scale`` over all :math:`2^p` models, and the
     :class:`~l0bayes.linear_model.exact.ExactPosterior` itself (``gates`` None: no guide, no
     ``guide_gap``)."""
-    post = exact_posterior_checked(
+    post = exact_posterior.checked(
         X, y, noise_scale=noise_scale, slab_scale=settings.slab_scale, prior_inclusion=pi
     )
     diagnostics: dict = {"method": "enumerate"}
@@ -281,11 +281,11 @@ def importance_correction(
     """The guide's PIPs ``proposal`` corrected by Pareto-smoothed importance sampling under
     the raw-unit slab with σ at ``noise_scale``, checked by a local search from the best
     draw."""
-    res = psis_inclusion_probs_checked(
+    res = psis_inclusion_probs.checked(
         X, y, proposal, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi, num_samples=int(settings.importance_samples), seed=settings.seed,
     )  # fmt: skip
-    _, climbed = hill_climb_checked(
+    _, climbed = hill_climb.checked(
         X, y, res.best_draw, noise_scale=noise_scale, slab_scale=settings.slab_scale,
         prior_inclusion=pi,
     )  # fmt: skip

@@ -77,14 +77,12 @@ from l0bayes.linear_model.model_size import (
 )
 from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.model_space.scorer import Enumeration, support_batches
-from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy
+from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy, checks_Xy
 
 __all__ = [
     "ExactPosterior",
     "exact_posterior",
-    "exact_posterior_checked",
     "log_marginal_likelihoods",
-    "score_supports_checked",
 ]
 
 _DTYPE = torch.float64
@@ -368,6 +366,7 @@ def _posterior_models(stats: _SlabTerms, log_prior: np.ndarray) -> tuple[np.ndar
     return log_post_np, coef.mean(float(logsumexp(log_post_np)))
 
 
+@checks_Xy(min_samples=2)
 def exact_posterior(
     X: np.ndarray,
     y: np.ndarray,
@@ -393,25 +392,6 @@ def exact_posterior(
     ``prior_inclusion`` is :math:`\pi \in (0, 1)` or ``("beta", a, b)``. Raises ``ValueError``
     on invalid input and when ``p > max_features`` (the message estimates the run time).
     """
-    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
-    return exact_posterior_checked(
-        X, y, noise_scale=noise_scale, slab_scale=slab_scale, prior_inclusion=prior_inclusion,
-        max_features=max_features, top=top, device=device,
-    )  # fmt: skip
-
-
-def exact_posterior_checked(
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    noise_scale: float,
-    slab_scale: float | np.ndarray = 1.0,
-    prior_inclusion: PriorInclusion = 0.5,
-    max_features: int = 20,
-    top: int = 10,
-    device: str | torch.device = "cpu",
-) -> ExactPosterior:
-    """:func:`exact_posterior` of ``X``, ``y`` checked already (n >= 2 rows)."""
     start = time.perf_counter()
     prior = check_prior_inclusion(prior_inclusion)
     top = check_count("top", top, minimum=0)
@@ -434,6 +414,7 @@ def exact_posterior_checked(
     )
 
 
+@checks_Xy(min_samples=2)
 def score_supports(
     X: np.ndarray,
     y: np.ndarray,
@@ -450,22 +431,6 @@ def score_supports(
     same batched Cholesky as :func:`log_marginal_likelihoods`, so the numbers are identical to
     the corresponding entries of the full enumeration. Use it when :math:`2^p` is too many.
     """
-    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
-    return score_supports_checked(
-        X, y, supports, noise_scale=noise_scale, slab_scale=slab_scale, device=device
-    )
-
-
-def score_supports_checked(
-    X: np.ndarray,
-    y: np.ndarray,
-    supports: np.ndarray,
-    *,
-    noise_scale: float,
-    slab_scale: float | np.ndarray = 1.0,
-    device: str | torch.device = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`score_supports` of ``X``, ``y`` checked already (n >= 2 rows)."""
     stats = _prepare(X, y, noise_scale, slab_scale, max_features=None, device=device)
     supports = np.asarray(supports, dtype=bool)
     if supports.ndim != 2 or supports.shape[1] != stats.h.shape[0]:

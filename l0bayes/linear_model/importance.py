@@ -40,10 +40,10 @@ from numbers import Real
 
 import numpy as np
 
-from l0bayes.linear_model.exact import score_supports_checked
+from l0bayes.linear_model.exact import score_supports
 from l0bayes.linear_model.model_size import PriorInclusion, check_prior_inclusion, log_prior_by_size
 from l0bayes.model_space.local_search import climb
-from l0bayes.validation import as_float_array, check_count, check_Xy
+from l0bayes.validation import as_float_array, check_count, checks_Xy
 
 #: A generalized Pareto fit needs at least this many distinct values in the tail.
 _MIN_DISTINCT_TAIL = 5
@@ -87,6 +87,7 @@ class ImportanceResult:
     best_log_joint: float = float("nan")
 
 
+@checks_Xy()
 def psis_inclusion_probs(
     X: np.ndarray,
     y: np.ndarray,
@@ -100,27 +101,6 @@ def psis_inclusion_probs(
     seed: int = 0,
 ) -> ImportanceResult:
     """PSIS estimate of the posterior inclusion probabilities (see the module docstring)."""
-    X, y = check_Xy(X, y)
-    return psis_inclusion_probs_checked(
-        X, y, proposal_probs, noise_scale=noise_scale, slab_scale=slab_scale,
-        prior_inclusion=prior_inclusion, num_samples=num_samples, floor=floor, seed=seed,
-    )  # fmt: skip
-
-
-def psis_inclusion_probs_checked(
-    X: np.ndarray,
-    y: np.ndarray,
-    proposal_probs: np.ndarray,
-    *,
-    noise_scale: float,
-    slab_scale: float | np.ndarray,
-    prior_inclusion: PriorInclusion,
-    num_samples: int = 4096,
-    floor: float | None = None,
-    seed: int = 0,
-) -> ImportanceResult:
-    """:func:`psis_inclusion_probs` of ``X``, ``y`` checked already
-    (:func:`~l0bayes.validation.check_Xy`)."""
     p = X.shape[1]
     rho = as_float_array(proposal_probs, "proposal_probs")
     if rho.shape != (p,) or not np.all((rho >= 0) & (rho <= 1)):
@@ -136,7 +116,7 @@ def psis_inclusion_probs_checked(
     rng = np.random.default_rng(seed)
     draws = rng.random((num_samples, p)) < rho
     models, inverse = np.unique(draws, axis=0, return_inverse=True)
-    loglik, cond_mean = score_supports_checked(
+    loglik, cond_mean = score_supports.checked(
         X, y, models, noise_scale=noise_scale, slab_scale=slab_scale
     )
     size = draws.sum(axis=1)
@@ -167,6 +147,7 @@ def psis_inclusion_probs_checked(
 MISSED_MODE_NATS = math.log(2.0)
 
 
+@checks_Xy()
 def hill_climb(
     X: np.ndarray,
     y: np.ndarray,
@@ -186,30 +167,11 @@ def hill_climb(
     A model the guide's draws never came near (the check of
     :class:`~l0bayes.linear_model.estimator.L0Regression` after PSIS) shows up as a climb far
     above the best draw."""
-    X, y = check_Xy(X, y)
-    return hill_climb_checked(
-        X, y, start, noise_scale=noise_scale, slab_scale=slab_scale,
-        prior_inclusion=prior_inclusion, max_steps=max_steps,
-    )  # fmt: skip
-
-
-def hill_climb_checked(
-    X: np.ndarray,
-    y: np.ndarray,
-    start: np.ndarray,
-    *,
-    noise_scale: float,
-    slab_scale: float | np.ndarray,
-    prior_inclusion: PriorInclusion,
-    max_steps: int = 100,
-) -> tuple[np.ndarray, float]:
-    """:func:`hill_climb` of ``X``, ``y`` checked already
-    (:func:`~l0bayes.validation.check_Xy`)."""
     p = X.shape[1]
     log_size = log_prior_by_size(check_prior_inclusion(prior_inclusion), p)
 
     def joint(models: np.ndarray) -> np.ndarray:
-        ll, _ = score_supports_checked(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
+        ll, _ = score_supports.checked(X, y, models, noise_scale=noise_scale, slab_scale=slab_scale)
         return ll + log_size[models.sum(axis=1)]
 
     return climb(joint, start, max_steps=max_steps)
@@ -219,8 +181,6 @@ __all__ = [
     "MISSED_MODE_NATS",
     "ImportanceResult",
     "hill_climb",
-    "hill_climb_checked",
     "pareto_smooth",
     "psis_inclusion_probs",
-    "psis_inclusion_probs_checked",
 ]

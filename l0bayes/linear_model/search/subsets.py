@@ -204,9 +204,10 @@ def group_subset(
     With :math:`G \le` ``exhaustive_limit`` groups all :math:`2^G` group subsets are scored
     by the one enumeration (:func:`~l0bayes.model_space.scorer.best_support` over a
     :class:`GroupCriterionScorer`; ties go to the fewest groups, then to the lexicographically
-    first) and the result is the optimum (the returned flag is True); beyond, a best-improvement local
-    search (add, drop or swap one group) from ``start`` (a column mask; default the empty
-    model) returns a local optimum (flag False). Each support is one exact refit.
+    first) and the result is the optimum (the returned flag is True); beyond, a
+    best-improvement local search (add, drop or swap one group) from ``start`` (a column mask;
+    default the empty model) returns a local optimum (flag False). Each support is one exact
+    refit.
 
     :param groups: int (p,), the group id of each column (:func:`check_groups`).
     :returns: the :class:`SubsetResult` (a column mask) and whether it is proven optimal.
