@@ -1,5 +1,5 @@
 """Per-SVI-step time of gated models against the same models with plain ``pyro.sample`` sites
-and ``AutoNormal`` (one run, side by side, ``TraceMeanField_ELBO``), and of the JIT ELBOs
+and ``AutoNormal`` (one run, their steps alternated one by one, ``TraceMeanField_ELBO``), and of the JIT ELBOs
 against the eager one: Pyro's ``JitTraceMeanField_ELBO`` (which traces again at every step, see
 :mod:`l0bayes.gates.jit`), l0bayes's, and ``JitTrace_ELBO``. Targets (issue 30): gated <= 1.2x
 plain; JIT not slower than eager.
@@ -89,19 +89,33 @@ def _model(module, declare):
     return module.readme_model if hasattr(module, "readme_model") else module.model
 
 
-def ms_per_step(model, guide, args, elbo, steps: int) -> float:
-    """Median milliseconds per step over ``steps`` steps, after 10 (JIT: compiled) warm-up."""
-    pyro.clear_param_store()
+def _svi(module, declare, guide_class, elbo):
+    """An SVI whose model sets ``module.gated`` to ``declare`` at every call (the arms of one
+    model share the module)."""
+    model = _model(module, declare)
+
+    def arm_model(*args):
+        module.gated = declare
+        return model(*args)
+
+    return SVI(arm_model, guide_class(arm_model), pyro.optim.Adam({"lr": 0.01}), elbo)
+
+
+def ms_per_step(arms: dict, args: tuple, steps: int) -> dict[str, float]:
+    """Median milliseconds per step of each arm (``{name: svi}``), after 10 warm-up steps
+    (JIT: compiled), the arms' steps alternated one by one so that a busy machine slows them
+    alike."""
     pyro.set_rng_seed(0)
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.01}), elbo)
-    for _ in range(10):
-        svi.step(*args)
-    times = []
+    for svi in arms.values():
+        for _ in range(10):
+            svi.step(*args)
+    times = {name: [] for name in arms}
     for _ in range(steps):
-        start = time.perf_counter()
-        svi.step(*args)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, svi in arms.items():
+            start = time.perf_counter()
+            svi.step(*args)
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -113,26 +127,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    arms = {
+    paired = {  # alternated step by step: their ratio is the target
         "plain": (plain, AutoNormal, TraceMeanField_ELBO),
         "gated": (gated, AutoL0Guide, TraceMeanField_ELBO),
+    }
+    jits = {  # one at a time (each AutoL0Guide would share the parameter store's names)
         "pyro_jit_tmf": (gated, AutoL0Guide, pyro.infer.JitTraceMeanField_ELBO),
         "jit_tmf": (gated, AutoL0Guide, JitTraceMeanField_ELBO),
         "jit_trace": (gated, AutoL0Guide, JitTrace_ELBO),
     }
     rows = []
     print(f"{'model':>16s}  {'plain':>7s}  {'gated':>7s}  ratio  {'PyroJitTMF':>10s}  "
-          f"{'JitTMF':>7s}  {'JitTrace':>8s}  (ms per step, the fastest of the rounds; JIT on "
-          "the gated model)")  # fmt: skip
+          f"{'JitTMF':>7s}  {'JitTrace':>8s}  (median ms per step, the fastest of the rounds; "
+          "plain and gated alternated step by step; JIT on the gated model)")  # fmt: skip
     with pyro.validation_enabled(args.validate), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # JIT tracer warnings
         for label, module, data in problems():
             row = {"model": label}
-            for _ in range(args.repeats):  # rounds interleave the arms: a busy machine
-                for key, (declare, guide, elbo) in arms.items():  # slows them alike
-                    model = _model(module, declare)
-                    ms = ms_per_step(model, guide(model), data, elbo(), args.steps)
-                    row[key] = min(row.get(key, math.inf), ms)
+            for _ in range(args.repeats):
+                pyro.clear_param_store()
+                svis = {name: _svi(module, d, g, e()) for name, (d, g, e) in paired.items()}
+                for name, ms in ms_per_step(svis, data, args.steps).items():
+                    row[name] = min(row.get(name, math.inf), ms)
+                for name, (declare, guide, elbo) in jits.items():
+                    pyro.clear_param_store()
+                    ms = ms_per_step({name: _svi(module, declare, guide, elbo())}, data, args.steps)
+                    row[name] = min(row.get(name, math.inf), ms[name])
             rows.append(row)
             print(f"{label:>16s}  {row['plain']:7.2f}  {row['gated']:7.2f}  "
                   f"{row['gated'] / row['plain']:5.2f}  {row['pyro_jit_tmf']:10.2f}  "
