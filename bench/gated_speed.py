@@ -1,8 +1,8 @@
 """Per-SVI-step time of gated models against the same models with plain ``pyro.sample`` sites
-and ``AutoNormal`` (one run, their steps alternated one by one, ``TraceMeanField_ELBO``), and of the JIT ELBOs
-against the eager one: Pyro's ``JitTraceMeanField_ELBO`` (which traces again at every step, see
-:mod:`l0bayes.gates.jit`), l0bayes's, and ``JitTrace_ELBO``. Targets (issue 30): gated <= 1.2x
-plain; JIT not slower than eager.
+and ``AutoNormal`` (one run, their steps alternated one by one, ``TraceMeanField_ELBO``), and
+of the JIT ELBOs against the eager one: Pyro's ``JitTraceMeanField_ELBO`` (which traces again
+at every step, see :mod:`l0bayes.gates.jit`), l0bayes's, and ``JitTrace_ELBO``. Targets
+(issue 30): gated <= 1.2x plain; JIT not slower than eager.
 
 The models: the README's linear model (n = 200, p = 5) and the examples of ``models/``
 (logistic: breast cancer, 569 x 10; Poisson with an offset: MASS's Insurance, 64 x 9; linear
