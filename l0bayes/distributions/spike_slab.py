@@ -123,7 +123,9 @@ class SpikeSlabGate(TorchDistribution):
                     f"infinite code cost); got {prior_inclusion}"
                 )
             lam = torch.log1p(-pi) - torch.log(pi)
-        (self.lam,) = broadcast_all(lam)
+        # a floating tensor is kept as it is (gated builds this prior at every step)
+        floating = torch.is_tensor(lam) and lam.is_floating_point()
+        self.lam = lam if floating else broadcast_all(lam)[0]
         if _checking(lam, validate_args) and not bool(torch.isfinite(self.lam).all()):
             raise ValueError(f"lam must be finite, got {lam}")
         self.kl_mode = check_kl_mode(kl_mode)

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 import torch
+from pyro.distributions import TorchDistribution, constraints
 from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.distributions.util import broadcast_shape
 from pyro.ops.provenance import detach_provenance
@@ -207,7 +208,41 @@ class PairedSlab(MaskedDistribution):
         return guide.log_prob(value) - kl
 
 
+class GatedProduct(TorchDistribution):
+    r"""The law of :func:`~l0bayes.gates.gated`'s deterministic site :math:`z \odot \theta`: a
+    point mass at the value the model observes there, of log density 0, as
+    ``pyro.deterministic``'s masked ``Delta``, but built without tensor work (the site is
+    declared at every step).
+
+    :param value: the gated values.
+    :param event_dim: how many rightmost dimensions of ``value`` are one event.
+    """
+
+    arg_constraints = {}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, value: torch.Tensor, event_dim: int) -> None:
+        self.value = value
+        cut = value.dim() - event_dim
+        super().__init__(value.shape[:cut], value.shape[cut:], validate_args=False)
+
+    def expand(self, batch_shape, _instance=None) -> GatedProduct:
+        shape = torch.Size(batch_shape) + self.event_shape
+        return GatedProduct(self.value.expand(shape), len(self.event_shape))
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        return self.value.expand(self._extended_shape(sample_shape))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        shape = value.shape[: value.dim() - len(self.event_shape)]
+        if shape != self.batch_shape:
+            shape = broadcast_shape(self.batch_shape, shape)
+        return _zero(value.dtype, value.device).expand(shape)
+
+
 __all__ = [
+    "GatedProduct",
     "GuideGate",
     "PairedGate",
     "PairedSlab",

@@ -81,7 +81,7 @@ from pyro.poutine.runtime import get_plates
 from torch.distributions import Distribution, Independent
 
 from l0bayes.distributions import GATE_ROLE, KL_MODES, VALUE_ROLE, site_name
-from l0bayes.gates.pairing import PairedGate, PairedSlab
+from l0bayes.gates.pairing import GatedProduct, PairedGate, PairedSlab
 from l0bayes.validation import check_choice
 
 #: Key of the sites' ``infer`` dict under which ``gated`` records its metadata.
@@ -156,11 +156,13 @@ def check_groups(groups: object, size: int, device: torch.device) -> torch.Tenso
 
 
 @functools.lru_cache(maxsize=512)
-def _listed_groups(groups: tuple, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated ids and group sizes of ``groups`` given as a sequence (cached: a model passes
-    the same list at every step)."""
-    ids = check_groups(list(groups), size, torch.device("cpu"))
-    return ids, torch.bincount(ids)
+def _listed_groups(
+    groups: tuple, size: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ids (on ``device``) and group sizes (in ``dtype``) of ``groups`` given as a
+    sequence (cached: a model passes the same list at every step)."""
+    ids = check_groups(list(groups), size, device)
+    return ids, torch.bincount(ids).to(dtype)
 
 
 def group_layout(groups: object, size: int, like: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,8 +186,7 @@ def group_layout(groups: object, size: int, like: dict) -> tuple[torch.Tensor, t
         except TypeError:  # not a sequence of ints: the full check says why
             check_groups(groups, size, like["device"])
             raise
-        ids, sizes = _listed_groups(key, size)
-        ids = ids.to(like["device"])
+        return _listed_groups(key, size, like["dtype"], like["device"])
     return ids, sizes.to(**like)
 
 
@@ -321,7 +322,8 @@ def gated(
         site_name(name, VALUE_ROLE), theta_fn, infer={ROLE_KEY: {**info, "role": "value"}}
     )
     value = z_elem * theta
-    pyro.deterministic(name, value, event_dim=len(free))
+    # pyro.deterministic(name, value, len(free)), with a lighter point mass
+    pyro.sample(name, GatedProduct(value, len(free)), obs=value, infer={"_deterministic": True})
     return value
 
 

@@ -8,6 +8,7 @@ from pyro import poutine
 from pyro.infer import SVI, Predictive, TraceMeanField_ELBO
 
 from l0bayes.gates import AutoL0Guide, gated, primitive
+from l0bayes.gates.pairing import GatedProduct
 
 
 def _shapes(model, *args):
@@ -96,6 +97,23 @@ def test_prior_and_posterior_predictive():
     guide(X)
     post = Predictive(model, guide=guide, num_samples=7)(X)
     assert post["y"].shape == (7, 20) and post["beta"].shape == (7, 1, 3)
+    assert torch.equal(post["beta"], post["beta.gate"] * post["beta.theta"])
+    vectorised = Predictive(model, guide=guide, num_samples=7, parallel=True)(X)
+    assert vectorised["beta"].shape == (7, 1, 3)
+    assert torch.equal(vectorised["beta"], vectorised["beta.gate"] * vectorised["beta.theta"])
+
+
+def test_the_deterministic_site_is_a_point_mass_of_log_density_zero():
+    value = torch.randn(4, 3)
+    fn = GatedProduct(value, event_dim=1)
+    assert fn.batch_shape == (4,) and fn.event_shape == (3,)
+    assert torch.equal(fn.log_prob(value), torch.zeros(4))
+    assert torch.equal(fn.log_prob(value.expand(2, 4, 3)), torch.zeros(2, 4))
+    wider = fn.expand([5, 4])
+    assert wider.batch_shape == (5, 4) and torch.equal(wider.sample()[2], value)
+    assert torch.equal(fn.rsample((2,)), value.expand(2, 4, 3))
+    site = poutine.trace(lambda: gated("b", dist.Normal(0.0, 1.0).expand([3]))).get_trace()
+    assert site.nodes["b"]["infer"]["_deterministic"] and site.nodes["b"]["is_observed"]
 
 
 def test_lam_is_per_element_and_pi_per_gate():
