@@ -122,6 +122,13 @@ def relative_log_prob(value: torch.Tensor, batch_shape: torch.Size) -> torch.Ten
     return _zero(value.dtype, value.device).expand(shape)
 
 
+def negated(kl: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``-kl`` broadcast to ``shape`` (a value's elementwise log density, e.g. with a leading
+    dimension of vectorised particles)."""
+    out = -kl
+    return out if out.shape == shape else out.expand(broadcast_shape(out.shape, shape))
+
+
 @functools.lru_cache(maxsize=16)
 def _zero(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A 0-dim zero (cached: every gated site asks for one at every step; only ever expanded
@@ -160,6 +167,8 @@ class PairedGate(SpikeSlabGate):
         q = guide_of(value)
         if not isinstance(q, HardConcrete):
             return super().log_prob(value)
+        if isinstance(q, GuideGate):  # its own log density there is 0: log p = -KL
+            return negated(self.kl_from(q), value.shape)
         return q.log_prob(value) - self.kl_from(q)
 
 
@@ -205,7 +214,7 @@ class PairedSlab(MaskedDistribution):
         except NotImplementedError:
             base = guide.base
             kl = weight * (base.log_prob(value) - self.base_dist.log_prob(value))
-        return guide.log_prob(value) - kl
+        return negated(kl, value.shape)  # the guide's own log density there is 0
 
 
 class GatedProduct(TorchDistribution):
@@ -249,6 +258,7 @@ __all__ = [
     "begin_draws",
     "guide_of",
     "memoized",
+    "negated",
     "register_draw",
     "relative_log_prob",
 ]
