@@ -67,3 +67,19 @@ def test_stack_speed_times_the_engine_against_the_plain_graph_stack(load_script,
     result = bench.main(["--networks", "2", "--steps", "3", "--num-data", "300", "--repeats", "1"])
     (row,) = result["rows"]
     assert row["networks"] == 2 and row["l0bayes_ms_per_step"] > 0 and row["ratio"] > 0
+
+
+@pytest.mark.filterwarnings("ignore")  # the JIT tracers' warnings
+def test_gated_speed_reports_every_arm_of_every_model(load_script, one_thread):
+    bench = load_script("bench/gated_speed.py")
+    rows = bench.main(["--steps", "2", "--repeats", "1"])
+    assert rows[0]["model"] == "README linear" and rows[1]["model"] == "logistic"
+    arms = {"plain", "gated", "pyro_jit_tmf", "jit_tmf", "jit_trace"}
+    assert all(set(row) == arms | {"model"} for row in rows)
+    assert all(row[arm] > 0 for row in rows for arm in arms)
+
+
+def test_optim_param_cost_times_each_count(load_script, one_thread):
+    bench = load_script("bench/optim_param_cost.py")
+    out = bench.main(["--counts", "1", "3"])
+    assert set(out) == {1, 3} and all(us > 0 for us in out.values())
