@@ -34,10 +34,11 @@ from l0bayes.data.images import image_splits
 from l0bayes.device import THREADS_HELP, resolve_device, torch_threads
 from l0bayes.nn.layers import L0Conv2d, L0Layer, L0Network, l0_layers
 from l0bayes.nn.networks import get_network
+from l0bayes.reporting.report_folder import REPORT_FILES, check_report_dir, new_report_folder
 from l0bayes.reporting.sweep_report import is_sweep_folder, make_sweep_report
 from l0bayes.training.config import TrainConfig
 from l0bayes.training.datasets import load_dataset
-from l0bayes.training.safe_files import read_limited, remove_stale_temporaries, staged_directory
+from l0bayes.training.safe_files import read_limited
 from l0bayes.training.trainer import load_network
 from l0bayes.validation import check_count
 from l0bayes.viz.tables import Table, to_latex, to_markdown, write_csv
@@ -204,60 +205,15 @@ def _make_report(run, data, num_samples, data_dir, dev, seed, batch_size, level,
     if test is not None:
         rep.bma = posterior.compare_bma(net, *test, num_samples, seed, batch_size)
         rep.test_y = test[1].numpy()
-    remove_stale_temporaries(run, REPORT_DIR)  # what a killed report left
-    with staged_directory(run / REPORT_DIR) as rep.out:
-        for folder in ("figures", "tables"):
-            (rep.out / folder).mkdir()
+    with new_report_folder(run / REPORT_DIR) as rep.out:
         stage(STAGES[3])
         figures = _figures(rep)
         stage(STAGES[4])
         tables = _tables(rep)
         (rep.out / "report.md").write_text(_markdown(rep, figures, tables), encoding="utf-8")
-        check_report_dir(run / REPORT_DIR)  # it may have changed meanwhile
     rep.out = run / REPORT_DIR
     stage("done")
     return rep.out
-
-
-#: What a report folder holds: ``report.md``, and the files of ``figures/`` and ``tables/``
-#: by their suffixes.
-REPORT_FILES = {".": (".md",), "figures": (".png", ".pdf"), "tables": (".csv", ".tex")}
-
-
-def check_report_dir(path: Path) -> None:
-    """Refuse to replace the report folder ``path`` unless it is missing or holds only what
-    a report writes (:data:`REPORT_FILES`): a symbolic link there or inside it, or a file of
-    the user's, is named, and nothing is changed.
-
-    :raises ValueError: ``path`` is a link or a file, or holds something a report does not
-        write.
-    """
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_symlink() or not path.is_dir():
-        kind = "a symbolic link" if path.is_symlink() else "not a folder"
-        raise ValueError(f"{path} is {kind}: refusing to write a report there (remove it first)")
-    links, foreign = [], []
-    for entry in sorted(path.rglob("*")):
-        rel = entry.relative_to(path)
-        if entry.is_symlink():
-            links.append(str(rel))
-        elif entry.is_dir():
-            if str(rel) not in REPORT_FILES:
-                foreign.append(f"{rel}/")
-        elif entry.suffix not in REPORT_FILES.get(str(rel.parent), ()):
-            foreign.append(str(rel))
-    if links:
-        raise ValueError(
-            f"{path} holds symbolic links ({', '.join(links)}): refusing to write through "
-            "them (remove them first)"
-        )
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
-        raise ValueError(
-            f"{path} holds {shown}, which `l0bayes report` does not write; the report replaces "
-            "the folder as a whole, so nothing was changed: move those out first"
-        )
 
 
 def _check_run_dir(run_dir: str | Path) -> Path:

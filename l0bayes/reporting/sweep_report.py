@@ -5,7 +5,8 @@ A *sweep folder* is not itself a run directory but holds run directories, one pe
 (``lam-<λ>_seed-<s>``, ``lam-<λ>_target-<t>_seed-<s>``). :func:`make_sweep_report` reads each
 network's ``config.json``, ``metrics.json`` (a finished network) or else the last row of its
 ``history.csv`` (an unfinished one, marked as such), never re-training, and writes
-``SWEEP/report/``:
+``SWEEP/report/`` as a whole (a report killed at any point leaves the old one or the new one,
+:func:`~l0bayes.reporting.report_folder.new_report_folder`):
 
 * ``report.md``: the table, the figure, and the command that reports each network in full
   (``l0bayes report SWEEP/<network>``);
@@ -24,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import l0bayes.viz.plotting as plotting
+from l0bayes.reporting.report_folder import new_report_folder
 from l0bayes.training.checkpoint import write_text
-from l0bayes.training.run_directory import is_run_directory, prepare_output_dir
+from l0bayes.training.run_directory import is_run_directory
 from l0bayes.viz.tables import to_latex, to_markdown, write_csv
 
 REPORT_DIR = "report"
@@ -163,9 +165,13 @@ def make_sweep_report(sweep_dir: str | Path) -> Path:
             f"{sweep}` (or `l0bayes train`)"
         )
     rows = [network_row(run) for run in runs]
-    out = prepare_output_dir(sweep, REPORT_DIR)
-    for sub in ("tables", "figures"):
-        prepare_output_dir(out, sub)
+    with new_report_folder(sweep / REPORT_DIR) as out:
+        _write_report(sweep, runs, rows, out)
+    return sweep / REPORT_DIR
+
+
+def _write_report(sweep: Path, runs: list[Path], rows: list[dict], out: Path) -> None:
+    """The files of the sweep's report (module docstring), written into ``out``."""
     write_csv([{k: r.get(k) for k in COLUMNS} for r in rows], out / "tables" / "networks.csv")
     cells = _cells(rows)
     write_text(out / "tables" / "networks.tex", to_latex(cells, numeric_from=1))
@@ -207,7 +213,6 @@ def make_sweep_report(sweep_dir: str | Path) -> Path:
         "```bash\n" + "\n".join(f"l0bayes report {sweep / r.name}" for r in runs) + "\n```\n",
     ]
     write_text(out / "report.md", "\n".join(lines))
-    return out
 
 
 __all__ = [

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from l0bayes.cli import main
+from l0bayes.reporting import sweep_report
 from l0bayes.reporting.sweep_report import (
     is_sweep_folder,
     make_sweep_report,
@@ -92,3 +93,30 @@ def test_each_epoch_line_of_a_sweep_names_its_network(tmp_path, capsys):
     assert sorted(line.split()[0] for line in lines) == ["lam-0.1_seed-0", "lam-3_seed-0"]
     saved = json.loads((tmp_path / "s" / "lam-3_seed-0" / "config.json").read_text())
     assert saved["lam"] == [3.0]
+
+
+def test_a_sweep_report_stopped_midway_leaves_the_old_report(swept, tmp_path, monkeypatch):
+    """The report is staged and exchanged as a whole: an error while it writes (here, in the
+    figure) leaves the previous report untouched and nothing staged beside it; a file of the
+    user's in the report folder is refused before anything is written."""
+    out, _ = swept
+    copy = tmp_path / "sweep"
+    shutil.copytree(out, copy)
+    make_sweep_report(copy)
+    before = {p: p.read_bytes() for p in (copy / "report").rglob("*") if p.is_file()}
+    (copy / "lam-30_seed-0" / "metrics.json").unlink()  # the next report would differ
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sweep_report.plotting, "save_figure", broken)
+    with pytest.raises(OSError, match="disk full"):
+        make_sweep_report(copy)
+    after = {p: p.read_bytes() for p in (copy / "report").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in copy.iterdir() if "report" in p.name) == ["report"]
+    monkeypatch.undo()
+    (copy / "report" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes.txt"):
+        make_sweep_report(copy)
+    assert (copy / "report" / "notes.txt").read_text() == "mine"
