@@ -113,10 +113,13 @@ def memoized(
     return out
 
 
-def relative_log_prob(value: torch.Tensor, batch_shape: torch.Size) -> torch.Tensor:
-    """Zeros shaped like the log density of ``value`` under a distribution of ``batch_shape``:
-    a guide's log density at its own draw with respect to its own law (module docstring)."""
-    shape = value.shape
+def relative_log_prob(
+    value: torch.Tensor, batch_shape: torch.Size, event_dim: int = 0
+) -> torch.Tensor:
+    """Zeros shaped like the log density of ``value`` under a distribution of ``batch_shape``
+    whose events have ``event_dim`` dimensions: a guide's log density at its own draw with
+    respect to its own law (module docstring), or a point mass's at its value."""
+    shape = value.shape[: value.dim() - event_dim]
     if shape != batch_shape:  # e.g. vectorised particles
         shape = broadcast_shape(batch_shape, shape)  # Pyro's: torch's is 30x slower
     return _zero(value.dtype, value.device).expand(shape)
@@ -244,10 +247,7 @@ class GatedProduct(TorchDistribution):
         return self.value.expand(self._extended_shape(sample_shape))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        shape = value.shape[: value.dim() - len(self.event_shape)]
-        if shape != self.batch_shape:
-            shape = broadcast_shape(self.batch_shape, shape)
-        return _zero(value.dtype, value.device).expand(shape)
+        return relative_log_prob(value, self.batch_shape, len(self.event_shape))
 
 
 __all__ = [

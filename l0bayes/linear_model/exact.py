@@ -77,7 +77,7 @@ from l0bayes.linear_model.model_size import (
 )
 from l0bayes.linear_model.stats import GaussianStats
 from l0bayes.model_space.scorer import Enumeration, support_batches
-from l0bayes.validation import as_float_array, check_count, check_positive, check_Xy, checks_Xy
+from l0bayes.validation import as_float_array, check_count, check_positive, checks_Xy
 
 __all__ = [
     "ExactPosterior",
@@ -298,6 +298,7 @@ def _prepare(
     return _slab_terms(GaussianStats.from_checked(X, y), sigma, slab, device)
 
 
+@checks_Xy(min_samples=2)  # n >= 2: the flat intercept
 def log_marginal_likelihoods(
     X: np.ndarray,
     y: np.ndarray,
@@ -318,7 +319,6 @@ def log_marginal_likelihoods(
           - \tfrac12 \log\det\!\left(I + S_\gamma^{1/2} G_\gamma S_\gamma^{1/2} / \sigma^2\right)
           - \frac{1}{2 \sigma^2}\left(y_c^\top y_c - g_\gamma^\top A_\gamma^{-1} g_\gamma\right).
     """
-    X, y = check_Xy(X, y, min_samples=2)  # n >= 2: the flat intercept
     stats = _prepare(X, y, noise_scale, slab_scale, max_features, device)
     out = torch.empty(2 ** stats.h.shape[0], dtype=_DTYPE, device=stats.h.device)
     for block in _iter_blocks(stats):
@@ -366,7 +366,7 @@ def _posterior_models(stats: _SlabTerms, log_prior: np.ndarray) -> tuple[np.ndar
     return log_post_np, coef.mean(float(logsumexp(log_post_np)))
 
 
-@checks_Xy(min_samples=2)
+@checks_Xy(min_samples=2)  # n >= 2: the flat intercept
 def exact_posterior(
     X: np.ndarray,
     y: np.ndarray,
