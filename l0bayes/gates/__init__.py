@@ -2,15 +2,10 @@
 structures (Laplace evidences over the model space), a JIT ELBO that compiles once, an ArviZ
 export and an exact (enumerated) reference for small problems."""
 
-from l0bayes.gates.autoguide import (
-    AutoL0Guide,
-    GatedValue,
-    GateGuide,
-    fit_autol0,
-    hard_concrete_quantile,
-)
+from l0bayes.gates.autoguide import AutoL0Guide, GateGuide, fit_autol0, hard_concrete_quantile
 from l0bayes.gates.jit import JitTraceMeanField_ELBO
 from l0bayes.gates.laplace import GatedLaplaceScorer, laplace_log_joint
+from l0bayes.gates.pairing import GatedValue
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import enumerated_gates, gated, is_gated_site
 

@@ -22,13 +22,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.distributions import TorchDistribution, constraints
 from pyro.distributions.torch_distribution import MaskedDistribution
-from pyro.distributions.util import broadcast_shape
 from pyro.infer.autoguide import AutoDelta, AutoGuide, AutoGuideList, AutoNormal
 from pyro.infer.autoguide.utils import deep_setattr
 from pyro.nn.module import PyroParam
-from torch.distributions import Distribution, Independent, biject_to, kl_divergence, register_kl
+from torch.distributions import Distribution, Independent, biject_to
 from torch.distributions.transforms import ComposeTransform
 
 from l0bayes.device import torch_threads
@@ -39,82 +37,14 @@ from l0bayes.distributions import (
     check_gate_hyperparameters,
     initial_log_alpha,
 )
-from l0bayes.gates.pairing import (
-    GuideGate,
-    PairedSlab,
-    begin_draws,
-    guide_of,
-    register_draw,
-    relative_log_prob,
-)
+from l0bayes.gates.pairing import GatedValue, GuideGate, begin_draws, register_draw
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
 from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
 from l0bayes.validation import check_choice, check_count, check_positive
 
 VALUE_GUIDES = ("normal", "delta")
-
-
-class GatedValue(TorchDistribution):
-    r"""The guide of a gated value: ``base`` for :math:`\theta \mid z \ne 0`, whose KL from the
-    slab is weighted by :math:`w = P_q(z \ne 0)` and whose log density is masked by the drawn
-    :math:`z \ne 0` (the Monte Carlo estimate of the same weighted KL).
-
-    :param base: the conditional guide :math:`q(\theta \mid z \ne 0)` (univariate, batched).
-    :param weight: :math:`P_q(z \ne 0)` per element.
-    :param mask: ``z != 0`` per element (the drawn gates).
-    """
-
-    arg_constraints = {}
-
-    def __init__(self, base, weight, mask, validate_args=None) -> None:
-        shape = torch.Size(broadcast_shape(base.batch_shape, weight.shape, mask.shape))
-        self.base = base.expand(shape) if base.batch_shape != shape else base
-        self.weight = weight.expand(shape) if weight.shape != shape else weight
-        self.gate_mask = mask.expand(shape) if mask.shape != shape else mask
-        super().__init__(shape, base.event_shape, validate_args=False)
-
-    @property
-    def support(self):
-        return self.base.support
-
-    @property
-    def has_rsample(self) -> bool:
-        return self.base.has_rsample
-
-    def expand(self, batch_shape, _instance=None):
-        shape = torch.Size(batch_shape)
-        return GatedValue(
-            self.base.expand(shape), self.weight.expand(shape), self.gate_mask.expand(shape)
-        )
-
-    def rsample(self, sample_shape=torch.Size()):
-        return self.base.rsample(sample_shape)
-
-    def sample(self, sample_shape=torch.Size()):
-        return self.base.sample(sample_shape)
-
-    def log_prob(self, value):
-        """0 at the guide's own draw (its density with respect to its own law, see
-        :mod:`l0bayes.gates.pairing`), else the base density where the gate is open."""
-        if isinstance(guide_of(value), GatedValue):
-            return relative_log_prob(value, self.batch_shape)
-        log_q = self.base.log_prob(value)
-        return torch.where(self.gate_mask, log_q, torch.zeros_like(log_q))
-
-
-@register_kl(GatedValue, PairedSlab)
-def _kl_gated_value_paired_slab(q: GatedValue, p: PairedSlab) -> torch.Tensor:
-    """The model's own pairing (:meth:`PairedSlab.value_kl`, computed once per step)."""
-    return p.value_kl(q)
-
-
-@register_kl(GatedValue, Distribution)
-def _kl_gated_value(q: GatedValue, p: Distribution) -> torch.Tensor:
-    r""":math:`P_q(z \ne 0)\,\mathrm{KL}(q(\theta \mid z \ne 0)\,\|\,\text{slab})`; the model's
-    mask is dropped (in the KL branch of ``TraceMeanField_ELBO`` the guide carries the weight)."""
-    if isinstance(p, MaskedDistribution):
-        p = p.base_dist
-    return q.weight * kl_divergence(q.base, p)
+#: The submodule of :class:`GateGuide` holding one flat parameter per ``gated`` name.
+PACKED = "packed"
 
 
 def hard_concrete_quantile(q: HardConcrete, level: torch.Tensor | float) -> torch.Tensor:
@@ -139,11 +69,20 @@ def _value_support(fn: Distribution):
 
 
 class GateGuide(AutoGuide):
-    """The part of :class:`AutoL0Guide` that guides the sites declared by ``gated``.
+    r"""The part of :class:`AutoL0Guide` that guides the sites declared by ``gated``.
+
+    **Parameters.** Each ``gated`` name keeps its variational parameters in *one* flat tensor
+    (``packed.<name>``): the gates' :math:`\log\alpha`, the values' locations and, for
+    ``values="normal"``, their log scales. The ELBO and Adam's steps are the same as with a
+    tensor per role (Adam is elementwise; a test checks 25 steps to rel 1e-12), but
+    ``pyro.optim`` keeps one optimiser per tensor, each with a fixed cost per step
+    (``bench/optim_param_cost.py`` measures it). Read or set a role by name:
+    ``guide.log_alpha.beta``, ``guide.loc.beta``, ``guide.scale.beta`` (or
+    :meth:`unpacked` and :meth:`assign`).
 
     :param model: the Pyro model.
     :param values: ``"normal"`` or ``"delta"``.
-    :param init_log_alpha: initial :math:`\\log\\alpha` of every gate.
+    :param init_log_alpha: initial :math:`\log\alpha` of every gate.
     :param init_scale: initial scale of the Gaussian value guides.
     """
 
@@ -180,6 +119,7 @@ class GateGuide(AutoGuide):
         self._gates = {}
         self._fixed = {}
         self._holders = {}
+        starts: dict[str, dict[str, torch.Tensor]] = {}
         for site_name, site in full.nodes.items():
             if site["type"] != "sample" or not is_gated_site(site):
                 continue
@@ -187,6 +127,7 @@ class GateGuide(AutoGuide):
             if info["role"] == "enumerated":
                 raise ValueError("AutoL0Guide cannot guide a model run inside enumerated_gates()")
             entry = self._gates.setdefault(info["name"], {"groups": info["groups"]})
+            start = starts.setdefault(info["name"], {})
             frames = [f for f in site["cond_indep_stack"] if f.vectorized]
             entry[info["role"]] = {
                 "site": site_name,
@@ -200,40 +141,136 @@ class GateGuide(AutoGuide):
             elif info["role"] == "gate":
                 _check_not_per_observation(site_name, {f.name for f in frames}, observed)
                 init = initial_log_alpha(self.init_log_alpha, site["value"].shape, site["value"])
-                deep_setattr(self, "log_alpha." + info["name"], PyroParam(init))
+                start["log_alpha"] = init
             else:
-                support = _value_support(site["fn"])
-                transform = biject_to(support)
-                entry["value"]["transform"] = transform
-                loc = torch.zeros_like(site["value"])  # 0 unconstrained, as AutoNormal
-                deep_setattr(self, "loc." + info["name"], PyroParam(loc.detach().clone()))
-                if self.values == "normal":
-                    scale = torch.full_like(loc, self.init_scale)
-                    deep_setattr(
-                        self,
-                        "scale." + info["name"],
-                        PyroParam(scale, constraint=constraints.positive),
-                    )
+                entry["value"]["transform"] = biject_to(_value_support(site["fn"]))
+                start["loc"] = torch.zeros_like(site["value"]).detach()  # 0, as AutoNormal
+                if self.values == "normal":  # stored as log scale, as PyroParam(positive)
+                    start["scale"] = torch.full_like(start["loc"], math.log(self.init_scale))
+        for name, start in starts.items():
+            self._gates[name]["layout"] = [(role, t.shape) for role, t in start.items()]
+            self._gates[name]["sizes"] = [t.numel() for t in start.values()]
+            flat = torch.cat([t.reshape(-1) for t in start.values()])
+            deep_setattr(self, PACKED + "." + name, PyroParam(flat))
+            stored = self._packed(name)
+            if stored.shape != flat.shape:  # Pyro's parameter store keeps values by name
+                raise ValueError(
+                    f"Pyro's parameter store already holds {tuple(stored.shape)} values for "
+                    f"the gated name {name!r} ({flat.numel()} expected), from another guide of "
+                    "this model; call pyro.clear_param_store() before making this one"
+                )
 
     # ------------------------------------------------------------------ distributions
-    def _param(self, role: str, name: str) -> torch.Tensor:
-        """The parameter ``role.name`` (``deep_getattr``), with the module that holds it looked
-        up once (a guide reads every parameter at every step)."""
-        key = (role, name)
-        holder = self._holders.get(key)
+    def _packed(self, name: str, unconstrained: bool = False) -> torch.Tensor:
+        """The flat parameter of ``name`` (``deep_getattr``), with the module that holds it
+        looked up once (a guide reads every parameter at every step)."""
+        holder = self._holders.get(name)
         if holder is None:
-            *path, leaf = (role + "." + name).split(".")
-            holder = self._holders[key] = (deep_getattr(self, ".".join(path)), leaf)
-        return getattr(*holder)
+            *path, leaf = (PACKED + "." + name).split(".")
+            holder = self._holders[name] = (deep_getattr(self, ".".join(path)), leaf)
+        module, leaf = holder
+        return getattr(module, leaf + "_unconstrained" if unconstrained else leaf)
 
-    def _gate_dist(self, name: str) -> HardConcrete:
-        return GuideGate(self._param("log_alpha", name), self.temperature, self.stretch)
+    def unpacked(self, name: str) -> dict[str, torch.Tensor]:
+        r"""The variational parameters of the ``gated`` name ``name``, read from its one flat
+        parameter tensor (one optimiser state per name, not one per role):
+        ``"log_alpha"`` (the gates' :math:`\log\alpha`, absent for a conditioned gate),
+        ``"loc"`` and, for ``values="normal"``, ``"scale"`` (stored as :math:`\log` scale).
+        Also readable and writable as ``guide.log_alpha.<name>``, ``guide.loc.<name>``,
+        ``guide.scale.<name>``.
 
-    def _value_base(self, name: str, transform) -> Distribution:
-        loc = self._param("loc", name)
+        :param name: the name given to ``gated``.
+        """
+        self._entry(name)
+        out = self.split_packed(name, self._packed(name))
+        if "scale" in out:
+            out["scale"] = out["scale"].exp()
+        return out
+
+    def packed_parameter(self, name: str) -> torch.Tensor:
+        """The flat, unconstrained parameter tensor of ``name`` (the leaf that the optimiser
+        updates): :meth:`split_packed` splits it, or its gradient, by role.
+
+        :param name: the name given to ``gated``.
+        """
+        self._entry(name)
+        return self._packed(name, unconstrained=True)
+
+    def split_packed(self, name: str, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of a flat tensor laid out as ``name``'s parameters (the parameter itself, its
+        gradient, or an optimiser's state), by role, unconstrained (``"scale"`` holds log
+        scales).
+
+        :param name: the name given to ``gated``.
+        :param flat: a 1-D tensor with as many elements as ``name``'s parameters.
+        """
+        entry = self._entry(name)
+        pieces = flat.split(entry["sizes"])
+        return {
+            role: piece.view(shape)
+            for (role, shape), piece in zip(entry["layout"], pieces, strict=True)
+        }
+
+    def _entry(self, name: str) -> dict:
+        entry = self._gates.get(name)
+        if entry is None:
+            self._check_ready()
+            raise KeyError(f"no gated site named {name!r}; the gated names: {list(self._gates)}")
+        return entry
+
+    def assign(self, name: str, role: str, value: torch.Tensor) -> None:
+        """Set the ``role`` (``"log_alpha"``, ``"loc"`` or ``"scale"``) parameters of
+        ``name`` to ``value`` in place (a positive ``scale`` is stored as its log).
+
+        :param name: the name given to ``gated``.
+        :param role: which parameters.
+        :param value: the new values, broadcastable to their shape.
+        """
+        entry = self._entry(name)
+        roles = [role for role, _ in entry["layout"]]
+        if role not in roles:
+            raise KeyError(f"the gated name {name!r} has no {role!r} parameters (it has {roles})")
+        value = torch.as_tensor(value)
+        if role == "scale":
+            if not bool((value > 0).all()):
+                raise ValueError(f"scale must be positive, got {value}")
+            value = value.log()
+        index = roles.index(role)
+        start = sum(entry["sizes"][:index])
+        shape = entry["layout"][index][1]
+        with torch.no_grad():
+            flat = self._packed(name, unconstrained=True)
+            flat[start : start + entry["sizes"][index]].copy_(value.expand(shape).reshape(-1))
+
+    @property
+    def gated_names(self) -> list[str]:
+        """The names given to ``gated`` in the model, in the order of the model."""
+        return list(self._gates)
+
+    @property
+    def log_alpha(self) -> RoleView:
+        r"""The gates' :math:`\log\alpha` by name: ``guide.log_alpha.beta`` (read, or set)."""
+        return RoleView(self, "log_alpha")
+
+    @property
+    def loc(self) -> RoleView:
+        """The value guides' locations by name (unconstrained space), read or set."""
+        return RoleView(self, "loc")
+
+    @property
+    def scale(self) -> RoleView:
+        """The value guides' scales by name (unconstrained space), read or set."""
+        return RoleView(self, "scale")
+
+    def _gate_dist(self, name: str, params: dict | None = None) -> HardConcrete:
+        params = self.unpacked(name) if params is None else params
+        return GuideGate(params["log_alpha"], self.temperature, self.stretch)
+
+    def _value_base(self, params: dict, transform) -> Distribution:
+        loc = params["loc"]
         if self.values == "delta":
             return dist.Delta(transform(loc))
-        base = dist.Normal(loc, self._param("scale", name))
+        base = dist.Normal(loc, params["scale"])
         if _is_identity(transform):  # real support: keeps KL(Normal, slab) analytic
             return base
         return dist.TransformedDistribution(base, [transform])
@@ -251,11 +288,12 @@ class GateGuide(AutoGuide):
             with ExitStack() as stack:
                 for frame in gate["frames"]:  # usually none: gates are global
                     stack.enter_context(plates[frame.name])
+                params = self.unpacked(name)
                 if name in self._fixed:  # conditioned: z is data, P(z != 0) is 0 or 1
                     z = self._fixed[name]
                     weight = (z != 0).to(z.dtype)
                 else:
-                    q_gate = self._gate_dist(name)
+                    q_gate = self._gate_dist(name, params)
                     z = pyro.sample(gate["site"], q_gate.to_event(gate["event_dim"]))
                     register_draw(z, q_gate)
                     weight = q_gate.prob_nonzero
@@ -263,7 +301,7 @@ class GateGuide(AutoGuide):
                 ids = entry["groups"]
                 if ids is not None:
                     z, weight = z.index_select(-1, ids), weight.index_select(-1, ids)
-                q_theta = GatedValue(self._value_base(name, value["transform"]), weight, z != 0)
+                q_theta = GatedValue(self._value_base(params, value["transform"]), weight, z != 0)
                 theta = pyro.sample(value["site"], q_theta.to_event(value["event_dim"]))
                 register_draw(theta, q_theta)
                 result[value["site"]] = theta
@@ -311,7 +349,8 @@ class GateGuide(AutoGuide):
             q_gate = None if fixed is not None else self._gate_dist(name)
             gate_q, value_q = [], []
             transform = entry["value"]["transform"]
-            loc = self._param("loc", name)
+            params = self.unpacked(name)
+            loc = params["loc"]
             for level in quantiles:
                 check_positive("quantile", level)
                 if level >= 1:
@@ -320,7 +359,7 @@ class GateGuide(AutoGuide):
                 if self.values == "delta":
                     value_q.append(transform(loc))
                 else:
-                    scale = self._param("scale", name)
+                    scale = params["scale"]
                     normal = torch.distributions.Normal(loc, scale)
                     value_q.append(transform(normal.icdf(torch.as_tensor(level).to(loc))))
             out[entry["gate"]["site"]] = torch.stack(gate_q).detach()
@@ -330,6 +369,32 @@ class GateGuide(AutoGuide):
     def median(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         """The medians of the gates and of every value's ``q(θ | z ≠ 0)``."""
         return {k: v[0] for k, v in self.quantiles([0.5]).items()}
+
+
+class RoleView:
+    """One role of a :class:`GateGuide`'s parameters, by ``gated`` name:
+    ``guide.log_alpha.beta`` reads :meth:`GateGuide.unpacked` ``("beta")["log_alpha"]`` and
+    ``guide.log_alpha.beta = t`` calls :meth:`GateGuide.assign`.
+
+    :param guide: the guide.
+    :param role: ``"log_alpha"``, ``"loc"`` or ``"scale"``.
+    """
+
+    def __init__(self, guide: GateGuide, role: str) -> None:
+        object.__setattr__(self, "_guide", guide)
+        object.__setattr__(self, "_role", role)
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self._guide.unpacked(name)[self._role]
+        except KeyError as err:
+            raise AttributeError(f"no {self._role} parameters for the gated name {name!r}") from err
+
+    def __setattr__(self, name: str, value: torch.Tensor) -> None:
+        self._guide.assign(name, self._role, value)
+
+    def __dir__(self) -> list[str]:
+        return self._guide.gated_names
 
 
 def _check_not_per_observation(site: str, plates: set[str], observed: list) -> None:
@@ -369,6 +434,10 @@ class AutoL0Guide(AutoGuideList):
     :math:`q(\theta \mid z \ne 0)` Gaussian (``values="normal"``, in the slab's unconstrained
     space) or a point mass (``"delta"``). Every other latent site: ``AutoNormal`` or
     ``AutoDelta`` on the model with the gated sites blocked.
+
+    The gated sites' parameters are one tensor per ``gated`` name; read or set them as
+    ``guide.gate_guide.log_alpha.<name>``, ``.loc.<name>``, ``.scale.<name>`` (see
+    :class:`GateGuide`).
 
     :param model: a Pyro model calling ``gated``.
     :param values: ``"normal"`` or ``"delta"``.
@@ -493,7 +562,8 @@ __all__ = [
     "fit_autol0",
     "AutoL0Guide",
     "GateGuide",
-    "GatedValue",
+    "PACKED",
+    "RoleView",
     "VALUE_GUIDES",
     "hard_concrete_quantile",
 ]

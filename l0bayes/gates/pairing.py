@@ -30,7 +30,7 @@ conditioned gate, the Laplace scorer), the sites are the plain spike and masked 
 **Densities relative to the guide.** Only the difference :math:`\log p - \log q` enters an
 ELBO or an importance weight, and :math:`\log \tilde q` cancels from it exactly. So at its
 own draws the guide reports its log density *with respect to its own law*, :math:`0`
-(:class:`GuideGate`, :class:`~l0bayes.gates.GatedValue`), and the model's sites report
+(:class:`GuideGate`, :class:`GatedValue`), and the model's sites report
 :math:`\log \frac{dp}{dq} = -\mathrm{KL}` there. Every ratio is unchanged, in value and in
 gradient, and no log density that would only cancel is computed (``bench/gated_speed.py``
 measures the step). At any other value both report ordinary densities: :meth:`GuideGate.log_prob`
@@ -182,7 +182,7 @@ def _kl_hard_concrete_paired_gate(q: HardConcrete, p: PairedGate) -> torch.Tenso
 
 class PairedSlab(MaskedDistribution):
     r"""The slab of a gated value, masked where the gate is shut, whose log density at a draw
-    of the guide's :class:`~l0bayes.gates.GatedValue` is the guide's minus the weighted KL
+    of the guide's :class:`GatedValue` is the guide's minus the weighted KL
     (module docstring).
 
     :param base: the elementwise slab.
@@ -220,6 +220,69 @@ class PairedSlab(MaskedDistribution):
         return negated(kl, value.shape)  # the guide's own log density there is 0
 
 
+class GatedValue(TorchDistribution):
+    r"""The guide of a gated value: ``base`` for :math:`\theta \mid z \ne 0`, whose KL from the
+    slab is weighted by :math:`w = P_q(z \ne 0)` and whose log density is masked by the drawn
+    :math:`z \ne 0` (the Monte Carlo estimate of the same weighted KL).
+
+    :param base: the conditional guide :math:`q(\theta \mid z \ne 0)` (univariate, batched).
+    :param weight: :math:`P_q(z \ne 0)` per element.
+    :param mask: ``z != 0`` per element (the drawn gates).
+    """
+
+    arg_constraints = {}
+
+    def __init__(self, base, weight, mask, validate_args=None) -> None:
+        shape = torch.Size(broadcast_shape(base.batch_shape, weight.shape, mask.shape))
+        self.base = base.expand(shape) if base.batch_shape != shape else base
+        self.weight = weight.expand(shape) if weight.shape != shape else weight
+        self.gate_mask = mask.expand(shape) if mask.shape != shape else mask
+        super().__init__(shape, base.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self.base.support
+
+    @property
+    def has_rsample(self) -> bool:
+        return self.base.has_rsample
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape)
+        return GatedValue(
+            self.base.expand(shape), self.weight.expand(shape), self.gate_mask.expand(shape)
+        )
+
+    def rsample(self, sample_shape=torch.Size()):
+        return self.base.rsample(sample_shape)
+
+    def sample(self, sample_shape=torch.Size()):
+        return self.base.sample(sample_shape)
+
+    def log_prob(self, value):
+        """0 at the guide's own draw (its density with respect to its own law, see
+        :mod:`l0bayes.gates.pairing`), else the base density where the gate is open."""
+        if isinstance(guide_of(value), GatedValue):
+            return relative_log_prob(value, self.batch_shape)
+        log_q = self.base.log_prob(value)
+        return torch.where(self.gate_mask, log_q, torch.zeros_like(log_q))
+
+
+@register_kl(GatedValue, PairedSlab)
+def _kl_gated_value_paired_slab(q: GatedValue, p: PairedSlab) -> torch.Tensor:
+    """The model's own pairing (:meth:`PairedSlab.value_kl`, computed once per step)."""
+    return p.value_kl(q)
+
+
+@register_kl(GatedValue, Distribution)
+def _kl_gated_value(q: GatedValue, p: Distribution) -> torch.Tensor:
+    r""":math:`P_q(z \ne 0)\,\mathrm{KL}(q(\theta \mid z \ne 0)\,\|\,\text{slab})`; the model's
+    mask is dropped (in the KL branch of ``TraceMeanField_ELBO`` the guide carries the weight)."""
+    if isinstance(p, MaskedDistribution):
+        p = p.base_dist
+    return q.weight * kl_divergence(q.base, p)
+
+
 class GatedProduct(TorchDistribution):
     r"""The law of :func:`~l0bayes.gates.gated`'s deterministic site :math:`z \odot \theta`: a
     point mass at the value the model observes there, of log density 0, as
@@ -252,6 +315,7 @@ class GatedProduct(TorchDistribution):
 
 __all__ = [
     "GatedProduct",
+    "GatedValue",
     "GuideGate",
     "PairedGate",
     "PairedSlab",

@@ -8,7 +8,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence
 
 from l0bayes.distributions import HardConcrete, gate_kl
-from l0bayes.gates import AutoL0Guide, GateGuide, gated, hard_concrete_quantile
+from l0bayes.gates import AutoL0Guide, GatedValue, GateGuide, gated, hard_concrete_quantile
 
 LOG_ALPHA = torch.tensor([-2.0, 0.5, 3.0])
 LOC = torch.tensor([0.3, -1.0, 2.0])
@@ -144,3 +144,78 @@ def test_fit_autol0_fits_a_users_model_and_checks_its_arguments():
     assert pips[0] > 0.95 and (pips[1:] < 0.5).all()
     with pytest.raises(ValueError, match="num_steps must be a positive integer"):
         fit_autol0(model, X, y, num_steps=0)
+
+
+def _two_names(X, y=None):
+    """Two gated names, one with groups (3 gates over 4 values), and fixed noise."""
+    beta = gated("beta", dist.Normal(0.0, 1.0).expand([4]), groups=[0, 0, 1, 2])
+    u = gated("u", dist.Normal(0.0, 2.0).expand([2]), prior_inclusion=0.3)
+    with pyro.plate("data", X.shape[0]):
+        mean = (X * beta).sum(-1) + u.sum(-1)
+        pyro.sample("y", dist.Normal(mean, 1.0), obs=y)
+
+
+def _written_guide(X, y=None):
+    """``AutoL0Guide``'s gate part written out with three parameter tensors per name."""
+    for name, gates, ids in (("beta", 3, [0, 0, 1, 2]), ("u", 2, None)):
+        size = len(ids) if ids else gates
+        log_alpha = pyro.param(f"log_alpha_{name}", torch.zeros(gates))
+        loc = pyro.param(f"loc_{name}", torch.zeros(size))
+        scale = pyro.param(
+            f"scale_{name}", torch.full((size,), 0.1), constraint=dist.constraints.positive
+        )
+        q = HardConcrete(log_alpha)
+        z = pyro.sample(f"{name}.gate", q.to_event(1))
+        weight = q.prob_nonzero
+        if ids:
+            z, weight = z[ids], weight[ids]
+        value = GatedValue(dist.Normal(loc, scale), weight, z != 0)
+        pyro.sample(f"{name}.theta", value.to_event(1))
+
+
+def test_one_parameter_tensor_per_name_takes_the_same_steps(float64):
+    """The guide keeps each name's log alpha, loc and log scale in one tensor (one optimiser
+    state, not three) and takes the same Adam steps as three tensors per name."""
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(30, 4, generator=gen)
+    y = 2 * X[:, 0] - X[:, 3] + torch.randn(30, generator=gen)
+    guide = AutoL0Guide(_two_names)
+    guide(X, y)  # set up (its prototype traces draw from the prior) before the seed
+    assert len(pyro.get_param_store()) == 2  # one tensor per gated name
+    fitted = {}
+    for name, g in (("packed", guide), ("written", _written_guide)):
+        pyro.set_rng_seed(0)
+        svi = pyro.infer.SVI(_two_names, g, pyro.optim.Adam({"lr": 0.05}), TraceMeanField_ELBO())
+        fitted[name] = [svi.step(X, y) for _ in range(25)]
+    params = {n: guide.gate_guide.unpacked(n) for n in ("beta", "u")}
+    assert fitted["packed"] == pytest.approx(fitted["written"], rel=1e-12)
+    for name in ("beta", "u"):
+        for role in ("log_alpha", "loc", "scale"):
+            written = pyro.param(f"{role}_{name}")
+            assert torch.allclose(params[name][role], written, rtol=1e-12, atol=1e-14)
+
+
+def test_the_roles_are_read_and_set_by_name(float64):
+    guide = AutoL0Guide(_two_names)
+    X = torch.randn(5, 4)
+    guide(X)
+    part = guide.gate_guide
+    assert part.gated_names == ["beta", "u"] and dir(part.scale) == ["beta", "u"]
+    part.scale.beta = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    part.log_alpha.u = 1.5  # broadcast
+    assert torch.allclose(part.scale.beta, torch.tensor([0.5, 1.0, 2.0, 4.0]))
+    assert torch.equal(part.log_alpha.u, torch.full((2,), 1.5))
+    assert part.log_alpha.beta.shape == (3,) and part.loc.beta.shape == (4,)
+    with pytest.raises(AttributeError, match="no loc parameters for the gated name 'gamma'"):
+        _ = part.loc.gamma
+    with pytest.raises(ValueError, match="scale must be positive"):
+        part.scale.u = torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match="already holds .*clear_param_store"):
+        AutoL0Guide(_two_names, values="delta")(X)  # the normal guide's values are stored
+    pyro.clear_param_store()
+    delta = AutoL0Guide(_two_names, values="delta")
+    delta(X)
+    with pytest.raises(KeyError, match="has no 'scale' parameters"):
+        delta.gate_guide.scale.u = 1.0
+    with pytest.raises(ValueError, match="not been run"):
+        AutoL0Guide(_two_names).gate_guide.unpacked("beta")

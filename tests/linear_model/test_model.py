@@ -9,7 +9,6 @@ import torch
 from pyro import poutine
 from pyro.distributions.constraints import positive
 from pyro.infer import TraceMeanField_ELBO
-from torch.distributions import biject_to
 
 from l0bayes.distributions import GaussianSlab
 from l0bayes.gates import AutoL0Guide, gated
@@ -267,10 +266,7 @@ def test_the_fused_regression_model_equals_the_traced_gated_model(grouped, kl_mo
         guide = AutoL0Guide(_gated_regression)
         guide(X, y, prior, lam)
         part = guide.gate_guide
-        with torch.no_grad():
-            part.log_alpha.beta_unconstrained.copy_(log_alpha)
-            part.loc.beta_unconstrained.copy_(loc)
-            part.scale.beta_unconstrained.copy_(biject_to(positive).inv(scale))
+        part.log_alpha.beta, part.loc.beta, part.scale.beta = log_alpha, loc, scale
         pyro.set_rng_seed(seed)
         return TraceMeanField_ELBO().loss(_gated_regression, guide, X, y, prior, lam)
 
