@@ -148,28 +148,41 @@ class GateGuide(AutoGuide):
                 if self.values == "normal":  # stored as log scale, as PyroParam(positive)
                     start["scale"] = torch.full_like(start["loc"], math.log(self.init_scale))
         for name, start in starts.items():
-            self._gates[name]["layout"] = [(role, t.shape) for role, t in start.items()]
-            self._gates[name]["sizes"] = [t.numel() for t in start.values()]
-            flat = torch.cat([t.reshape(-1) for t in start.values()])
-            deep_setattr(self, PACKED + "." + name, PyroParam(flat))
-            stored = self._packed(name)
-            if stored.shape != flat.shape:  # Pyro's parameter store keeps values by name
-                raise ValueError(
-                    f"Pyro's parameter store already holds {tuple(stored.shape)} values for "
-                    f"the gated name {name!r} ({flat.numel()} expected), from another guide of "
-                    "this model; call pyro.clear_param_store() before making this one"
-                )
+            self._register_packed(name, start)
+
+    def _register_packed(self, name: str, start: dict[str, torch.Tensor]) -> None:
+        """Make ``name``'s one flat parameter from its roles' initial values ``start``, under
+        the attribute :func:`packed_attribute` of the ``packed`` submodule."""
+        entry = self._gates[name]
+        entry["layout"] = [(role, t.shape) for role, t in start.items()]
+        entry["sizes"] = [t.numel() for t in start.values()]
+        attribute = packed_attribute(name)
+        clash = [other for other in self._gates if other != name]
+        clash = [other for other in clash if packed_attribute(other) == attribute]
+        if clash:
+            raise ValueError(
+                f"the gated names {name!r} and {clash[0]!r} differ only in '.' against '/'; "
+                "rename one of them"
+            )
+        flat = torch.cat([t.reshape(-1) for t in start.values()])
+        deep_setattr(self, PACKED + "." + attribute, PyroParam(flat))
+        stored = self._packed(name)
+        if stored.shape != flat.shape:  # Pyro's parameter store keeps values by name
+            raise ValueError(
+                f"Pyro's parameter store already holds {tuple(stored.shape)} values for "
+                f"the gated name {name!r} ({flat.numel()} expected), from another guide of "
+                "this model; call pyro.clear_param_store() before making this one"
+            )
 
     # ------------------------------------------------------------------ distributions
     def _packed(self, name: str, unconstrained: bool = False) -> torch.Tensor:
-        """The flat parameter of ``name`` (``deep_getattr``), with the module that holds it
-        looked up once (a guide reads every parameter at every step)."""
+        """The flat parameter of ``name``, with the module that holds it looked up once (a
+        guide reads every parameter at every step)."""
         holder = self._holders.get(name)
         if holder is None:
-            *path, leaf = (PACKED + "." + name).split(".")
-            holder = self._holders[name] = (deep_getattr(self, ".".join(path)), leaf)
-        module, leaf = holder
-        return getattr(module, leaf + "_unconstrained" if unconstrained else leaf)
+            holder = self._holders[name] = (getattr(self, PACKED), packed_attribute(name))
+        module, attribute = holder
+        return getattr(module, attribute + "_unconstrained" if unconstrained else attribute)
 
     def unpacked(self, name: str) -> dict[str, torch.Tensor]:
         r"""The variational parameters of the ``gated`` name ``name``, read from its one flat
@@ -397,6 +410,16 @@ class RoleView:
         return self._guide.gated_names
 
 
+def packed_attribute(name: str) -> str:
+    """The attribute of :class:`GateGuide`'s ``packed`` submodule that holds the ``gated``
+    name ``name``'s parameters: the name with every ``.`` written ``/`` (torch refuses dots in
+    a parameter's name, and nesting by dots would make ``"a"`` and ``"a.b"`` collide).
+
+    :param name: the name given to ``gated``.
+    """
+    return name.replace(".", "/")
+
+
 def _check_not_per_observation(site: str, plates: set[str], observed: list) -> None:
     """Refuse a gate site with one gate per observation: one that sits in every plate of an
     observed site whose plate cells hold one observation each (no event dimension with more
@@ -408,17 +431,6 @@ def _check_not_per_observation(site: str, plates: set[str], observed: list) -> N
                 "gate per observation): gates are global latent variables; call gated() "
                 "outside the data plate"
             )
-
-
-def deep_getattr(obj, key: str):
-    """``obj.a.b.c`` for ``key = "a.b.c"`` (the reader of Pyro's ``deep_setattr``).
-
-    :param obj: the root module.
-    :param key: the dotted path.
-    """
-    for part in key.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _is_identity(transform) -> bool:
@@ -564,6 +576,7 @@ __all__ = [
     "GateGuide",
     "PACKED",
     "RoleView",
+    "packed_attribute",
     "VALUE_GUIDES",
     "hard_concrete_quantile",
 ]

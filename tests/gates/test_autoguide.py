@@ -219,3 +219,26 @@ def test_the_roles_are_read_and_set_by_name(float64):
         delta.gate_guide.scale.u = 1.0
     with pytest.raises(ValueError, match="not been run"):
         AutoL0Guide(_two_names).gate_guide.unpacked("beta")
+
+
+def test_dotted_names_that_nest_are_separate_parameters():
+    """``"a"`` and ``"a.b"`` (a network's layer and its weight) each get their own tensor."""
+
+    def model():
+        gated("a", dist.Normal(0.0, 1.0).expand([2]))
+        gated("a.b", dist.Normal(0.0, 1.0).expand([3]))
+
+    guide = AutoL0Guide(model)
+    guide()
+    part = guide.gate_guide
+    assert {k: v.shape for k, v in guide.inclusion_probs().items()} == {"a": (2,), "a.b": (3,)}
+    part.assign("a.b", "log_alpha", torch.tensor([5.0, -5.0, 5.0]))
+    assert torch.equal(part.unpacked("a.b")["log_alpha"], torch.tensor([5.0, -5.0, 5.0]))
+    assert torch.equal(part.log_alpha.a, torch.zeros(2))
+
+    def clashing():
+        gated("a.b", dist.Normal(0.0, 1.0).expand([2]))
+        gated("a/b", dist.Normal(0.0, 1.0).expand([2]))
+
+    with pytest.raises(ValueError, match="differ only in '.' against '/'"):
+        AutoL0Guide(clashing)()
