@@ -29,8 +29,10 @@ things make it hold for every structure of every gated model:
   (the funnel of hierarchical models): the joint mode does not exist. And a scale that many
   values share (the noise scale :math:`\sigma` of a mixed model) is badly placed by a joint
   mode: the values' posterior spread changes with it. So these *hyperparameters* :math:`h`
-  (every latent with a bounded support that is not a gated value, and every latent a slab
-  depends on; on the log scale) are integrated outside: the values and the other sites
+  (every latent with a bounded support that is not a gated value, and every latent that the
+  prior of another latent depends on: a slab's scale, the scale of ungated random effects
+  even when written as a real :math:`\log\tau`; bounded ones on the log scale) are
+  integrated outside: the values and the other sites
   :math:`r` by Laplace's method given :math:`h`, :math:`L(h) \approx \log p(y, h, \gamma)`,
   then :math:`L` over :math:`h` by Laplace's method with finite-difference derivatives and a
   quadrature along each axis of its Hessian for the skew of a log scale
@@ -62,7 +64,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import prune_subsample_sites
-from torch.distributions import Independent, biject_to, constraints
+from torch.distributions import Distribution, Independent, Transform, biject_to, constraints
 
 from l0bayes.gates.newton import fd_log_integral, laplace_log_integral, newton
 from l0bayes.gates.pairing import PairedSlab
@@ -101,17 +103,34 @@ def _slab(fn):
     return base, fn.gate_mask
 
 
+def _parameters(fn) -> list[torch.Tensor]:
+    """The tensors a distribution is built from (its own and its wrappers', its transforms'),
+    through ``Independent``, masks, expansions and transformed distributions."""
+    out, layers = [], [fn]
+    while layers:
+        layer = layers.pop()
+        for value in vars(layer).values():
+            if torch.is_tensor(value):
+                out.append(value)
+            elif isinstance(value, Distribution):
+                layers.append(value)
+            elif isinstance(value, (list, tuple)):  # a transformed distribution's transforms
+                layers += [t for t in value if isinstance(t, (Distribution, Transform))]
+    return [t for t in out if t.is_floating_point()]
+
+
 class _Latents(Messenger):
     """Set the gates to a structure and every other latent site to the constrained image of
-    an unconstrained value; record each site's log Jacobian, each gated value's mask and the
-    parameters of its slab where the gate is open."""
+    an unconstrained value; record each site's log Jacobian, each gated value's mask, and the
+    parameters of the priors of the latents: of each gated value's slab where its gate is open,
+    of every other latent's distribution."""
 
     def __init__(self, gates: dict, values: dict, kinds: dict) -> None:
         super().__init__()
         self.gates, self.values, self.kinds = gates, values, kinds
         self.log_jacobian: dict[str, torch.Tensor] = {}
         self.masks: dict[str, torch.Tensor] = {}
-        self.slab_parameters: list[torch.Tensor] = []
+        self.prior_parameters: list[torch.Tensor] = []
 
     def _pyro_sample(self, msg) -> None:
         name = msg["name"]
@@ -125,16 +144,13 @@ class _Latents(Messenger):
             base, mask = _slab(msg["fn"])
             self.masks[name] = mask
             if bool(mask.any()):
-                self.slab_parameters += [
-                    getattr(base, key)
-                    for key in base.arg_constraints
-                    if torch.is_tensor(getattr(base, key, None))
-                ]
+                self.prior_parameters += _parameters(base)
             transform = biject_to(base.support)
             value = transform(u)
             log_j = transform.log_abs_det_jacobian(u, value)
             log_j = torch.where(mask, log_j, torch.zeros_like(log_j))
         else:
+            self.prior_parameters += _parameters(msg["fn"])
             transform = biject_to(msg["fn"].support)
             value = transform(u)
             log_j = transform.log_abs_det_jacobian(u, value)
@@ -323,7 +339,7 @@ class _Structure:
             for n, shape in scorer.shapes.items()
         }
         self.free = _free_sites(terms, probe)
-        hyper = _depends_on(latents.slab_parameters, probe) | scorer.scales
+        hyper = _depends_on(latents.prior_parameters, probe) | scorer.scales
         active = [n for n in scorer.shapes if n not in self.free and len(self.index[n])]
         self.hyper = [n for n in active if n in hyper]
         self.inner = [n for n in active if n not in hyper]

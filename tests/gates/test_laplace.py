@@ -102,6 +102,43 @@ def test_a_shut_block_drops_its_scale_and_an_open_one_integrates_it():
     assert scorer.failures == 0
 
 
+def random_intercepts(Z, x, y=None, log_scale=True):
+    """Ungated random intercepts r ~ N(0, tau^2) per group and a gated slope; the scale is a
+    real latent log tau ~ N(-1, 1) (``log_scale``) or, the same model, tau ~ LogNormal(-1, 1)."""
+    if log_scale:
+        tau = pyro.sample("log_tau", dist.Normal(-1.0, 1.0)).exp()
+    else:
+        tau = pyro.sample("tau", dist.LogNormal(-1.0, 1.0))
+    with pyro.plate("groups", Z.shape[1]):
+        r = pyro.sample("r", dist.Normal(0.0, tau))
+    beta = gated("beta", dist.Normal(0.0, 1.0).expand([1]))
+    with pyro.plate("data", Z.shape[0]):
+        pyro.sample("y", dist.Normal((Z * r).sum(-1) + beta * x, 1.0), obs=y)
+
+
+def test_a_scale_on_the_log_scale_is_integrated_outside_as_a_positive_one():
+    """A real-support latent that another latent's prior depends on (log tau of ungated
+    random intercepts) is a hyperparameter: its joint mode with the intercepts is the funnel's
+    tau -> 0, where the evidence was read as that of no random effects at all."""
+    torch.manual_seed(4)
+    Z = torch.nn.functional.one_hot(torch.arange(60) % 12, 12).float()
+    x = torch.randn(60)
+    y = Z @ (0.7 * torch.randn(12)) + 0.4 * x + torch.randn(60)
+    grid = torch.linspace(-8.0, 3.0, 4001, dtype=torch.float64)
+    ZZ, eye = Z.double() @ Z.double().T, torch.eye(60, dtype=torch.float64)
+    log_lik = torch.tensor([_mvn(y.double(), eye + t**2 * ZZ) for t in grid.exp()])
+    log_prior = dist.Normal(torch.tensor(-1.0, dtype=torch.float64), 1.0).log_prob(grid)
+    exact_shut = float(torch.logsumexp(log_lik + log_prior, 0) + math.log(grid[1] - grid[0]))
+    scores = {}
+    for log_scale in (True, False):
+        scorer = GatedLaplaceScorer(random_intercepts, (Z, x, y), {"log_scale": log_scale})
+        scores[log_scale] = scorer.score(np.array([[False], [True]]))
+        assert scorer.failures == 0
+    np.testing.assert_allclose(scores[True], scores[False], atol=1e-6)
+    # Gaussian given tau, Laplace over log tau: close, not exact (as the gated block above)
+    assert scores[True][0] == pytest.approx(exact_shut + math.log(0.5), abs=0.05)
+
+
 def test_gates_in_plates_and_conditioned_gates():
     def model(y=None):
         with pyro.plate("firms", 3):
