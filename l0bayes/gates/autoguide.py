@@ -16,6 +16,7 @@ With ``pyro.infer.TraceMeanField_ELBO`` the gate KLs are analytic (the registere
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import ExitStack
 
 import pyro
@@ -43,6 +44,9 @@ from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
 from l0bayes.validation import check_choice, check_count, check_positive
 
 VALUE_GUIDES = ("normal", "delta")
+#: The start of Pyro's order-based mean-field warning (harmless for this guide: its parts
+#: draw independently).
+MEAN_FIELD_ORDER_WARNING = "Failed to verify mean field restriction"
 #: The submodule of :class:`GateGuide` holding one flat parameter per ``gated`` name.
 PACKED = "packed"
 
@@ -104,6 +108,8 @@ class GateGuide(AutoGuide):
         self._gates: dict[str, dict] = {}
         self._fixed: dict[str, torch.Tensor] = {}
         self._holders: dict[tuple[str, str], tuple] = {}
+        #: The model's observed sites when the guide was set up (the data it was fitted to).
+        self.observed_sites: list[str] = []
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         super()._setup_prototype(*args, **kwargs)
@@ -116,6 +122,7 @@ class GateGuide(AutoGuide):
             and not site["infer"].get("_deterministic")
             and not is_gated_site(site)
         ]
+        self.observed_sites = [name for name, _, _ in observed]
         self._gates = {}
         self._fixed = {}
         self._holders = {}
@@ -447,6 +454,13 @@ class AutoL0Guide(AutoGuideList):
     space) or a point mass (``"delta"``). Every other latent site: ``AutoNormal`` or
     ``AutoDelta`` on the model with the gated sites blocked.
 
+    The guide is mean-field by construction (its parts draw independently), but Pyro's
+    ``TraceMeanField_ELBO`` checks that only by site order, and warns "Failed to verify mean
+    field restriction" when the model samples other latents after a ``gated`` call (this
+    guide draws them first). That warning is harmless here; :func:`fit_autol0` silences it
+    (``warnings.filterwarnings("ignore", message=MEAN_FIELD_ORDER_WARNING)`` in a loop of
+    your own).
+
     The gated sites' parameters are one tensor per ``gated`` name; read or set them as
     ``guide.gate_guide.log_alpha.<name>``, ``.loc.<name>``, ``.scale.<name>`` (see
     :class:`GateGuide`).
@@ -495,6 +509,11 @@ class AutoL0Guide(AutoGuideList):
         for part in self:
             result.update(part.forward(*args, **kwargs))
         return result
+
+    @property
+    def observed_sites(self) -> list[str]:
+        """The model's observed sites (``gated``'s gates aside) when the guide was set up."""
+        return self.gate_guide.observed_sites
 
     @property
     def gate_guide(self) -> GateGuide:
@@ -563,7 +582,9 @@ def fit_autol0(
     optim = pyro.optim.Adam({"lr": lr})
     svi = pyro.infer.SVI(model, guide, optim, pyro.infer.TraceMeanField_ELBO())
     with torch_threads(num_threads):
-        svi.step(*args, **kwargs)
+        with warnings.catch_warnings():  # the guide's parts are independent: mean field holds
+            warnings.filterwarnings("ignore", message=MEAN_FIELD_ORDER_WARNING)
+            svi.step(*args, **kwargs)
         with pyro.validation_enabled(False):
             for _ in range(num_steps - 1):
                 svi.step(*args, **kwargs)
@@ -574,6 +595,7 @@ __all__ = [
     "fit_autol0",
     "AutoL0Guide",
     "GateGuide",
+    "MEAN_FIELD_ORDER_WARNING",
     "PACKED",
     "RoleView",
     "packed_attribute",

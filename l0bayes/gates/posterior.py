@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pyro import poutine
 from tqdm.auto import tqdm
 
 from l0bayes.gates.laplace import GatedLaplaceScorer
@@ -139,6 +140,25 @@ def _run_chains(scorer, starts, n_iter: int, seed: int, progress: bool) -> MC3Re
         )  # fmt: skip
 
 
+def _check_same_observations(model: Callable, guide, args: tuple, kwargs: dict) -> None:
+    """Refuse data that leave a site latent that was observed when the guide was fitted (a
+    response forgotten: it would be integrated out, and the PIPs would be the prior's)."""
+    if getattr(guide, "prototype_trace", None) is None:
+        raise ValueError("the guide has not been run yet: fit it (or call it once) first")
+    with poutine.block(), torch.random.fork_rng(devices=[]):  # the user's stream untouched
+        now = poutine.trace(model).get_trace(*args, **kwargs)
+    missing = [
+        name
+        for name in guide.observed_sites
+        if name not in now.nodes or not now.nodes[name]["is_observed"]
+    ]
+    if missing:
+        raise ValueError(
+            f"the site(s) {missing} were observed when the guide was fitted but are latent "
+            "with these arguments: pass the same data (e.g. y) as to the fit"
+        )
+
+
 def missed_mass(scorer: GatedLaplaceScorer, best: np.ndarray, best_score: float) -> str | None:
     """The warning of a flip-and-swap climb from the chains' best structure ``best`` (log
     evidence ``best_score``) that ends more than
@@ -180,6 +200,7 @@ def posterior_inclusion_probs(
     """
     check_choice("method", method, METHODS)
     num_chains = check_count("num_chains", num_chains)
+    _check_same_observations(model, guide, args, kwargs)
     medians = guide.median(*args, **kwargs)
     with tqdm(desc="Laplace fits of gate structures", disable=not progress, leave=False,
               mininterval=1.0) as bar:  # fmt: skip

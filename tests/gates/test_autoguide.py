@@ -1,5 +1,7 @@
 """``AutoL0Guide``: the ELBO's KL against its closed form, and the guide's summaries."""
 
+import warnings
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -8,7 +10,15 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence
 
 from l0bayes.distributions import HardConcrete, gate_kl
-from l0bayes.gates import AutoL0Guide, GatedValue, GateGuide, gated, hard_concrete_quantile
+from l0bayes.gates import (
+    AutoL0Guide,
+    GatedValue,
+    GateGuide,
+    fit_autol0,
+    gated,
+    hard_concrete_quantile,
+)
+from l0bayes.gates.autoguide import MEAN_FIELD_ORDER_WARNING
 
 LOG_ALPHA = torch.tensor([-2.0, 0.5, 3.0])
 LOC = torch.tensor([0.3, -1.0, 2.0])
@@ -242,3 +252,25 @@ def test_dotted_names_that_nest_are_separate_parameters():
 
     with pytest.raises(ValueError, match="differ only in '.' against '/'"):
         AutoL0Guide(clashing)()
+
+
+def test_fit_autol0_is_silent_about_latents_sampled_after_a_gate():
+    """Pyro's order check warns when the model samples a latent after ``gated`` (the guide
+    draws the other latents first); the guide is mean-field by construction, so the fit is
+    silent, and the warning is Pyro's own in a loop of the user's."""
+
+    def model(X, y=None):
+        beta = gated("beta", dist.Normal(0.0, 1.0).expand([X.shape[1]]))
+        sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+        with pyro.plate("data", X.shape[0]):
+            pyro.sample("y", dist.Normal((X * beta).sum(-1), sigma), obs=y)
+
+    X = torch.randn(20, 2)
+    y = X[:, 0] + 0.1 * torch.randn(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_autol0(model, X, y, num_steps=2)
+    pyro.clear_param_store()
+    svi = pyro.infer.SVI(model, AutoL0Guide(model), pyro.optim.Adam({}), TraceMeanField_ELBO())
+    with pytest.warns(UserWarning, match=MEAN_FIELD_ORDER_WARNING), pyro.validation_enabled():
+        svi.step(X, y)

@@ -125,6 +125,17 @@ def test_bad_options_are_one_clear_error():
         guide.posterior_inclusion_probs(linear, X, y, method="exact")
 
 
+def test_data_that_leave_the_response_latent_are_refused():
+    """A forgotten y would be integrated out as a latent: the PIPs would be the prior's."""
+    X, y = _data(3)
+    guide = _guide(X, y)
+    assert guide.observed_sites == ["y"]
+    with pytest.raises(ValueError, match=r"\['y'\] were observed when the guide was fitted"):
+        guide.posterior_inclusion_probs(linear, X, progress=False)
+    with pytest.raises(ValueError, match="observes nothing with these arguments"):
+        GatedLaplaceScorer(linear, (X,))
+
+
 # ---------------------------------------------------------------- the issue's logistic model
 def logistic(X, y=None, expected_model_size=3.0):
     """The logistic regression of the docs (issue 30): N(0, 5^2) intercept, gated N(0, 1)
