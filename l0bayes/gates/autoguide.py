@@ -40,7 +40,7 @@ from l0bayes.distributions import (
 )
 from l0bayes.gates.pairing import GatedValue, GuideGate, begin_draws, register_draw
 from l0bayes.gates.posterior import GatePosterior, posterior_inclusion_probs
-from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
+from l0bayes.gates.primitive import ROLE_KEY, is_gated_site, is_observed_data
 from l0bayes.validation import check_choice, check_count, check_positive
 
 VALUE_GUIDES = ("normal", "delta")
@@ -117,10 +117,7 @@ class GateGuide(AutoGuide):
         observed = [
             (name, {f.name for f in site["cond_indep_stack"] if f.vectorized}, site["fn"])
             for name, site in full.nodes.items()
-            if site["type"] == "sample"
-            and site["is_observed"]
-            and not site["infer"].get("_deterministic")
-            and not is_gated_site(site)
+            if is_observed_data(site)
         ]
         self.observed_sites = [name for name, _, _ in observed]
         self._gates = {}
@@ -164,8 +161,7 @@ class GateGuide(AutoGuide):
         entry["layout"] = [(role, t.shape) for role, t in start.items()]
         entry["sizes"] = [t.numel() for t in start.values()]
         attribute = packed_attribute(name)
-        clash = [other for other in self._gates if other != name]
-        clash = [other for other in clash if packed_attribute(other) == attribute]
+        clash = [o for o in self._gates if o != name and packed_attribute(o) == attribute]
         if clash:
             raise ValueError(
                 f"the gated names {name!r} and {clash[0]!r} differ only in '.' against '/'; "
@@ -201,8 +197,7 @@ class GateGuide(AutoGuide):
 
         :param name: the name given to ``gated``.
         """
-        self._entry(name)
-        out = self.split_packed(name, self._packed(name))
+        out = _split(self._entry(name), self._packed(name))
         if "scale" in out:
             out["scale"] = out["scale"].exp()
         return out
@@ -224,12 +219,7 @@ class GateGuide(AutoGuide):
         :param name: the name given to ``gated``.
         :param flat: a 1-D tensor with as many elements as ``name``'s parameters.
         """
-        entry = self._entry(name)
-        pieces = flat.split(entry["sizes"])
-        return {
-            role: piece.view(shape)
-            for (role, shape), piece in zip(entry["layout"], pieces, strict=True)
-        }
+        return _split(self._entry(name), flat)
 
     def _entry(self, name: str) -> dict:
         entry = self._gates.get(name)
@@ -246,21 +236,18 @@ class GateGuide(AutoGuide):
         :param role: which parameters.
         :param value: the new values, broadcastable to their shape.
         """
-        entry = self._entry(name)
-        roles = [role for role, _ in entry["layout"]]
-        if role not in roles:
-            raise KeyError(f"the gated name {name!r} has no {role!r} parameters (it has {roles})")
-        value = torch.as_tensor(value)
-        if role == "scale":
-            if not bool((value > 0).all()):
-                raise ValueError(f"scale must be positive, got {value}")
-            value = value.log()
-        index = roles.index(role)
-        start = sum(entry["sizes"][:index])
-        shape = entry["layout"][index][1]
         with torch.no_grad():
-            flat = self._packed(name, unconstrained=True)
-            flat[start : start + entry["sizes"][index]].copy_(value.expand(shape).reshape(-1))
+            pieces = _split(self._entry(name), self._packed(name, unconstrained=True))
+            if role not in pieces:
+                raise KeyError(
+                    f"the gated name {name!r} has no {role!r} parameters (it has {list(pieces)})"
+                )
+            value = torch.as_tensor(value)
+            if role == "scale":
+                if not bool((value > 0).all()):
+                    raise ValueError(f"scale must be positive, got {value}")
+                value = value.log()
+            pieces[role].copy_(value.expand(pieces[role].shape))
 
     @property
     def gated_names(self) -> list[str]:
@@ -415,6 +402,13 @@ class RoleView:
 
     def __dir__(self) -> list[str]:
         return self._guide.gated_names
+
+
+def _split(entry: dict, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Views of a flat tensor by role, shaped by a gated name's ``layout`` and ``sizes``."""
+    pieces = flat.split(entry["sizes"])
+    layout = zip(entry["layout"], pieces, strict=True)
+    return {role: piece.view(shape) for (role, shape), piece in layout}
 
 
 def packed_attribute(name: str) -> str:

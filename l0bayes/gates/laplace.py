@@ -68,7 +68,7 @@ from torch.distributions import Distribution, Independent, Transform, biject_to,
 
 from l0bayes.gates.newton import fd_log_integral, laplace_log_integral, newton
 from l0bayes.gates.pairing import PairedSlab
-from l0bayes.gates.primitive import ROLE_KEY, is_gated_site
+from l0bayes.gates.primitive import ROLE_KEY, is_observed_data
 from l0bayes.model_space import model_key
 from l0bayes.validation import check_count
 
@@ -199,13 +199,7 @@ class GatedLaplaceScorer:
                 self._add_site(name, site)
         if not self.gates:
             raise ValueError("the model declares no gates: call l0bayes.gated(...) in it")
-        if not any(
-            site["type"] == "sample"
-            and site["is_observed"]
-            and not is_gated_site(site)
-            and not site["infer"].get("_deterministic")
-            for site in trace.nodes.values()
-        ):
+        if not any(is_observed_data(site) for site in trace.nodes.values()):
             raise ValueError(
                 "the model observes nothing with these arguments: pass the data (e.g. y); "
                 "without them the evidence of every structure is the prior's"

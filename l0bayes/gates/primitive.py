@@ -361,6 +361,20 @@ def is_gated_site(msg: dict) -> bool:
     return ROLE_KEY in infer
 
 
+def is_observed_data(site: dict) -> bool:
+    """Whether a trace site is data the model observes: an observed sample site that is
+    neither a gate conditioned by the user nor a deterministic site (``gated``'s product).
+
+    :param site: a Pyro trace node.
+    """
+    return (
+        site["type"] == "sample"
+        and site["is_observed"]
+        and not (site.get("infer") or {}).get("_deterministic")
+        and not is_gated_site(site)
+    )
+
+
 __all__ = [
     "GATE_SUFFIX",
     "ROLE_KEY",
@@ -371,4 +385,5 @@ __all__ = [
     "group_layout",
     "gated",
     "is_gated_site",
+    "is_observed_data",
 ]

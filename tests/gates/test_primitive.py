@@ -9,6 +9,7 @@ from pyro.infer import SVI, Predictive, TraceMeanField_ELBO
 
 from l0bayes.gates import AutoL0Guide, gated, primitive
 from l0bayes.gates.pairing import GatedProduct
+from l0bayes.gates.primitive import is_observed_data
 
 
 def _shapes(model, *args):
@@ -194,3 +195,15 @@ def test_fits_on_cuda():
     for _ in range(5):
         svi.step(X, y)
     assert guide.inclusion_probs()["beta"].device.type == "cuda"
+
+
+def test_observed_data_are_the_observations_not_conditioned_gates_or_products():
+    def model(y=None):
+        beta = gated("beta", dist.Normal(0.0, 1.0).expand([2]))
+        pyro.sample("y", dist.Normal(beta.sum(), 1.0), obs=y)
+
+    conditioned = poutine.condition(model, {"beta.gate": torch.ones(2)})
+    trace = poutine.trace(conditioned).get_trace(torch.tensor(0.5))
+    observed = {name for name, site in trace.nodes.items() if is_observed_data(site)}
+    assert observed == {"y"}
+    assert trace.nodes["beta.gate"]["is_observed"] and trace.nodes["beta"]["is_observed"]
